@@ -1,0 +1,1 @@
+"""Shared OfficeFlow core (settings, store, templating) and assets; on PYTHONPATH via the repo root."""

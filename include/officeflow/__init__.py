@@ -1,0 +1,1 @@
+"""OfficeFlow core: settings, the OfficeFlow store and its migrations, templating."""

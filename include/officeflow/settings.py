@@ -1,0 +1,114 @@
+"""OfficeFlow configuration, in one place.
+
+Layers, highest first: process environment variables, the ``.env`` file at the repository root
+(or the file named by ``OFFICEFLOW_ENV_FILE``), then the defaults below. Every process (api-server
+plugin, scheduler, workers, tests) reads the same model, validated when first loaded, so a bad
+value stops the component at start-up with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MIN_PRODUCTION_SECRET_LENGTH = 32
+
+
+class ConfigurationError(RuntimeError):
+    """Raised when the OfficeFlow configuration is invalid; the message lists every problem."""
+
+
+class Settings(BaseSettings):
+    """Validated OfficeFlow settings (environment variables use the ``OFFICEFLOW_`` prefix)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OFFICEFLOW_",
+        env_file=os.environ.get("OFFICEFLOW_ENV_FILE", str(REPO_ROOT / ".env")),
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    env: Literal["dev", "test", "production"] = Field(
+        default="dev", description="Deployment mode; 'production' enforces strong secrets."
+    )
+    home: Path = Field(
+        default=REPO_ROOT / ".officeflow",
+        description="Local state folder for dev mode (SQLite files, mailbox, documents).",
+    )
+    db_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the OfficeFlow store; defaults to a SQLite file under home.",
+    )
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AIRFLOW__API_AUTH__JWT_SECRET", "OFFICEFLOW_JWT_SECRET"),
+        description="Secret that signs Airflow/OfficeFlow API tokens (Airflow's [api_auth] jwt_secret).",
+    )
+    bamboohr_webhook_key: SecretStr | None = Field(
+        default=None,
+        description="Private key of the BambooHR webhook (shown once when the webhook is created).",
+    )
+    webhook_replay_window_seconds: int = Field(
+        default=300, ge=1, le=3600, description="Max age (and future skew) of a signed timestamp."
+    )
+    webhook_max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest webhook body accepted (413 above it)."
+    )
+    onboarding_dag_id: str = Field(
+        default="employee_onboarding", description="DAG started by a BambooHR employee.created event."
+    )
+    smtp_host: str = Field(default="127.0.0.1", description="Host of the dev-mode SMTP sink.")
+    smtp_port: int = Field(default=2525, ge=1, le=65535, description="Port of the dev-mode SMTP sink.")
+    mailbox_dir: Path | None = Field(
+        default=None, description="Where the dev-mode SMTP sink writes .eml files (home/mailbox)."
+    )
+    documents_dir: Path | None = Field(
+        default=None, description="Local documents folder in dev mode (home/documents)."
+    )
+
+    @model_validator(mode="after")
+    def _fill_and_check(self) -> Settings:
+        self.home = self.home.expanduser().resolve()
+        if not self.db_url:
+            self.db_url = f"sqlite:///{self.home / 'officeflow.db'}"
+        self.mailbox_dir = (self.mailbox_dir or self.home / "mailbox").expanduser().resolve()
+        self.documents_dir = (self.documents_dir or self.home / "documents").expanduser().resolve()
+        if self.env == "production":
+            problems = []
+            secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
+            if len(secret) < MIN_PRODUCTION_SECRET_LENGTH:
+                problems.append(
+                    "AIRFLOW__API_AUTH__JWT_SECRET (or OFFICEFLOW_JWT_SECRET) must be at least "
+                    f"{MIN_PRODUCTION_SECRET_LENGTH} characters in production (got {len(secret)})"
+                )
+            if self.db_url.startswith("sqlite"):
+                problems.append("OFFICEFLOW_DB_URL must point at a server database in production, not SQLite")
+            if problems:
+                raise ValueError("; ".join(problems))
+        return self
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build and validate settings; raise :class:`ConfigurationError` with a readable message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            name = f"OFFICEFLOW_{where.upper()}" if err["loc"] else where
+            lines.append(f"  - {name}: {err['msg']}")
+        raise ConfigurationError("Invalid OfficeFlow configuration:\n" + "\n".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, loaded once."""
+    return load_settings()

@@ -1,0 +1,1 @@
+"""Local stand-ins for external services in dev mode and tests (real protocols, local state)."""

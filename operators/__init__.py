@@ -1,0 +1,1 @@
+"""OfficeFlow operators, one module per integration domain."""

@@ -1,0 +1,1 @@
+"""Airflow plugins folder; importable as ``plugins`` because the repository root is on PYTHONPATH."""

@@ -1,0 +1,68 @@
+"""One error shape everywhere: ``{"error": {"message", "code", "correlationId"}}``."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+CORRELATION_HEADER = "X-Correlation-ID"
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error answered to the client with a status code, a stable code and a message."""
+
+    def __init__(self, status_code: int, code: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def correlation_id(request: Request) -> str:
+    """The caller's correlation id (if sane) or a new one; stored on the request for reuse."""
+    existing = getattr(request.state, "correlation_id", None)
+    if existing:
+        return existing
+    supplied = request.headers.get(CORRELATION_HEADER, "")
+    value = supplied if 0 < len(supplied) <= 64 and supplied.replace("-", "").isalnum() else str(uuid.uuid4())
+    request.state.correlation_id = value
+    return value
+
+
+def error_response(request: Request, status_code: int, code: str, message: str,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    cid = correlation_id(request)
+    return JSONResponse(
+        status_code=status_code,
+        content={"error": {"message": message, "code": code, "correlationId": cid}},
+        headers={CORRELATION_HEADER: cid, **(headers or {})},
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(request, exc.status_code, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(request, exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return error_response(request, 422, "validation_error", f"{where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("Unhandled error (correlationId=%s)", correlation_id(request))
+        return error_response(request, 500, "internal_error", "Internal error; quote the correlationId")

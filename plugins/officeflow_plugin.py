@@ -1,0 +1,12 @@
+"""Registers OfficeFlow with Airflow: the gateway FastAPI app under ``/officeflow``."""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+from plugins.officeflow_gateway.app import create_app
+
+
+class OfficeFlowPlugin(AirflowPlugin):
+    name = "officeflow"
+    fastapi_apps = [{"app": create_app(), "url_prefix": "/officeflow", "name": "OfficeFlow gateway"}]

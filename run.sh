@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# OfficeFlow's one entry point. `./run.sh help` lists the commands.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+
+usage() {
+  cat <<'EOF'
+Usage: ./run.sh <command>
+
+  dev        Install if needed, migrate, and run OfficeFlow on http://localhost:8080
+             (api-server, scheduler, dag-processor, triggerer, SMTP sink; Ctrl-C stops all)
+  test       Install if needed and run the whole test suite (starts its own PostgreSQL)
+  migrate    Upgrade Airflow's metadata DB and the OfficeFlow store
+  webhook    Send a sample signed BambooHR webhook to the running dev platform
+  lint       ruff + mypy
+  clean      Remove local state (.officeflow/); `clean --all` also removes .venv
+EOF
+}
+
+log() { printf '\033[1;34m[officeflow]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[officeflow] %s\033[0m\n' "$*" >&2; exit 1; }
+
+# --- installation -------------------------------------------------------------------------
+ensure_venv() {
+  local stamp="$VENV/.requirements.sha256"
+  local want; want="$(sha256sum requirements.txt | cut -d' ' -f1)"
+  if [[ -x "$VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    return
+  fi
+  if ! command -v uv >/dev/null 2>&1; then
+    log "installing uv"
+    python3 -m pip install --quiet uv || die "could not install uv (pip install uv)"
+  fi
+  [[ -x "$VENV/bin/python" ]] || uv venv --quiet --python 3.11 "$VENV"
+  log "installing Python dependencies into .venv (uv, pinned requirements.txt)"
+  uv pip install --quiet --python "$VENV/bin/python" -r requirements.txt
+  echo "$want" > "$stamp"
+}
+
+postgres_bin() {
+  local dir
+  for dir in /usr/lib/postgresql/*/bin; do
+    [[ -x "$dir/initdb" ]] && { echo "$dir"; return 0; }
+  done
+  return 1
+}
+
+ensure_postgres() {
+  postgres_bin >/dev/null && return
+  [[ "$(id -u)" == 0 ]] || die "PostgreSQL server binaries missing: apt-get install postgresql (as root)"
+  log "installing PostgreSQL from apt (the tests start their own throw-away cluster)"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  postgres_bin >/dev/null || die "PostgreSQL install did not provide initdb"
+}
+
+# --- environment --------------------------------------------------------------------------
+# Layering: process environment > .env > defaults. `.env` only fills variables that are unset.
+load_dotenv() {
+  [[ -f "$ROOT/.env" ]] || return 0
+  local line key value
+  while IFS= read -r line || [[ -n "$line" ]]; do
+    [[ "$line" =~ ^[[:space:]]*(#|$) ]] && continue
+    [[ "$line" =~ ^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
+    key="${BASH_REMATCH[2]}"; value="${BASH_REMATCH[3]}"
+    value="${value%\"}"; value="${value#\"}"; value="${value%\'}"; value="${value#\'}"
+    if [[ -z "${!key+x}" ]]; then export "$key=$value"; fi
+  done < "$ROOT/.env"
+}
+
+random_secret() { "$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(48))'; }
+
+# First `dev` run writes a .env with generated secrets, so restarts keep tokens and keys valid.
+ensure_dotenv() {
+  [[ -f "$ROOT/.env" ]] && return
+  log "writing .env with generated dev secrets (edit it, or override with environment variables)"
+  umask 077
+  cat > "$ROOT/.env" <<EOF
+# OfficeFlow local configuration (dev). Environment variables override these values.
+OFFICEFLOW_ENV=dev
+OFFICEFLOW_ADMIN_PASSWORD=$(random_secret | cut -c1-16)
+OFFICEFLOW_BAMBOOHR_WEBHOOK_KEY=$(random_secret)
+AIRFLOW__API_AUTH__JWT_SECRET=$(random_secret)
+AIRFLOW__CORE__FERNET_KEY=$("$VENV/bin/python" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')
+EOF
+  umask 022
+}
+
+airflow_env() {
+  load_dotenv
+  export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+  export PATH="$VENV/bin:$PATH"
+  export OFFICEFLOW_HOME="${OFFICEFLOW_HOME:-$ROOT/.officeflow}"
+  export AIRFLOW_HOME="${AIRFLOW_HOME:-$OFFICEFLOW_HOME/airflow}"
+  export OFFICEFLOW_PORT="${OFFICEFLOW_PORT:-8080}"
+  export OFFICEFLOW_SMTP_PORT="${OFFICEFLOW_SMTP_PORT:-2525}"
+  mkdir -p "$AIRFLOW_HOME" "$OFFICEFLOW_HOME/logs" "$OFFICEFLOW_HOME/mailbox" "$OFFICEFLOW_HOME/documents"
+  export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
+  export AIRFLOW__CORE__PLUGINS_FOLDER="$ROOT/plugins"
+  export AIRFLOW__CORE__LOAD_EXAMPLES=False
+  export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-LocalExecutor}"
+  export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-sqlite:///$AIRFLOW_HOME/airflow.db}"
+  export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$OFFICEFLOW_PORT/execution/"
+  export AIRFLOW__API__BASE_URL="http://localhost:$OFFICEFLOW_PORT"
+  export AIRFLOW__API__PORT="$OFFICEFLOW_PORT"
+  export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="${AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL:-30}"
+  export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin"
+  export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$AIRFLOW_HOME/simple_auth_manager_passwords.json"
+  if [[ -n "${OFFICEFLOW_ADMIN_PASSWORD:-}" ]]; then
+    printf '{"admin": "%s"}\n' "$OFFICEFLOW_ADMIN_PASSWORD" > "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
+  fi
+  if [[ -z "${AIRFLOW_CONN_SMTP_DEFAULT:-}" ]]; then
+    AIRFLOW_CONN_SMTP_DEFAULT="$(printf '{"conn_type": "smtp", "host": "127.0.0.1", "port": %s, "extra": {"disable_tls": true, "disable_ssl": true, "from_email": "people@officeflow.local", "timeout": 10, "retry_limit": 1}}' "$OFFICEFLOW_SMTP_PORT")"
+    export AIRFLOW_CONN_SMTP_DEFAULT
+  fi
+}
+
+# --- commands -----------------------------------------------------------------------------
+cmd_migrate() {
+  ensure_venv
+  airflow_env
+  log "migrating Airflow metadata DB ($AIRFLOW__DATABASE__SQL_ALCHEMY_CONN)"
+  airflow db migrate >"$OFFICEFLOW_HOME/logs/migrate.log" 2>&1 || { tail -30 "$OFFICEFLOW_HOME/logs/migrate.log"; die "airflow db migrate failed"; }
+  log "migrating the OfficeFlow store"
+  python -m include.officeflow.store migrate
+}
+
+PIDS=()
+stop_all() {
+  trap - INT TERM EXIT
+  if ((${#PIDS[@]})); then
+    log "stopping OfficeFlow"
+    kill "${PIDS[@]}" 2>/dev/null || true
+    wait 2>/dev/null || true
+  fi
+}
+
+start() {  # start NAME CMD...: run in the background, log to .officeflow/logs/NAME.log
+  local name="$1"; shift
+  "$@" >"$OFFICEFLOW_HOME/logs/$name.log" 2>&1 &
+  PIDS+=("$!")
+}
+
+cmd_dev() {
+  ensure_venv
+  ensure_dotenv
+  airflow_env
+  python -c 'from include.officeflow.settings import get_settings; get_settings()' \
+    || die "fix the configuration above (.env or environment variables)"
+  cmd_migrate
+  trap stop_all INT TERM EXIT
+  start smtp-sink python -m include.sandbox.smtp_sink --port "$OFFICEFLOW_SMTP_PORT" --mailbox "$OFFICEFLOW_HOME/mailbox"
+  start api-server airflow api-server --port "$OFFICEFLOW_PORT"
+  start scheduler airflow scheduler
+  start dag-processor airflow dag-processor
+  start triggerer airflow triggerer
+  log "waiting for http://localhost:$OFFICEFLOW_PORT (logs in .officeflow/logs/)"
+  local i
+  for i in $(seq 1 120); do
+    curl -fsS "http://127.0.0.1:$OFFICEFLOW_PORT/officeflow/health/ready" >/dev/null 2>&1 && break
+    sleep 1
+  done
+  curl -fsS "http://127.0.0.1:$OFFICEFLOW_PORT/officeflow/health/ready" >/dev/null 2>&1 \
+    || die "api-server did not become ready; see .officeflow/logs/api-server.log"
+  cat <<EOF
+
+  OfficeFlow is running.
+    Airflow UI        http://localhost:$OFFICEFLOW_PORT      login: admin / ${OFFICEFLOW_ADMIN_PASSWORD:-see $AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE}
+    Health            http://localhost:$OFFICEFLOW_PORT/officeflow/health
+    Sample webhook    ./run.sh webhook          (in another terminal)
+    Mailbox (.eml)    $OFFICEFLOW_HOME/mailbox/
+    Logs              $OFFICEFLOW_HOME/logs/
+  Ctrl-C stops everything.
+
+EOF
+  wait -n "${PIDS[@]}" || true
+  log "a component exited; see .officeflow/logs/"
+}
+
+cmd_webhook() {
+  ensure_venv
+  airflow_env
+  python -m include.sandbox.bamboohr_sender --url "http://127.0.0.1:$OFFICEFLOW_PORT/officeflow/webhooks/bamboohr" "$@"
+}
+
+cmd_test() {
+  ensure_venv
+  ensure_postgres
+  export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+  export PATH="$VENV/bin:$PATH"
+  export OFFICEFLOW_POSTGRES_BIN="${OFFICEFLOW_POSTGRES_BIN:-$(postgres_bin)}"
+  python -m pytest "$@"
+}
+
+cmd_lint() {
+  ensure_venv
+  export PYTHONPATH="$ROOT"
+  "$VENV/bin/ruff" check .
+  "$VENV/bin/mypy"
+}
+
+cmd_clean() {
+  log "removing .officeflow/ (local databases, mailbox, documents, logs)"
+  rm -rf "$ROOT/.officeflow"
+  if [[ "${1:-}" == "--all" ]]; then
+    log "removing .venv/ and .env"
+    rm -rf "$VENV" "$ROOT/.env"
+  fi
+}
+
+case "${1:-help}" in
+  dev) shift; cmd_dev "$@" ;;
+  test) shift; cmd_test "$@" ;;
+  migrate) shift; cmd_migrate "$@" ;;
+  webhook) shift; cmd_webhook "$@" ;;
+  lint) shift; cmd_lint "$@" ;;
+  clean) shift; cmd_clean "$@" ;;
+  help|-h|--help) usage ;;
+  *) usage; exit 2 ;;
+esac

@@ -1,0 +1,120 @@
+"""Test harness: one real PostgreSQL cluster for the session, Airflow configured to use it.
+
+Airflow reads its configuration when first imported, so the cluster is started and the
+environment set in ``pytest_configure``, before any test module (and so Airflow) is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness.postgres import PostgresCluster
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BAMBOOHR_TEST_KEY = "test-bamboohr-private-key-0123456789abcdef"
+_cluster: PostgresCluster | None = None
+
+
+def base_environment(airflow_home: Path, airflow_db: str, store_db: str) -> dict[str, str]:
+    """Environment shared by in-process tests and the Airflow processes of the e2e tests."""
+    return {
+        "PYTHONPATH": str(REPO_ROOT),
+        "OFFICEFLOW_ENV": "test",
+        "OFFICEFLOW_ENV_FILE": os.devnull,  # a developer's .env must not leak into tests
+        "OFFICEFLOW_HOME": str(airflow_home / "officeflow"),
+        "OFFICEFLOW_DB_URL": store_db,
+        "OFFICEFLOW_BAMBOOHR_WEBHOOK_KEY": BAMBOOHR_TEST_KEY,
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "test-jwt-secret-that-is-long-enough-0123456789",
+        "AIRFLOW__CORE__FERNET_KEY": "Z3YbTGZ2Tq2zJ8pVJ3s0C9xkq6mUu2o2XqFz1pF1b3c=",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+    }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _cluster
+    if hasattr(config, "workerinput"):
+        return
+    _cluster = PostgresCluster().start()
+    _cluster.create_database("airflow")
+    _cluster.create_database("officeflow")
+    home = Path(tempfile.mkdtemp(prefix="officeflow-airflow-home-"))
+    os.environ.update(base_environment(home, _cluster.url("airflow"), _cluster.url("officeflow")))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _cluster is not None:
+        _cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> PostgresCluster:
+    assert _cluster is not None
+    return _cluster
+
+
+def run_airflow(*args: str, env: dict[str, str] | None = None, timeout: int = 300) -> str:
+    """Run an ``airflow`` CLI command in a subprocess; fail the test with its output on error."""
+    airflow = Path(sys.executable).with_name("airflow")
+    result = subprocess.run([str(airflow), *args], env=env or dict(os.environ), capture_output=True,
+                            text=True, timeout=timeout)
+    if result.returncode != 0:
+        pytest.fail(f"airflow {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def airflow_db(postgres: PostgresCluster) -> str:
+    """Airflow's metadata DB migrated, with OfficeFlow's DAGs serialised; returns its URL.
+
+    A pristine copy (``airflow_template``) is taken right after migration for the e2e tests.
+    """
+    run_airflow("db", "migrate")
+    postgres.create_database("airflow_template", template="airflow")
+    run_airflow("dags", "reserialize")
+    return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+
+@pytest.fixture(scope="session")
+def store_url(postgres: PostgresCluster) -> str:
+    """The OfficeFlow store on PostgreSQL, migrated to head."""
+    from include.officeflow.store import migrate
+
+    url = os.environ["OFFICEFLOW_DB_URL"]
+    migrate(url)
+    return url
+
+
+@pytest.fixture
+def clean_store(store_url: str) -> Iterator[str]:
+    """An empty store for one test."""
+    from sqlalchemy import text
+
+    from include.officeflow.store import get_engine
+
+    with get_engine(store_url).begin() as conn:
+        conn.execute(text("TRUNCATE webhook_events, audit_log"))
+    yield store_url
+
+
+@pytest.fixture
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Change OFFICEFLOW_* variables for one test; the settings cache is reset around it."""
+    from include.officeflow.settings import get_settings
+
+    get_settings.cache_clear()
+    yield monkeypatch
+    monkeypatch.undo()
+    get_settings.cache_clear()

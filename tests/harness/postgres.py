@@ -1,0 +1,81 @@
+"""A throw-away PostgreSQL cluster for the tests: initdb in a temp dir, 127.0.0.1, a free port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from tests.harness.ports import free_port
+
+
+def _bin_dir() -> Path:
+    configured = os.environ.get("OFFICEFLOW_POSTGRES_BIN")
+    candidates = [Path(configured)] if configured else sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    for candidate in reversed(candidates):
+        if (candidate / "initdb").exists():
+            return candidate
+    raise RuntimeError("PostgreSQL server binaries not found: apt-get install postgresql (./run.sh test does)")
+
+
+class PostgresCluster:
+    """Start with :meth:`start`, stop with :meth:`stop`; :meth:`url` names a database in it."""
+
+    def __init__(self) -> None:
+        self.bin = _bin_dir()
+        self.root = Path(tempfile.mkdtemp(prefix="officeflow-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self._as_postgres = os.geteuid() == 0  # PostgreSQL refuses to run as root
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [str(a) for a in args]
+        if self._as_postgres:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
+
+    def start(self) -> PostgresCluster:
+        if self._as_postgres:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run(self.bin / "initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "-E", "UTF8")
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        self._run(self.bin / "pg_ctl", "-D", self.data, "-o", options, "-l", self.root / "postgres.log",
+                  "-w", "-t", "60", "start")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            probe = subprocess.run([self.bin / "pg_isready", "-h", "127.0.0.1", "-p", str(self.port)],
+                                   capture_output=True)
+            if probe.returncode == 0:
+                return self
+            time.sleep(0.2)
+        raise RuntimeError(f"PostgreSQL did not start; see {self.root / 'postgres.log'}")
+
+    def stop(self) -> None:
+        if self.data.exists():
+            try:
+                self._run(self.bin / "pg_ctl", "-D", self.data, "-m", "immediate", "stop")
+            except subprocess.CalledProcessError:
+                pass
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def url(self, database: str, driver: str = "postgresql+psycopg2") -> str:
+        return f"{driver}://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str, template: str | None = None) -> str:
+        sql = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
+        self.psql(sql)
+        return self.url(name)
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        result = subprocess.run(
+            [self.bin / "psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database,
+             "-v", "ON_ERROR_STOP=1", "-Atc", sql],
+            check=True, capture_output=True, text=True, timeout=60,
+        )
+        return result.stdout.strip()
