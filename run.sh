@@ -153,7 +153,7 @@ cmd_dev() {
   cmd_migrate
   trap stop_all INT TERM EXIT
   start smtp-sink python -m include.sandbox.smtp_sink --port "$OFFICEFLOW_SMTP_PORT" --mailbox "$OFFICEFLOW_HOME/mailbox"
-  start api-server airflow api-server --port "$OFFICEFLOW_PORT"
+  start api-server airflow api-server --host "${OFFICEFLOW_HOST:-127.0.0.1}" --port "$OFFICEFLOW_PORT"
   start scheduler airflow scheduler
   start dag-processor airflow dag-processor
   start triggerer airflow triggerer

@@ -12,6 +12,7 @@ import email
 import email.policy
 import logging
 import signal
+import socket
 import threading
 import time
 from email.message import EmailMessage
@@ -48,20 +49,21 @@ class MailboxHandler:
         return "250 Message accepted for delivery"
 
 
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 class SmtpSink:
     """Start/stop wrapper: ``with SmtpSink(mailbox, port=0) as sink: sink.port``."""
 
     def __init__(self, mailbox: Path, host: str = "127.0.0.1", port: int = 0) -> None:
         self.mailbox = Path(mailbox)
-        self.controller = Controller(MailboxHandler(self.mailbox), hostname=host, port=port)
-
-    @property
-    def host(self) -> str:
-        return self.controller.hostname
-
-    @property
-    def port(self) -> int:
-        return self.controller.server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.host = host
+        # aiosmtpd probes its own port at start-up, so port 0 is resolved to a free port here.
+        self.port = port or _free_port(host)
+        self.controller = Controller(MailboxHandler(self.mailbox), hostname=host, port=self.port)
 
     def start(self) -> SmtpSink:
         self.controller.start()

@@ -22,10 +22,13 @@ def _enable_sqlite_foreign_keys(dbapi_conn, _record) -> None:  # type: ignore[no
     cursor.close()
 
 
-@lru_cache(maxsize=8)
 def get_engine(url: str | None = None) -> Engine:
     """One pooled engine per URL (the configured store URL by default)."""
-    url = url or get_settings().db_url
+    return _engine(url or get_settings().db_url)
+
+
+@lru_cache(maxsize=8)
+def _engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -37,14 +40,14 @@ def get_engine(url: str | None = None) -> Engine:
 
 
 @lru_cache(maxsize=8)
-def _session_factory(url: str | None) -> sessionmaker[Session]:
-    return sessionmaker(get_engine(url), expire_on_commit=False)
+def _session_factory(url: str) -> sessionmaker[Session]:
+    return sessionmaker(_engine(url), expire_on_commit=False)
 
 
 @contextmanager
 def session_scope(url: str | None = None) -> Iterator[Session]:
     """A session that commits on success and rolls back on any error."""
-    session = _session_factory(url)()
+    session = _session_factory(url or get_settings().db_url)()
     try:
         yield session
         session.commit()

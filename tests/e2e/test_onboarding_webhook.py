@@ -1,0 +1,147 @@
+"""End to end: a signed BambooHR webhook starts employee_onboarding in real Airflow processes on
+PostgreSQL, and the welcome email arrives at a real SMTP server."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from include.officeflow.store import migrate
+from include.sandbox.smtp_sink import SmtpSink
+from tests.harness.airflow_platform import AirflowPlatform
+from tests.plugins.gateway_client import hire_body, signed
+
+pytestmark = pytest.mark.e2e
+WEBHOOK = "/officeflow/webhooks/bamboohr"
+
+
+@pytest.fixture(scope="module")
+def smtp(tmp_path_factory) -> Iterator[SmtpSink]:
+    with SmtpSink(tmp_path_factory.mktemp("mailbox")) as sink:
+        yield sink
+
+
+@pytest.fixture(scope="module")
+def store(postgres) -> str:
+    url = postgres.create_database("officeflow_e2e")
+    migrate(url)
+    return url
+
+
+@pytest.fixture(scope="module")
+def platform(airflow_db, postgres, store, smtp) -> Iterator[AirflowPlatform]:
+    airflow_url = postgres.create_database("airflow_e2e", template="airflow_template")
+    env = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_url, "OFFICEFLOW_DB_URL": store}
+    running = AirflowPlatform(env, smtp_port=smtp.port)
+    try:
+        yield running.start()
+    finally:
+        running.stop()
+
+
+def post(platform: AirflowPlatform, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    return httpx.post(platform.base_url + WEBHOOK, content=body, headers=headers, timeout=30)
+
+
+def store_rows(store: str, sql: str) -> list:
+    engine = create_engine(store)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(sql)))
+    finally:
+        engine.dispose()
+
+
+def mails_to(smtp: SmtpSink, address: str) -> list:
+    return [m for m in smtp.messages() if m["To"] == address]
+
+
+def test_signed_webhook_runs_onboarding_and_emails_the_hire(platform, smtp, store):
+    email = f"hire-{uuid.uuid4().hex[:8]}@example.com"
+    body = hire_body(str(uuid.uuid4().int % 10**8), email)
+    started = time.monotonic()
+    response = post(platform, body, signed(body))
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+    assert accepted["event_id"] and accepted["dag_run_id"].startswith("bamboohr__")
+
+    run = platform.wait_for_run("employee_onboarding", accepted["dag_run_id"])
+    elapsed = time.monotonic() - started
+    assert run["state"] == "success", platform.logs_tail()
+    print(f"\nwebhook -> run success: {elapsed:.1f}s")
+    assert run["conf"]["email"] == email
+
+    [message] = mails_to(smtp, email)
+    assert message["Subject"] == "Welcome to the team, Ada!"
+    assert "Welcome aboard, Ada!" in message.get_body(("html",)).get_content()
+    [(status, run_id)] = store_rows(
+        store, f"SELECT status, dag_run_id FROM webhook_events WHERE id = '{accepted['event_id']}'")
+    assert (status, run_id) == ("triggered", accepted["dag_run_id"])
+
+
+def test_duplicate_delivery_returns_the_same_run_and_sends_one_email(platform, smtp):
+    email = f"dup-{uuid.uuid4().hex[:8]}@example.com"
+    body = hire_body(str(uuid.uuid4().int % 10**8), email)
+    first = post(platform, body, signed(body)).json()
+    second = post(platform, body, signed(body))
+    assert second.status_code == 202
+    assert second.json()["dag_run_id"] == first["dag_run_id"]
+    assert second.json()["event_id"] == first["event_id"]
+    assert platform.wait_for_run("employee_onboarding", first["dag_run_id"])["state"] == "success"
+    post(platform, body, signed(body))  # a late redelivery after the run finished
+    runs = platform.api("GET", "/api/v2/dags/employee_onboarding/dagRuns",
+                        params={"limit": 100}).json()["dag_runs"]
+    assert [r["dag_run_id"] for r in runs].count(first["dag_run_id"]) == 1
+    assert len(mails_to(smtp, email)) == 1
+
+
+def test_bad_signature_is_401_and_starts_nothing(platform, store):
+    before = platform.api("GET", "/api/v2/dags/employee_onboarding/dagRuns").json()["total_entries"]
+    events_before = store_rows(store, "SELECT count(*) FROM webhook_events")[0][0]
+    body = hire_body(str(uuid.uuid4().int % 10**8))
+    for headers in (signed(body, key="not-the-key"), {"Content-Type": "application/json"},
+                    signed(body, timestamp=int(time.time()) - 600)):
+        response = post(platform, body, headers)
+        assert response.status_code == 401
+        assert response.json()["error"]["correlationId"]
+    assert store_rows(store, "SELECT count(*) FROM webhook_events")[0][0] == events_before
+    time.sleep(2)
+    after = platform.api("GET", "/api/v2/dags/employee_onboarding/dagRuns").json()["total_entries"]
+    assert after == before
+
+
+def test_malformed_json_is_400_with_a_correlation_id(platform):
+    body = b'{"employees": [ broken'
+    response = post(platform, body, signed(body))
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_payload" and error["correlationId"]
+
+
+def test_health_reports_both_databases(platform):
+    response = httpx.get(platform.base_url + "/officeflow/health", timeout=10)
+    assert response.status_code == 200
+    names = {c["name"]: c["status"] for c in response.json()["checks"]}
+    assert names["officeflow_store"] == names["airflow_metadata_db"] == "pass"
+
+
+def test_rest_api_trigger_with_the_same_run_id_is_refused(platform):
+    """The REST API sees gateway runs as ordinary runs: a second create of the same id is a 409."""
+    body = hire_body(str(uuid.uuid4().int % 10**8))
+    run_id = post(platform, body, signed(body)).json()["dag_run_id"]
+    response = platform.api("POST", "/api/v2/dags/employee_onboarding/dagRuns",
+                            json={"dag_run_id": run_id, "logical_date": None,
+                                  "conf": {"first_name": "Ada", "email": "ada@example.com"}})
+    assert response.status_code == 409
+
+
+def test_rest_api_trigger_validates_conf_against_the_dag_params(platform):
+    """The workflow's params schema guards every entry point, not only the gateway."""
+    response = platform.api("POST", "/api/v2/dags/employee_onboarding/dagRuns",
+                            json={"logical_date": None, "conf": {"firstName": "Ada"}})
+    assert response.status_code == 400

@@ -1,0 +1,132 @@
+"""Real Airflow processes (api-server, scheduler, dag-processor, triggerer) for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.harness.ports import free_port
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+class AirflowPlatform:
+    """OfficeFlow as deployed: Airflow's components with the plugin, on the given databases."""
+
+    def __init__(self, env: dict[str, str], smtp_port: int) -> None:
+        self.home = Path(tempfile.mkdtemp(prefix="officeflow-e2e-"))
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.password = "e2e-admin-password"
+        passwords = self.home / "passwords.json"
+        passwords.write_text(json.dumps({"admin": self.password}))
+        venv_bin = str(Path(sys.executable).parent)
+        self.env = {
+            **os.environ,
+            **env,
+            "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}",
+            "AIRFLOW_HOME": str(self.home),
+            "OFFICEFLOW_HOME": str(self.home / "officeflow"),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+            "AIRFLOW__API__BASE_URL": self.base_url,
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps({
+                "conn_type": "smtp", "host": "127.0.0.1", "port": smtp_port,
+                "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "people@officeflow.test",
+                          "timeout": 10, "retry_limit": 1},
+            }),
+        }
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._token: str | None = None
+
+    def start(self, timeout: float = 240) -> AirflowPlatform:
+        airflow = str(Path(sys.executable).with_name("airflow"))
+        for name in COMPONENTS:
+            args = [airflow, name]
+            if name == "api-server":
+                args += ["--host", "127.0.0.1", "--port", str(self.port)]
+            log = (self.home / f"{name}.log").open("wb")
+            self.processes[name] = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                                    start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            if self._ready():
+                return self
+            time.sleep(1)
+        raise RuntimeError(f"Airflow did not become ready in {timeout}s\n{self.logs_tail()}")
+
+    def _ready(self) -> bool:
+        try:
+            if httpx.get(f"{self.base_url}/officeflow/health/ready", timeout=5).status_code != 200:
+                return False
+            return self.api("GET", "/api/v2/dags/employee_onboarding").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _check_alive(self) -> None:
+        for name, proc in self.processes.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}\n{self.logs_tail()}")
+
+    def token(self) -> str:
+        if self._token is None:
+            response = httpx.post(f"{self.base_url}/auth/token",
+                                  json={"username": "admin", "password": self.password}, timeout=10)
+            response.raise_for_status()
+            self._token = response.json()["access_token"]
+        return self._token
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token()}", **kwargs.pop("headers", {})}
+        return httpx.request(method, f"{self.base_url}{path}", headers=headers, timeout=30, **kwargs)
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 180) -> dict[str, Any]:
+        """Poll the REST API until the run finishes; return the run."""
+        deadline = time.monotonic() + timeout
+        run: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            response = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+            if response.status_code == 200:
+                run = response.json()
+                if run["state"] in ("success", "failed"):
+                    return run
+            time.sleep(0.5)
+        raise AssertionError(f"run {run_id} not finished after {timeout}s: {run}\n{self.logs_tail()}")
+
+    def logs_tail(self, lines: int = 40) -> str:
+        out = []
+        for name in COMPONENTS:
+            path = self.home / f"{name}.log"
+            if path.exists():
+                tail = path.read_text(errors="replace").splitlines()[-lines:]
+                out.append(f"----- {name} -----\n" + "\n".join(tail))
+        return "\n".join(out)
+
+    def stop(self) -> None:
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, 15)
+                except ProcessLookupError:
+                    pass
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.wait(timeout=10)
+        shutil.rmtree(self.home, ignore_errors=True)

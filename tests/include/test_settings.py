@@ -1,0 +1,78 @@
+"""Configuration layering (environment > .env > defaults) and start-up validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from include.officeflow.settings import ConfigurationError, load_settings
+
+
+@pytest.fixture
+def isolated(settings_env, tmp_path):
+    """No OFFICEFLOW_*/JWT variables from the harness; a private .env file."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("OFFICEFLOW_") or name == "AIRFLOW__API_AUTH__JWT_SECRET":
+            settings_env.delenv(name)
+    env_file = tmp_path / ".env"
+    settings_env.setenv("OFFICEFLOW_ENV_FILE", str(env_file))
+    return env_file
+
+
+def _load(env_file: Path):
+    from include.officeflow.settings import Settings
+
+    return load_settings(_env_file=str(env_file)) if env_file.exists() else Settings(_env_file=None)
+
+
+def test_defaults_are_the_embedded_dev_setup(isolated):
+    settings = _load(isolated)
+    assert settings.env == "dev"
+    assert settings.db_url.startswith("sqlite:///") and settings.db_url.endswith("/officeflow.db")
+    assert settings.mailbox_dir == settings.home / "mailbox"
+    assert settings.webhook_replay_window_seconds == 300
+    assert settings.bamboohr_webhook_key is None
+
+
+def test_dotenv_overrides_defaults_and_environment_overrides_dotenv(isolated, settings_env):
+    isolated.write_text("OFFICEFLOW_ONBOARDING_DAG_ID=from_dotenv\nOFFICEFLOW_SMTP_PORT=2600\n")
+    assert _load(isolated).onboarding_dag_id == "from_dotenv"
+    settings_env.setenv("OFFICEFLOW_ONBOARDING_DAG_ID", "from_env")
+    settings = _load(isolated)
+    assert settings.onboarding_dag_id == "from_env"
+    assert settings.smtp_port == 2600
+
+
+def test_invalid_values_fail_with_the_variable_named(isolated, settings_env):
+    settings_env.setenv("OFFICEFLOW_SMTP_PORT", "not-a-port")
+    settings_env.setenv("OFFICEFLOW_ENV", "staging")
+    with pytest.raises(ConfigurationError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "OFFICEFLOW_SMTP_PORT" in message and "OFFICEFLOW_ENV" in message
+
+
+def test_production_refuses_a_short_jwt_secret(isolated, settings_env):
+    settings_env.setenv("OFFICEFLOW_ENV", "production")
+    settings_env.setenv("OFFICEFLOW_DB_URL", "postgresql://db/officeflow")
+    settings_env.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "x" * 31)
+    with pytest.raises(ConfigurationError, match="at least 32 characters"):
+        load_settings()
+
+
+def test_production_refuses_a_missing_secret_and_sqlite(isolated, settings_env):
+    settings_env.setenv("OFFICEFLOW_ENV", "production")
+    with pytest.raises(ConfigurationError) as info:
+        load_settings()
+    assert "JWT_SECRET" in str(info.value) and "SQLite" in str(info.value)
+
+
+def test_production_accepts_a_strong_secret(isolated, settings_env):
+    settings_env.setenv("OFFICEFLOW_ENV", "production")
+    settings_env.setenv("OFFICEFLOW_DB_URL", "postgresql://db/officeflow")
+    settings_env.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "x" * 32)
+    settings = load_settings()
+    assert settings.jwt_secret is not None and "x" * 32 not in repr(settings)

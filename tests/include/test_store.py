@@ -1,0 +1,64 @@
+"""The OfficeFlow store on a real PostgreSQL: migrations, the inbox's uniqueness, the audit log."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
+
+from include.officeflow.store import AuditLog, WebhookEvent, get_engine, session_scope
+from include.officeflow.store.db import current_revision, head_revision, migrate
+
+
+def test_migrations_reach_head_and_create_the_tables(store_url):
+    assert current_revision(store_url) == head_revision() == "0001"
+    tables = set(inspect(get_engine(store_url)).get_table_names())
+    assert {"webhook_events", "audit_log", "alembic_version"} <= tables
+
+
+def test_migrate_is_idempotent(store_url):
+    migrate(store_url)
+    assert current_revision(store_url) == "0001"
+
+
+def test_migrations_run_on_sqlite_too(tmp_path):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    migrate(url)
+    assert current_revision(url) == "0001"
+
+
+def _event(provider_event_id: str = "e-1") -> WebhookEvent:
+    return WebhookEvent(source="bamboohr", provider_event_id=provider_event_id, event_type="employee.created",
+                        payload={"a": 1}, correlation_id="c-1")
+
+
+def test_one_row_per_source_and_provider_event_id(clean_store):
+    with session_scope(clean_store) as session:
+        session.add(_event())
+    with pytest.raises(IntegrityError), session_scope(clean_store) as session:
+        session.add(_event())
+    with session_scope(clean_store) as session:
+        session.add(_event("e-2"))
+        rows = session.scalars(select(WebhookEvent)).all()
+    assert sorted(r.provider_event_id for r in rows) == ["e-1", "e-2"]
+    assert all(r.status == "pending" and r.received_at.tzinfo is not None for r in rows)
+
+
+def test_failed_transaction_keeps_what_was_stored_before(clean_store):
+    with session_scope(clean_store) as session:
+        session.add(_event())
+    with pytest.raises(RuntimeError), session_scope(clean_store) as session:
+        session.add(_event("e-3"))
+        session.flush()
+        raise RuntimeError("boom")
+    with session_scope(clean_store) as session:
+        assert [r.provider_event_id for r in session.scalars(select(WebhookEvent))] == ["e-1"]
+
+
+def test_audit_log_keeps_json_details(clean_store):
+    with session_scope(clean_store) as session:
+        session.add(AuditLog(actor="webhook:bamboohr", action="webhook.rejected", resource_type="webhook",
+                             outcome="denied", details={"reason": "bad signature"}))
+    with session_scope(clean_store) as session:
+        [row] = session.scalars(select(AuditLog)).all()
+    assert row.details == {"reason": "bad signature"} and row.id > 0

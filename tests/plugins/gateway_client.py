@@ -1,0 +1,23 @@
+"""Helpers to post signed BambooHR deliveries to the gateway in tests."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from include.sandbox.bamboohr_sender import sample_hire, signed_headers
+from tests.conftest import BAMBOOHR_TEST_KEY
+
+URL = "/webhooks/bamboohr"
+
+
+def hire_body(employee_id: str, email: str | None = None) -> bytes:
+    payload = sample_hire(employee_id=employee_id, email=email)
+    payload["employees"][0]["timestamp"] = "2026-11-01T09:00:00+0000"  # stable across redeliveries
+    return json.dumps(payload).encode()
+
+
+def signed(body: bytes, key: str = BAMBOOHR_TEST_KEY, timestamp: int | None = None,
+           **extra: str) -> dict[str, Any]:
+    return {**signed_headers(body, key, int(time.time()) if timestamp is None else timestamp), **extra}
