@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import APIRouter
@@ -78,7 +78,7 @@ def _run(required_only: bool) -> HealthReport:
         overall = "degraded"
     else:
         overall = "healthy"
-    return HealthReport(status=overall, timestamp=datetime.now(timezone.utc), checks=checks)
+    return HealthReport(status=overall, timestamp=datetime.now(UTC), checks=checks)
 
 
 def _respond(report: HealthReport) -> JSONResponse:
@@ -101,4 +101,4 @@ async def ready() -> JSONResponse:
 @router.get("/live", response_model=HealthReport)
 async def live() -> HealthReport:
     """The process answers: the liveness probe (no dependency checks)."""
-    return HealthReport(status="healthy", timestamp=datetime.now(timezone.utc), checks=[])
+    return HealthReport(status="healthy", timestamp=datetime.now(UTC), checks=[])

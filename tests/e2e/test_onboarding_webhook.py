@@ -48,11 +48,11 @@ def post(platform: AirflowPlatform, body: bytes, headers: dict[str, str]) -> htt
     return httpx.post(platform.base_url + WEBHOOK, content=body, headers=headers, timeout=30)
 
 
-def store_rows(store: str, sql: str) -> list:
+def store_rows(store: str, sql: str, **params: str) -> list:
     engine = create_engine(store)
     try:
         with engine.connect() as conn:
-            return list(conn.execute(text(sql)))
+            return list(conn.execute(text(sql), params))
     finally:
         engine.dispose()
 
@@ -80,7 +80,7 @@ def test_signed_webhook_runs_onboarding_and_emails_the_hire(platform, smtp, stor
     assert message["Subject"] == "Welcome to the team, Ada!"
     assert "Welcome aboard, Ada!" in message.get_body(("html",)).get_content()
     [(status, run_id)] = store_rows(
-        store, f"SELECT status, dag_run_id FROM webhook_events WHERE id = '{accepted['event_id']}'")
+        store, "SELECT status, dag_run_id FROM webhook_events WHERE id = :id", id=accepted["event_id"])
     assert (status, run_id) == ("triggered", accepted["dag_run_id"])
 
 

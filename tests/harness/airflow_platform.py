@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -119,10 +120,8 @@ class AirflowPlatform:
     def stop(self) -> None:
         for proc in self.processes.values():
             if proc.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, 15)
-                except ProcessLookupError:
-                    pass
         for proc in self.processes.values():
             try:
                 proc.wait(timeout=30)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, Text, UniqueConstraint
@@ -12,7 +12,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def new_id() -> str:
@@ -23,7 +23,7 @@ class Base(DeclarativeBase):
     pass
 
 
-class EventStatus(str, enum.Enum):
+class EventStatus(enum.StrEnum):
     """Life of an inbox event. Only ``pending`` events still owe a DAG run."""
 
     PENDING = "pending"
