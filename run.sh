@@ -16,6 +16,7 @@ Usage: ./run.sh <command>
   migrate    Upgrade Airflow's metadata DB and the OfficeFlow store
   webhook    Send a sample signed BambooHR webhook to the running dev platform
   lint       ruff + mypy
+  bench      Measure webhook -> run success against a REST-API baseline (docs/BENCHMARKS.md)
   clean      Remove local state (.officeflow/); `clean --all` also removes .venv
 EOF
 }
@@ -195,6 +196,14 @@ cmd_test() {
   python -m pytest "$@"
 }
 
+cmd_bench() {
+  ensure_venv
+  ensure_postgres
+  export PYTHONPATH="$ROOT"
+  export OFFICEFLOW_POSTGRES_BIN="${OFFICEFLOW_POSTGRES_BIN:-$(postgres_bin)}"
+  "$VENV/bin/python" bench/webhook_to_success.py "$@"
+}
+
 cmd_lint() {
   ensure_venv
   export PYTHONPATH="$ROOT"
@@ -217,6 +226,7 @@ case "${1:-help}" in
   migrate) shift; cmd_migrate "$@" ;;
   webhook) shift; cmd_webhook "$@" ;;
   lint) shift; cmd_lint "$@" ;;
+  bench) shift; cmd_bench "$@" ;;
   clean) shift; cmd_clean "$@" ;;
   help|-h|--help) usage ;;
   *) usage; exit 2 ;;

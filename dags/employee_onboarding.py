@@ -44,7 +44,7 @@ with DAG(
     },
 ) as dag:
 
-    @task
+    @task(multiple_outputs=True)
     def validate_hire(params: dict | None = None) -> dict:
         """Check the hire's data before anything is sent; log the correlation id for tracing."""
         from include.officeflow.hires import validate_hire as check
@@ -55,12 +55,6 @@ with DAG(
     welcome = SendTemplatedEmailOperator(
         task_id="send_welcome_email",
         template="welcome",
-        to="{{ ti.xcom_pull(task_ids='validate_hire')['email'] }}",
-        variables={
-            "first_name": "{{ ti.xcom_pull(task_ids='validate_hire')['first_name'] }}",
-            "department": "{{ ti.xcom_pull(task_ids='validate_hire')['department'] }}",
-            "job_title": "{{ ti.xcom_pull(task_ids='validate_hire')['job_title'] }}",
-            "start_date": "{{ ti.xcom_pull(task_ids='validate_hire')['start_date'] }}",
-        },
+        to=hire["email"],
+        variables=hire,
     )
-    hire >> welcome

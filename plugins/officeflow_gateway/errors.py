@@ -8,6 +8,7 @@ import uuid
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 CORRELATION_HEADER = "X-Correlation-ID"
@@ -61,6 +62,14 @@ def install_error_handlers(app: FastAPI) -> None:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
         return error_response(request, 422, "validation_error", f"{where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(OperationalError)
+    async def _store_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        # Nothing was committed, so the sender should retry (BambooHR retries 5xx answers).
+        log.error("Database unavailable (correlationId=%s): %s", correlation_id(request), exc.orig)
+        return error_response(request, 503, "store_unavailable",
+                              "OfficeFlow store unavailable; nothing was stored, retry later",
+                              headers={"Retry-After": "30"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

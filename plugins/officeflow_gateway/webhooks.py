@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from include.officeflow.settings import get_settings
@@ -15,6 +17,7 @@ from plugins.officeflow_gateway.errors import CORRELATION_HEADER, ApiError, corr
 from plugins.officeflow_gateway.inbox import Outcome, accept, audit
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+log = logging.getLogger(__name__)
 
 
 class EventOutcome(BaseModel):
@@ -48,9 +51,13 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _deny(cid: str, request: Request, reason: str) -> ApiError:
-    audit("webhook.rejected", actor="webhook:bamboohr", resource_type="webhook", outcome="denied",
-          correlation_id=cid, resource_id="bamboohr", reason=reason,
-          client=request.client.host if request.client else None)
+    try:
+        audit("webhook.rejected", actor="webhook:bamboohr", resource_type="webhook", outcome="denied",
+              correlation_id=cid, resource_id="bamboohr", reason=reason,
+              client=request.client.host if request.client else None)
+    except SQLAlchemyError:
+        # The audit trail is best effort here: an unverified sender gets its 401 regardless.
+        log.exception("Could not audit a rejected BambooHR delivery (correlationId=%s)", cid)
     return ApiError(401, "invalid_signature", f"BambooHR signature rejected: {reason}")
 
 

@@ -191,3 +191,15 @@ def test_event_count_matches_runs_created(client):
     with session_scope() as session:
         assert session.scalar(select(func.count()).select_from(WebhookEvent)) == 3
     assert all(len(dag_runs(r)) == 1 for r in run_ids)
+
+
+def test_store_down_is_503_with_retry_after_so_the_sender_retries(client, settings_env):
+    from tests.harness.ports import free_port
+
+    settings_env.setenv("OFFICEFLOW_DB_URL", f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/x")
+    body = hire_body(new_employee())
+    response = client.post(URL, content=body, headers=signed(body))
+    assert_error(response, 503, "store_unavailable")
+    assert response.headers["Retry-After"] == "30"
+    forged = client.post(URL, content=body, headers=signed(body, key="wrong"))
+    assert_error(forged, 401, "invalid_signature")  # rejection does not depend on the audit trail
