@@ -130,18 +130,29 @@ cmd_migrate() {
 }
 
 PIDS=()
+STOPPING=0
 stop_all() {
   trap - INT TERM EXIT
-  if ((${#PIDS[@]})); then
-    log "stopping OfficeFlow"
-    kill "${PIDS[@]}" 2>/dev/null || true
-    wait 2>/dev/null || true
-  fi
+  STOPPING=1
+  ((${#PIDS[@]})) || return 0
+  log "stopping OfficeFlow"
+  local pid i alive
+  for pid in "${PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+  for i in $(seq 1 30); do
+    alive=0
+    for pid in "${PIDS[@]}"; do
+      if kill -0 "$pid" 2>/dev/null; then alive=1; fi
+    done
+    if ((alive == 0)); then return 0; fi
+    sleep 1
+  done
+  log "components still running after 30 s: killing them"
+  for pid in "${PIDS[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
 }
 
-start() {  # start NAME CMD...: run in the background, log to .officeflow/logs/NAME.log
+start() {  # start NAME CMD...: own process group (so workers stop with it), log to .officeflow/logs/NAME.log
   local name="$1"; shift
-  "$@" >"$OFFICEFLOW_HOME/logs/$name.log" 2>&1 &
+  setsid "$@" >"$OFFICEFLOW_HOME/logs/$name.log" 2>&1 &
   PIDS+=("$!")
 }
 
@@ -152,6 +163,9 @@ cmd_dev() {
   python -c 'from include.officeflow.settings import get_settings; get_settings()' \
     || die "fix the configuration above (.env or environment variables)"
   cmd_migrate
+  log "serialising DAGs so the first webhook can start a run at once"
+  airflow dags reserialize >"$OFFICEFLOW_HOME/logs/reserialize.log" 2>&1 \
+    || { tail -30 "$OFFICEFLOW_HOME/logs/reserialize.log"; die "a DAG failed to import"; }
   trap stop_all INT TERM EXIT
   start smtp-sink python -m include.sandbox.smtp_sink --port "$OFFICEFLOW_SMTP_PORT" --mailbox "$OFFICEFLOW_HOME/mailbox"
   start api-server airflow api-server --host "${OFFICEFLOW_HOST:-127.0.0.1}" --port "$OFFICEFLOW_PORT"
@@ -178,7 +192,7 @@ cmd_dev() {
 
 EOF
   wait -n "${PIDS[@]}" || true
-  log "a component exited; see .officeflow/logs/"
+  if ((STOPPING == 0)); then log "a component exited; see .officeflow/logs/"; fi
 }
 
 cmd_webhook() {
