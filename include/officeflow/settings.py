@@ -61,6 +61,28 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest webhook body accepted (413 above it)."
     )
+    webhook_default_rate_limit_per_minute: int = Field(
+        default=6000, ge=1, description="Rate limit of the built-in BambooHR endpoint (deliveries/min)."
+    )
+    webhook_secret_overlap_seconds: int = Field(
+        default=86_400, ge=0, le=30 * 86_400,
+        description="Default window in which a rotated-out endpoint secret still verifies.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REDIS_URL", "OFFICEFLOW_REDIS_URL"),
+        description="Redis for rate-limit buckets shared by api-server replicas (in-process without it).",
+    )
+    dispatch_max_attempts: int = Field(
+        default=10, ge=1, description="Trigger attempts before an event is dead-lettered."
+    )
+    dispatch_base_delay_seconds: float = Field(
+        default=2.0, gt=0, description="First retry delay of the dispatcher; doubles per attempt."
+    )
+    dispatch_max_delay_seconds: float = Field(default=300.0, gt=0, description="Cap of the retry delay.")
+    dispatch_poll_seconds: float = Field(
+        default=5.0, gt=0, description="How often the dispatcher looks for due events without a wake-up."
+    )
     onboarding_dag_id: str = Field(
         default="employee_onboarding", description="DAG started by a BambooHR employee.created event."
     )

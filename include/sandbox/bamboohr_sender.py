@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from include.officeflow.settings import get_settings
-from plugins.officeflow_gateway.bamboohr import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from plugins.officeflow_gateway.adapters.bamboohr import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 
 def sample_hire(employee_id: str | None = None, email: str | None = None) -> dict[str, Any]:

@@ -10,19 +10,25 @@ log = logging.getLogger(__name__)
 
 
 class TriggerError(Exception):
-    """The run could not be created now (DAG unknown, not parsed yet, DB unavailable)."""
+    """The run could not be created. ``permanent`` errors (invalid conf, run type not allowed)
+    will not succeed on a retry; the others (DAG not parsed yet, DB unavailable) may."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
-def run_id_for(source: str, provider_event_id: str) -> str:
+def run_id_for(endpoint_id: str, provider_event_id: str) -> str:
     """Deterministic run id: a repeated delivery of the same event names the same run."""
-    digest = hashlib.sha256(f"{source}:{provider_event_id}".encode()).hexdigest()[:32]
-    return f"{source}__{digest}"
+    digest = hashlib.sha256(f"{endpoint_id}:{provider_event_id}".encode()).hexdigest()[:32]
+    prefix = "".join(c if c.isalnum() else "_" for c in endpoint_id)[:40]
+    return f"{prefix}__{digest}"
 
 
 def trigger_run(dag_id: str, run_id: str, conf: dict[str, Any], *, triggered_by_name: str) -> str:
     """Create the run unless it exists; return its run id. Raises :class:`TriggerError`."""
     from airflow.api.common.trigger_dag import trigger_dag
-    from airflow.exceptions import DagNotFound, DagRunAlreadyExists
+    from airflow.exceptions import DagNotFound, DagRunAlreadyExists, ParamValidationError
     from airflow.utils.types import DagRunTriggeredByType
 
     try:
@@ -37,6 +43,8 @@ def trigger_run(dag_id: str, run_id: str, conf: dict[str, Any], *, triggered_by_
         log.info("Run %s of %s already exists; nothing to do", run_id, dag_id)
     except DagNotFound as exc:
         raise TriggerError(f"DAG {dag_id!r} is not available yet: {exc}") from exc
-    except Exception as exc:  # DB errors and the like: the event stays pending for a retry.
-        raise TriggerError(f"could not trigger {dag_id!r}: {exc}") from exc
+    except (ParamValidationError, ValueError) as exc:
+        raise TriggerError(f"{dag_id!r} refused the run: {exc}", permanent=True) from exc
+    except Exception as exc:  # DB errors and the like: worth a retry.
+        raise TriggerError(f"could not trigger {dag_id!r}: {type(exc).__name__}: {exc}") from exc
     return run_id

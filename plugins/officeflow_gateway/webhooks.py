@@ -1,8 +1,17 @@
-"""``POST /officeflow/webhooks/bamboohr``: verify, store, trigger, answer 202."""
+"""``POST /officeflow/webhooks/{endpoint_id}``: the delivery pipeline.
+
+find endpoint (404, same answer for unknown and disabled) -> rate limit (429) -> size (413) ->
+content type (415) -> verify (401, nothing stored) -> parse (400) -> per event: filter by type,
+map to conf, validate against the DAG's params (422, stored as ``rejected``) -> store (commit) ->
+answer 202 -> the dispatcher starts the run.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -12,12 +21,19 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from include.officeflow.settings import get_settings
-from plugins.officeflow_gateway import bamboohr
+from include.officeflow.store import EventStatus
+from plugins.officeflow_gateway import endpoints
+from plugins.officeflow_gateway.adapters import Delivery, PayloadError, VerificationError, get_adapter
+from plugins.officeflow_gateway.dispatcher import dispatcher
 from plugins.officeflow_gateway.errors import CORRELATION_HEADER, ApiError, correlation_id
-from plugins.officeflow_gateway.inbox import Outcome, accept, audit
+from plugins.officeflow_gateway.inbox import Outcome, audit, store
+from plugins.officeflow_gateway.mapping import MappingError, ParamsValidator, apply_mapping
+from plugins.officeflow_gateway.ratelimit import get_rate_limiter
+from plugins.officeflow_gateway.triggering import run_id_for
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 log = logging.getLogger(__name__)
+params_validator = ParamsValidator()
 
 
 class EventOutcome(BaseModel):
@@ -29,7 +45,7 @@ class EventOutcome(BaseModel):
 
 
 class WebhookAccepted(BaseModel):
-    """The first event's ids at the top level; every event of the delivery in ``events``."""
+    """The first accepted event's ids at the top level; every event of the delivery in ``events``."""
 
     event_id: str
     dag_run_id: str | None
@@ -42,76 +58,111 @@ async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, "payload_too_large", f"body exceeds {limit} bytes")
-    body = b""
+    chunks, size = [], 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
+        size += len(chunk)
+        if size > limit:
             raise ApiError(413, "payload_too_large", f"body exceeds {limit} bytes")
-    return body
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
-def _deny(cid: str, request: Request, reason: str) -> ApiError:
+def _log(event: str, **fields: Any) -> None:
+    """One structured JSON line per delivery: ids and outcomes only, never secrets or payloads."""
+    log.info(json.dumps({"event": event, **fields}, default=str))
+
+
+def _deny(endpoint: endpoints.EndpointConfig, cid: str, client: str | None, reason: str) -> ApiError:
     try:
-        audit("webhook.rejected", actor="webhook:bamboohr", resource_type="webhook", outcome="denied",
-              correlation_id=cid, resource_id="bamboohr", reason=reason,
-              client=request.client.host if request.client else None)
+        audit("webhook.rejected", actor=f"webhook:{endpoint.adapter}", resource_type="webhook_endpoint",
+              outcome="denied", correlation_id=cid, resource_id=endpoint.id, reason=reason, client=client)
     except SQLAlchemyError:
         # The audit trail is best effort here: an unverified sender gets its 401 regardless.
-        log.exception("Could not audit a rejected BambooHR delivery (correlationId=%s)", cid)
-    return ApiError(401, "invalid_signature", f"BambooHR signature rejected: {reason}")
+        log.exception("Could not audit a rejected delivery (correlationId=%s)", cid)
+    return ApiError(401, "invalid_signature", f"delivery not verified: {reason}")
 
 
-def _process(body: bytes, cid: str) -> list[Outcome]:
-    settings = get_settings()
+def _accept_events(endpoint: endpoints.EndpointConfig, delivery: Delivery, cid: str) -> list[Outcome]:
+    adapter = get_adapter(endpoint.adapter)
     try:
-        events = bamboohr.parse(body)
-    except bamboohr.PayloadError as exc:
+        events = adapter.parse(delivery)
+    except PayloadError as exc:
         raise ApiError(400, "invalid_payload", str(exc)) from None
-    return [
-        accept(bamboohr.SOURCE, ev.provider_event_id, ev.event_type, ev.payload,
-               dag_id=settings.onboarding_dag_id if ev.event_type == "employee.created" else None,
-               conf=ev.conf, rejection=ev.rejection, correlation_id=cid)
-        for ev in events
-    ]
+    outcomes = []
+    for event in events:
+        conf: dict[str, Any] | None = None
+        error: str | None = None
+        dag_id = run_id = None
+        if not endpoint.accepts(event.event_type):
+            status = EventStatus.IGNORED
+        else:
+            try:
+                conf = apply_mapping(endpoint.mapping, event.document)
+                conf.setdefault("correlation_id", cid)
+                conf.setdefault("source", endpoint.adapter)
+                known = params_validator.validate(endpoint.target_dag_id, conf)
+            except MappingError as exc:
+                status, error = EventStatus.REJECTED, f"{exc.field}: {exc.message}"
+            else:
+                status = EventStatus.PENDING
+                dag_id, run_id = endpoint.target_dag_id, run_id_for(endpoint.id, event.provider_event_id)
+                if not known:
+                    error = f"DAG {dag_id!r} not parsed yet; the dispatcher will retry"
+        outcomes.append(store(
+            endpoint_id=endpoint.id, provider_event_id=event.provider_event_id, event_type=event.event_type,
+            document=event.document, conf=conf, status=status, dag_id=dag_id, dag_run_id=run_id,
+            correlation_id=cid, error=error,
+        ))
+    return outcomes
 
 
 @router.post(
-    "/bamboohr",
+    "/{endpoint_id}",
     status_code=202,
     response_model=WebhookAccepted,
-    responses={400: {}, 401: {}, 413: {}, 415: {}, 422: {}, 503: {}},
-    summary="Receive a signed BambooHR webhook",
+    responses={400: {}, 401: {}, 404: {}, 413: {}, 415: {}, 422: {}, 429: {}, 503: {}},
+    summary="Receive a delivery from an HR system",
 )
-async def bamboohr_webhook(request: Request) -> JSONResponse:
+async def receive(endpoint_id: str, request: Request) -> JSONResponse:
+    started = time.perf_counter()
     settings = get_settings()
     cid = correlation_id(request)
-    if settings.bamboohr_webhook_key is None:
-        raise ApiError(503, "not_configured", "OFFICEFLOW_BAMBOOHR_WEBHOOK_KEY is not set")
+    endpoint = await run_in_threadpool(endpoints.cache.get, endpoint_id)
+    if endpoint is None or not endpoint.enabled:
+        raise ApiError(404, "not_found", "unknown webhook endpoint")
+    decision = await run_in_threadpool(
+        get_rate_limiter(settings.redis_url).acquire,
+        f"endpoint:{endpoint.id}", endpoint.rate_limit_per_minute / 60.0, max(1, endpoint.rate_limit_per_minute),
+    )
+    if not decision.allowed:
+        raise ApiError(429, "rate_limited", "too many deliveries for this endpoint",
+                       headers={"Retry-After": str(max(1, math.ceil(decision.retry_after)))})
     body = await _read_body(request, settings.webhook_max_body_bytes)
+    adapter = get_adapter(endpoint.adapter)
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if content_type not in adapter.content_types:
+        raise ApiError(415, "unsupported_media_type",
+                       f"{endpoint.adapter} deliveries must be one of: {', '.join(adapter.content_types)}")
+    delivery = Delivery(body=body, headers=request.headers, content_type=content_type,
+                        client_ip=request.client.host if request.client else None, received_at=time.time())
     try:
-        bamboohr.verify_signature(
-            body,
-            request.headers.get(bamboohr.TIMESTAMP_HEADER),
-            request.headers.get(bamboohr.SIGNATURE_HEADER),
-            settings.bamboohr_webhook_key.get_secret_value(),
-            window_seconds=settings.webhook_replay_window_seconds,
-        )
-    except bamboohr.SignatureError as exc:
-        raise await run_in_threadpool(_deny, cid, request, str(exc)) from None
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in ("application/json", ""):
-        raise ApiError(415, "unsupported_media_type", "BambooHR deliveries must be application/json")
+        adapter.verify(delivery, endpoint.secrets, endpoint.verification,
+                       window_seconds=settings.webhook_replay_window_seconds)
+    except VerificationError as exc:
+        _log("webhook.denied", endpoint=endpoint.id, correlationId=cid, reason=str(exc))
+        raise await run_in_threadpool(_deny, endpoint, cid, delivery.client_ip, str(exc)) from None
 
-    outcomes = await run_in_threadpool(_process, body, cid)
-    if all(o.status == "rejected" for o in outcomes):
+    outcomes = await run_in_threadpool(_accept_events, endpoint, delivery, cid)
+    if any(o.status == EventStatus.PENDING.value for o in outcomes):
+        dispatcher.ensure_started()
+        dispatcher.wake()
+    _log("webhook.accepted", endpoint=endpoint.id, correlationId=cid,
+         statuses=[o.status for o in outcomes], duplicates=sum(o.duplicate for o in outcomes),
+         ms=round((time.perf_counter() - started) * 1000, 1))
+    if all(o.status == EventStatus.REJECTED.value for o in outcomes):
         reasons = "; ".join(f"{o.event_id}: {o.reason}" for o in outcomes)
         raise ApiError(422, "unmappable_event", f"event stored as rejected: {reasons}")
-    first = next(o for o in outcomes if o.status != "rejected")
-    content: dict[str, Any] = {
-        "event_id": first.event_id,
-        "dag_run_id": first.dag_run_id,
-        "status": first.status,
-        "events": [o.as_dict() for o in outcomes],
-        "correlationId": cid,
-    }
+    first = next(o for o in outcomes if o.status != EventStatus.REJECTED.value)
+    content = {"event_id": first.event_id, "dag_run_id": first.dag_run_id, "status": first.status,
+               "events": [o.as_dict() for o in outcomes], "correlationId": cid}
     return JSONResponse(status_code=202, content=content, headers={CORRELATION_HEADER: cid})

@@ -11,24 +11,45 @@ from include.officeflow.store.db import current_revision, head_revision, migrate
 
 
 def test_migrations_reach_head_and_create_the_tables(store_url):
-    assert current_revision(store_url) == head_revision() == "0001"
+    assert current_revision(store_url) == head_revision() == "0002"
     tables = set(inspect(get_engine(store_url)).get_table_names())
     assert {"webhook_events", "audit_log", "alembic_version"} <= tables
 
 
 def test_migrate_is_idempotent(store_url):
     migrate(store_url)
-    assert current_revision(store_url) == "0001"
+    assert current_revision(store_url) == "0002"
 
 
 def test_migrations_run_on_sqlite_too(tmp_path):
     url = f"sqlite:///{tmp_path / 'store.db'}"
     migrate(url)
+    assert current_revision(url) == "0002"
+
+
+def test_upgrade_from_0001_keeps_inbox_rows_and_downgrade_works(postgres):
+    from alembic import command
+    from sqlalchemy import text
+
+    from include.officeflow.store.db import _alembic_config
+
+    url = postgres.create_database("officeflow_upgrade")
+    migrate(url, "0001")
+    with get_engine(url).begin() as conn:
+        conn.execute(text(
+            "INSERT INTO webhook_events (id, source, provider_event_id, event_type, status, payload, "
+            "correlation_id, attempts, received_at, updated_at) VALUES ('e1', 'bamboohr', 'p1', "
+            "'employee.created', 'triggered', '{}', 'c', 1, now(), now())"))
+    migrate(url)
+    with get_engine(url).connect() as conn:
+        assert conn.execute(text("SELECT endpoint_id, provider_event_id FROM webhook_events")).all() == [
+            ("bamboohr", "p1")]
+    command.downgrade(_alembic_config(url), "0001")
     assert current_revision(url) == "0001"
 
 
 def _event(provider_event_id: str = "e-1") -> WebhookEvent:
-    return WebhookEvent(source="bamboohr", provider_event_id=provider_event_id, event_type="employee.created",
+    return WebhookEvent(endpoint_id="bamboohr", provider_event_id=provider_event_id, event_type="employee.created",
                         payload={"a": 1}, correlation_id="c-1")
 
 

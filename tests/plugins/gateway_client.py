@@ -9,7 +9,7 @@ from typing import Any
 from include.sandbox.bamboohr_sender import sample_hire, signed_headers
 from tests.conftest import BAMBOOHR_TEST_KEY
 
-URL = "/webhooks/bamboohr"
+URL = "/webhooks/bamboohr"  # the built-in endpoint (OFFICEFLOW_BAMBOOHR_WEBHOOK_KEY)
 
 
 def hire_body(employee_id: str, email: str | None = None) -> bytes:
@@ -21,3 +21,19 @@ def hire_body(employee_id: str, email: str | None = None) -> bytes:
 def signed(body: bytes, key: str = BAMBOOHR_TEST_KEY, timestamp: int | None = None,
            **extra: str) -> dict[str, Any]:
     return {**signed_headers(body, key, int(time.time()) if timestamp is None else timestamp), **extra}
+
+
+def wait_status(event_id: str, status: str, timeout: float = 20):
+    """Poll the inbox until the event reaches ``status`` (the dispatcher works in the background)."""
+    from include.officeflow.store import WebhookEvent, session_scope
+
+    deadline = time.monotonic() + timeout
+    event = None
+    while time.monotonic() < deadline:
+        with session_scope() as session:
+            event = session.get(WebhookEvent, event_id)
+        if event is not None and event.status == status:
+            return event
+        time.sleep(0.1)
+    raise AssertionError(f"event {event_id} not {status} after {timeout}s: "
+                         f"{event.status if event else None} {event.error if event else ''}")

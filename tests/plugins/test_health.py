@@ -27,7 +27,9 @@ def test_healthy_when_every_dependency_answers(client):
     assert body["status"] == "healthy" and body["timestamp"].endswith("Z")
     assert {name: c["status"] for name, c in checks(response).items()} == {
         "officeflow_store": "pass", "airflow_metadata_db": "pass", "bamboohr_webhook_key": "pass"}
-    assert "0001" in checks(response)["officeflow_store"]["message"]
+    from include.officeflow.store.db import head_revision
+
+    assert f"schema at {head_revision()}" in checks(response)["officeflow_store"]["message"]
 
 
 def test_store_down_is_503_and_names_the_failed_check(client, settings_env):

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -30,16 +30,47 @@ class EventStatus(enum.StrEnum):
     TRIGGERED = "triggered"
     IGNORED = "ignored"
     REJECTED = "rejected"
+    DEAD = "dead"  # the dispatcher gave up; replayable by an admin
+
+
+class WebhookEndpoint(Base):
+    """A managed delivery URL (``/officeflow/webhooks/{id}``) bound to an adapter and a workflow.
+
+    Secrets are stored Fernet-encrypted with Airflow's key; during a rotation's overlap window the
+    previous secret verifies too.
+    """
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    adapter: Mapped[str] = mapped_column(String(32), nullable=False)
+    target_dag_id: Mapped[str] = mapped_column(String(250), nullable=False)
+    event_types: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    mapping: Mapped[dict[str, str]] = mapped_column(JSON, nullable=False, default=dict)
+    verification: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    rate_limit_per_minute: Mapped[int] = mapped_column(Integer, nullable=False, default=600)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    secret_encrypted: Mapped[str] = mapped_column(Text, nullable=False)
+    previous_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow
+    )
 
 
 class WebhookEvent(Base):
     """A verified inbound event (the durable inbox). Stored before the gateway answers 2xx."""
 
     __tablename__ = "webhook_events"
-    __table_args__ = (UniqueConstraint("source", "provider_event_id", name="uq_webhook_events_source_event"),)
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "provider_event_id", name="uq_webhook_events_endpoint_event"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    source: Mapped[str] = mapped_column(String(64), nullable=False)
+    endpoint_id: Mapped[str] = mapped_column(String(64), nullable=False)
     provider_event_id: Mapped[str] = mapped_column(String(255), nullable=False)
     event_type: Mapped[str] = mapped_column(String(128), nullable=False)
     status: Mapped[str] = mapped_column(
@@ -51,6 +82,7 @@ class WebhookEvent(Base):
     correlation_id: Mapped[str] = mapped_column(String(64), nullable=False)
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow

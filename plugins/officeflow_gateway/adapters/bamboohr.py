@@ -1,0 +1,171 @@
+"""BambooHR adapter.
+
+BambooHR signs each delivery with ``X-BambooHR-Signature`` = hex HMAC-SHA256, keyed with the
+webhook's private key, over the raw body followed by the ``X-BambooHR-Timestamp`` value.
+Payloads come event-based (``{"type": "employee.created", "data": {...}}``) or field-based
+(``{"employees": [{"action": "Created", "id": ..., "fields": {...}}]}``), as JSON or form-encoded.
+Both shapes are normalised to one document per employee event::
+
+    {"employee_id", "action", "fields", "changedFields", "timestamp"}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import parse_qsl
+
+from plugins.officeflow_gateway.adapters.base import Delivery, InboundEvent, PayloadError, VerificationError
+
+SIGNATURE_HEADER = "X-BambooHR-Signature"
+TIMESTAMP_HEADER = "X-BambooHR-Timestamp"
+FORM = "application/x-www-form-urlencoded"
+_BRACKETS = re.compile(r"\[([^\]]*)\]")
+
+
+def sign(body: bytes, timestamp: str, key: str) -> str:
+    """The signature BambooHR sends for ``body`` at ``timestamp``."""
+    return hmac.new(key.encode(), body + timestamp.encode(), hashlib.sha256).hexdigest()
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _nest_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """``employees[0][fields][firstName]=Ada`` -> ``{"employees": [{"fields": {"firstName": "Ada"}}]}``."""
+    root: dict[str, Any] = {}
+    for raw_key, value in pairs:
+        head, _, rest = raw_key.partition("[")
+        keys = [head, *_BRACKETS.findall("[" + rest)] if rest else [head]
+        node: Any = root
+        for key, following in zip(keys, [*keys[1:], None], strict=True):
+            if following is None:
+                node[key] = value
+                break
+            child_default: Any = [] if following.isdigit() else {}
+            if isinstance(node, list):
+                index = int(key)
+                while len(node) <= index:
+                    node.append(None)
+                if node[index] is None:
+                    node[index] = child_default
+                node = node[index]
+            else:
+                node = node.setdefault(key, child_default)
+            if isinstance(node, list) and not following.isdigit():
+                raise PayloadError(f"form key {raw_key!r} mixes list and object positions")
+    return root
+
+
+class BambooHRAdapter:
+    name = "bamboohr"
+    content_types: tuple[str, ...] = ("application/json", FORM)
+    default_mapping = {
+        "employee_id": "employee_id",
+        "first_name": "fields.firstName",
+        "last_name": "fields.lastName",
+        "email": "fields.workEmail",
+        "personal_email": "fields.homeEmail",
+        "department": "fields.department",
+        "job_title": "fields.jobTitle",
+        "start_date": "fields.hireDate",
+        "location": "fields.location",
+        "manager": "fields.supervisor",
+    }
+
+    def verify(self, delivery: Delivery, secrets: Sequence[str], config: Mapping[str, Any],
+               *, window_seconds: int) -> None:
+        signature = delivery.headers.get(SIGNATURE_HEADER)
+        timestamp = delivery.headers.get(TIMESTAMP_HEADER)
+        if not signature or not timestamp:
+            raise VerificationError(f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER} header")
+        timestamp = timestamp.strip()
+        try:
+            sent_at = int(timestamp)
+        except ValueError:
+            raise VerificationError(f"{TIMESTAMP_HEADER} is not a Unix timestamp") from None
+        if abs(delivery.received_at - sent_at) > window_seconds:
+            raise VerificationError(f"timestamp outside the {window_seconds}s replay window")
+        received = signature.strip().lower().encode()
+        # Check every valid key (rotation overlap) without stopping early.
+        matched = False
+        for key in secrets:
+            matched |= hmac.compare_digest(sign(delivery.body, timestamp, key).encode(), received)
+        if not matched:
+            raise VerificationError("signature does not match")
+
+    def parse(self, delivery: Delivery) -> list[InboundEvent]:
+        document = self._decode(delivery)
+        if "employees" in document:
+            return self._field_based(document["employees"])
+        if "type" in document:
+            return [self._event_based(document)]
+        raise PayloadError("expected an event-based ('type') or field-based ('employees') BambooHR payload")
+
+    @staticmethod
+    def _decode(delivery: Delivery) -> dict[str, Any]:
+        if delivery.content_type == FORM:
+            try:
+                pairs = parse_qsl(delivery.body.decode(), keep_blank_values=True, strict_parsing=True)
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise PayloadError(f"body is not valid form data: {exc}") from None
+            if len(pairs) == 1 and pairs[0][0] in ("payload", "json", "data"):
+                return BambooHRAdapter._json(pairs[0][1].encode())
+            return _nest_form(pairs)
+        return BambooHRAdapter._json(delivery.body)
+
+    @staticmethod
+    def _json(body: bytes) -> dict[str, Any]:
+        try:
+            document = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise PayloadError(f"body is not valid JSON: {exc}") from None
+        if not isinstance(document, dict):
+            raise PayloadError("body must be a JSON object")
+        return document
+
+    @staticmethod
+    def _field_based(entries: Any) -> list[InboundEvent]:
+        if not isinstance(entries, list) or not entries:
+            raise PayloadError("'employees' must be a non-empty list")
+        events = []
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict) or "id" not in entry or "action" not in entry:
+                raise PayloadError(f"employees[{index}] needs 'id' and 'action'")
+            fields = entry.get("fields") or {}
+            if not isinstance(fields, dict):
+                raise PayloadError(f"employees[{index}].fields must be an object")
+            event_type = f"employee.{str(entry['action']).lower()}"
+            employee_id = str(entry["id"])
+            events.append(InboundEvent(
+                provider_event_id=f"{event_type}:{employee_id}:{_digest(entry)[:32]}",
+                event_type=event_type,
+                document={"employee_id": employee_id, "action": event_type, "fields": fields,
+                          "changedFields": entry.get("changedFields") or [],
+                          "timestamp": entry.get("timestamp")},
+            ))
+        return events
+
+    @staticmethod
+    def _event_based(document: dict[str, Any]) -> InboundEvent:
+        data = document.get("data")
+        if not isinstance(data, dict) or "employeeId" not in data:
+            raise PayloadError("event-based payload needs data.employeeId")
+        fields = data.get("fields") or {}
+        if not isinstance(fields, dict):
+            raise PayloadError("data.fields must be an object")
+        event_type = str(document["type"])
+        employee_id = str(data["employeeId"])
+        stamp = str(document.get("timestamp") or _digest(document)[:32])
+        return InboundEvent(
+            provider_event_id=f"{event_type}:{employee_id}:{stamp}",
+            event_type=event_type,
+            document={"employee_id": employee_id, "action": event_type, "fields": fields,
+                      "changedFields": data.get("changedFields") or [], "timestamp": document.get("timestamp"),
+                      "companyId": data.get("companyId")},
+        )

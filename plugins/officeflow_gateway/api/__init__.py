@@ -1,0 +1,1 @@
+"""OfficeFlow's management API (``/officeflow/api/v1``), Airflow-authenticated."""

@@ -1,0 +1,253 @@
+"""``/officeflow/api/v1/webhook-endpoints``: create, list, get, update, disable, delete, rotate secret."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field, field_validator, model_validator
+from starlette.concurrency import run_in_threadpool
+
+from include.officeflow.settings import get_settings
+from include.officeflow.store import WebhookEndpoint, session_scope
+from plugins.officeflow_gateway import endpoints, secret_box
+from plugins.officeflow_gateway.adapters import ADAPTER_NAMES
+from plugins.officeflow_gateway.auth import CreateEndpoints, DeleteEndpoints, EditEndpoints, ReadEndpoints
+from plugins.officeflow_gateway.errors import ApiError, correlation_id
+from plugins.officeflow_gateway.inbox import audit
+from plugins.officeflow_gateway.mapping import MappingError, compile_mapping
+
+router = APIRouter(prefix="/api/v1/webhook-endpoints", tags=["webhook endpoints"])
+
+Adapter = Literal["bamboohr", "workday", "generic"]
+assert set(ADAPTER_NAMES) == {"bamboohr", "workday", "generic"}
+
+
+def _check_mapping(mapping: dict[str, str] | None) -> dict[str, str] | None:
+    if mapping:
+        try:
+            compile_mapping(mapping)
+        except MappingError as exc:
+            raise ValueError(str(exc)) from None
+    return mapping
+
+
+class Verification(BaseModel):
+    """Adapter-specific verification settings (Workday: Basic username and source CIDRs)."""
+
+    username: str | None = Field(default=None, max_length=200)
+    allowed_cidrs: list[str] = Field(default_factory=list, max_length=100)
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR") from None
+        return value
+
+
+class EndpointCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    organization_id: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    adapter: Adapter
+    target_dag_id: str = Field(min_length=1, max_length=250, pattern=r"^[A-Za-z0-9_.-]+$")
+    event_types: list[str] = Field(default_factory=list, description="Event types that start the workflow; "
+                                   "empty = all. Others are stored and acknowledged as ignored.")
+    mapping: dict[str, str] = Field(default_factory=dict, description="param -> JMESPath over the event "
+                                    "document; empty = the adapter's default mapping.")
+    verification: Verification = Field(default_factory=Verification)
+    rate_limit_per_minute: int = Field(default=600, ge=1, le=1_000_000)
+    enabled: bool = True
+    secret: str | None = Field(default=None, min_length=16, max_length=512, description="BambooHR only: "
+                               "the private key BambooHR showed when the webhook was created.")
+
+    @field_validator("mapping")
+    @classmethod
+    def _mapping(cls, value: dict[str, str]) -> dict[str, str] | None:
+        return _check_mapping(value)
+
+    @model_validator(mode="after")
+    def _adapter_rules(self) -> EndpointCreate:
+        if self.secret is not None and self.adapter != "bamboohr":
+            raise ValueError("a secret may be supplied for bamboohr endpoints only; others are generated")
+        if self.adapter == "workday" and not self.verification.username:
+            raise ValueError("workday endpoints need verification.username (Basic auth user)")
+        return self
+
+
+class EndpointUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    target_dag_id: str | None = Field(default=None, min_length=1, max_length=250, pattern=r"^[A-Za-z0-9_.-]+$")
+    event_types: list[str] | None = None
+    mapping: dict[str, str] | None = None
+    verification: Verification | None = None
+    rate_limit_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    enabled: bool | None = None
+
+    @field_validator("mapping")
+    @classmethod
+    def _mapping(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return _check_mapping(value)
+
+
+class EndpointOut(BaseModel):
+    id: str
+    name: str
+    organization_id: str
+    adapter: str
+    target_dag_id: str
+    event_types: list[str]
+    mapping: dict[str, str]
+    verification: dict[str, Any]
+    rate_limit_per_minute: int
+    enabled: bool
+    delivery_path: str
+    previous_secret_expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: WebhookEndpoint) -> EndpointOut:
+        return cls(id=row.id, name=row.name, organization_id=row.organization_id, adapter=row.adapter,
+                   target_dag_id=row.target_dag_id, event_types=row.event_types, mapping=row.mapping,
+                   verification=row.verification, rate_limit_per_minute=row.rate_limit_per_minute,
+                   enabled=row.enabled, delivery_path=f"/officeflow/webhooks/{row.id}",
+                   previous_secret_expires_at=row.previous_secret_expires_at, created_at=row.created_at,
+                   updated_at=row.updated_at)
+
+
+class EndpointWithSecret(EndpointOut):
+    secret: str = Field(description="Shown once: store it in the HR system now.")
+
+
+class EndpointList(BaseModel):
+    endpoints: list[EndpointOut]
+    total_entries: int
+
+
+class RotateRequest(BaseModel):
+    overlap_seconds: int | None = Field(default=None, ge=0, le=30 * 86_400, description="How long the old "
+                                        "secret keeps verifying (default OFFICEFLOW_WEBHOOK_SECRET_OVERLAP_SECONDS).")
+
+
+def _actor(user: Any) -> str:
+    return f"user:{user.get_name()}"
+
+
+def _get_row(session: Any, endpoint_id: str) -> WebhookEndpoint:
+    row = session.get(WebhookEndpoint, endpoint_id)
+    if row is None:
+        raise ApiError(404, "not_found", f"webhook endpoint {endpoint_id!r} not found")
+    return row
+
+
+@router.post("", status_code=201, response_model=EndpointWithSecret)
+async def create_endpoint(body: EndpointCreate, request: Request,
+                          user: CreateEndpoints) -> EndpointWithSecret:
+    cid = correlation_id(request)
+
+    def work() -> EndpointWithSecret:
+        secret = body.secret or endpoints.new_secret_for(body.adapter)
+        with session_scope() as session:
+            row = WebhookEndpoint(
+                id=endpoints.new_endpoint_id(), organization_id=body.organization_id, name=body.name,
+                adapter=body.adapter, target_dag_id=body.target_dag_id, event_types=body.event_types,
+                mapping=body.mapping, verification=body.verification.model_dump(),
+                rate_limit_per_minute=body.rate_limit_per_minute, enabled=body.enabled,
+                secret_encrypted=secret_box.encrypt(secret),
+            )
+            session.add(row)
+        audit("webhook_endpoint.created", actor=_actor(user), resource_type="webhook_endpoint",
+              resource_id=row.id, outcome="success", correlation_id=cid, adapter=body.adapter)
+        return EndpointWithSecret(**EndpointOut.of(row).model_dump(), secret=secret)
+
+    return await run_in_threadpool(work)
+
+
+@router.get("", response_model=EndpointList)
+async def list_endpoints(_: ReadEndpoints, organization_id: str | None = None) -> EndpointList:
+    rows = await run_in_threadpool(endpoints.list_rows, organization_id)
+    return EndpointList(endpoints=[EndpointOut.of(r) for r in rows], total_entries=len(rows))
+
+
+@router.get("/{endpoint_id}", response_model=EndpointOut)
+async def get_endpoint(endpoint_id: str, _: ReadEndpoints) -> EndpointOut:
+    def work() -> EndpointOut:
+        with session_scope() as session:
+            return EndpointOut.of(_get_row(session, endpoint_id))
+
+    return await run_in_threadpool(work)
+
+
+@router.patch("/{endpoint_id}", response_model=EndpointOut)
+async def update_endpoint(endpoint_id: str, body: EndpointUpdate, request: Request,
+                          user: EditEndpoints) -> EndpointOut:
+    cid = correlation_id(request)
+    changes = body.model_dump(exclude_unset=True)
+
+    def work() -> EndpointOut:
+        with session_scope() as session:
+            row = _get_row(session, endpoint_id)
+            if "verification" in changes:
+                changes["verification"] = body.verification.model_dump() if body.verification else {}
+            if row.adapter == "workday" and not (changes.get("verification") or row.verification).get("username"):
+                raise ApiError(422, "validation_error", "workday endpoints need verification.username")
+            for key, value in changes.items():
+                setattr(row, key, value)
+            session.flush()
+            out = EndpointOut.of(row)
+        endpoints.cache.invalidate(endpoint_id)
+        audit("webhook_endpoint.updated", actor=_actor(user), resource_type="webhook_endpoint",
+              resource_id=endpoint_id, outcome="success", correlation_id=cid, fields=sorted(changes))
+        return out
+
+    return await run_in_threadpool(work)
+
+
+@router.post("/{endpoint_id}/disable", response_model=EndpointOut)
+async def disable_endpoint(endpoint_id: str, request: Request,
+                           user: EditEndpoints) -> EndpointOut:
+    return await update_endpoint(endpoint_id, EndpointUpdate(enabled=False), request, user)
+
+
+@router.post("/{endpoint_id}/rotate-secret", response_model=EndpointWithSecret)
+async def rotate_secret(endpoint_id: str, request: Request, user: EditEndpoints,
+                        body: RotateRequest | None = None) -> EndpointWithSecret:
+    cid = correlation_id(request)
+    overlap = (body.overlap_seconds if body and body.overlap_seconds is not None
+               else get_settings().webhook_secret_overlap_seconds)
+
+    def work() -> EndpointWithSecret:
+        with session_scope() as session:
+            row = _get_row(session, endpoint_id)
+            fresh = endpoints.rotate(row, overlap)
+            session.flush()
+            out = EndpointWithSecret(**EndpointOut.of(row).model_dump(), secret=fresh)
+        endpoints.cache.invalidate(endpoint_id)
+        audit("webhook_endpoint.secret_rotated", actor=_actor(user), resource_type="webhook_endpoint",
+              resource_id=endpoint_id, outcome="success", correlation_id=cid, overlap_seconds=overlap)
+        return out
+
+    return await run_in_threadpool(work)
+
+
+@router.delete("/{endpoint_id}", status_code=204)
+async def delete_endpoint(endpoint_id: str, request: Request,
+                          user: DeleteEndpoints) -> Response:
+    cid = correlation_id(request)
+
+    def work() -> None:
+        with session_scope() as session:
+            session.delete(_get_row(session, endpoint_id))
+        endpoints.cache.invalidate(endpoint_id)
+        audit("webhook_endpoint.deleted", actor=_actor(user), resource_type="webhook_endpoint",
+              resource_id=endpoint_id, outcome="success", correlation_id=cid)
+
+    await run_in_threadpool(work)
+    return Response(status_code=204)

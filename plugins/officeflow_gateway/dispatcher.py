@@ -1,0 +1,141 @@
+"""The dispatcher: turns pending inbox events into DAG runs, retrying with backoff.
+
+It runs as a daemon thread inside each api-server process (started on the gateway's first request,
+so the scheduler and workers that also load the plugin never start one). New events wake it at
+once; a periodic scan picks up events whose retry is due and those left by a process that died.
+Several replicas may run one each: an event is claimed with ``FOR UPDATE SKIP LOCKED`` and the run id
+is derived from the event, so the worst case of a race is an ``already exists`` that counts as success.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import or_, select
+
+from include.officeflow.settings import get_settings
+from include.officeflow.store import AuditLog, EventStatus, WebhookEvent, session_scope
+from plugins.officeflow_gateway.triggering import TriggerError, trigger_run
+
+log = logging.getLogger(__name__)
+
+Trigger = Callable[..., str]
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Delay before attempt ``attempts + 1``: base * 2^(attempts-1), capped."""
+    settings = get_settings()
+    return float(min(settings.dispatch_max_delay_seconds,
+                     settings.dispatch_base_delay_seconds * 2 ** max(0, attempts - 1)))
+
+
+def dispatch_one(event_id: str, trigger: Trigger = trigger_run) -> str | None:
+    """Try to start the run of one due pending event; return its new status (None if not claimed)."""
+    now = datetime.now(UTC)
+    with session_scope() as session:
+        event = session.scalars(
+            select(WebhookEvent)
+            .where(WebhookEvent.id == event_id, WebhookEvent.status == EventStatus.PENDING.value)
+            .with_for_update(skip_locked=True)
+        ).one_or_none()
+        if event is None or not event.dag_id or not event.dag_run_id:
+            return None
+        event.attempts += 1
+        conf = dict(event.payload.get("conf") or {})
+        try:
+            trigger(event.dag_id, event.dag_run_id, conf, triggered_by_name=f"officeflow-gateway:{event.endpoint_id}")
+        except TriggerError as exc:
+            event.error = str(exc)[:2000]
+            if exc.permanent:
+                event.status = EventStatus.REJECTED.value
+                event.next_attempt_at = None
+            elif event.attempts >= get_settings().dispatch_max_attempts:
+                event.status = EventStatus.DEAD.value
+                event.next_attempt_at = None
+                event.error = f"dead after {event.attempts} attempts: {event.error}"
+            else:
+                event.next_attempt_at = now + timedelta(seconds=backoff_seconds(event.attempts))
+            log.warning("Event %s (correlationId=%s) -> %s: %s", event.id, event.correlation_id,
+                        event.status, event.error)
+        else:
+            event.status = EventStatus.TRIGGERED.value
+            event.error = None
+            event.next_attempt_at = None
+            session.add(AuditLog(actor=f"webhook:{event.endpoint_id}", action="workflow.triggered",
+                                 resource_type="dag_run", resource_id=event.dag_run_id, outcome="success",
+                                 correlation_id=event.correlation_id,
+                                 details={"dag_id": event.dag_id, "event_id": event.id}))
+        return event.status
+
+
+def due_event_ids(limit: int = 100) -> list[str]:
+    now = datetime.now(UTC)
+    with session_scope() as session:
+        return list(session.scalars(
+            select(WebhookEvent.id)
+            .where(WebhookEvent.status == EventStatus.PENDING.value,
+                   or_(WebhookEvent.next_attempt_at.is_(None), WebhookEvent.next_attempt_at <= now))
+            .order_by(WebhookEvent.received_at)
+            .limit(limit)
+        ))
+
+
+def run_once(trigger: Trigger = trigger_run, limit: int = 100) -> int:
+    """Dispatch every due event once; return how many were attempted."""
+    attempted = 0
+    for event_id in due_event_ids(limit):
+        if dispatch_one(event_id, trigger) is not None:
+            attempted += 1
+    return attempted
+
+
+class Dispatcher:
+    """The background loop; one per process (re-created after a fork)."""
+
+    def __init__(self, trigger: Trigger = trigger_run) -> None:
+        self.trigger = trigger
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def ensure_started(self) -> None:
+        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
+                return
+            self._stop.clear()
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._loop, name="officeflow-dispatcher", daemon=True)
+            self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        log.info("OfficeFlow dispatcher started (pid %s)", os.getpid())
+        while not self._stop.is_set():
+            self._wake.wait(get_settings().dispatch_poll_seconds)
+            self._wake.clear()
+            try:
+                while run_once(self.trigger) and not self._stop.is_set():
+                    pass
+            except Exception:  # keep the loop alive through DB outages; events stay pending
+                log.exception("Dispatcher pass failed; retrying on the next wake-up")
+                self._stop.wait(1.0)
+
+
+dispatcher = Dispatcher()

@@ -1,0 +1,147 @@
+"""Webhook endpoints: the stored definitions, their secrets, and the built-in BambooHR endpoint."""
+
+from __future__ import annotations
+
+import re
+import secrets as _random
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from include.officeflow.settings import get_settings
+from include.officeflow.store import WebhookEndpoint, session_scope
+from plugins.officeflow_gateway import secret_box
+from plugins.officeflow_gateway.adapters import get_adapter
+
+BUILTIN_BAMBOOHR = "bamboohr"
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """What the delivery pipeline needs of an endpoint, secrets decrypted."""
+
+    id: str
+    organization_id: str
+    adapter: str
+    target_dag_id: str
+    event_types: tuple[str, ...]
+    mapping: dict[str, str]
+    verification: dict[str, Any]
+    rate_limit_per_minute: int
+    enabled: bool
+    secrets: tuple[str, ...] = field(repr=False)
+
+    def accepts(self, event_type: str) -> bool:
+        return not self.event_types or event_type in self.event_types
+
+
+def new_endpoint_id() -> str:
+    return "ep_" + _random.token_urlsafe(12).replace("-", "").replace("_", "")[:16]
+
+
+def new_secret_for(adapter: str) -> str:
+    if adapter == "generic":
+        from plugins.officeflow_gateway.adapters.generic import generate_secret
+
+        return generate_secret()
+    return secret_box.new_secret()
+
+
+def _valid_secrets(row: WebhookEndpoint, now: datetime) -> tuple[str, ...]:
+    valid = [secret_box.decrypt(row.secret_encrypted)]
+    expires = row.previous_secret_expires_at
+    if row.previous_secret_encrypted and expires is not None:
+        if expires.tzinfo is None:  # SQLite returns naive datetimes
+            expires = expires.replace(tzinfo=UTC)
+        if expires > now:
+            valid.append(secret_box.decrypt(row.previous_secret_encrypted))
+    return tuple(valid)
+
+
+def to_config(row: WebhookEndpoint) -> EndpointConfig:
+    return EndpointConfig(
+        id=row.id, organization_id=row.organization_id, adapter=row.adapter, target_dag_id=row.target_dag_id,
+        event_types=tuple(row.event_types or ()),
+        mapping=dict(row.mapping or get_adapter(row.adapter).default_mapping),
+        verification=dict(row.verification or {}), rate_limit_per_minute=row.rate_limit_per_minute,
+        enabled=row.enabled, secrets=_valid_secrets(row, datetime.now(UTC)),
+    )
+
+
+def _builtin_bamboohr() -> EndpointConfig | None:
+    """The endpoint configured by OFFICEFLOW_BAMBOOHR_WEBHOOK_KEY (dev mode and simple installs)."""
+    settings = get_settings()
+    if settings.bamboohr_webhook_key is None:
+        return None
+    from plugins.officeflow_gateway.adapters.bamboohr import BambooHRAdapter
+
+    return EndpointConfig(
+        id=BUILTIN_BAMBOOHR, organization_id="default", adapter="bamboohr",
+        target_dag_id=settings.onboarding_dag_id, event_types=("employee.created",),
+        mapping=dict(BambooHRAdapter.default_mapping), verification={},
+        rate_limit_per_minute=settings.webhook_default_rate_limit_per_minute, enabled=True,
+        secrets=(settings.bamboohr_webhook_key.get_secret_value(),),
+    )
+
+
+class EndpointCache:
+    """Endpoint configs cached for a couple of seconds: deliveries should not decrypt per request.
+
+    Changes made through the API in this process invalidate at once; other replicas see them
+    within ``ttl`` seconds.
+    """
+
+    def __init__(self, ttl: float = 2.0) -> None:
+        self.ttl = ttl
+        self._items: dict[str, tuple[float, EndpointConfig | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, endpoint_id: str) -> EndpointConfig | None:
+        if endpoint_id == BUILTIN_BAMBOOHR:
+            return _builtin_bamboohr()
+        if not _ID.match(endpoint_id):
+            return None
+        now = time.monotonic()
+        with self._lock:
+            hit = self._items.get(endpoint_id)
+        if hit and now - hit[0] < self.ttl:
+            return hit[1]
+        with session_scope() as session:
+            row = session.get(WebhookEndpoint, endpoint_id)
+            config = to_config(row) if row is not None else None
+        with self._lock:
+            if len(self._items) > 10_000:
+                self._items.clear()
+            self._items[endpoint_id] = (now, config)
+        return config
+
+    def invalidate(self, endpoint_id: str) -> None:
+        with self._lock:
+            self._items.pop(endpoint_id, None)
+
+
+cache = EndpointCache()
+
+
+def list_rows(organization_id: str | None = None) -> list[WebhookEndpoint]:
+    with session_scope() as session:
+        query = select(WebhookEndpoint).order_by(WebhookEndpoint.created_at)
+        if organization_id:
+            query = query.where(WebhookEndpoint.organization_id == organization_id)
+        return list(session.scalars(query))
+
+
+def rotate(row: WebhookEndpoint, overlap_seconds: int) -> str:
+    """Give ``row`` a new secret; the old one keeps verifying for ``overlap_seconds``."""
+    fresh = new_secret_for(row.adapter)
+    row.previous_secret_encrypted = row.secret_encrypted if overlap_seconds > 0 else None
+    row.previous_secret_expires_at = (
+        datetime.now(UTC) + timedelta(seconds=overlap_seconds) if overlap_seconds > 0 else None
+    )
+    row.secret_encrypted = secret_box.encrypt(fresh)
+    return fresh
