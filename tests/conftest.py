@@ -10,12 +10,13 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.harness.postgres import PostgresCluster
+from tests.harness.redis import RedisServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BAMBOOHR_TEST_KEY = "test-bamboohr-private-key-0123456789abcdef"
@@ -40,6 +41,9 @@ def base_environment(airflow_home: Path, airflow_db: str, store_db: str) -> dict
         "AIRFLOW__API_AUTH__JWT_SECRET": "test-jwt-secret-that-is-long-enough-0123456789",
         "AIRFLOW__CORE__FERNET_KEY": "Z3YbTGZ2Tq2zJ8pVJ3s0C9xkq6mUu2o2XqFz1pF1b3c=",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,operator:op,viewer:viewer",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
+        "OFFICEFLOW_DISPATCH_POLL_SECONDS": "1",
     }
 
 
@@ -55,6 +59,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    dispatcher_module = sys.modules.get("plugins.officeflow_gateway.dispatcher")
+    if dispatcher_module is not None:  # stop its thread before the database it polls goes away
+        dispatcher_module.dispatcher.stop()
     if _cluster is not None:
         _cluster.stop()
 
@@ -88,6 +95,28 @@ def airflow_db(postgres: PostgresCluster) -> str:
 
 
 @pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real Redis on 127.0.0.1 (free port) for the session."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+def api_token(role: str) -> str:
+    """An Airflow JWT for a Simple-auth-manager user with ``role`` (admin, op, viewer)."""
+    from airflow.api_fastapi.app import create_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    return create_auth_manager().generate_jwt(SimpleAuthManagerUser(username=f"test-{role}", role=role))
+
+
+@pytest.fixture
+def auth_headers() -> Callable[[str], dict[str, str]]:
+    """``auth_headers("admin")`` -> a Bearer header for that role."""
+    return lambda role: {"Authorization": f"Bearer {api_token(role)}"}
+
+
+@pytest.fixture(scope="session")
 def store_url(postgres: PostgresCluster) -> str:
     """The OfficeFlow store on PostgreSQL, migrated to head."""
     from include.officeflow.store import migrate
@@ -105,7 +134,7 @@ def clean_store(store_url: str) -> Iterator[str]:
     from include.officeflow.store import get_engine
 
     with get_engine(store_url).begin() as conn:
-        conn.execute(text("TRUNCATE webhook_events, audit_log"))
+        conn.execute(text("TRUNCATE webhook_events, audit_log, webhook_endpoints"))
     yield store_url
 
 

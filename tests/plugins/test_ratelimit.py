@@ -38,13 +38,6 @@ class FakeClock:
         self.now += seconds
 
 
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    yield server
-    server.stop()
-
-
 class Subject:
     """Builds limiters of one kind and lets time pass for them: a fake clock in-process, real sleep in Redis."""
 
