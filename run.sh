@@ -49,13 +49,27 @@ postgres_bin() {
   return 1
 }
 
-ensure_postgres() {
-  postgres_bin >/dev/null && return
-  [[ "$(id -u)" == 0 ]] || die "PostgreSQL server binaries missing: apt-get install postgresql (as root)"
-  log "installing PostgreSQL from apt (the tests start their own throw-away cluster)"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-  postgres_bin >/dev/null || die "PostgreSQL install did not provide initdb"
+APT_UPDATED=0
+apt_install() {  # apt_install PACKAGE...: as root, once per run
+  [[ "$(id -u)" == 0 ]] || die "missing system packages: apt-get install $* (as root)"
+  if ((APT_UPDATED == 0)); then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# The tests start their own throw-away PostgreSQL cluster and Redis server from these binaries.
+ensure_services() {
+  if ! postgres_bin >/dev/null; then
+    log "installing PostgreSQL from apt"
+    apt_install postgresql
+    postgres_bin >/dev/null || die "PostgreSQL install did not provide initdb"
+  fi
+  if ! command -v redis-server >/dev/null 2>&1; then
+    log "installing Redis from apt"
+    apt_install redis-server
+  fi
 }
 
 # --- environment --------------------------------------------------------------------------
@@ -203,7 +217,7 @@ cmd_webhook() {
 
 cmd_test() {
   ensure_venv
-  ensure_postgres
+  ensure_services
   export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
   export PATH="$VENV/bin:$PATH"
   export OFFICEFLOW_POSTGRES_BIN="${OFFICEFLOW_POSTGRES_BIN:-$(postgres_bin)}"
@@ -212,7 +226,7 @@ cmd_test() {
 
 cmd_bench() {
   ensure_venv
-  ensure_postgres
+  ensure_services
   export PYTHONPATH="$ROOT"
   export OFFICEFLOW_POSTGRES_BIN="${OFFICEFLOW_POSTGRES_BIN:-$(postgres_bin)}"
   "$VENV/bin/python" bench/webhook_to_success.py "$@"

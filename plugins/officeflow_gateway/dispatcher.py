@@ -35,7 +35,6 @@ def backoff_seconds(attempts: int) -> float:
 
 def dispatch_one(event_id: str, trigger: Trigger = trigger_run) -> str | None:
     """Try to start the run of one due pending event; return its new status (None if not claimed)."""
-    now = datetime.now(UTC)
     with session_scope() as session:
         event = session.scalars(
             select(WebhookEvent)
@@ -58,7 +57,8 @@ def dispatch_one(event_id: str, trigger: Trigger = trigger_run) -> str | None:
                 event.next_attempt_at = None
                 event.error = f"dead after {event.attempts} attempts: {event.error}"
             else:
-                event.next_attempt_at = now + timedelta(seconds=backoff_seconds(event.attempts))
+                # Counted from the failure, not the claim: a slow failure must not make the retry due at once.
+                event.next_attempt_at = datetime.now(UTC) + timedelta(seconds=backoff_seconds(event.attempts))
             log.warning("Event %s (correlationId=%s) -> %s: %s", event.id, event.correlation_id,
                         event.status, event.error)
         else:

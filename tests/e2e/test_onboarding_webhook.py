@@ -5,43 +5,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from include.officeflow.store import migrate
 from include.sandbox.smtp_sink import SmtpSink
 from tests.harness.airflow_platform import AirflowPlatform
 from tests.plugins.gateway_client import hire_body, signed
 
 pytestmark = pytest.mark.e2e
 WEBHOOK = "/officeflow/webhooks/bamboohr"
-
-
-@pytest.fixture(scope="module")
-def smtp(tmp_path_factory) -> Iterator[SmtpSink]:
-    with SmtpSink(tmp_path_factory.mktemp("mailbox")) as sink:
-        yield sink
-
-
-@pytest.fixture(scope="module")
-def store(postgres) -> str:
-    url = postgres.create_database("officeflow_e2e")
-    migrate(url)
-    return url
-
-
-@pytest.fixture(scope="module")
-def platform(airflow_db, postgres, store, smtp) -> Iterator[AirflowPlatform]:
-    airflow_url = postgres.create_database("airflow_e2e", template="airflow_template")
-    env = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_url, "OFFICEFLOW_DB_URL": store}
-    running = AirflowPlatform(env, smtp_port=smtp.port)
-    try:
-        yield running.start()
-    finally:
-        running.stop()
 
 
 def post(platform: AirflowPlatform, body: bytes, headers: dict[str, str]) -> httpx.Response:

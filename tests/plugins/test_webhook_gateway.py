@@ -213,3 +213,18 @@ def test_store_down_is_503_with_retry_after_so_the_sender_retries(client, settin
     assert response.headers["Retry-After"] == "30"
     forged = client.post(URL, content=body, headers=signed(body, key="wrong"))
     assert_error(forged, 401, "invalid_signature")  # rejection does not depend on the audit trail
+
+
+@pytest.mark.parametrize("backend", ["in_process", "redis"])
+def test_rate_limit_answers_429_with_retry_after_and_stores_nothing(client, settings_env, request, backend):
+    if backend == "redis":
+        settings_env.setenv("REDIS_URL", request.getfixturevalue("redis_server").url)
+    settings_env.setenv("OFFICEFLOW_WEBHOOK_DEFAULT_RATE_LIMIT_PER_MINUTE", "3")
+    bodies = [hire_body(new_employee()) for _ in range(5)]
+    codes = [client.post(URL, content=b, headers=signed(b)) for b in bodies]
+    assert [r.status_code for r in codes[:3]] == [202, 202, 202]
+    limited = codes[3]
+    assert_error(limited, 429, "rate_limited")
+    assert 1 <= int(limited.headers["Retry-After"]) <= 20
+    assert codes[4].status_code == 429
+    assert len(events()) == 3

@@ -1,0 +1,35 @@
+"""Shared e2e fixtures: one SMTP server, store and Airflow platform for the whole e2e session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from include.officeflow.store import migrate
+from include.sandbox.smtp_sink import SmtpSink
+from tests.harness.airflow_platform import AirflowPlatform
+
+
+@pytest.fixture(scope="session")
+def smtp(tmp_path_factory) -> Iterator[SmtpSink]:
+    with SmtpSink(tmp_path_factory.mktemp("mailbox")) as sink:
+        yield sink
+
+
+@pytest.fixture(scope="session")
+def store(postgres) -> str:
+    url = postgres.create_database("officeflow_e2e")
+    migrate(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def platform(airflow_db, postgres, store, smtp) -> Iterator[AirflowPlatform]:
+    airflow_url = postgres.create_database("airflow_e2e", template="airflow_template")
+    env = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_url, "OFFICEFLOW_DB_URL": store}
+    running = AirflowPlatform(env, smtp_port=smtp.port)
+    try:
+        yield running.start()
+    finally:
+        running.stop()
