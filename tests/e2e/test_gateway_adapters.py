@@ -27,7 +27,8 @@ def create_endpoint(platform: AirflowPlatform, **body: Any) -> dict[str, Any]:
     return response.json()
 
 
-def deliver(platform: AirflowPlatform, endpoint: dict[str, Any], body: bytes, headers: dict[str, str]) -> httpx.Response:
+def deliver(platform: AirflowPlatform, endpoint: dict[str, Any], body: bytes,
+            headers: dict[str, str]) -> httpx.Response:
     return httpx.post(platform.base_url + endpoint["delivery_path"], content=body,
                       headers={"Content-Type": "application/json", **headers}, timeout=30)
 
