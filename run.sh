@@ -17,6 +17,7 @@ Usage: ./run.sh <command>
   webhook    Send a sample signed BambooHR webhook to the running dev platform
   lint       ruff + mypy
   bench      Measure webhook -> run success against a REST-API baseline (docs/BENCHMARKS.md)
+  bench-gateway  Gateway throughput and latency under load, against a do-nothing route as ceiling
   clean      Remove local state (.officeflow/); `clean --all` also removes .venv
 EOF
 }
@@ -232,6 +233,14 @@ cmd_bench() {
   "$VENV/bin/python" bench/webhook_to_success.py "$@"
 }
 
+cmd_bench_gateway() {
+  ensure_venv
+  ensure_services
+  export PYTHONPATH="$ROOT"
+  export OFFICEFLOW_POSTGRES_BIN="${OFFICEFLOW_POSTGRES_BIN:-$(postgres_bin)}"
+  "$VENV/bin/python" bench/gateway_bench.py "$@"
+}
+
 cmd_lint() {
   ensure_venv
   export PYTHONPATH="$ROOT"
@@ -255,6 +264,7 @@ case "${1:-help}" in
   webhook) shift; cmd_webhook "$@" ;;
   lint) shift; cmd_lint "$@" ;;
   bench) shift; cmd_bench "$@" ;;
+  bench-gateway) shift; cmd_bench_gateway "$@" ;;
   clean) shift; cmd_clean "$@" ;;
   help|-h|--help) usage ;;
   *) usage; exit 2 ;;

@@ -53,12 +53,13 @@ class AirflowPlatform:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._token: str | None = None
 
-    def start(self, timeout: float = 240) -> AirflowPlatform:
+    def start(self, timeout: float = 240, components: tuple[str, ...] = COMPONENTS,
+              api_server_args: tuple[str, ...] = ()) -> AirflowPlatform:
         airflow = str(Path(sys.executable).with_name("airflow"))
-        for name in COMPONENTS:
+        for name in components:
             args = [airflow, name]
             if name == "api-server":
-                args += ["--host", "127.0.0.1", "--port", str(self.port)]
+                args += ["--host", "127.0.0.1", "--port", str(self.port), *api_server_args]
             log = (self.home / f"{name}.log").open("wb")
             self.processes[name] = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                                     start_new_session=True)
