@@ -80,6 +80,10 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="First retry delay of the dispatcher; doubles per attempt."
     )
     dispatch_max_delay_seconds: float = Field(default=300.0, gt=0, description="Cap of the retry delay.")
+    dispatch_duty_cycle: float = Field(
+        default=0.5, gt=0, le=1,
+        description="Share of an api-server process's CPU the dispatcher may use while creating runs.",
+    )
     dispatch_poll_seconds: float = Field(
         default=5.0, gt=0, description="How often the dispatcher looks for due events without a wake-up."
     )

@@ -53,14 +53,21 @@ def apply_mapping(mapping: dict[str, str], document: dict[str, Any]) -> dict[str
 
 
 class ParamsValidator:
-    """Validates a conf against the latest serialised version of a DAG's params (cached briefly)."""
+    """Validates a conf against the latest serialised version of a DAG's params.
+
+    Airflow's own ``params.validate()`` re-checks every JSON schema on each call (~10 ms for a dozen
+    params); on the delivery path the schemas are compiled once per DAG and cached for ``ttl``
+    seconds. The rules are Airflow's: the conf value (or the param's default) must exist and match
+    the param's schema, with format checks. Airflow validates once more when the dispatcher creates
+    the run, so a drift between the two can only turn into a ``rejected`` event, never a bad run.
+    """
 
     def __init__(self, ttl_seconds: float = 10.0) -> None:
         self.ttl = ttl_seconds
-        self._cache: dict[str, tuple[float, Any]] = {}
+        self._cache: dict[str, tuple[float, dict[str, tuple[Any, Any]] | None]] = {}
         self._lock = threading.Lock()
 
-    def _params(self, dag_id: str) -> Any:
+    def _compiled(self, dag_id: str) -> dict[str, tuple[Any, Any]] | None:
         now = time.monotonic()
         with self._lock:
             cached = self._cache.get(dag_id)
@@ -68,13 +75,20 @@ class ParamsValidator:
             return cached[1]
         from airflow.models.dagbag import DBDagBag
         from airflow.utils.session import create_session
+        from jsonschema import FormatChecker
+        from jsonschema.validators import validator_for
 
         with create_session() as session:
             dag = DBDagBag().get_latest_version_of_dag(dag_id, session=session)
-        params = dag.params if dag is not None else None
+        compiled = None
+        if dag is not None:
+            compiled = {}
+            for name, param in dag.params.items():
+                validator_cls = validator_for(param.schema)
+                compiled[name] = (param.value, validator_cls(param.schema, format_checker=FormatChecker()))
         with self._lock:
-            self._cache[dag_id] = (now, params)
-        return params
+            self._cache[dag_id] = (now, compiled)
+        return compiled
 
     def validate(self, dag_id: str, conf: dict[str, Any]) -> bool:
         """Raise :class:`MappingError` for an invalid conf; return False when the DAG is unknown yet.
@@ -82,21 +96,16 @@ class ParamsValidator:
         An unknown DAG is not the event's fault: the event is kept pending and the dispatcher
         validates again when it triggers.
         """
-        from airflow.exceptions import ParamValidationError
+        from airflow.serialization.definitions.notset import is_arg_set
 
-        params = self._params(dag_id)
-        if params is None:
+        compiled = self._compiled(dag_id)
+        if compiled is None:
             return False
-        try:
-            params.deep_merge(conf).validate()
-        except ParamValidationError as exc:
-            raise MappingError(_failed_param(str(exc)), str(exc)) from None
+        for name, (default, validator) in compiled.items():
+            value = conf.get(name, default)
+            if not is_arg_set(value):
+                raise MappingError(name, "no value passed and the param has no default")
+            error = next(iter(validator.iter_errors(value)), None)
+            if error is not None:
+                raise MappingError(name, error.message)
         return True
-
-
-def _failed_param(message: str) -> str:
-    # Airflow words it "Invalid input for param <name>: <reason>".
-    prefix = "Invalid input for param "
-    if message.startswith(prefix):
-        return message[len(prefix):].split(":", 1)[0]
-    return "conf"
