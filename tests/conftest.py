@@ -38,7 +38,7 @@ def base_environment(airflow_home: Path, airflow_db: str, store_db: str) -> dict
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__API_AUTH__JWT_SECRET": "test-jwt-secret-that-is-long-enough-0123456789",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "test-jwt-secret-that-is-long-enough-for-hs512-0123456789abcdefghijklmnop",
         "AIRFLOW__CORE__FERNET_KEY": "Z3YbTGZ2Tq2zJ8pVJ3s0C9xkq6mUu2o2XqFz1pF1b3c=",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,operator:op,viewer:viewer",
@@ -138,12 +138,47 @@ def clean_store(store_url: str) -> Iterator[str]:
     yield store_url
 
 
-@pytest.fixture
-def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """Change OFFICEFLOW_* variables for one test; the settings cache is reset around it."""
-    from include.officeflow.settings import get_settings
+class SettingsEnv:
+    """``monkeypatch`` for OFFICEFLOW_* variables that also refreshes the settings cache, race-free.
 
-    get_settings.cache_clear()
-    yield monkeypatch
-    monkeypatch.undo()
-    get_settings.cache_clear()
+    The dispatcher thread calls ``get_settings()`` at any time; a load that read the environment
+    before a change could land in the cache after a plain ``cache_clear()``, so each change is
+    followed by clearing until the cached settings equal a fresh load.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._monkeypatch = monkeypatch
+
+    @staticmethod
+    def settle() -> None:
+        from include.officeflow.settings import ConfigurationError, get_settings, load_settings
+
+        for _ in range(100):
+            get_settings.cache_clear()
+            try:
+                if get_settings() == load_settings():
+                    return
+            except ConfigurationError:
+                get_settings.cache_clear()
+                return
+
+    def setenv(self, name: str, value: str) -> None:
+        self._monkeypatch.setenv(name, value)
+        self.settle()
+
+    def delenv(self, name: str, raising: bool = True) -> None:
+        self._monkeypatch.delenv(name, raising=raising)
+        self.settle()
+
+    def undo(self) -> None:
+        self._monkeypatch.undo()
+        self.settle()
+
+
+@pytest.fixture
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[SettingsEnv]:
+    """Change OFFICEFLOW_* variables for one test; the settings cache follows every change."""
+    env = SettingsEnv(monkeypatch)
+    env.settle()
+    yield env
+    env.undo()

@@ -24,6 +24,7 @@ from include.officeflow.settings import get_settings
 from include.officeflow.store import EventStatus
 from plugins.officeflow_gateway import endpoints
 from plugins.officeflow_gateway.adapters import Delivery, PayloadError, VerificationError, get_adapter
+from plugins.officeflow_gateway.adapters.base import check_storable
 from plugins.officeflow_gateway.dispatcher import dispatcher
 from plugins.officeflow_gateway.errors import CORRELATION_HEADER, ApiError, correlation_id
 from plugins.officeflow_gateway.inbox import Outcome, audit, store
@@ -86,6 +87,8 @@ def _accept_events(endpoint: endpoints.EndpointConfig, delivery: Delivery, cid: 
     adapter = get_adapter(endpoint.adapter)
     try:
         events = adapter.parse(delivery)
+        for event in events:
+            check_storable(event)
     except PayloadError as exc:
         raise ApiError(400, "invalid_payload", str(exc)) from None
     outcomes = []

@@ -1,4 +1,4 @@
-"""Shared e2e fixtures: one SMTP server, store and Airflow platform for the whole e2e session."""
+"""Shared e2e fixtures: one SMTP server, store and Airflow platform for the e2e package (stopped after it)."""
 
 from __future__ import annotations
 
@@ -11,20 +11,20 @@ from include.sandbox.smtp_sink import SmtpSink
 from tests.harness.airflow_platform import AirflowPlatform
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def smtp(tmp_path_factory) -> Iterator[SmtpSink]:
     with SmtpSink(tmp_path_factory.mktemp("mailbox")) as sink:
         yield sink
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def store(postgres) -> str:
     url = postgres.create_database("officeflow_e2e")
     migrate(url)
     return url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def platform(airflow_db, postgres, store, smtp) -> Iterator[AirflowPlatform]:
     airflow_url = postgres.create_database("airflow_e2e", template="airflow_template")
     env = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_url, "OFFICEFLOW_DB_URL": store}

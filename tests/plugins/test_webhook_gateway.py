@@ -123,7 +123,8 @@ def test_bad_request_does_not_lose_events_stored_before(client):
     assert client.post(URL, content=forged, headers=signed(forged, key="x")).status_code == 401
     malformed = b'{"employees": [ oops'
     assert client.post(URL, content=malformed, headers=signed(malformed)).status_code == 400
-    assert [e.status for e in events()] == ["triggered"]
+    [kept] = events()
+    assert kept.status in ("pending", "triggered") and kept.dag_run_id
 
 
 def test_malformed_json_with_a_valid_signature_is_400(client):
@@ -218,7 +219,13 @@ def test_store_down_is_503_with_retry_after_so_the_sender_retries(client, settin
 @pytest.mark.parametrize("backend", ["in_process", "redis"])
 def test_rate_limit_answers_429_with_retry_after_and_stores_nothing(client, settings_env, request, backend):
     if backend == "redis":
-        settings_env.setenv("REDIS_URL", request.getfixturevalue("redis_server").url)
+        url = request.getfixturevalue("redis_server").url
+        settings_env.setenv("REDIS_URL", url)
+        from plugins.officeflow_gateway.ratelimit import get_rate_limiter
+
+        # Connect once first, so a slow first connection on a loaded machine is not taken for an outage
+        # (the limiter fails open then, by design).
+        assert get_rate_limiter(url).acquire("warm-up", 1.0, 1).allowed
     settings_env.setenv("OFFICEFLOW_WEBHOOK_DEFAULT_RATE_LIMIT_PER_MINUTE", "3")
     bodies = [hire_body(new_employee()) for _ in range(5)]
     codes = [client.post(URL, content=b, headers=signed(b)) for b in bodies]

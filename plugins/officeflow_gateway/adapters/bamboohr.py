@@ -19,7 +19,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
-from plugins.officeflow_gateway.adapters.base import Delivery, InboundEvent, PayloadError, VerificationError
+from plugins.officeflow_gateway.adapters.base import (
+    Delivery,
+    InboundEvent,
+    PayloadError,
+    VerificationError,
+    load_json,
+    parse_timestamp,
+)
 
 SIGNATURE_HEADER = "X-BambooHR-Signature"
 TIMESTAMP_HEADER = "X-BambooHR-Timestamp"
@@ -37,28 +44,41 @@ def _digest(value: Any) -> str:
 
 
 def _nest_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
-    """``employees[0][fields][firstName]=Ada`` -> ``{"employees": [{"fields": {"firstName": "Ada"}}]}``."""
+    """``employees[0][fields][firstName]=Ada`` -> ``{"employees": [{"fields": {"firstName": "Ada"}}]}``.
+
+    Numeric segments index lists; a key used both as a value and as a container, or a list index
+    beside object keys, is a :class:`PayloadError`.
+    """
     root: dict[str, Any] = {}
     for raw_key, value in pairs:
         head, _, rest = raw_key.partition("[")
         keys = [head, *_BRACKETS.findall("[" + rest)] if rest else [head]
+        if not head or any(len(k) > 100 for k in keys) or len(keys) > 10:
+            raise PayloadError(f"form key {raw_key[:100]!r} is not supported")
         node: Any = root
-        for key, following in zip(keys, [*keys[1:], None], strict=True):
-            if following is None:
-                node[key] = value
-                break
-            child_default: Any = [] if following.isdigit() else {}
+        for depth, key in enumerate(keys):
+            last = depth == len(keys) - 1
+            following = None if last else keys[depth + 1]
+            child: Any = value if last else ([] if following.isdigit() else {})  # type: ignore[union-attr]
             if isinstance(node, list):
+                if not key.isdigit() or int(key) > 1000:
+                    raise PayloadError(f"form key {raw_key[:100]!r} mixes list and object positions")
                 index = int(key)
                 while len(node) <= index:
                     node.append(None)
-                if node[index] is None:
-                    node[index] = child_default
+                if node[index] is None or last:
+                    node[index] = child
                 node = node[index]
+            elif isinstance(node, dict):
+                if last or key not in node:
+                    node[key] = child
+                node = node[key]
             else:
-                node = node.setdefault(key, child_default)
-            if isinstance(node, list) and not following.isdigit():
-                raise PayloadError(f"form key {raw_key!r} mixes list and object positions")
+                raise PayloadError(f"form key {raw_key[:100]!r} uses a value as a container")
+            if not last and not isinstance(node, list | dict):
+                raise PayloadError(f"form key {raw_key[:100]!r} uses a value as a container")
+            if not last and isinstance(node, list) != following.isdigit():  # type: ignore[union-attr]
+                raise PayloadError(f"form key {raw_key[:100]!r} mixes list and object positions")
     return root
 
 
@@ -85,10 +105,7 @@ class BambooHRAdapter:
         if not signature or not timestamp:
             raise VerificationError(f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER} header")
         timestamp = timestamp.strip()
-        try:
-            sent_at = int(timestamp)
-        except ValueError:
-            raise VerificationError(f"{TIMESTAMP_HEADER} is not a Unix timestamp") from None
+        sent_at = parse_timestamp(timestamp, TIMESTAMP_HEADER)
         if abs(delivery.received_at - sent_at) > window_seconds:
             raise VerificationError(f"timestamp outside the {window_seconds}s replay window")
         received = signature.strip().lower().encode()
@@ -121,10 +138,7 @@ class BambooHRAdapter:
 
     @staticmethod
     def _json(body: bytes) -> dict[str, Any]:
-        try:
-            document = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise PayloadError(f"body is not valid JSON: {exc}") from None
+        document = load_json(body)
         if not isinstance(document, dict):
             raise PayloadError("body must be a JSON object")
         return document

@@ -9,6 +9,7 @@ defines none.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -67,3 +68,43 @@ class Adapter(Protocol):
     def parse(self, delivery: Delivery) -> list[InboundEvent]:
         """Turn a verified delivery into events; raise :class:`PayloadError` when malformed."""
         ...
+
+
+MAX_EVENT_ID_LENGTH = 255  # webhook_events.provider_event_id
+MAX_EVENT_TYPE_LENGTH = 128  # webhook_events.event_type
+MAX_TIMESTAMP_DIGITS = 12  # Unix seconds until the year 33658; longer is garbage, not a time
+
+
+def parse_timestamp(text: str | None, header: str) -> int:
+    """A Unix-seconds header as an int; :class:`VerificationError` for anything else (no overflow)."""
+    text = (text or "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > MAX_TIMESTAMP_DIGITS:
+        raise VerificationError(f"{header} is not an integer Unix timestamp")
+    return int(text)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def load_json(body: bytes) -> Any:
+    """Strict JSON: NaN/Infinity, huge integers and excessive nesting are a :class:`PayloadError`."""
+    try:
+        return json.loads(body, parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise PayloadError(f"body is not valid JSON: {str(exc)[:200]}") from None
+
+
+def check_storable(event: InboundEvent) -> None:
+    """Refuse what the inbox cannot store faithfully (lengths, NUL, unencodable text) as a 400."""
+    if not event.provider_event_id or len(event.provider_event_id) > MAX_EVENT_ID_LENGTH:
+        raise PayloadError(f"event id must be 1-{MAX_EVENT_ID_LENGTH} characters")
+    if not event.event_type or len(event.event_type) > MAX_EVENT_TYPE_LENGTH:
+        raise PayloadError(f"event type must be 1-{MAX_EVENT_TYPE_LENGTH} characters")
+    try:
+        encoded = json.dumps([event.provider_event_id, event.event_type, event.document],
+                             ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (UnicodeEncodeError, ValueError, TypeError, RecursionError):
+        raise PayloadError("event contains values that are not valid JSON text") from None
+    if b"\x00" in encoded or b"\\u0000" in encoded:
+        raise PayloadError("event contains NUL characters")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from secrets import token_bytes
@@ -29,7 +28,14 @@ from typing import Any
 
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
-from plugins.officeflow_gateway.adapters.base import Delivery, InboundEvent, PayloadError, VerificationError
+from plugins.officeflow_gateway.adapters.base import (
+    Delivery,
+    InboundEvent,
+    PayloadError,
+    VerificationError,
+    load_json,
+    parse_timestamp,
+)
 
 ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
@@ -115,9 +121,7 @@ class StandardWebhooksAdapter:
         if missing:
             raise VerificationError("missing " + ", ".join(missing) + " header" + ("s" if len(missing) > 1 else ""))
 
-        if not (timestamp_text.isascii() and timestamp_text.isdigit()):
-            raise VerificationError(f"{TIMESTAMP_HEADER} is not an integer Unix timestamp")
-        timestamp = int(timestamp_text)
+        timestamp = parse_timestamp(timestamp_text, TIMESTAMP_HEADER)
         skew = timestamp - delivery.received_at
         if abs(skew) > window_seconds:
             direction = "in the future" if skew > 0 else "old"
@@ -154,10 +158,7 @@ class StandardWebhooksAdapter:
             raise PayloadError(f"missing {ID_HEADER} header")
         if len(msg_id) > MAX_EVENT_ID_LENGTH:
             raise PayloadError(f"{ID_HEADER} is longer than {MAX_EVENT_ID_LENGTH} characters")
-        try:
-            document = json.loads(delivery.body)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise PayloadError(f"body is not valid JSON: {exc}") from None
+        document = load_json(delivery.body)
         if not isinstance(document, dict):
             raise PayloadError("body must be a JSON object")
         raw_type = document.get("type")

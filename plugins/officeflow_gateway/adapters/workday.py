@@ -22,7 +22,13 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from plugins.officeflow_gateway.adapters.base import Delivery, InboundEvent, PayloadError, VerificationError
+from plugins.officeflow_gateway.adapters.base import (
+    Delivery,
+    InboundEvent,
+    PayloadError,
+    VerificationError,
+    load_json,
+)
 
 AUTHORIZATION_HEADER = "Authorization"
 
@@ -182,10 +188,7 @@ class WorkdayAdapter:
 
     def parse(self, delivery: Delivery) -> list[InboundEvent]:
         """One event object or ``{"events": [...]}`` -> events; :class:`PayloadError` when malformed."""
-        try:
-            document = json.loads(delivery.body)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise PayloadError(f"body is not valid JSON: {exc}") from None
+        document = load_json(delivery.body)
         if not isinstance(document, dict):
             raise PayloadError("body must be a JSON object (one event or {\"events\": [...]})")
         is_single = "eventType" in document or "type" in document

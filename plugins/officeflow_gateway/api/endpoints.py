@@ -95,6 +95,14 @@ class EndpointUpdate(BaseModel):
     def _mapping(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         return _check_mapping(value)
 
+    @model_validator(mode="after")
+    def _no_nulls(self) -> EndpointUpdate:
+        # Omit a field to leave it unchanged; an explicit null would erase a required value.
+        nulls = sorted(name for name in self.model_fields_set if getattr(self, name) is None)
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)} may not be null (omit a field to keep its value)")
+        return self
+
 
 class EndpointOut(BaseModel):
     id: str
@@ -196,7 +204,8 @@ async def update_endpoint(endpoint_id: str, body: EndpointUpdate, request: Reque
             row = _get_row(session, endpoint_id)
             if "verification" in changes:
                 changes["verification"] = body.verification.model_dump() if body.verification else {}
-            if row.adapter == "workday" and not (changes.get("verification") or row.verification).get("username"):
+            verification = changes.get("verification", row.verification)
+            if row.adapter == "workday" and not verification.get("username"):
                 raise ApiError(422, "validation_error", "workday endpoints need verification.username")
             for key, value in changes.items():
                 setattr(row, key, value)

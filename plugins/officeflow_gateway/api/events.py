@@ -111,6 +111,9 @@ async def replay_event(event_id: str, request: Request,
             endpoint = endpoints.cache.get(row.endpoint_id)
             if endpoint is None:
                 raise ApiError(409, "conflict", f"endpoint {row.endpoint_id!r} no longer exists")
+            if not endpoint.accepts(row.event_type):
+                raise ApiError(409, "conflict", f"endpoint {endpoint.id!r} does not start a workflow for "
+                               f"{row.event_type!r}; add it to the endpoint's event_types first")
             document = (row.payload or {}).get("document") or {}
             try:
                 conf = apply_mapping(endpoint.mapping, document)

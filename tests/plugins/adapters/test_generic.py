@@ -223,7 +223,8 @@ def test_no_headers_at_all_names_all_three():
         ("webhook-timestamp", "1700000000.5", "not an integer Unix timestamp"),
         ("webhook-timestamp", "-5", "not an integer Unix timestamp"),
         ("webhook-timestamp", "\u0661\u0667" + "\u0660" * 8, "not an integer Unix timestamp"),  # Arabic-Indic digits
-        ("webhook-timestamp", "9" * 40, "replay window"),
+        ("webhook-timestamp", "9" * 40, "not an integer Unix timestamp"),
+        ("webhook-timestamp", "9" * 12, "replay window"),
         ("webhook-id", "  ", "missing webhook-id"),
     ],
 )
