@@ -236,6 +236,7 @@ cmd_bench() {
 cmd_bench_gateway() {
   ensure_venv
   ensure_services
+  command -v wrk >/dev/null 2>&1 || { log "installing wrk from apt"; apt_install wrk; }
   export PYTHONPATH="$ROOT"
   export OFFICEFLOW_POSTGRES_BIN="${OFFICEFLOW_POSTGRES_BIN:-$(postgres_bin)}"
   "$VENV/bin/python" bench/gateway_bench.py "$@"
