@@ -30,14 +30,21 @@ class EndpointConfig:
     adapter: str
     target_dag_id: str
     event_types: tuple[str, ...]
+    routes: dict[str, str]
     mapping: dict[str, str]
     verification: dict[str, Any]
     rate_limit_per_minute: int
     enabled: bool
     secrets: tuple[str, ...] = field(repr=False)
 
-    def accepts(self, event_type: str) -> bool:
-        return not self.event_types or event_type in self.event_types
+    def target_for(self, event_type: str) -> str | None:
+        """The workflow an event type starts: its route, else the default target if the type passes the
+        ``event_types`` filter (empty = every type), else None (stored and answered as ignored)."""
+        if event_type in self.routes:
+            return self.routes[event_type]
+        if not self.event_types or event_type in self.event_types:
+            return self.target_dag_id
+        return None
 
 
 def new_endpoint_id() -> str:
@@ -66,7 +73,7 @@ def _valid_secrets(row: WebhookEndpoint, now: datetime) -> tuple[str, ...]:
 def to_config(row: WebhookEndpoint) -> EndpointConfig:
     return EndpointConfig(
         id=row.id, organization_id=row.organization_id, adapter=row.adapter, target_dag_id=row.target_dag_id,
-        event_types=tuple(row.event_types or ()),
+        event_types=tuple(row.event_types or ()), routes=dict(row.routes or {}),
         mapping=dict(row.mapping or get_adapter(row.adapter).default_mapping),
         verification=dict(row.verification or {}), rate_limit_per_minute=row.rate_limit_per_minute,
         enabled=row.enabled, secrets=_valid_secrets(row, datetime.now(UTC)),
@@ -82,7 +89,7 @@ def _builtin_bamboohr() -> EndpointConfig | None:
 
     return EndpointConfig(
         id=BUILTIN_BAMBOOHR, organization_id="default", adapter="bamboohr",
-        target_dag_id=settings.onboarding_dag_id, event_types=("employee.created",),
+        target_dag_id=settings.onboarding_dag_id, event_types=("employee.created",), routes={},
         mapping=dict(BambooHRAdapter.default_mapping), verification={},
         rate_limit_per_minute=settings.webhook_default_rate_limit_per_minute, enabled=True,
         secrets=(settings.bamboohr_webhook_key.get_secret_value(),),

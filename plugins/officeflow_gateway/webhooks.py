@@ -96,19 +96,20 @@ def _accept_events(endpoint: endpoints.EndpointConfig, delivery: Delivery, cid: 
         conf: dict[str, Any] | None = None
         error: str | None = None
         dag_id = run_id = None
-        if not endpoint.accepts(event.event_type):
+        target = endpoint.target_for(event.event_type)
+        if target is None:
             status = EventStatus.IGNORED
         else:
             try:
                 conf = apply_mapping(endpoint.mapping, event.document)
                 conf.setdefault("correlation_id", cid)
                 conf.setdefault("source", endpoint.adapter)
-                known = params_validator.validate(endpoint.target_dag_id, conf)
+                known = params_validator.validate(target, conf)
             except MappingError as exc:
                 status, error = EventStatus.REJECTED, f"{exc.field}: {exc.message}"
             else:
                 status = EventStatus.PENDING
-                dag_id, run_id = endpoint.target_dag_id, run_id_for(endpoint.id, event.provider_event_id)
+                dag_id, run_id = target, run_id_for(endpoint.id, event.provider_event_id)
                 if not known:
                     error = f"DAG {dag_id!r} not parsed yet; the dispatcher will retry"
         outcomes.append(store(

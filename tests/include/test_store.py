@@ -11,20 +11,20 @@ from include.officeflow.store.db import current_revision, head_revision, migrate
 
 
 def test_migrations_reach_head_and_create_the_tables(store_url):
-    assert current_revision(store_url) == head_revision() == "0002"
+    assert current_revision(store_url) == head_revision() == "0003"
     tables = set(inspect(get_engine(store_url)).get_table_names())
     assert {"webhook_events", "audit_log", "alembic_version"} <= tables
 
 
 def test_migrate_is_idempotent(store_url):
     migrate(store_url)
-    assert current_revision(store_url) == "0002"
+    assert current_revision(store_url) == "0003"
 
 
 def test_migrations_run_on_sqlite_too(tmp_path):
     url = f"sqlite:///{tmp_path / 'store.db'}"
     migrate(url)
-    assert current_revision(url) == "0002"
+    assert current_revision(url) == "0003"
 
 
 def test_upgrade_from_0001_keeps_inbox_rows_and_downgrade_works(postgres):

@@ -48,6 +48,7 @@ class WebhookEndpoint(Base):
     adapter: Mapped[str] = mapped_column(String(32), nullable=False)
     target_dag_id: Mapped[str] = mapped_column(String(250), nullable=False)
     event_types: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    routes: Mapped[dict[str, str]] = mapped_column(JSON, nullable=False, default=dict)
     mapping: Mapped[dict[str, str]] = mapped_column(JSON, nullable=False, default=dict)
     verification: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
     rate_limit_per_minute: Mapped[int] = mapped_column(Integer, nullable=False, default=600)

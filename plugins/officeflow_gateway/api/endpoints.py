@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 
@@ -22,6 +23,18 @@ router = APIRouter(prefix="/api/v1/webhook-endpoints", tags=["webhook endpoints"
 
 Adapter = Literal["bamboohr", "workday", "generic"]
 assert set(ADAPTER_NAMES) == {"bamboohr", "workday", "generic"}
+
+
+_DAG_ID = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
+
+
+def _check_routes(routes: dict[str, str] | None) -> dict[str, str] | None:
+    for event_type, dag_id in (routes or {}).items():
+        if not event_type or len(event_type) > 128:
+            raise ValueError("route event types must be 1-128 characters")
+        if not isinstance(dag_id, str) or not _DAG_ID.match(dag_id):
+            raise ValueError(f"route {event_type!r}: {dag_id!r} is not a DAG id")
+    return routes
 
 
 def _check_mapping(mapping: dict[str, str] | None) -> dict[str, str] | None:
@@ -59,6 +72,9 @@ class EndpointCreate(BaseModel):
     target_dag_id: str = Field(min_length=1, max_length=250, pattern=r"^[A-Za-z0-9_.-]+$")
     event_types: list[str] = Field(default_factory=list, description="Event types that start the workflow; "
                                    "empty = all. Others are stored and acknowledged as ignored.")
+    routes: dict[str, str] = Field(default_factory=dict, description="event type -> DAG id for types that start "
+                                   "another workflow than target_dag_id (e.g. employee.terminated -> "
+                                   "employee_offboarding); routes are checked before event_types.")
     mapping: dict[str, str] = Field(default_factory=dict, description="param -> JMESPath over the event "
                                     "document; empty = the adapter's default mapping.")
     verification: Verification = Field(default_factory=Verification)
@@ -71,6 +87,11 @@ class EndpointCreate(BaseModel):
     @classmethod
     def _mapping(cls, value: dict[str, str]) -> dict[str, str] | None:
         return _check_mapping(value)
+
+    @field_validator("routes")
+    @classmethod
+    def _routes(cls, value: dict[str, str]) -> dict[str, str] | None:
+        return _check_routes(value)
 
     @model_validator(mode="after")
     def _adapter_rules(self) -> EndpointCreate:
@@ -85,6 +106,7 @@ class EndpointUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     target_dag_id: str | None = Field(default=None, min_length=1, max_length=250, pattern=r"^[A-Za-z0-9_.-]+$")
     event_types: list[str] | None = None
+    routes: dict[str, str] | None = None
     mapping: dict[str, str] | None = None
     verification: Verification | None = None
     rate_limit_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
@@ -94,6 +116,11 @@ class EndpointUpdate(BaseModel):
     @classmethod
     def _mapping(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         return _check_mapping(value)
+
+    @field_validator("routes")
+    @classmethod
+    def _routes(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return _check_routes(value)
 
     @model_validator(mode="after")
     def _no_nulls(self) -> EndpointUpdate:
@@ -111,6 +138,7 @@ class EndpointOut(BaseModel):
     adapter: str
     target_dag_id: str
     event_types: list[str]
+    routes: dict[str, str]
     mapping: dict[str, str]
     verification: dict[str, Any]
     rate_limit_per_minute: int
@@ -123,7 +151,8 @@ class EndpointOut(BaseModel):
     @classmethod
     def of(cls, row: WebhookEndpoint) -> EndpointOut:
         return cls(id=row.id, name=row.name, organization_id=row.organization_id, adapter=row.adapter,
-                   target_dag_id=row.target_dag_id, event_types=row.event_types, mapping=row.mapping,
+                   target_dag_id=row.target_dag_id, event_types=row.event_types, routes=row.routes or {},
+                   mapping=row.mapping,
                    verification=row.verification, rate_limit_per_minute=row.rate_limit_per_minute,
                    enabled=row.enabled, delivery_path=f"/officeflow/webhooks/{row.id}",
                    previous_secret_expires_at=row.previous_secret_expires_at, created_at=row.created_at,
@@ -166,6 +195,7 @@ async def create_endpoint(body: EndpointCreate, request: Request,
             row = WebhookEndpoint(
                 id=endpoints.new_endpoint_id(), organization_id=body.organization_id, name=body.name,
                 adapter=body.adapter, target_dag_id=body.target_dag_id, event_types=body.event_types,
+                routes=body.routes,
                 mapping=body.mapping, verification=body.verification.model_dump(),
                 rate_limit_per_minute=body.rate_limit_per_minute, enabled=body.enabled,
                 secret_encrypted=secret_box.encrypt(secret),

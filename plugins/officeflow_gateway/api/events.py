@@ -111,9 +111,10 @@ async def replay_event(event_id: str, request: Request,
             endpoint = endpoints.cache.get(row.endpoint_id)
             if endpoint is None:
                 raise ApiError(409, "conflict", f"endpoint {row.endpoint_id!r} no longer exists")
-            if not endpoint.accepts(row.event_type):
+            target = endpoint.target_for(row.event_type)
+            if target is None:
                 raise ApiError(409, "conflict", f"endpoint {endpoint.id!r} does not start a workflow for "
-                               f"{row.event_type!r}; add it to the endpoint's event_types first")
+                               f"{row.event_type!r}; add it to the endpoint's event_types or routes first")
             document = (row.payload or {}).get("document") or {}
             try:
                 conf = apply_mapping(endpoint.mapping, document)
@@ -121,12 +122,12 @@ async def replay_event(event_id: str, request: Request,
                 conf.setdefault("source", endpoint.adapter)
                 from plugins.officeflow_gateway.webhooks import params_validator
 
-                params_validator.validate(endpoint.target_dag_id, conf)
+                params_validator.validate(target, conf)
             except MappingError as exc:
                 raise ApiError(422, "unmappable_event", f"{exc.field}: {exc.message}") from None
             row.payload = {"document": document, "conf": conf}
             row.status = EventStatus.PENDING.value
-            row.dag_id = endpoint.target_dag_id
+            row.dag_id = target
             row.dag_run_id = run_id_for(endpoint.id, row.provider_event_id)
             row.attempts, row.error, row.next_attempt_at = 0, None, None
             session.flush()
