@@ -33,7 +33,6 @@ from tests.plugins.test_endpoints_api import (
     bamboohr_headers,
     create_endpoint,
     delivery_url,
-    gateway_client,
     generic_headers,
     workday_headers,
 )
@@ -50,17 +49,6 @@ ACCEPTED_TYPES = {"generic": {"application/json"},
                   "bamboohr": {"application/json", "application/x-www-form-urlencoded"}}
 CODES = {400: "invalid_payload", 401: "invalid_signature", 413: "payload_too_large",
          415: "unsupported_media_type", 422: "unmappable_event"}
-
-
-@pytest.fixture
-def client(airflow_db, clean_store):
-    with gateway_client() as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def admin(auth_headers) -> dict[str, str]:
-    return auth_headers("admin")
 
 
 @pytest.fixture

@@ -34,25 +34,6 @@ GENERIC_MAPPING = {"employee_id": "data.id", "first_name": "data.first_name",
 # --- helpers shared by the gateway API test modules ----------------------------------------------
 
 
-def gateway_client() -> TestClient:
-    """The gateway app in a TestClient that hands a 500 back as a response (to fail an assertion on
-    it) instead of re-raising the server's exception into the test."""
-    from plugins.officeflow_gateway.app import create_app
-
-    return TestClient(create_app(), raise_server_exceptions=False)
-
-
-@pytest.fixture
-def client(airflow_db, clean_store):
-    with gateway_client() as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def admin(auth_headers) -> dict[str, str]:
-    return auth_headers("admin")
-
-
 def create_endpoint(client: TestClient, headers: dict[str, str], **fields: Any) -> dict[str, Any]:
     """Create an endpoint (generic onto employee_onboarding unless overridden); return the 201 body."""
     body: dict[str, Any] = {"name": "HR feed", "adapter": "generic", "target_dag_id": DAG}

@@ -19,24 +19,12 @@ from tests.plugins.test_endpoints_api import (
     audit_rows,
     create_endpoint,
     delivery_url,
-    gateway_client,
     generic_body,
     generic_headers,
 )
 from tests.plugins.test_webhook_gateway import assert_error, dag_runs, events
 
 EVENTS = "/api/v1/events"
-
-
-@pytest.fixture
-def client(airflow_db, clean_store):
-    with gateway_client() as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def admin(auth_headers) -> dict[str, str]:
-    return auth_headers("admin")
 
 
 @pytest.fixture

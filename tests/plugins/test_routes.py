@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from plugins.officeflow_gateway.endpoints import EndpointConfig
 from tests.plugins.gateway_client import wait_status
-from tests.plugins.test_endpoints_api import admin, client, create_endpoint, generic_body, generic_headers  # noqa: F401
+from tests.plugins.test_endpoints_api import create_endpoint, generic_body, generic_headers
 from tests.plugins.test_webhook_gateway import assert_error, dag_runs, events
 
 
@@ -22,7 +22,7 @@ def test_routes_win_then_the_filter_decides_the_default_target():
     assert config().target_for("anything") == "default_dag"  # no filter: every type
 
 
-def test_one_endpoint_routes_event_types_to_their_workflows(client, admin):  # noqa: F811
+def test_one_endpoint_routes_event_types_to_their_workflows(client, admin):
     endpoint = create_endpoint(client, admin, event_types=["employee.created"],
                                routes={"employee.rehired": "employee_onboarding",
                                        "employee.terminated": "employee_offboarding"})
@@ -46,7 +46,7 @@ def test_one_endpoint_routes_event_types_to_their_workflows(client, admin):  # n
     assert by_id[terminated["event_id"]].dag_id == "employee_offboarding"
 
 
-def test_invalid_routes_are_422(client, admin):  # noqa: F811
+def test_invalid_routes_are_422(client, admin):
     response = client.post("/api/v1/webhook-endpoints", headers=admin,
                            json={"name": "x", "adapter": "generic", "target_dag_id": "employee_onboarding",
                                  "routes": {"employee.terminated": "not a dag id!"}})

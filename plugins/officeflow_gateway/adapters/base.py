@@ -70,6 +70,15 @@ class Adapter(Protocol):
         ...
 
 
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive header lookup that also works on a plain ``dict``."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    wanted = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == wanted), None)
+
+
 MAX_EVENT_ID_LENGTH = 255  # webhook_events.provider_event_id
 MAX_EVENT_TYPE_LENGTH = 128  # webhook_events.event_type
 MAX_TIMESTAMP_DIGITS = 12  # Unix seconds until the year 33658; longer is garbage, not a time

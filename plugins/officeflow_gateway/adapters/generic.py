@@ -29,10 +29,13 @@ from typing import Any
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 from plugins.officeflow_gateway.adapters.base import (
+    MAX_EVENT_ID_LENGTH,
+    MAX_EVENT_TYPE_LENGTH,
     Delivery,
     InboundEvent,
     PayloadError,
     VerificationError,
+    header,
     load_json,
     parse_timestamp,
 )
@@ -44,18 +47,6 @@ SECRET_PREFIX = "whsec_"  # noqa: S105 - the scheme's marker, not a secret
 #: Key length of generated secrets; the specification asks for 24 to 64 bytes.
 SECRET_BYTES = 32
 
-# Column widths of webhook_events; longer values would fail at insert time instead of as a 400.
-MAX_EVENT_ID_LENGTH = 255
-MAX_EVENT_TYPE_LENGTH = 128
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """Case-insensitive header lookup that also works on a plain ``dict``."""
-    value = headers.get(name)
-    if value is not None:
-        return value
-    wanted = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == wanted), None)
 
 
 def _webhook(secret: str) -> Webhook:
@@ -113,9 +104,9 @@ class StandardWebhooksAdapter:
         The timestamp must lie within ``window_seconds`` of ``delivery.received_at`` in either
         direction (the signature binds it, so a replay cannot refresh it).
         """
-        msg_id = (_header(delivery.headers, ID_HEADER) or "").strip()
-        timestamp_text = (_header(delivery.headers, TIMESTAMP_HEADER) or "").strip()
-        signature_header = (_header(delivery.headers, SIGNATURE_HEADER) or "").strip()
+        msg_id = (header(delivery.headers, ID_HEADER) or "").strip()
+        timestamp_text = (header(delivery.headers, TIMESTAMP_HEADER) or "").strip()
+        signature_header = (header(delivery.headers, SIGNATURE_HEADER) or "").strip()
         missing = [name for name, value in ((ID_HEADER, msg_id), (TIMESTAMP_HEADER, timestamp_text),
                                             (SIGNATURE_HEADER, signature_header)) if not value]
         if missing:
@@ -153,7 +144,7 @@ class StandardWebhooksAdapter:
 
     def parse(self, delivery: Delivery) -> list[InboundEvent]:
         """The body as one event keyed by ``webhook-id``; :class:`PayloadError` when malformed."""
-        msg_id = (_header(delivery.headers, ID_HEADER) or "").strip()
+        msg_id = (header(delivery.headers, ID_HEADER) or "").strip()
         if not msg_id:
             raise PayloadError(f"missing {ID_HEADER} header")
         if len(msg_id) > MAX_EVENT_ID_LENGTH:

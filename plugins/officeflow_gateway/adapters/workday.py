@@ -23,10 +23,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from plugins.officeflow_gateway.adapters.base import (
+    MAX_EVENT_ID_LENGTH,
+    MAX_EVENT_TYPE_LENGTH,
     Delivery,
     InboundEvent,
     PayloadError,
     VerificationError,
+    header,
     load_json,
 )
 
@@ -39,20 +42,8 @@ EVENT_TYPES = {
     "change job": "employee.job_changed",
 }
 
-# Column widths of webhook_events; longer values would fail at insert time instead of as a 400.
-MAX_EVENT_ID_LENGTH = 255
-MAX_EVENT_TYPE_LENGTH = 128
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """Case-insensitive header lookup that also works on a plain ``dict``."""
-    value = headers.get(name)
-    if value is not None:
-        return value
-    wanted = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == wanted), None)
 
 
 def _digest_equal(received: bytes, expected: bytes) -> bool:
@@ -176,7 +167,7 @@ class WorkdayAdapter:
         if not passwords:
             raise VerificationError("endpoint has no Workday password configured")
 
-        username, password = _basic_credentials(_header(delivery.headers, AUTHORIZATION_HEADER))
+        username, password = _basic_credentials(header(delivery.headers, AUTHORIZATION_HEADER))
         # Evaluate every comparison (no short-circuit) so timing shows neither which part failed nor
         # which of the rotating passwords matched.
         user_ok = _digest_equal(username, expected_user.encode())
