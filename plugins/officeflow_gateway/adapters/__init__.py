@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from plugins.officeflow_gateway.adapters.base import (
     Adapter,
     Delivery,
@@ -23,8 +25,10 @@ __all__ = [
 ADAPTER_NAMES = ("bamboohr", "workday", "generic")
 
 
+@functools.cache
 def get_adapter(name: str) -> Adapter:
-    """The adapter registered under ``name`` (imported lazily); ``KeyError`` for an unknown one."""
+    """The adapter registered under ``name`` (imported lazily, one stateless instance per process);
+    ``KeyError`` for an unknown one."""
     if name == "bamboohr":
         from plugins.officeflow_gateway.adapters.bamboohr import BambooHRAdapter
 
