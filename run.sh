@@ -15,6 +15,8 @@ Usage: ./run.sh <command>
   test       Install if needed and run the whole test suite (starts its own PostgreSQL)
   migrate    Upgrade Airflow's metadata DB and the OfficeFlow store
   webhook    Send a sample signed BambooHR webhook to the running dev platform
+  dispatcher Run the webhook dispatcher in the foreground (for OFFICEFLOW_DISPATCHER_MODE=external;
+             `dev` starts it by itself in that mode)
   lint       ruff + mypy
   bench      Measure webhook -> run success against a REST-API baseline (docs/BENCHMARKS.md)
   bench-gateway  Gateway throughput and latency under load, against a do-nothing route as ceiling
@@ -187,6 +189,9 @@ cmd_dev() {
   start scheduler airflow scheduler
   start dag-processor airflow dag-processor
   start triggerer airflow triggerer
+  if [[ "${OFFICEFLOW_DISPATCHER_MODE:-embedded}" == "external" ]]; then
+    start dispatcher python -m plugins.officeflow_gateway.dispatcher
+  fi
   log "waiting for http://localhost:$OFFICEFLOW_PORT (logs in .officeflow/logs/)"
   local i
   for i in $(seq 1 120); do
@@ -208,6 +213,13 @@ cmd_dev() {
 EOF
   wait -n "${PIDS[@]}" || true
   if ((STOPPING == 0)); then log "a component exited; see .officeflow/logs/"; fi
+}
+
+cmd_dispatcher() {
+  ensure_venv
+  airflow_env
+  export OFFICEFLOW_DISPATCHER_MODE=external
+  exec python -m plugins.officeflow_gateway.dispatcher
 }
 
 cmd_webhook() {
@@ -263,6 +275,7 @@ case "${1:-help}" in
   test) shift; cmd_test "$@" ;;
   migrate) shift; cmd_migrate "$@" ;;
   webhook) shift; cmd_webhook "$@" ;;
+  dispatcher) shift; cmd_dispatcher "$@" ;;
   lint) shift; cmd_lint "$@" ;;
   bench) shift; cmd_bench "$@" ;;
   bench-gateway) shift; cmd_bench_gateway "$@" ;;

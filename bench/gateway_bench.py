@@ -23,6 +23,7 @@ import json
 import os
 import platform as host
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -42,7 +43,10 @@ def wrk(url: str, seconds: int, connections: int, script: list[str] | None = Non
         command += ["-s", script[0], url, "--", *script[1:]]
     else:
         command.append(url)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     report = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
     def millis(label: str) -> float:
         match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", report, re.MULTILINE)
@@ -60,7 +64,38 @@ def wrk(url: str, seconds: int, connections: int, script: list[str] | None = Non
         "p50": millis("50"), "p90": millis("90"), "p99": millis("99"),
         "non_2xx": float(non_2xx.group(1)) if non_2xx else 0.0,
         "socket_errors": socket_errors.group(1) if socket_errors else "none",
+        "wrk_cpu": wrk_cpu,
     }
+
+
+def cpu_by_process(api_server_session: int) -> dict[str, float]:
+    """CPU seconds used so far, grouped: api-server (its process and workers), postgres, wrk.
+
+    Read from /proc (utime + stime of live processes), so a process that exited is not counted;
+    the server keeps its pooled connections, so its PostgreSQL backends stay alive.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    groups: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # state, ppid, pgrp, session, ...
+        seconds = (int(fields[11]) + int(fields[12])) / ticks
+        if int(fields[3]) == api_server_session:
+            name = "api-server"
+        elif cmdline.startswith("postgres") or "/postgres " in cmdline:
+            name = "postgres"
+        elif cmdline.startswith("wrk"):
+            name = "wrk"
+        else:
+            continue
+        groups[name] = groups.get(name, 0.0) + seconds
+    return groups
 
 
 def line(name: str, result: dict[str, float | str]) -> str:
@@ -76,6 +111,9 @@ def main() -> None:
                         help="distinct pre-signed deliveries; fewer than the requests sent, so the rest are "
                         "redeliveries that must be merged")
     parser.add_argument("--workers", type=int, default=1, help="api-server worker processes")
+    parser.add_argument("--dispatcher", choices=("embedded", "external"), default="external",
+                        help="embedded: runs are created by a thread in the api-server; external: by the "
+                        "dispatcher process (started after the load, so the measurement is the api-server's)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed (apt-get install wrk; ./run.sh bench-gateway installs it)")
@@ -95,6 +133,7 @@ def main() -> None:
         env = base_environment(home, cluster.create_database("airflow"), cluster.create_database("officeflow"))
         env["OFFICEFLOW_WEBHOOK_DEFAULT_RATE_LIMIT_PER_MINUTE"] = str(10**8)
         env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
+        env["OFFICEFLOW_DISPATCHER_MODE"] = args.dispatcher
         os.environ.update(env)
         airflow = str(Path(sys.executable).with_name("airflow"))
         subprocess.run([airflow, "db", "migrate"], env=dict(os.environ), check=True, capture_output=True)
@@ -114,9 +153,15 @@ def main() -> None:
                 out.write(f"{headers['X-BambooHR-Timestamp']}\t{headers['X-BambooHR-Signature']}\t"
                           f"{body.decode()}\n")
         script = str(Path(__file__).with_name("signed_deliveries.lua"))
+        session = server.processes["api-server"].pid  # started in its own session
+        cpu_before = cpu_by_process(session)
         webhook = wrk(server.base_url, args.seconds, args.connections, [script, str(deliveries)])
+        cpu = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in cpu_by_process(session).items()}
+        cpu["wrk"] = float(webhook["wrk_cpu"])
 
         time.sleep(2)  # requests in flight when wrk stopped still complete
+        if args.dispatcher == "external":
+            server.start(components=("dispatcher",))
         engine = create_engine(os.environ["OFFICEFLOW_DB_URL"])
         drain_started = time.monotonic()
         with engine.connect() as conn:
@@ -136,6 +181,8 @@ def main() -> None:
               f"api-server workers {args.workers}; wrk 1 thread, {args.connections} connections, {args.seconds} s each")
         print(line("health/live (ceiling)", ceiling))
         print(line("webhook (signed, stored)", webhook))
+        print("CPU during the webhook run (s of CPU per wall second): " + ", ".join(
+            f"{name} {seconds / args.seconds:.2f}" for name, seconds in sorted(cpu.items(), key=lambda i: -i[1])))
         print(f"inbox: {stored} rows for {distinct} distinct events in {sent} deliveries "
               f"({sent - distinct} redeliveries); one row per event: "
               f"{stored == args.events if sent >= args.events else distinct <= stored <= distinct + args.connections}")

@@ -87,6 +87,21 @@ class Settings(BaseSettings):
     dispatch_poll_seconds: float = Field(
         default=5.0, gt=0, description="How often the dispatcher looks for due events without a wake-up."
     )
+    dispatcher_mode: Literal["embedded", "external"] = Field(
+        default="embedded",
+        description="`embedded`: a dispatcher thread in each api-server process (dev, small installs). "
+        "`external`: api-servers only accept; `./run.sh dispatcher` (the Helm chart's dispatcher "
+        "Deployment) creates the runs, so bursts of deliveries do not share CPU with run creation.",
+    )
+    db_pool_size: int = Field(
+        default=20, ge=1, le=200,
+        description="Connections kept open to the OfficeFlow store per process (PostgreSQL).",
+    )
+    identity_groups_file: Path | None = Field(
+        default=None,
+        description="YAML mapping department/role -> groups per identity provider "
+        "(include/identity/groups.yaml when unset).",
+    )
     onboarding_dag_id: str = Field(
         default="employee_onboarding", description="DAG started by a BambooHR employee.created event."
     )

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from include.officeflow.settings import get_settings
 from plugins.officeflow_gateway import health, webhooks
@@ -12,6 +11,23 @@ from plugins.officeflow_gateway.api import endpoints as endpoints_api
 from plugins.officeflow_gateway.api import events as events_api
 from plugins.officeflow_gateway.dispatcher import dispatcher
 from plugins.officeflow_gateway.errors import install_error_handlers
+
+
+class StartDispatcher:
+    """Starts the embedded dispatcher on the first request rather than at import: the plugin is
+    imported by every Airflow component, but only api-server processes should dispatch.
+
+    A plain ASGI middleware: ``@app.middleware("http")`` would wrap every request in Starlette's
+    BaseHTTPMiddleware (an extra task and stream per request) for what is one attribute check.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            dispatcher.ensure_started()
+        await self.app(scope, receive, send)
 
 
 def create_app() -> FastAPI:
@@ -28,13 +44,7 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def _start_dispatcher(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        # Started by the first request rather than at import: the plugin is imported by every Airflow
-        # component, but only api-server processes should dispatch.
-        dispatcher.ensure_started()
-        return await call_next(request)
-
+    app.add_middleware(StartDispatcher)
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(endpoints_api.router)

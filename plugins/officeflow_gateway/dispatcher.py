@@ -1,9 +1,16 @@
 """The dispatcher: turns pending inbox events into DAG runs, retrying with backoff.
 
-It runs as a daemon thread inside each api-server process (started on the gateway's first request,
-so the scheduler and workers that also load the plugin never start one). New events wake it at
-once; a periodic scan picks up events whose retry is due and those left by a process that died.
-Several replicas may run one each: an event is claimed with ``FOR UPDATE SKIP LOCKED`` and the run id
+Two ways to run it (``OFFICEFLOW_DISPATCHER_MODE``):
+
+- ``embedded`` (default): a daemon thread inside each api-server process, started on the gateway's
+  first request (so the scheduler and workers that also load the plugin never start one). New events
+  wake it at once.
+- ``external``: api-servers only accept deliveries; ``python -m plugins.officeflow_gateway.dispatcher``
+  (``./run.sh dispatcher``, the Helm chart's dispatcher Deployment) creates the runs in its own
+  process, polling the inbox at most every second.
+
+Either way a periodic scan picks up events whose retry is due and those left by a process that died.
+Several dispatchers may run at once: an event is claimed with ``FOR UPDATE SKIP LOCKED`` and the run id
 is derived from the event, so the worst case of a race is an ``already exists`` that counts as success.
 """
 
@@ -106,8 +113,9 @@ def run_once(trigger: Trigger = trigger_run, limit: int = 100, pause: Callable[[
 class Dispatcher:
     """The background loop; one per process (re-created after a fork)."""
 
-    def __init__(self, trigger: Trigger = trigger_run) -> None:
+    def __init__(self, trigger: Trigger = trigger_run, *, external: bool = False) -> None:
         self.trigger = trigger
+        self.external = external
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -115,6 +123,8 @@ class Dispatcher:
         self._lock = threading.Lock()
 
     def ensure_started(self) -> None:
+        if not self.external and get_settings().dispatcher_mode == "external":
+            return  # the api-server only accepts; a dispatcher process creates the runs
         if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
             return
         with self._lock:
@@ -136,12 +146,16 @@ class Dispatcher:
             self._thread = None
 
     def _loop(self) -> None:
-        log.info("OfficeFlow dispatcher started (pid %s)", os.getpid())
+        log.info("OfficeFlow dispatcher started (pid %s, %s)", os.getpid(),
+                 "own process" if self.external else "in the api-server")
+        # Its own process is woken by nobody and shares CPU with nothing: poll often, never pause.
+        pause = None if self.external else self._stop.wait
         while not self._stop.is_set():
-            self._wake.wait(get_settings().dispatch_poll_seconds)
+            poll = get_settings().dispatch_poll_seconds
+            self._wake.wait(min(poll, 1.0) if self.external else poll)
             self._wake.clear()
             try:
-                while run_once(self.trigger, pause=self._stop.wait) and not self._stop.is_set():
+                while run_once(self.trigger, pause=pause) and not self._stop.is_set():
                     pass
             except Exception:  # keep the loop alive through DB outages; events stay pending
                 log.exception("Dispatcher pass failed; retrying on the next wake-up")
@@ -149,3 +163,30 @@ class Dispatcher:
 
 
 dispatcher = Dispatcher()
+
+
+def main() -> None:
+    """Run the dispatcher in the foreground until SIGTERM/SIGINT (``OFFICEFLOW_DISPATCHER_MODE=external``)."""
+    import signal
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import airflow  # noqa: F401  (configures Airflow's metadata DB session, which trigger_dag uses)
+
+    worker = Dispatcher(external=True)
+    done = threading.Event()
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("Signal %s: stopping the dispatcher", signum)
+        done.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    worker.ensure_started()
+    while not done.wait(1.0):
+        if worker._thread is None or not worker._thread.is_alive():
+            raise SystemExit("dispatcher thread ended unexpectedly")
+    worker.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import re
 import secrets as _random
 import threading
@@ -96,6 +97,13 @@ def _builtin_bamboohr() -> EndpointConfig | None:
     )
 
 
+class Miss(enum.Enum):
+    MISS = "miss"
+
+
+MISS = Miss.MISS
+
+
 class EndpointCache:
     """Endpoint configs cached for a couple of seconds: deliveries should not decrypt per request.
 
@@ -107,6 +115,21 @@ class EndpointCache:
         self.ttl = ttl
         self._items: dict[str, tuple[float, EndpointConfig | None]] = {}
         self._lock = threading.Lock()
+
+    def peek(self, endpoint_id: str) -> EndpointConfig | Miss | None:
+        """The cached config without touching the database (``MISS`` when a lookup is needed).
+
+        Deliveries call this on the event loop and only go to a worker thread on a miss.
+        """
+        if endpoint_id == BUILTIN_BAMBOOHR:
+            return _builtin_bamboohr()
+        if not _ID.match(endpoint_id):
+            return None
+        with self._lock:
+            hit = self._items.get(endpoint_id)
+        if hit and time.monotonic() - hit[0] < self.ttl:
+            return hit[1]
+        return MISS
 
     def get(self, endpoint_id: str) -> EndpointConfig | None:
         if endpoint_id == BUILTIN_BAMBOOHR:

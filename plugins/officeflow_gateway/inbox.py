@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
 
-from include.officeflow.store import AuditLog, EventStatus, WebhookEvent, session_scope
+from include.officeflow.store import AuditLog, EventStatus, WebhookEvent, get_engine, session_scope
+from include.officeflow.store.models import new_id, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -40,24 +42,46 @@ def audit(action: str, *, actor: str, resource_type: str, outcome: str, correlat
                              correlation_id=correlation_id, details=details))
 
 
+_COLUMNS = ("id", "endpoint_id", "provider_event_id", "event_type", "status", "payload", "dag_id", "dag_run_id",
+            "correlation_id", "error", "attempts", "received_at", "updated_at")
+
+
+_SELECT_STORED = select(WebhookEvent.id, WebhookEvent.status, WebhookEvent.dag_run_id, WebhookEvent.error).where(
+    WebhookEvent.endpoint_id == bindparam("endpoint_id"),
+    WebhookEvent.provider_event_id == bindparam("provider_event_id"),
+)
+
+
+@lru_cache(maxsize=4)
+def _insert_or_nothing(dialect: str) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING id``: one round trip, no exception for a duplicate.
+
+    Built once per dialect with bound parameters (building it per delivery cost more CPU than
+    running it); executed on a Core connection, no ORM unit of work.
+    """
+    table = WebhookEvent.__table__
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (insert(table).values({name: bindparam(name, type_=table.c[name].type) for name in _COLUMNS})
+            .on_conflict_do_nothing(index_elements=["endpoint_id", "provider_event_id"])
+            .returning(table.c.id))
+
+
 def store(*, endpoint_id: str, provider_event_id: str, event_type: str, document: dict[str, Any],
           conf: dict[str, Any] | None, status: EventStatus, dag_id: str | None, dag_run_id: str | None,
           correlation_id: str, error: str | None) -> Outcome:
     """Insert the event, or return the stored one for a duplicate delivery."""
-    try:
-        with session_scope() as session:
-            event = WebhookEvent(
-                endpoint_id=endpoint_id, provider_event_id=provider_event_id, event_type=event_type,
-                status=status.value, payload={"document": document, "conf": conf}, dag_id=dag_id,
-                dag_run_id=dag_run_id, correlation_id=correlation_id, error=error,
-            )
-            session.add(event)
-        return Outcome(event.id, event.status, event.dag_run_id, duplicate=False, reason=error)
-    except IntegrityError:
-        with session_scope() as session:
-            existing = session.scalars(
-                select(WebhookEvent).where(
-                    WebhookEvent.endpoint_id == endpoint_id, WebhookEvent.provider_event_id == provider_event_id
-                )
-            ).one()
-        return Outcome(existing.id, existing.status, existing.dag_run_id, duplicate=True, reason=existing.error)
+    now = utcnow()
+    values = {
+        "id": new_id(), "endpoint_id": endpoint_id, "provider_event_id": provider_event_id,
+        "event_type": event_type, "status": status.value, "payload": {"document": document, "conf": conf},
+        "dag_id": dag_id, "dag_run_id": dag_run_id, "correlation_id": correlation_id, "error": error,
+        "attempts": 0, "received_at": now, "updated_at": now,
+    }
+    engine = get_engine()
+    with engine.begin() as conn:
+        inserted = conn.execute(_insert_or_nothing(engine.dialect.name), values).scalar_one_or_none()
+        if inserted is not None:
+            return Outcome(inserted, status.value, dag_run_id, duplicate=False, reason=error)
+        key = {"endpoint_id": endpoint_id, "provider_event_id": provider_event_id}
+        existing = conn.execute(_SELECT_STORED, key).one()
+    return Outcome(existing.id, existing.status, existing.dag_run_id, duplicate=True, reason=existing.error)

@@ -12,6 +12,7 @@ from typing import Any
 
 import jmespath
 from jmespath.exceptions import JMESPathError
+from jmespath.visitor import TreeInterpreter
 
 
 class MappingError(Exception):
@@ -36,12 +37,23 @@ def compile_mapping(mapping: dict[str, str]) -> dict[str, Any]:
     return compiled
 
 
+_local = threading.local()
+
+
+def _interpreter() -> TreeInterpreter:
+    """One JMESPath interpreter per thread (``ParsedResult.search`` builds a new one per call)."""
+    interpreter = getattr(_local, "interpreter", None)
+    if interpreter is None:
+        interpreter = _local.interpreter = TreeInterpreter()
+    return interpreter
+
+
 def apply_mapping(mapping: dict[str, str], document: dict[str, Any]) -> dict[str, Any]:
     """Evaluate the mapping; values that are not JSON scalars, lists or objects are refused."""
     conf: dict[str, Any] = {}
     for param, expression in compile_mapping(mapping).items():
         try:
-            value = expression.search(document)
+            value = _interpreter().visit(expression.parsed, document)
         except JMESPathError as exc:
             raise MappingError(param, f"evaluation failed: {exc}") from None
         if value is None:

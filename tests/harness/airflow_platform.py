@@ -1,4 +1,5 @@
-"""Real Airflow processes (api-server, scheduler, dag-processor, triggerer) for end-to-end tests."""
+"""Real Airflow processes (api-server, scheduler, dag-processor, triggerer) for end-to-end tests,
+plus OfficeFlow's own ``dispatcher`` process when a test runs the gateway in external mode."""
 
 from __future__ import annotations
 
@@ -58,7 +59,9 @@ class AirflowPlatform:
         airflow = str(Path(sys.executable).with_name("airflow"))
         for name in components:
             args = [airflow, name]
-            if name == "api-server":
+            if name == "dispatcher":
+                args = [sys.executable, "-m", "plugins.officeflow_gateway.dispatcher"]
+            elif name == "api-server":
                 args += ["--host", "127.0.0.1", "--port", str(self.port), *api_server_args]
             log = (self.home / f"{name}.log").open("wb")
             self.processes[name] = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
@@ -111,7 +114,7 @@ class AirflowPlatform:
 
     def logs_tail(self, lines: int = 40) -> str:
         out = []
-        for name in COMPONENTS:
+        for name in self.processes or COMPONENTS:
             path = self.home / f"{name}.log"
             if path.exists():
                 tail = path.read_text(errors="replace").splitlines()[-lines:]

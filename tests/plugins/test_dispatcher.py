@@ -133,3 +133,48 @@ def test_background_thread_picks_up_events_left_pending(airflow_db, clean_store)
     event_id = pending_event("employee_onboarding")  # e.g. stored by a process that died before dispatching
     dispatch.dispatcher.ensure_started()
     assert wait_status(event_id, "triggered").attempts == 1
+
+
+def test_external_mode_starts_no_thread_in_the_api_server(quiet, settings_env, monkeypatch):
+    monkeypatch.undo()  # the real ensure_started
+    dispatch.dispatcher.stop()
+    settings_env.setenv("OFFICEFLOW_DISPATCHER_MODE", "external")
+    dispatch.dispatcher.ensure_started()
+    assert dispatch.dispatcher._thread is None
+
+
+def test_dispatcher_process_creates_the_runs_and_stops_on_sigterm(quiet, tmp_path):
+    """``python -m plugins.officeflow_gateway.dispatcher`` (external mode) as its own process."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+    from tests.plugins.gateway_client import wait_status
+
+    event_id = pending_event("employee_onboarding")
+    log = (tmp_path / "dispatcher.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "plugins.officeflow_gateway.dispatcher"],
+        cwd=REPO_ROOT, env={**os.environ, "OFFICEFLOW_DISPATCHER_MODE": "external"},
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        event = wait_status(event_id, "triggered", timeout=90)
+        assert event.attempts == 1
+        from airflow.models.dagrun import DagRun
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            run = session.scalar(select(DagRun).where(DagRun.run_id == event.dag_run_id))
+            assert run is not None and run.dag_id == "employee_onboarding"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output = (tmp_path / "dispatcher.log").read_text()
+    assert "OfficeFlow dispatcher started" in output and "own process" in output
+    assert "stopping the dispatcher" in output

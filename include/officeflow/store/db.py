@@ -36,7 +36,10 @@ def _engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 15})
         event.listen(engine, "connect", _enable_sqlite_foreign_keys)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # Sized for the api-server's worker threads (deliveries run their DB work in the thread pool):
+    # a pool smaller than the concurrency opens and closes overflow connections under load.
+    size = get_settings().db_pool_size
+    return create_engine(url, pool_pre_ping=True, pool_size=size, max_overflow=size)
 
 
 @lru_cache(maxsize=8)
