@@ -11,7 +11,7 @@ usage() {
 Usage: ./run.sh <command>
 
   dev        Install if needed, migrate, and run OfficeFlow on http://localhost:8080
-             (api-server, scheduler, dag-processor, triggerer, SMTP sink; Ctrl-C stops all)
+             (api-server, scheduler, dag-processor, triggerer, SMTP sink, SaaS sandbox; Ctrl-C stops all)
   test       Install if needed and run the whole test suite (starts its own PostgreSQL)
   migrate    Upgrade Airflow's metadata DB and the OfficeFlow store
   webhook    Send a sample signed BambooHR webhook to the running dev platform
@@ -183,7 +183,15 @@ cmd_dev() {
   log "serialising DAGs so the first webhook can start a run at once"
   airflow dags reserialize >"$OFFICEFLOW_HOME/logs/reserialize.log" 2>&1 \
     || { tail -30 "$OFFICEFLOW_HOME/logs/reserialize.log"; die "a DAG failed to import"; }
+  export OFFICEFLOW_SANDBOX_PORT="${OFFICEFLOW_SANDBOX_PORT:-8900}"
+  log "integration sandbox (Google, Microsoft, Okta) on 127.0.0.1:$OFFICEFLOW_SANDBOX_PORT"
+  python -m include.sandbox.credentials --dir "$OFFICEFLOW_HOME/sandbox" \
+    --base-url "http://127.0.0.1:$OFFICEFLOW_SANDBOX_PORT" >/dev/null
+  # shellcheck disable=SC1091
+  source "$OFFICEFLOW_HOME/sandbox/connections.env"
   trap stop_all INT TERM EXIT
+  start sandbox python -m include.sandbox --host 127.0.0.1 --port "$OFFICEFLOW_SANDBOX_PORT" \
+    --credentials "$OFFICEFLOW_HOME/sandbox/credentials.json"
   start smtp-sink python -m include.sandbox.smtp_sink --port "$OFFICEFLOW_SMTP_PORT" --mailbox "$OFFICEFLOW_HOME/mailbox"
   start api-server airflow api-server --host "${OFFICEFLOW_HOST:-127.0.0.1}" --port "$OFFICEFLOW_PORT"
   start scheduler airflow scheduler
@@ -207,6 +215,7 @@ cmd_dev() {
     Health            http://localhost:$OFFICEFLOW_PORT/officeflow/health
     Sample webhook    ./run.sh webhook          (in another terminal)
     Mailbox (.eml)    $OFFICEFLOW_HOME/mailbox/
+    SaaS sandbox      http://127.0.0.1:$OFFICEFLOW_SANDBOX_PORT/_sandbox/docs   (state: /_sandbox/state/{google,microsoft,okta})
     Logs              $OFFICEFLOW_HOME/logs/
   Ctrl-C stops everything.
 

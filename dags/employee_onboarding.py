@@ -6,28 +6,21 @@ or ``POST /api/v2/dags/employee_onboarding/dagRuns``.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-import pendulum
 from airflow.sdk import DAG, Param, task
 
+from include.officeflow.workflow_defaults import START_DATE, default_args
 from operators.email import SendTemplatedEmailOperator
 
 with DAG(
     dag_id="employee_onboarding",
     description="Onboard a new hire: validate, then welcome them by email.",
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
     is_paused_upon_creation=False,
     max_active_runs=16,
     tags=["officeflow", "onboarding"],
-    default_args={
-        "retries": 3,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=10),
-    },
+    default_args=default_args(),
     params={
         "employee_id": Param("", type="string", title="HR employee id"),
         "first_name": Param(type="string", minLength=1, title="First name"),

@@ -17,6 +17,7 @@ import pytest
 
 from tests.harness.postgres import PostgresCluster
 from tests.harness.redis import RedisServer
+from tests.harness.sandbox import SandboxServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BAMBOOHR_TEST_KEY = "test-bamboohr-private-key-0123456789abcdef"
@@ -92,6 +93,23 @@ def airflow_db(postgres: PostgresCluster) -> str:
     postgres.create_database("airflow_template", template="airflow")
     run_airflow("dags", "reserialize")
     return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[SandboxServer]:
+    """The integration sandbox (include/sandbox) as a real server process for the session."""
+    server = SandboxServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> SandboxServer:
+    """A clean sandbox (state, request log and faults reset) and its Airflow connections in the env."""
+    sandbox_server.reset()
+    for name, value in sandbox_server.env().items():
+        monkeypatch.setenv(name, value)
+    return sandbox_server
 
 
 @pytest.fixture(scope="session")

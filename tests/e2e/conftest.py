@@ -1,4 +1,4 @@
-"""Shared e2e fixtures: one SMTP server, store and Airflow platform for the e2e package (stopped after it)."""
+"""Shared e2e fixtures: one SMTP server, store, SaaS sandbox and Airflow platform for the e2e package."""
 
 from __future__ import annotations
 
@@ -25,9 +25,10 @@ def store(postgres) -> str:
 
 
 @pytest.fixture(scope="package")
-def platform(airflow_db, postgres, store, smtp) -> Iterator[AirflowPlatform]:
+def platform(airflow_db, postgres, store, smtp, sandbox_server) -> Iterator[AirflowPlatform]:
     airflow_url = postgres.create_database("airflow_e2e", template="airflow_template")
-    env = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_url, "OFFICEFLOW_DB_URL": store}
+    # Tasks reach the SaaS sandbox through the connections it generated (AIRFLOW_CONN_OFFICEFLOW_*).
+    env = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_url, "OFFICEFLOW_DB_URL": store, **sandbox_server.env()}
     running = AirflowPlatform(env, smtp_port=smtp.port)
     try:
         yield running.start()

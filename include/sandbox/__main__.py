@@ -1,0 +1,3 @@
+from include.sandbox.server import main
+
+main()

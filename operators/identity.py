@@ -1,0 +1,325 @@
+"""Identity operators: provision, update and deprovision accounts in Google Workspace, Microsoft
+Entra (Graph) and Okta, safely under Airflow retries.
+
+One operator family for the three providers (``provider="google" | "microsoft" | "okta"``); each
+provider is a hook under ``operators/hooks/`` implementing
+:class:`include.officeflow.identity.IdentityClient`. Every operator looks the account up by its login
+first (check-then-act), so a retry at any point adopts what an earlier try created instead of
+creating it twice. Groups follow ``include/identity/groups.yaml`` (department/role → groups).
+"""
+
+from __future__ import annotations
+
+import importlib
+import secrets
+import string
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from include.officeflow.identity import (
+    DEFAULT_CONN_IDS,
+    PROVIDERS,
+    Account,
+    IdentityClient,
+    IdentityConflict,
+    IdentityError,
+    IdentityInputError,
+    Person,
+    load_group_mapping,
+    with_retries,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+HOOKS = {
+    "google": "operators.hooks.google_directory.GoogleDirectoryHook",
+    "microsoft": "operators.hooks.msgraph_identity.MicrosoftGraphIdentityHook",
+    "okta": "operators.hooks.okta.OktaHook",
+}
+DELIVER_TO_VARIABLE = "variable"
+PASSWORD_DELIVERIES = (DELIVER_TO_VARIABLE, "none")
+
+
+def identity_client(provider: str, conn_id: str | None = None) -> IdentityClient:
+    """The provider's hook, built from its Airflow connection (``officeflow_<provider>`` by default)."""
+    if provider not in PROVIDERS:
+        raise IdentityInputError(f"unknown identity provider {provider!r} (one of {', '.join(PROVIDERS)})")
+    module_name, _, class_name = HOOKS[provider].rpartition(".")
+    hook_class = getattr(importlib.import_module(module_name), class_name)
+    client: IdentityClient = hook_class(conn_id or DEFAULT_CONN_IDS[provider])
+    return client
+
+
+def temporary_password(length: int = 20) -> str:
+    """A password every provider's default policy accepts: upper, lower, digit and symbol."""
+    alphabet = string.ascii_letters + string.digits + "!#%+-=?@^_"
+    while True:
+        candidate = "".join(secrets.choice(alphabet) for _ in range(length))
+        if (any(c.islower() for c in candidate) and any(c.isupper() for c in candidate)
+                and any(c.isdigit() for c in candidate) and any(not c.isalnum() for c in candidate)):
+            return candidate
+
+
+def password_variable_key(provider: str, login: str) -> str:
+    """Airflow Variable holding a new account's temporary password. Airflow masks Variables whose
+    key contains ``password`` in logs and the UI; the key, never the value, goes to XCom."""
+    safe = "".join(c if c.isalnum() else "_" for c in login.lower())
+    return f"officeflow_temp_password__{provider}__{safe}"
+
+
+class _IdentityOperator(BaseOperator):
+    """Shared parts: provider/connection choice, input validation, failure classification."""
+
+    ui_color = "#e3f2fd"
+
+    def __init__(self, *, provider: str, conn_id: str | None = None, groups_file: str | None = None,
+                 **kwargs: Any) -> None:
+        kwargs.setdefault("retries", 3)
+        kwargs.setdefault("retry_delay", timedelta(seconds=30))
+        kwargs.setdefault("retry_exponential_backoff", True)
+        super().__init__(**kwargs)
+        if provider not in PROVIDERS and "{{" not in provider:
+            raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, got {provider!r}")
+        self.provider = provider
+        self.conn_id = conn_id
+        self.groups_file = groups_file
+        self._clients: list[IdentityClient] = []
+
+    def _client(self) -> IdentityClient:
+        try:
+            client = identity_client(self.provider, self.conn_id)
+        except IdentityError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        self._clients.append(client)
+        return client
+
+    def _close_clients(self) -> None:
+        """Release the hooks' HTTP sessions (hooks that hold one have ``close()``)."""
+        while self._clients:
+            close = getattr(self._clients.pop(), "close", None)
+            if callable(close):
+                close()
+
+    def execute(self, context: Context) -> Any:
+        try:
+            return self.execute_step(context)
+        finally:
+            self._close_clients()
+
+    def execute_step(self, context: Context) -> Any:
+        raise NotImplementedError
+
+    def _run(self, describe: str, call: Any) -> Any:
+        """One provider call with in-task retries for 429/5xx; permanent errors fail the task
+        without Airflow retries (bad credentials or input will not improve by waiting)."""
+        try:
+            return with_retries(call, describe=f"{self.provider}: {describe}")
+        except IdentityError as exc:
+            message = f"{self.provider}: {describe} failed: {exc}"
+            if exc.retryable:
+                raise AirflowException(message) from exc
+            raise AirflowFailException(message) from exc
+
+    def _person(self, data: Any) -> Person:
+        try:
+            return Person.from_mapping(data)
+        except IdentityInputError as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    def _sync_groups(self, client: IdentityClient, account: Account, wanted: list[str],
+                     managed: set[str]) -> dict[str, list[str]]:
+        """Add ``wanted`` groups; remove groups in ``managed`` (the mapping's) that are not wanted.
+        Groups the mapping does not know are left alone (someone added them by hand)."""
+        resolve = sorted(set(wanted) | managed)
+        ids = self._run("resolve groups", lambda: client.group_ids(resolve)) if resolve else {}
+        current = self._run("list groups", lambda: client.user_groups(account))
+        added, removed = [], []
+        for name in wanted:
+            if ids[name] in current:
+                continue
+            if self._run(f"add to {name}", lambda g=ids[name]: client.add_member(account, g)):
+                added.append(name)
+        for name in sorted(managed - set(wanted)):
+            if ids[name] in current and self._run(f"remove from {name}",
+                                                  lambda g=ids[name]: client.remove_member(account, g)):
+                removed.append(name)
+        return {"added": added, "removed": removed, "groups": sorted(wanted)}
+
+
+class ProvisionUserOperator(_IdentityOperator):
+    """Create (or adopt) the account of a new hire, set a temporary password, add the mapped groups.
+
+    :param person: the hire (templated; a dict or an XCom of one) with first_name/given_name,
+        last_name/family_name, email (the work login), department, job_title/role, …
+    :param provider: ``google``, ``microsoft`` or ``okta``.
+    :param conn_id: Airflow connection (default ``officeflow_<provider>``).
+    :param password_delivery: ``variable`` (default): the temporary password goes to an Airflow
+        Variable named ``officeflow_temp_password__<provider>__<login>`` (masked by Airflow; read it,
+        hand it over, delete it); ``none``: it is only masked and set (the admin resets it later).
+    :return: ``{provider, account_id, login, created, groups, added, removed, password_variable}``;
+        never the password itself.
+    """
+
+    template_fields: Sequence[str] = ("person", "provider")
+
+    def __init__(self, *, person: dict[str, Any] | str, password_delivery: str = DELIVER_TO_VARIABLE,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if password_delivery not in PASSWORD_DELIVERIES:
+            raise ValueError(f"password_delivery must be one of {PASSWORD_DELIVERIES}")
+        self.person = person
+        self.password_delivery = password_delivery
+
+    def execute_step(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.log import mask_secret
+
+        person = self._person(self.person)
+        mapping = load_group_mapping(self.groups_file).of(self.provider)
+        client = self._client()
+        account = self._run(f"look up {person.email}", lambda: client.find_user(person.email))
+        created = False
+        password_key = None
+        if account is None:
+            password = temporary_password()
+            mask_secret(password)
+            try:
+                account = self._run(f"create {person.email}", lambda: client.create_user(person, password))
+                created = True
+            except AirflowFailException as exc:
+                if not isinstance(exc.__cause__, IdentityConflict):
+                    raise
+                # Created by a concurrent or earlier try whose answer was lost: adopt it.
+                account = self._run(f"look up {person.email}", lambda: client.find_user(person.email))
+                if account is None:
+                    raise
+            if created and self.password_delivery == DELIVER_TO_VARIABLE:
+                password_key = self._deliver_password(person, password)
+            self.log.info("Created %s account %s for %s", self.provider, account.id, person.email)
+        elif not account.enabled:
+            raise AirflowFailException(
+                f"{self.provider}: {person.email} exists but is {account.status}; a provisioning run does not "
+                "re-enable accounts (re-hire: reactivate it deliberately, then re-run)"
+            )
+        else:
+            self.log.info("Adopted existing %s account %s for %s", self.provider, account.id, person.email)
+            account = self._run(f"update {person.email}", lambda: client.update_user(account, person))
+        groups = self._sync_groups(client, account, mapping.for_person(person.department, person.job_title),
+                                   managed=set())
+        return {"provider": self.provider, "account_id": account.id, "login": account.login, "created": created,
+                "password_variable": password_key, **groups}
+
+    def _deliver_password(self, person: Person, password: str) -> str:
+        from airflow.sdk import Variable
+
+        key = password_variable_key(self.provider, person.email)
+        Variable.set(key, password, description=f"Temporary {self.provider} password of {person.email}; "
+                     "delete after handing it over")
+        return key
+
+
+class UpdateUserOperator(_IdentityOperator):
+    """Role or department change: update the profile and move the mapped groups.
+
+    Groups the mapping grants for the new department/role are added; mapped groups the person no
+    longer qualifies for are removed; groups outside the mapping are left alone.
+    """
+
+    template_fields: Sequence[str] = ("person", "provider")
+
+    def __init__(self, *, person: dict[str, Any] | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.person = person
+
+    def execute_step(self, context: Context) -> dict[str, Any]:
+        person = self._person(self.person)
+        mapping = load_group_mapping(self.groups_file).of(self.provider)
+        client = self._client()
+        account = self._run(f"look up {person.email}", lambda: client.find_user(person.email))
+        if account is None:
+            raise AirflowFailException(f"{self.provider}: no account for {person.email}")
+        account = self._run(f"update {person.email}", lambda: client.update_user(account, person))
+        groups = self._sync_groups(client, account, mapping.for_person(person.department, person.job_title),
+                                   managed=mapping.managed())
+        return {"provider": self.provider, "account_id": account.id, "login": account.login, **groups}
+
+
+class DeprovisionUserOperator(_IdentityOperator):
+    """Offboarding: suspend sign-in, revoke sessions, remove group memberships, optionally delete
+    after a retention period.
+
+    :param login: the work email / login (templated).
+    :param delete_after: keep the suspended account this long, then delete it. The task defers
+        (no worker slot held) and deletes when the time comes; ``timedelta(0)`` deletes at once;
+        None (default) never deletes.
+    """
+
+    template_fields: Sequence[str] = ("login", "provider")
+
+    def __init__(self, *, login: str, remove_groups: bool = True, delete_after: timedelta | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.login = login
+        self.remove_groups = remove_groups
+        self.delete_after = delete_after
+
+    def execute_step(self, context: Context) -> dict[str, Any]:
+        login = str(self.login or "").strip().lower()
+        if not login:
+            raise AirflowFailException("login is required")
+        client = self._client()
+        account = self._run(f"look up {login}", lambda: client.find_user(login))
+        if account is None:
+            self.log.info("%s: no account for %s; nothing to deprovision", self.provider, login)
+            return {"provider": self.provider, "login": login, "account_id": None, "status": "absent"}
+        if account.enabled:
+            account = self._run(f"suspend {login}", lambda: client.suspend_user(account))
+        else:
+            self.log.info("%s: %s is already %s", self.provider, login, account.status)
+        self._run(f"revoke sessions of {login}", lambda: client.revoke_sessions(account))
+        removed: list[str] = []
+        if self.remove_groups:
+            current = self._run("list groups", lambda: client.user_groups(account))
+            for group_id, name in sorted(current.items(), key=lambda item: item[1]):
+                if self._run(f"remove from {name}", lambda g=group_id: client.remove_member(account, g)):
+                    removed.append(name)
+        result = {"provider": self.provider, "login": login, "account_id": account.id, "status": account.status,
+                  "removed": removed, "deleted": False}
+        if self.delete_after is None:
+            return result
+        if self.delete_after <= timedelta(0):
+            return self._delete(result)
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+        moment = datetime.now(UTC) + self.delete_after
+        self.log.info("%s: deleting %s at %s (retention %s)", self.provider, login, moment.isoformat(),
+                      self.delete_after)
+        self.defer(trigger=DateTimeTrigger(moment=moment), method_name="execute_delete",
+                   kwargs={"result": result})
+        raise AssertionError("unreachable")  # pragma: no cover - defer() raises TaskDeferred
+
+    def execute_delete(self, context: Context, event: Any = None,
+                       result: dict[str, Any] | None = None) -> dict[str, Any]:
+        """After the retention period: delete, unless the account was re-enabled meanwhile."""
+        try:
+            return self._delete(dict(result or {}))
+        finally:
+            self._close_clients()
+
+    def _delete(self, result: dict[str, Any]) -> dict[str, Any]:
+        login = result.get("login") or str(self.login).strip().lower()
+        client = self._client()
+        account = self._run(f"look up {login}", lambda: client.find_user(login))
+        if account is None:
+            self.log.info("%s: %s is already gone", self.provider, login)
+        elif account.enabled:
+            raise AirflowFailException(f"{self.provider}: {login} was re-enabled during the retention period; "
+                                       "not deleting it")
+        else:
+            self._run(f"delete {login}", lambda: client.delete_user(account))
+            self.log.info("%s: deleted %s", self.provider, login)
+        return {**result, "deleted": True}

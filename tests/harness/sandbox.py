@@ -1,0 +1,90 @@
+"""The integration sandbox (include/sandbox) as a real HTTP server process on a free port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from include.sandbox.credentials import SandboxSetup, generate
+from tests.harness.ports import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class SandboxServer:
+    """``python -m include.sandbox`` with freshly generated credentials; stopped by :meth:`stop`."""
+
+    def __init__(self) -> None:
+        self.home = Path(tempfile.mkdtemp(prefix="officeflow-sandbox-"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.setup: SandboxSetup = generate(self.home, self.url)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.client = httpx.Client(base_url=self.url, timeout=10)
+
+    @property
+    def connections(self) -> dict[str, dict[str, Any]]:
+        return self.setup.connections
+
+    def env(self) -> dict[str, str]:
+        return self.setup.env()
+
+    def start(self, timeout: float = 30) -> SandboxServer:
+        log = (self.home / "sandbox.log").open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "include.sandbox", "--host", "127.0.0.1", "--port", str(self.port),
+             "--credentials", str(self.setup.credentials_file)],
+            cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"sandbox exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if self.client.get("/_sandbox/health").status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"sandbox not ready after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        path = self.home / "sandbox.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    # --- control API ---------------------------------------------------------------------------
+    def state(self, service: str) -> dict[str, Any]:
+        response = self.client.get(f"/_sandbox/state/{service}")
+        response.raise_for_status()
+        return response.json()  # type: ignore[no-any-return]
+
+    def requests(self, service: str) -> list[dict[str, Any]]:
+        response = self.client.get(f"/_sandbox/requests/{service}")
+        response.raise_for_status()
+        return response.json()  # type: ignore[no-any-return]
+
+    def reset(self, service: str | None = None) -> None:
+        self.client.post("/_sandbox/reset", params={"service": service} if service else None).raise_for_status()
+
+    def fault(self, service: str, **rule: Any) -> None:
+        self.client.post("/_sandbox/faults", json={"service": service, **rule}).raise_for_status()
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.home, ignore_errors=True)
