@@ -11,20 +11,20 @@ from include.officeflow.store.db import current_revision, head_revision, migrate
 
 
 def test_migrations_reach_head_and_create_the_tables(store_url):
-    assert current_revision(store_url) == head_revision() == "0003"
+    assert current_revision(store_url) == head_revision() == "0004"
     tables = set(inspect(get_engine(store_url)).get_table_names())
     assert {"webhook_events", "audit_log", "alembic_version"} <= tables
 
 
 def test_migrate_is_idempotent(store_url):
     migrate(store_url)
-    assert current_revision(store_url) == "0003"
+    assert current_revision(store_url) == "0004"
 
 
 def test_migrations_run_on_sqlite_too(tmp_path):
     url = f"sqlite:///{tmp_path / 'store.db'}"
     migrate(url)
-    assert current_revision(url) == "0003"
+    assert current_revision(url) == "0004"
 
 
 def test_upgrade_from_0001_keeps_inbox_rows_and_downgrade_works(postgres):
@@ -83,3 +83,44 @@ def test_audit_log_keeps_json_details(clean_store):
     with session_scope(clean_store) as session:
         [row] = session.scalars(select(AuditLog)).all()
     assert row.details == {"reason": "bad signature"} and row.id > 0
+
+
+def _sqlite_has_inbox_key(url: str) -> bool:
+    indexes = inspect(get_engine(url)).get_indexes("webhook_events")
+    return any(i["column_names"] == ["endpoint_id", "provider_event_id"] and i["unique"] for i in indexes)
+
+
+def test_sqlite_inbox_has_its_unique_key_and_merges_redeliveries(tmp_path, settings_env):
+    """Dev mode runs the inbox on SQLite: a redelivery must find the stored event there too."""
+    from include.officeflow.store import EventStatus
+    from plugins.officeflow_gateway.inbox import store
+
+    url = f"sqlite:///{tmp_path / 'dev.db'}"
+    migrate(url)
+    assert _sqlite_has_inbox_key(url)
+    settings_env.setenv("OFFICEFLOW_DB_URL", url)
+    outcomes = [store(endpoint_id="bamboohr", provider_event_id="evt-1", event_type="employee.created",
+                      document={}, conf={"email": "a@b.c"}, status=EventStatus.PENDING, dag_id="d",
+                      dag_run_id="r", correlation_id=f"c-{n}", error=None) for n in range(3)]
+    assert [o.duplicate for o in outcomes] == [False, True, True]
+    assert len({o.event_id for o in outcomes}) == 1
+
+
+def test_0004_removes_sqlite_duplicates_keeping_the_first(tmp_path):
+    from sqlalchemy import text
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    migrate(url, "0003")
+    assert not _sqlite_has_inbox_key(url)  # what 0002's batch rebuild left behind on SQLite
+    with get_engine(url).begin() as conn:
+        for event_id, received in (("first", "2026-01-01 10:00:00"), ("again", "2026-01-01 10:05:00"),
+                                   ("other", "2026-01-01 10:06:00")):
+            conn.execute(text(
+                "INSERT INTO webhook_events (id, endpoint_id, provider_event_id, event_type, status, payload, "
+                "correlation_id, attempts, received_at, updated_at) VALUES (:id, 'bamboohr', :p, 'x', 'pending', "
+                "'{}', 'c', 0, :at, :at)"),
+                {"id": event_id, "p": "p2" if event_id == "other" else "p1", "at": received})
+    migrate(url)
+    assert current_revision(url) == "0004" and _sqlite_has_inbox_key(url)
+    with get_engine(url).connect() as conn:
+        assert sorted(conn.execute(text("SELECT id FROM webhook_events")).scalars()) == ["first", "other"]
