@@ -1,15 +1,34 @@
 """The OfficeFlow store: its own database (not Airflow's), SQLAlchemy 2 models, Alembic migrations."""
 
-from include.officeflow.store.db import get_engine, migrate, session_scope
-from include.officeflow.store.models import AuditLog, Base, EventStatus, WebhookEndpoint, WebhookEvent
+from include.officeflow.store.db import get_engine, migrate, session_scope, task_store_url
+from include.officeflow.store.models import (
+    AuditLog,
+    Base,
+    DeliveryStatus,
+    Document,
+    DocumentReader,
+    DocumentVersion,
+    EmailDelivery,
+    EmailSuppression,
+    EventStatus,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 
 __all__ = [
     "AuditLog",
     "Base",
+    "DeliveryStatus",
+    "Document",
+    "DocumentReader",
+    "DocumentVersion",
+    "EmailDelivery",
+    "EmailSuppression",
     "EventStatus",
     "WebhookEndpoint",
     "WebhookEvent",
     "get_engine",
     "migrate",
     "session_scope",
+    "task_store_url",
 ]

@@ -42,6 +42,28 @@ def _engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=size, max_overflow=size)
 
 
+STORE_CONN_ID = "officeflow_db"
+
+
+def task_store_url(conn_id: str = STORE_CONN_ID) -> str:
+    """The store's URL for task code (Airflow 3 workers have no metadata-DB access).
+
+    The Airflow connection ``officeflow_db`` (its URI, e.g. from ``AIRFLOW_CONN_OFFICEFLOW_DB`` or a
+    secrets backend) when it exists, else ``OFFICEFLOW_DB_URL`` / the dev default.
+    """
+    try:
+        from airflow.sdk import BaseHook
+
+        connection = BaseHook.get_connection(conn_id)
+    except Exception:  # AirflowNotFoundException and the like: no such connection
+        return get_settings().db_url
+    uri = connection.get_uri()
+    for prefix, dialect in (("postgres://", "postgresql+psycopg2://"), ("postgresql://", "postgresql+psycopg2://")):
+        if uri.startswith(prefix):
+            return dialect + uri[len(prefix):]
+    return uri
+
+
 @lru_cache(maxsize=8)
 def _session_factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(_engine(url), expire_on_commit=False)

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -104,3 +104,110 @@ class AuditLog(Base):
     outcome: Mapped[str] = mapped_column(String(16), nullable=False)
     correlation_id: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+
+
+class DeliveryStatus(enum.StrEnum):
+    """Life of one email to one recipient."""
+
+    SENDING = "sending"  # claimed by a task; the provider call is in flight (or its task died)
+    SENT = "sent"  # accepted by the provider
+    DELIVERED = "delivered"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    SUPPRESSED = "suppressed"  # not sent: the address is on the suppression list
+    FAILED = "failed"
+
+
+class EmailDelivery(Base):
+    """One email to one recipient. ``idempotency_key`` (run + task + map index + recipient + template)
+    makes a retried task find its earlier send instead of sending again."""
+
+    __tablename__ = "email_deliveries"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    idempotency_key: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    organization_id: Mapped[str] = mapped_column(String(64), nullable=False, default="default", index=True)
+    provider: Mapped[str] = mapped_column(String(16), nullable=False)
+    provider_message_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    recipient: Mapped[str] = mapped_column(String(320), nullable=False, index=True)
+    template: Mapped[str] = mapped_column(String(128), nullable=False, index=True)
+    subject: Mapped[str] = mapped_column(String(998), nullable=False, default="")
+    dag_id: Mapped[str | None] = mapped_column(String(250))
+    run_id: Mapped[str | None] = mapped_column(String(250))
+    task_id: Mapped[str | None] = mapped_column(String(250))
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default=DeliveryStatus.SENDING.value, index=True)
+    status_detail: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow
+    )
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class EmailSuppression(Base):
+    """An address no OfficeFlow email goes to (hard bounce, complaint, or added by an admin)."""
+
+    __tablename__ = "email_suppressions"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)  # lower-cased
+    reason: Mapped[str] = mapped_column(String(32), nullable=False)  # bounce, complaint, manual
+    source: Mapped[str] = mapped_column(String(32), nullable=False)  # ses, sendgrid, admin
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class Document(Base):
+    """A logical document (e.g. one hire's offer letter); its content lives in versions."""
+
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("organization_id", "logical_key", name="uq_documents_org_key"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    organization_id: Mapped[str] = mapped_column(String(64), nullable=False, default="default")
+    logical_key: Mapped[str] = mapped_column(String(512), nullable=False)
+    title: Mapped[str] = mapped_column(String(500), nullable=False)
+    owner: Mapped[str] = mapped_column(String(255), nullable=False)
+    tags: Mapped[dict[str, str]] = mapped_column(JSON, nullable=False, default=dict)
+    current_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow
+    )
+
+
+class DocumentVersion(Base):
+    """One stored version: where it is, what it is, and which workflow run produced it."""
+
+    __tablename__ = "document_versions"
+    __table_args__ = (UniqueConstraint("document_id", "version", name="uq_document_versions_doc_version"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    document_id: Mapped[str] = mapped_column(String(36), ForeignKey("documents.id", ondelete="CASCADE"),
+                                             nullable=False, index=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    storage_uri: Mapped[str] = mapped_column(String(1024), nullable=False)  # s3://bucket/key or file:///path
+    storage_version_id: Mapped[str | None] = mapped_column(String(255))  # S3 VersionId when versioned
+    checksum_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    content_type: Mapped[str] = mapped_column(String(255), nullable=False)
+    template: Mapped[str | None] = mapped_column(String(128))
+    dag_id: Mapped[str | None] = mapped_column(String(250))
+    run_id: Mapped[str | None] = mapped_column(String(250))
+    task_id: Mapped[str | None] = mapped_column(String(250))
+    created_by: Mapped[str] = mapped_column(String(255), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class DocumentReader(Base):
+    """Who may read a document: a user, a group or a role (by name)."""
+
+    __tablename__ = "document_readers"
+
+    document_id: Mapped[str] = mapped_column(String(36), ForeignKey("documents.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    principal_type: Mapped[str] = mapped_column(String(16), primary_key=True)  # user, group, role
+    principal: Mapped[str] = mapped_column(String(255), primary_key=True)
+    granted_by: Mapped[str] = mapped_column(String(255), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
