@@ -184,14 +184,16 @@ cmd_dev() {
   airflow dags reserialize >"$OFFICEFLOW_HOME/logs/reserialize.log" 2>&1 \
     || { tail -30 "$OFFICEFLOW_HOME/logs/reserialize.log"; die "a DAG failed to import"; }
   export OFFICEFLOW_SANDBOX_PORT="${OFFICEFLOW_SANDBOX_PORT:-8900}"
-  log "integration sandbox (Google, Microsoft, Okta) on 127.0.0.1:$OFFICEFLOW_SANDBOX_PORT"
+  export OFFICEFLOW_SANDBOX_TLS_PORT="${OFFICEFLOW_SANDBOX_TLS_PORT:-8943}"
+  log "integration sandbox (Google, Microsoft, Okta) on 127.0.0.1:$OFFICEFLOW_SANDBOX_PORT (TLS: $OFFICEFLOW_SANDBOX_TLS_PORT)"
   python -m include.sandbox.credentials --dir "$OFFICEFLOW_HOME/sandbox" \
-    --base-url "http://127.0.0.1:$OFFICEFLOW_SANDBOX_PORT" >/dev/null
+    --base-url "http://127.0.0.1:$OFFICEFLOW_SANDBOX_PORT" \
+    --tls-base-url "https://127.0.0.1:$OFFICEFLOW_SANDBOX_TLS_PORT" >/dev/null
   # shellcheck disable=SC1091
   source "$OFFICEFLOW_HOME/sandbox/connections.env"
   trap stop_all INT TERM EXIT
   start sandbox python -m include.sandbox --host 127.0.0.1 --port "$OFFICEFLOW_SANDBOX_PORT" \
-    --credentials "$OFFICEFLOW_HOME/sandbox/credentials.json"
+    --tls-port "$OFFICEFLOW_SANDBOX_TLS_PORT" --credentials "$OFFICEFLOW_HOME/sandbox/credentials.json"
   start smtp-sink python -m include.sandbox.smtp_sink --port "$OFFICEFLOW_SMTP_PORT" --mailbox "$OFFICEFLOW_HOME/mailbox"
   start api-server airflow api-server --host "${OFFICEFLOW_HOST:-127.0.0.1}" --port "$OFFICEFLOW_PORT"
   start scheduler airflow scheduler

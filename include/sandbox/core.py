@@ -63,7 +63,9 @@ class Credentials:
       by the matching private key, as Google checks against the service account's keys);
     - ``google_domain``: the Workspace domain (users and groups must be in it);
     - ``microsoft_clients``: client_id -> client secret, ``microsoft_tenant``, ``microsoft_domain``;
-    - ``okta_tokens``: accepted SSWS API tokens.
+    - ``okta_tokens``: accepted SSWS API tokens;
+    - ``tls_*``: the TLS listener's certificate and key files, the local CA that signed them (what a
+      client must trust) and its base URL (``https://127.0.0.1:<tls port>``), when it has one.
     """
 
     google_service_accounts: dict[str, str] = field(default_factory=dict)
@@ -72,6 +74,10 @@ class Credentials:
     microsoft_tenant: str = "officeflow-tenant"
     microsoft_domain: str = "officeflow.test"
     okta_tokens: list[str] = field(default_factory=list)
+    tls_base_url: str = ""
+    tls_ca_file: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -187,6 +193,36 @@ def grant_for(state: SandboxState, token: str | None) -> dict[str, Any] | None:
     if grant is None or grant["expires_at"] < time.time():
         return None
     return grant
+
+
+#: ASGI scope key set by :func:`serve_at_root` on requests it routed to a service mounted at the root.
+ROOT_SERVICE_KEY = "officeflow.sandbox.root_service"
+
+
+def serve_at_root(app: Any, service: str) -> Any:
+    """``app`` with ``service`` also answering at the root (``/x`` is served as ``/<service>/x``); every
+    other prefix (``/_sandbox``, the other services, ``/<service>`` itself) stays as it is.
+
+    The TLS listener serves Microsoft this way: msal's token cache takes the tenant from the first path
+    segment of the token endpoint, so the authority must be a bare ``https://host:port``.
+    """
+    async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            first = scope["path"].split("/", 2)[1]
+            known = {route.path.split("/", 2)[1] for route in app.routes if getattr(route, "path", "")}
+            if first not in known:
+                scope = {**scope, "path": f"/{service}{scope['path']}", ROOT_SERVICE_KEY: service,
+                         "raw_path": f"/{service}".encode() + scope.get("raw_path", scope["path"].encode())}
+        await app(scope, receive, send)
+
+    return asgi
+
+
+def service_root(request: Request, service: str) -> str:
+    """The URL the client used for the service's root: ``<base>/<service>``, or ``<base>`` when it is
+    served at the root (:func:`serve_at_root`)."""
+    base = str(request.base_url).rstrip("/")
+    return base if request.scope.get(ROOT_SERVICE_KEY) == service else f"{base}/{service}"
 
 
 def page(items: list[Any], *, offset: int, limit: int) -> tuple[list[Any], int | None]:

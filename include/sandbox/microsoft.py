@@ -1,8 +1,11 @@
 """Microsoft Entra ID as OfficeFlow uses it: the identity platform token endpoint and Microsoft Graph.
 
-Mounted under ``/microsoft``; the paths below it are the real ones, so a client configured with
-authority ``<sandbox>/microsoft`` and Graph base ``<sandbox>/microsoft/v1.0`` builds the same URLs
-it would build against ``login.microsoftonline.com`` and ``graph.microsoft.com``.
+Mounted under ``/microsoft``; the paths below it are the real ones. On the sandbox's TLS listener it
+is also served at the root (``core.serve_at_root``), which is where the ``officeflow_microsoft``
+connection points: azure-identity (the provider's ``KiotaRequestAdapterHook``) with authority
+``https://127.0.0.1:<tls port>`` and Graph base ``https://127.0.0.1:<tls port>/v1.0/`` builds the same URLs
+it would build against ``login.microsoftonline.com`` and ``graph.microsoft.com``. Links name the root
+the request came in on.
 
 Identity platform (errors in the AAD shape ``{error, error_description, error_codes, timestamp,
 trace_id, correlation_id}``):
@@ -49,12 +52,20 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlencode
+from urllib.parse import unquote, urlencode, urlsplit
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from include.sandbox.core import Credentials, SandboxError, SandboxState, Service, bearer_token, issue_token
+from include.sandbox.core import (
+    Credentials,
+    SandboxError,
+    SandboxState,
+    Service,
+    bearer_token,
+    issue_token,
+    service_root,
+)
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
@@ -133,12 +144,12 @@ def openid_configuration(tenant: str, request: Request) -> dict[str, Any]:
     if not _tenant_ok(tenant, credentials):
         raise aad_error(400, "invalid_tenant", 90002, f"Tenant '{tenant}' not found. Check to make sure you have "
                         "the correct tenant ID and are signing into the correct cloud.")
-    base = f"{str(request.base_url).rstrip('/')}/microsoft/{credentials.microsoft_tenant}"
+    base = f"{service_root(request, 'microsoft')}/{credentials.microsoft_tenant}"
     return {
         "issuer": f"{base}/v2.0",
         "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
         "token_endpoint": f"{base}/oauth2/v2.0/token",
-        "jwks_uri": f"{str(request.base_url).rstrip('/')}/microsoft/{credentials.microsoft_tenant}/discovery/v2.0/keys",
+        "jwks_uri": f"{base}/discovery/v2.0/keys",
         "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
         "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
         "grant_types_supported": ["client_credentials"],
@@ -238,7 +249,7 @@ def _ms(request: Request) -> tuple[SandboxState, dict[str, Any]]:
 
 
 def _graph_base(request: Request) -> str:
-    return f"{str(request.base_url).rstrip('/')}/microsoft/v1.0"
+    return f"{service_root(request, 'microsoft')}/v1.0"
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -369,7 +380,8 @@ def _collection(request: Request, items: list[dict[str, Any]], *, context: str,
     if nxt < len(items):
         params = {k: v for k, v in request.query_params.items() if k != "$skiptoken"}
         params["$skiptoken"] = base64.urlsafe_b64encode(json.dumps({"o": nxt}).encode()).decode().rstrip("=")
-        body["@odata.nextLink"] = f"{str(request.url).split('?', 1)[0]}?{urlencode(params, safe='$,()')}"
+        path = request.url.path.removeprefix("/microsoft")
+        body["@odata.nextLink"] = f"{service_root(request, 'microsoft')}{path}?{urlencode(params, safe='$,()')}"
     body["value"] = [_project(i, fields, odata_type) if fields else i for i in chunk]
     return body
 
@@ -628,23 +640,36 @@ def seed(data: dict[str, Any], credentials: Credentials) -> None:
 
 
 def provision_credentials(credentials: Credentials, directory: Path, base_url: str) -> dict[str, dict[str, Any]]:
-    """An app registration (client id + secret) in a tenant; the msgraph connection that uses it."""
+    """An app registration (client id + secret) in a tenant; the msgraph connection that uses it.
+
+    The connection is the microsoft-azure provider's ``msgraph`` type, pointed at the sandbox's TLS
+    listener (azure-identity refuses non-https authorities), where this service is also served at the
+    root: authority ``<tls base>`` (token endpoint ``<tls base>/{tenant}/oauth2/v2.0/token``, as msal's
+    token cache expects the tenant first in the path), Graph base URL ``<tls base>/v1.0/``, ``verify`` =
+    the sandbox CA, instance discovery off (there is no ``login.microsoftonline.com`` to ask), and the
+    token sent only to the sandbox host.
+    """
+    if not credentials.tls_base_url or not credentials.tls_ca_file:
+        raise ValueError("the Microsoft emulation needs the sandbox's TLS listener: generate the credentials "
+                         "with a TLS base URL (--tls-base-url) and start the sandbox with --tls-port")
     client_id = str(uuid.uuid4())
     secret = secrets.token_urlsafe(30)
     credentials.microsoft_tenant = str(uuid.uuid5(_NAMESPACE, f"tenant:{base_url}"))
     credentials.microsoft_clients[client_id] = secret
-    root = f"{base_url}/microsoft"
+    root = credentials.tls_base_url  # Microsoft is served at the root of the TLS listener
     return {"officeflow_microsoft": {
         "conn_type": "msgraph",
-        "host": root,
         "login": client_id,
         "password": secret,
         "extra": {
             "tenant_id": credentials.microsoft_tenant,
             "authority": root,
+            "disable_instance_discovery": True,
             "api_version": "v1.0",
             "base_url": f"{root}/v1.0/",
             "scopes": GRAPH_SCOPE,
+            "verify": credentials.tls_ca_file,
+            "allowed_hosts": urlsplit(root).hostname,
         },
     }}
 

@@ -1,6 +1,13 @@
 """The sandbox HTTP server: every emulated SaaS API on one port, each under its own prefix.
 
-    python -m include.sandbox --port 8900 --credentials .officeflow/sandbox/credentials.json
+    python -m include.sandbox --port 8900 [--tls-port 8943] --credentials .officeflow/sandbox/credentials.json
+
+With ``--tls-port`` the same app (same state, log and faults) is also served over HTTPS with the
+certificate of the credentials file (``tls_cert_file`` / ``tls_key_file``, signed by the local CA
+``tls_ca_file``), one process and event loop for both listeners. Microsoft's client libraries
+(azure-identity, msal) accept only https authorities, so the Microsoft connection points there; on
+that listener ``/microsoft`` is also served at the root (``https://127.0.0.1:<tls port>/{tenant}/oauth2/
+v2.0/token``, ``/v1.0/…``), the shape of ``login.microsoftonline.com`` and ``graph.microsoft.com``.
 
 ``/google`` (OAuth token endpoint, Admin SDK Directory), ``/microsoft`` (identity platform token
 endpoint, Graph), ``/okta`` (Users, lifecycle, Groups) and ``/_sandbox`` (state, request log, reset,
@@ -10,12 +17,17 @@ fault injection). See include/sandbox/README.md for what each covers.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import importlib
 import logging
+import signal
+from collections.abc import Iterator
+from typing import Any
 
 from fastapi import FastAPI
 
-from include.sandbox.core import Credentials, Faults, SandboxState, Service, install
+from include.sandbox.core import Credentials, Faults, SandboxState, Service, install, serve_at_root
 
 #: Modules under include/sandbox/ that each define ``service: Service``.
 SERVICE_MODULES = ("google", "microsoft", "okta")
@@ -38,17 +50,51 @@ def create_app(credentials: Credentials, services: list[Service] | None = None) 
     return app
 
 
-def main(argv: list[str] | None = None) -> None:
+async def serve(app: FastAPI, host: str, port: int, tls_port: int | None = None,
+                credentials: Credentials | None = None) -> None:
+    """Serve ``app`` on ``port`` (http) and, when given, ``tls_port`` (https), until SIGINT/SIGTERM."""
     import uvicorn
 
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:  # both listeners stop on the signals installed below
+            yield
+
+    common: dict[str, Any] = {"host": host, "log_level": "warning", "access_log": False, "lifespan": "off"}
+    servers = [_Server(uvicorn.Config(app, port=port, **common))]
+    if tls_port is not None:
+        if credentials is None or not (credentials.tls_cert_file and credentials.tls_key_file):
+            raise SystemExit("--tls-port needs a credentials file with TLS material "
+                             "(python -m include.sandbox.credentials --tls-base-url ...)")
+        tls_app = serve_at_root(app, "microsoft")  # the same app; Microsoft also at the root (see above)
+        servers.append(_Server(uvicorn.Config(tls_app, port=tls_port, ssl_certfile=credentials.tls_cert_file,
+                                              ssl_keyfile=credentials.tls_key_file, **common)))
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        for server in servers:
+            server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    results = await asyncio.gather(*(server.serve() for server in servers), return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors or any(not server.started for server in servers):
+        raise SystemExit(f"sandbox listener failed: {errors or 'did not start'}")
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8900)
+    parser.add_argument("--tls-port", type=int, help="also serve over HTTPS on this port (certificate from the "
+                        "credentials file)")
     parser.add_argument("--credentials", required=True, help="JSON written by include.sandbox.credentials")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(Credentials.load(args.credentials))
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    credentials = Credentials.load(args.credentials)
+    app = create_app(credentials)
+    asyncio.run(serve(app, args.host, args.port, args.tls_port, credentials))
 
 
 if __name__ == "__main__":

@@ -2,57 +2,65 @@
 
 Implements :class:`include.officeflow.identity.IdentityClient` for ``provider="microsoft"``.
 
-**Connection** (``officeflow_microsoft``): the microsoft-azure provider's ``msgraph`` connection type
-and field names, so the same connection also serves the provider's ``KiotaRequestAdapterHook``:
+**Client.** The microsoft-azure provider's ``KiotaRequestAdapterHook`` (msgraph-core / kiota over
+httpx for Graph, azure-identity's ``ClientSecretCredential`` for the client-credentials token, cached
+and renewed by azure-identity). Everything it needs comes from the connection; this hook adds the
+identity semantics on top: error mapping, paging, idempotency. The provider hook is async; this
+hook's methods are sync (the ``IdentityClient`` contract), so each one runs on an event loop the hook
+owns, and the provider's request adapter (cached per hook instance, bound to that loop) lives until
+:meth:`close`.
+
+**Connection** (``officeflow_microsoft``): the provider's ``msgraph`` connection as it documents it:
 
 - ``login``: application (client) id; ``password``: client secret;
 - ``extra.tenant_id``: directory (tenant) id or verified domain (required);
-- ``extra.authority``: identity platform host, default ``https://login.microsoftonline.com``; the
-  token endpoint is ``{authority}/{tenant_id}/oauth2/v2.0/token`` unless ``extra.token_endpoint``
-  names it outright;
-- Graph base: ``extra.base_url`` (e.g. ``https://graph.microsoft.com/v1.0/``), else ``host`` (with
-  ``schema``/``port`` when given) + ``extra.api_version`` (default ``v1.0``), else
-  ``https://graph.microsoft.com/v1.0``;
-- ``extra.scopes`` (default ``https://graph.microsoft.com/.default``), ``extra.verify`` (TLS
-  verification, default true), ``extra.trust_env`` (proxy variables, default true), ``extra.timeout``.
+- ``extra.authority``: identity platform host, default ``https://login.microsoftonline.com`` (the token
+  endpoint is ``{authority}/{tenant_id}/oauth2/v2.0/token``; azure-identity accepts only https);
+- Graph base: ``extra.base_url`` (e.g. ``https://graph.microsoft.com/v1.0/``), else ``schema://host`` +
+  ``extra.api_version`` (default ``v1.0``), else ``https://graph.microsoft.com/v1.0/``;
+- optional: ``extra.scopes`` (default ``https://graph.microsoft.com/.default``), ``extra.verify`` (true,
+  false or a CA bundle path, for both the token and the Graph requests), ``extra.disable_instance_discovery``,
+  ``extra.allowed_hosts`` (hosts the token may be sent to; needed with a custom ``authority``),
+  ``extra.proxies``, ``extra.trust_env``, ``extra.timeout`` (seconds per request, default 30).
 
-The app registration needs the ``User.ReadWrite.All`` and ``GroupMember.ReadWrite.All`` application
-permissions (admin-consented). Against production nothing is set beyond login, password and tenant_id.
-
-**Libraries, and why not the provider hook.** The provider's ``KiotaRequestAdapterHook`` gets its
-tokens from azure-identity's ``ClientSecretCredential``, and both azure-identity and msal refuse any
-authority that is not ``https://`` ("The value must be a TLS protected (https) URL", msal's
-``canonicalize``), so neither can be pointed at a local http sandbox through connection fields, and
-a hook that works with one token client in production and another in development would leave the
-production path untested. This hook therefore uses authlib's OAuth 2.0 client (``OAuth2Client``, an
-httpx client; the client-credentials grant with ``client_secret_post``, the same form fields msal
-sends, renewed automatically on expiry) for the token and the Graph calls. It accepts https
-authorities and plain http only on loopback addresses, so the same code path runs against
-``login.microsoftonline.com``/``graph.microsoft.com`` and against the sandbox (include/sandbox/microsoft.py).
+Against production only login, password and tenant_id are set. The sandbox connection
+(include/sandbox/microsoft.py) points authority and base_url at the sandbox's TLS listener, with
+``verify`` = the sandbox CA and instance discovery off. The app registration needs the
+``User.ReadWrite.All`` and ``GroupMember.ReadWrite.All`` application permissions (admin-consented).
 
 **Behaviour.** ``Account.id`` is the object id, ``login`` the userPrincipalName, ``enabled``
 ``accountEnabled`` (status ``ENABLED``/``DISABLED``). Lookups ``$select`` the properties they need
-(Graph's default user representation has neither accountEnabled nor department). Errors map to the
-identity errors: 401/403 and token endpoint refusals -> :class:`IdentityAuthError`, 400 ->
-:class:`IdentityInputError` (an existing userPrincipalName -> :class:`IdentityConflict`), 404 ->
-:class:`IdentityNotFound` (None / False where the contract says so), 429 ->
-:class:`IdentityRateLimited` with ``Retry-After``, 5xx and network failures -> retryable
-:class:`IdentityError`. Passwords and secrets are never logged or put in messages.
-Not covered: the manager reference (``/users/{id}/manager/$ref``).
+(Graph's default user representation has neither accountEnabled nor department). Collections follow
+``@odata.nextLink``, only to hosts the provider allows (``assert_allowed_host``). Retries are left to
+the caller (``with_retries`` honours ``Retry-After``): kiota's retry handler is switched off per request
+and token requests are not retried by azure-core. A Graph 401 on a cached token gets one new token
+and one more try. Errors map to the identity errors: 401/403 and token endpoint refusals ->
+:class:`IdentityAuthError`, 400 -> :class:`IdentityInputError` (an existing userPrincipalName ->
+:class:`IdentityConflict`), 404 -> :class:`IdentityNotFound` (None / False where the contract says
+so), 409 -> :class:`IdentityConflict`, 429 -> :class:`IdentityRateLimited` with ``Retry-After``, 5xx and
+network failures -> retryable :class:`IdentityError`. Passwords and secrets are never logged or put in
+messages. Not covered: the manager reference (``/users/{id}/manager/$ref``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import quote, urlsplit
+from typing import Any, TypeVar
+from urllib.parse import quote
 
-import httpx2
+import httpx
+from airflow.providers.microsoft.azure.hooks.msgraph import CachedAsyncTokenCredential, KiotaRequestAdapterHook
 from airflow.sdk import BaseHook
-from authlib.integrations.httpx_client import OAuth2Client, OAuthError
+from azure.core.credentials import AccessToken
+from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
+from azure.identity import AzureAuthorityHosts
+from kiota_abstractions.request_information import RequestInformation
+from kiota_abstractions.response_handler import ResponseHandler
+from kiota_http.middleware.options import ResponseHandlerOption, RetryHandlerOption
 
 from include.officeflow.identity import (
     Account,
@@ -66,48 +74,26 @@ from include.officeflow.identity import (
     parse_retry_after,
 )
 
-DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
-DEFAULT_GRAPH_HOST = "https://graph.microsoft.com"
-DEFAULT_API_VERSION = "v1.0"
-DEFAULT_SCOPE = "https://graph.microsoft.com/.default"
+DEFAULT_TIMEOUT = 30.0
 USER_SELECT = ("id,userPrincipalName,displayName,givenName,surname,mail,accountEnabled,department,jobTitle,"
                "employeeId,officeLocation")
 GROUP_FILTER_CHUNK = 15  # Graph allows at most 15 values in a $filter 'in' list
 CONFLICT_MARKERS = ("same value for property userPrincipalName", "same value for property proxyAddresses")
 MEMBER_EXISTS_MARKER = "added object references already exist"
 _NICKNAME_DROP = re.compile(r"[^A-Za-z0-9.!#$%&'*+\-/=?^_`{|}~]")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class GraphSettings:
-    """What the hook reads from the Airflow connection."""
+    """What the connection resolves to (for messages and checks; the provider hook builds the clients)."""
 
     client_id: str
-    client_secret: str
     tenant_id: str
+    authority: str
     token_endpoint: str
     graph_base: str
-    scope: str
-    verify: bool
-    trust_env: bool
     timeout: float
-
-
-def _flag(value: Any, default: bool) -> bool:
-    if value is None or value == "":
-        return default
-    if isinstance(value, str):
-        return value.strip().lower() not in ("false", "0", "no", "off")
-    return bool(value)
-
-
-def _with_scheme(url: str) -> str:
-    return url if "://" in url else f"https://{url}"
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    return parts.scheme, (parts.hostname or "").lower(), parts.port or {"https": 443, "http": 80}.get(parts.scheme)
 
 
 def _odata_string(value: str) -> str:
@@ -118,6 +104,54 @@ def mail_nickname(person: Person) -> str:
     """The mail alias Graph requires on create: the login's local part without the characters it refuses."""
     nickname = _NICKNAME_DROP.sub("", person.local_part).strip(".")[:64]
     return nickname or f"user{person.employee_id or secrets.token_hex(4)}"
+
+
+# --- the provider hook, as this hook uses it -----------------------------------------------------------
+
+class _RawResponse(ResponseHandler):  # type: ignore[misc]
+    """Hands the httpx response back as it is (status, headers, body): the provider's default handler
+    turns errors into exceptions that keep neither the status code nor ``Retry-After``."""
+
+    async def handle_response_async(self, response: Any, error_map: Any) -> Any:
+        return response
+
+
+class _TokenRequestNotRetried(CachedAsyncTokenCredential):  # type: ignore[misc]
+    """The provider's credential wrapper; token requests go out once (no azure-core retry policy
+    sleeping inside the call) and with the hook's timeout."""
+
+    def __init__(self, credential: Any, timeout: float) -> None:
+        super().__init__(credential)
+        self._timeout = timeout
+
+    async def get_token(self, *args: Any, **kwargs: Any) -> AccessToken:
+        return await self._credential.get_token(*args, retry_total=0, connection_timeout=self._timeout,
+                                                read_timeout=self._timeout, **kwargs)
+
+
+class GraphAdapterHook(KiotaRequestAdapterHook):  # type: ignore[misc]
+    """``KiotaRequestAdapterHook`` with a request adapter of its own (not shared through the class-wide
+    cache: the adapter is bound to the event loop it was built on), raw responses and kiota's retry
+    handler switched off."""
+
+    def __init__(self, conn_id: str, timeout: float) -> None:
+        super().__init__(conn_id=conn_id, timeout=timeout)
+        self.cached_request_adapters = {}  # instance-level, shadows the class-wide cache
+
+    def get_credentials(self, *args: Any, **kwargs: Any) -> Any:
+        credential = super().get_credentials(*args, **kwargs)
+        assert isinstance(credential, CachedAsyncTokenCredential)
+        return _TokenRequestNotRetried(credential._credential, float(self.timeout or DEFAULT_TIMEOUT))
+
+    def request_information(self, *args: Any, **kwargs: Any) -> RequestInformation:
+        info = super().request_information(*args, **kwargs)
+        info.request_options[ResponseHandlerOption.get_key()] = ResponseHandlerOption(response_handler=_RawResponse())
+        info.request_options[RetryHandlerOption.get_key()] = RetryHandlerOption(max_retries=0, should_retry=False)
+        return info
+
+    @property
+    def has_adapter(self) -> bool:
+        return self.conn_id in self.cached_request_adapters
 
 
 class MicrosoftGraphIdentityHook(BaseHook):
@@ -134,9 +168,10 @@ class MicrosoftGraphIdentityHook(BaseHook):
         self.conn_id = conn_id
         self._timeout = timeout
         self._settings: GraphSettings | None = None
-        self._client: OAuth2Client | None = None
+        self._graph: GraphAdapterHook | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    # --- connection and session ---------------------------------------------------------------------
+    # --- connection, provider hook, event loop -----------------------------------------------------------
 
     def settings(self) -> GraphSettings:
         if self._settings is None:
@@ -144,6 +179,7 @@ class MicrosoftGraphIdentityHook(BaseHook):
         return self._settings
 
     def _read_settings(self) -> GraphSettings:
+        """Checks the connection before the provider hook uses it, so a gap is a clear error."""
         try:
             conn = self.get_connection(self.conn_id)
         except Exception as exc:  # AirflowNotFoundException and secrets-backend failures alike
@@ -155,84 +191,35 @@ class MicrosoftGraphIdentityHook(BaseHook):
         if missing:
             raise IdentityAuthError(f"Airflow connection {self.conn_id!r} lacks {', '.join(missing)}; check the "
                                     "connection")
-        authority = _with_scheme(str(extra.get("authority") or DEFAULT_AUTHORITY).strip()).rstrip("/")
-        token_endpoint = str(extra.get("token_endpoint") or f"{authority}/{tenant}/oauth2/v2.0/token")
-        api_version = str(extra.get("api_version") or DEFAULT_API_VERSION).strip("/")
-        if extra.get("base_url"):
-            graph_base = _with_scheme(str(extra["base_url"]).strip()).rstrip("/")
-        elif conn.host:
-            host = conn.host.strip().rstrip("/")
-            if "://" not in host:
-                if conn.port:
-                    head, sep, tail = host.partition("/")
-                    host = f"{head}:{conn.port}{sep}{tail}"
-                host = f"{conn.schema or 'https'}://{host}"
-            graph_base = f"{host}/{api_version}"
-        else:
-            graph_base = f"{DEFAULT_GRAPH_HOST}/{api_version}"
-        scopes = extra.get("scopes") or DEFAULT_SCOPE
-        scope = " ".join(scopes) if isinstance(scopes, list) else " ".join(s.strip() for s in str(scopes).split(","))
-        timeout = float(self._timeout or extra.get("timeout") or 30)
-        return GraphSettings(client_id=str(conn.login), client_secret=str(conn.password), tenant_id=tenant,
-                             token_endpoint=token_endpoint, graph_base=graph_base, scope=scope,
-                             verify=_flag(extra.get("verify"), True), trust_env=_flag(extra.get("trust_env"), True),
+        timeout = float(self._timeout or extra.get("timeout") or DEFAULT_TIMEOUT)
+        graph = GraphAdapterHook(self.conn_id, timeout)  # its own rules for host, api_version and base_url
+        base = graph.get_base_url(graph.get_host(conn), graph.get_api_version(extra), extra).rstrip("/")
+        authority = str(extra.get("authority") or f"https://{AzureAuthorityHosts.AZURE_PUBLIC_CLOUD}").rstrip("/")
+        return GraphSettings(client_id=str(conn.login), tenant_id=tenant, authority=authority,
+                             token_endpoint=f"{authority}/{tenant}/oauth2/v2.0/token", graph_base=base,
                              timeout=timeout)
 
-    def _session(self) -> OAuth2Client:
-        """The OAuth client with a token (fetched on first use, renewed by authlib when it expires)."""
-        if self._client is None:
-            settings = self.settings()
-            client = OAuth2Client(
-                client_id=settings.client_id, client_secret=settings.client_secret, scope=settings.scope,
-                token_endpoint_auth_method="client_secret_post",  # noqa: S106 - a method name, not a secret
-                token_endpoint=settings.token_endpoint,
-                grant_type="client_credentials", timeout=settings.timeout, verify=settings.verify,
-                trust_env=settings.trust_env, headers={"Accept": "application/json"},
-            )
-            client.register_compliance_hook("access_token_response", self._check_token_response)
-            self._client = client
-        if not self._client.token:
-            self._fetch_token()
-        return self._client
+    def _provider_hook(self) -> GraphAdapterHook:
+        if self._graph is None:
+            self._graph = GraphAdapterHook(self.conn_id, self.settings().timeout)
+        return self._graph
 
-    def _fetch_token(self) -> None:
-        assert self._client is not None
-        settings = self.settings()
-        try:
-            self._client.fetch_token(settings.token_endpoint, grant_type="client_credentials")
-        except OAuthError as exc:
-            detail = (exc.description or "").split(" Trace ID:", 1)[0].strip()
-            raise IdentityAuthError(
-                f"Microsoft identity platform refused the client credentials of connection {self.conn_id!r} "
-                f"({exc.error}: {detail}); check the connection's login (client id), password (client secret) "
-                "and extra.tenant_id") from None
-        except httpx2.HTTPError as exc:
-            raise IdentityError(f"Microsoft identity platform token request failed: {type(exc).__name__}: "
-                                f"{exc}") from None
-
-    def _check_token_response(self, response: httpx2.Response) -> httpx2.Response:
-        """Throttling, outages and non-OAuth answers of the token endpoint, before authlib parses it."""
-        if response.status_code == 429:
-            raise IdentityRateLimited("Microsoft identity platform throttled the token request (429)",
-                                      parse_retry_after(response.headers.get("Retry-After")))
-        if response.status_code >= 500:
-            raise IdentityError(f"Microsoft identity platform token endpoint answered {response.status_code}")
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        ok = isinstance(body, dict) and (isinstance(body.get("error"), str) or
-                                         (response.is_success and body.get("access_token")))
-        if not ok:
-            raise IdentityAuthError(
-                f"{self.settings().token_endpoint} answered {response.status_code} without an OAuth token "
-                f"response; check the connection {self.conn_id!r} (extra.authority, extra.tenant_id)")
-        return response
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(coroutine)
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        """Close the provider's request adapter and credential, then the event loop."""
+        if self._loop is not None and not self._loop.is_closed():
+            try:
+                if self._graph is not None:
+                    self._loop.run_until_complete(self._graph.close())
+                self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            finally:
+                self._loop.close()
+        self._loop = None
+        self._graph = None
 
     def __enter__(self) -> MicrosoftGraphIdentityHook:
         return self
@@ -242,36 +229,62 @@ class MicrosoftGraphIdentityHook(BaseHook):
 
     # --- HTTP ------------------------------------------------------------------------------------------
 
-    def _url(self, path: str) -> str:
-        """Graph URL of ``path``; absolute links (``@odata.nextLink``) only to the Graph host itself, as
-        the bearer token goes with them."""
-        if path.startswith(("http://", "https://")):
-            if _origin(path) != _origin(self.settings().graph_base):
-                raise IdentityInputError(f"refusing to follow a Graph link to another host: {urlsplit(path).netloc}")
-            return path
-        return f"{self.settings().graph_base}/{path.lstrip('/')}"
-
     def _send(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-              body: dict[str, Any] | None = None) -> httpx2.Response:
-        """One Graph request; a 401 on a cached token gets one new token and one more try."""
-        fresh = self._client is None or not self._client.token
+              body: dict[str, Any] | None = None) -> httpx.Response:
+        """One Graph request (``path`` relative to the Graph base, or a link the provider allows); a 401
+        on a cached token gets one new token (a new adapter and credential) and one more try."""
+        self.settings()
+        graph = self._provider_hook()
         for attempt in (1, 2):
-            client = self._session()
+            fresh = not graph.has_adapter  # the adapter, and with it the credential, is built by this call
             try:
-                response = client.request(method, self._url(path), params=params, json=body)
-            except OAuthError as exc:  # renewing an expired token failed
-                raise IdentityAuthError(f"Microsoft identity platform refused to renew the token of connection "
-                                        f"{self.conn_id!r} ({exc.error}); check the connection") from None
-            except httpx2.HTTPError as exc:
-                raise IdentityError(f"Microsoft Graph {method} {path}: {type(exc).__name__}: {exc}") from None
+                if path.startswith(("http://", "https://")):
+                    self._run(graph.assert_allowed_host(path))
+                response = self._run(graph.run(url=path, method=method, query_parameters=params, data=body))
+            except ValueError as exc:
+                if "pagination link" in str(exc):
+                    raise IdentityInputError(f"refusing to follow a Graph link to another host: {exc}") from None
+                raise IdentityError(f"Microsoft Graph {method} {path}: {exc}") from None
+            except HttpResponseError as exc:  # the token request
+                raise self._token_error(exc) from None
+            except AzureError as exc:  # the token request did not get an answer
+                raise self._network_error("Microsoft identity platform token request", exc) from None
+            except httpx.HTTPError as exc:
+                raise self._network_error(f"Microsoft Graph {method} {path}", exc) from None
+            if not isinstance(response, httpx.Response):  # pragma: no cover - the raw handler always answers one
+                raise IdentityError(f"Microsoft Graph {method} {path}: unexpected answer {type(response).__name__}")
             if response.status_code == 401 and not fresh and attempt == 1:
-                self._fetch_token()  # revoked or expired early: get another one
-                fresh = True
+                self._run(graph.close())  # revoked or expired early: the next call builds a new credential
                 continue
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _error(self, response: httpx2.Response, what: str) -> IdentityError:
+    def _token_error(self, exc: HttpResponseError) -> IdentityError:
+        response = exc.response
+        status = response.status_code if response is not None else None
+        if status == 429:
+            headers = getattr(response, "headers", None) or {}
+            return IdentityRateLimited("Microsoft identity platform throttled the token request (429)",
+                                       parse_retry_after(headers.get("Retry-After")))
+        if status is not None and status >= 500:
+            return IdentityError(f"Microsoft identity platform token endpoint answered {status}")
+        detail = str(exc.message or exc).split(" Trace ID:", 1)[0].strip()
+        if isinstance(exc, ClientAuthenticationError) and "AADSTS" in detail:
+            return IdentityAuthError(
+                f"Microsoft identity platform refused the client credentials of connection {self.conn_id!r} "
+                f"({detail}); check the connection's login (client id), password (client secret) and "
+                "extra.tenant_id")
+        return IdentityAuthError(
+            f"{self.settings().token_endpoint} answered {status} without an OAuth token response ({detail[:200]}); "
+            f"check the connection {self.conn_id!r} (extra.authority, extra.tenant_id)")
+
+    def _network_error(self, what: str, exc: Exception) -> IdentityError:
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return IdentityAuthError(f"{what}: the server's TLS certificate is not trusted ({exc}); check the "
+                                     f"connection {self.conn_id!r} (extra.verify: a CA bundle path)")
+        return IdentityError(f"{what}: {type(exc).__name__}: {exc}")
+
+    def _error(self, response: httpx.Response, what: str) -> IdentityError:
         status = response.status_code
         code, message = self._graph_error(response)
         detail = f"{code}: {message}" if code else message
@@ -297,7 +310,7 @@ class MicrosoftGraphIdentityHook(BaseHook):
         return IdentityError(f"Microsoft Graph answered {status} to {what}: {detail}{suffix}")
 
     @staticmethod
-    def _graph_error(response: httpx2.Response) -> tuple[str, str]:
+    def _graph_error(response: httpx.Response) -> tuple[str, str]:
         try:
             error = response.json().get("error")
         except (ValueError, AttributeError):
@@ -306,7 +319,7 @@ class MicrosoftGraphIdentityHook(BaseHook):
             return str(error.get("code") or ""), str(error.get("message") or response.reason_phrase)
         return "", response.text[:300] or response.reason_phrase
 
-    def _call(self, method: str, path: str, what: str, **kwargs: Any) -> httpx2.Response:
+    def _call(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
         response = self._send(method, path, **kwargs)
         if response.is_success:
             return response

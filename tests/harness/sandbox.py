@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -26,7 +27,10 @@ class SandboxServer:
         self.home = Path(tempfile.mkdtemp(prefix="officeflow-sandbox-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.setup: SandboxSetup = generate(self.home, self.url)
+        self.tls_port = free_port()
+        self.tls_url = f"https://127.0.0.1:{self.tls_port}"  # the same app over TLS (the Microsoft connection)
+        self.setup: SandboxSetup = generate(self.home, self.url, tls_base_url=self.tls_url)
+        self.ca_file = self.home / "tls-ca.pem"
         self.process: subprocess.Popen[bytes] | None = None
         self.client = httpx.Client(base_url=self.url, timeout=10)
 
@@ -41,7 +45,7 @@ class SandboxServer:
         log = (self.home / "sandbox.log").open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "include.sandbox", "--host", "127.0.0.1", "--port", str(self.port),
-             "--credentials", str(self.setup.credentials_file)],
+             "--tls-port", str(self.tls_port), "--credentials", str(self.setup.credentials_file)],
             cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -50,12 +54,17 @@ class SandboxServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"sandbox exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if self.client.get("/_sandbox/health").status_code == 200:
+                if self.client.get("/_sandbox/health").status_code == 200 and httpx.get(
+                        f"{self.tls_url}/_sandbox/health", verify=self.tls_context(), timeout=5).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"sandbox not ready after {timeout}s:\n{self.log()}")
+
+    def tls_context(self) -> ssl.SSLContext:
+        """A client TLS context that trusts the sandbox's CA (only)."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
 
     def log(self) -> str:
         path = self.home / "sandbox.log"

@@ -1,15 +1,17 @@
-"""Identity operators with ``provider="microsoft"``: MicrosoftGraphIdentityHook (authlib + httpx, the
-real token and Graph requests) against the sandbox process, asserting on the sandbox's state."""
+"""Identity operators with ``provider="microsoft"``: MicrosoftGraphIdentityHook (the microsoft-azure
+provider's KiotaRequestAdapterHook: azure-identity for the token, kiota/httpx for Graph; real requests)
+against the sandbox process's TLS listener, asserting on the sandbox's state."""
 
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
-from include.officeflow.identity import IdentityAuthError, IdentityError, Person
+from include.officeflow.identity import IdentityAuthError, IdentityError, IdentityRateLimited, Person
 from include.sandbox.microsoft import group_id_for
 from operators.hooks.msgraph_identity import MicrosoftGraphIdentityHook
 from operators.identity import DeprovisionUserOperator, ProvisionUserOperator, UpdateUserOperator
@@ -220,19 +222,25 @@ def test_a_production_connection_resolves_to_the_real_endpoints(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_MS_PROD", json.dumps({
         "conn_type": "msgraph", "login": "client-id", "password": "client-secret",
         "extra": {"tenant_id": "contoso.onmicrosoft.com"}}))
-    settings = MicrosoftGraphIdentityHook("ms_prod").settings()
-    assert settings.token_endpoint == "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
-    assert settings.graph_base == "https://graph.microsoft.com/v1.0"
-    assert settings.scope == "https://graph.microsoft.com/.default" and settings.verify is True
+    with MicrosoftGraphIdentityHook("ms_prod") as hook:
+        settings = hook.settings()
+        assert settings.token_endpoint == "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+        assert settings.graph_base == "https://graph.microsoft.com/v1.0"
+        # what the provider hook builds from the connection (no request is made)
+        adapter = hook._run(hook._provider_hook().get_async_conn())
+        assert adapter.base_url == "https://graph.microsoft.com/v1.0/"
+        tokens = adapter._authentication_provider.access_token_provider
+        assert tokens._scopes == ["https://graph.microsoft.com/.default"]
+        assert tokens._credentials._credential._client._get_token_url() == settings.token_endpoint
     # the provider's UI defaults (schema/host/port) give the same Graph base, and its links are followed
     monkeypatch.setenv("AIRFLOW_CONN_MS_UI", json.dumps({
         "conn_type": "msgraph", "login": "c", "password": "s", "schema": "https", "host": "graph.microsoft.com",
         "port": 443, "extra": {"tenant_id": "t", "api_version": "beta"}}))
-    hook = MicrosoftGraphIdentityHook("ms_ui")
-    assert hook.settings().graph_base == "https://graph.microsoft.com:443/beta"
-    assert hook._url("https://graph.microsoft.com/beta/users?$skiptoken=x").endswith("$skiptoken=x")
-    with pytest.raises(IdentityError, match="another host"):
-        hook._url("https://attacker.example/beta/users")
+    with MicrosoftGraphIdentityHook("ms_ui") as hook:
+        assert hook.settings().graph_base == "https://graph.microsoft.com/beta"
+        hook._run(hook._provider_hook().assert_allowed_host("https://graph.microsoft.com/beta/users?$skiptoken=x"))
+        with pytest.raises(IdentityError, match="another host"):
+            hook._send("GET", "https://attacker.example/beta/users")
 
 
 def test_connection_without_tenant_is_an_auth_error(monkeypatch):
@@ -258,3 +266,33 @@ def test_a_token_graph_rejects_is_replaced_once(sandbox):
             hook.find_user("ada@officeflow.test")
     statuses = [(r["method"], r["status"]) for r in sandbox.requests("microsoft")]
     assert statuses.count(("POST", 200)) == 3  # the first token, then one new token per rejection
+
+
+def test_throttling_is_left_to_the_caller(sandbox):
+    # kiota's retry handler and azure-core's retry policy are off: the 429 comes back at once with Retry-After
+    with MicrosoftGraphIdentityHook("officeflow_microsoft") as hook:
+        sandbox.fault("microsoft", status=429, retry_after=30, method="POST", path="/oauth2/v2.0/token")
+        with pytest.raises(IdentityRateLimited) as token_throttled:
+            hook.find_user("ada@officeflow.test")
+        assert token_throttled.value.retry_after == 30
+        sandbox.fault("microsoft", status=429, retry_after=30, method="GET", path="/v1.0/users/")
+        started = time.monotonic()
+        with pytest.raises(IdentityRateLimited) as graph_throttled:
+            hook.find_user("ada@officeflow.test")
+        assert graph_throttled.value.retry_after == 30 and time.monotonic() - started < 5
+        sandbox.fault("microsoft", status=503, method="GET", path="/v1.0/users/")
+        with pytest.raises(IdentityError, match="answered 503") as unavailable:
+            hook.find_user("ada@officeflow.test")
+        assert unavailable.value.retryable
+    statuses = [(r["path"].rsplit("/", 1)[-1], r["status"]) for r in sandbox.requests("microsoft")]
+    assert statuses == [("token", 429), ("token", 200), ("ada@officeflow.test", 429), ("ada@officeflow.test", 503)]
+
+
+def test_an_untrusted_certificate_is_a_connection_error(sandbox, monkeypatch):
+    conn = sandbox.connections["officeflow_microsoft"]
+    monkeypatch.setenv("AIRFLOW_CONN_OFFICEFLOW_MICROSOFT",
+                       json.dumps({**conn, "extra": {**conn["extra"], "verify": True}}))  # the system CAs only
+    with MicrosoftGraphIdentityHook("officeflow_microsoft") as hook, \
+            pytest.raises(IdentityAuthError, match=r"not trusted.*extra\.verify"):
+        hook.find_user("ada@officeflow.test")
+    assert sandbox.requests("microsoft") == []

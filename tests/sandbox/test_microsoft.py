@@ -114,6 +114,37 @@ def test_openid_configuration_names_the_token_endpoint(sandbox):
     assert response.json()["token_endpoint"] == token_url(sandbox)
 
 
+def test_tls_listener_serves_the_token_endpoint_at_the_root(sandbox):
+    conn = conn_of(sandbox)
+    assert conn["extra"]["authority"] == sandbox.tls_url and conn["extra"]["verify"] == str(sandbox.ca_file)
+    form = {"grant_type": "client_credentials", "client_id": conn["login"], "client_secret": conn["password"],
+            "scope": GRAPH_SCOPE}
+    with httpx.Client(verify=sandbox.tls_context(), timeout=10) as client:
+        response = client.post(f"{sandbox.tls_url}/{conn['extra']['tenant_id']}/oauth2/v2.0/token", data=form)
+        assert response.status_code == 200, response.text
+        token = response.json()["access_token"]
+        discovery = client.get(f"{sandbox.tls_url}/{conn['extra']['tenant_id']}/v2.0/.well-known/openid-configuration")
+        assert discovery.json()["token_endpoint"] == response.url
+        # same app, same state: a user made over plain http is there over TLS, links stay on the TLS root
+        with httpx.Client(base_url=f"{sandbox.url}/microsoft/v1.0", headers={"Authorization": f"Bearer {token}"},
+                          timeout=10) as plain:
+            for upn in ("ada@officeflow.test", "bob@officeflow.test"):
+                assert new_user(plain, upn).status_code == 201
+        page = client.get(f"{sandbox.tls_url}/v1.0/users", params={"$top": "1"},
+                          headers={"Authorization": f"Bearer {token}"}).json()
+        assert [u["userPrincipalName"] for u in page["value"]] == ["ada@officeflow.test"]
+        assert page["@odata.nextLink"].startswith(f"{sandbox.tls_url}/v1.0/users?")
+        assert client.get(f"{sandbox.tls_url}/_sandbox/health").status_code == 200  # the rest as on http
+    assert [r["path"] for r in sandbox.requests("microsoft")][-1] == "/v1.0/users"
+
+
+def test_tls_listener_refuses_an_untrusted_client(sandbox):
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        httpx.get(f"{sandbox.tls_url}/_sandbox/health", timeout=10)  # the system CAs do not know the sandbox's
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{sandbox.tls_port}/_sandbox/health", timeout=10)  # no plain http there
+
+
 # --- Graph auth ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("header", "message"), [
