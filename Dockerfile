@@ -12,7 +12,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     OFFICEFLOW_ENV=production
 
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libpq5 tini \
+    && apt-get install -y --no-install-recommends libpq5 tini fonts-dejavu-core \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 50000 --home-dir /opt/airflow airflow
 

@@ -75,6 +75,14 @@ ensure_services() {
   fi
 }
 
+# Documents are rendered to PDF with DejaVu fonts (Unicode names); Debian's fonts-dejavu-core has them.
+ensure_fonts() {
+  if [[ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf && -z "${OFFICEFLOW_DOCUMENTS_FONT_DIR:-}" ]]; then
+    log "installing DejaVu fonts from apt (PDF documents)"
+    apt_install fonts-dejavu-core
+  fi
+}
+
 # --- environment --------------------------------------------------------------------------
 # Layering: process environment > .env > defaults. `.env` only fills variables that are unset.
 load_dotenv() {
@@ -175,6 +183,7 @@ start() {  # start NAME CMD...: own process group (so workers stop with it), log
 
 cmd_dev() {
   ensure_venv
+  ensure_fonts
   ensure_dotenv
   airflow_env
   python -c 'from include.officeflow.settings import get_settings; get_settings()' \
@@ -242,6 +251,7 @@ cmd_webhook() {
 cmd_test() {
   ensure_venv
   ensure_services
+  ensure_fonts
   export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
   export PATH="$VENV/bin:$PATH"
   export OFFICEFLOW_POSTGRES_BIN="${OFFICEFLOW_POSTGRES_BIN:-$(postgres_bin)}"

@@ -17,6 +17,7 @@ import pytest
 
 from tests.harness.postgres import PostgresCluster
 from tests.harness.redis import RedisServer
+from tests.harness.s3 import S3Server
 from tests.harness.sandbox import SandboxServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -132,6 +133,23 @@ def api_token(role: str) -> str:
 def auth_headers() -> Callable[[str], dict[str, str]]:
     """``auth_headers("admin")`` -> a Bearer header for that role."""
     return lambda role: {"Authorization": f"Bearer {api_token(role)}"}
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3 server process (moto's S3 API + presigned-URL checks, tests/harness/s3.py) for the session:
+    buckets ``officeflow-docs-versioned`` (versioning on) and ``officeflow-docs-plain``, and the Airflow
+    ``aws`` connection ``officeflow_s3`` (AIRFLOW_CONN_OFFICEFLOW_S3, endpoint_url in its extra)."""
+    server = S3Server().start()
+    previous = {name: os.environ.get(name) for name in server.env()}
+    os.environ.update(server.env())
+    yield server
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    server.stop()
 
 
 @pytest.fixture(scope="session")

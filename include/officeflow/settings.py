@@ -113,6 +113,40 @@ class Settings(BaseSettings):
     documents_dir: Path | None = Field(
         default=None, description="Local documents folder in dev mode (home/documents)."
     )
+    documents_url: str = Field(
+        default="",
+        description="Where documents are stored: `s3://bucket/prefix` (through the Airflow connection "
+        "`documents_aws_conn_id`), or a local folder / `file://` URI; empty = `documents_dir` (dev mode).",
+    )
+    documents_aws_conn_id: str = Field(
+        default="officeflow_s3", description="Airflow `aws` connection used for an `s3://` documents_url."
+    )
+    documents_font_dir: Path | None = Field(
+        default=None,
+        description="Folder with DejaVuSans*.ttf for PDF rendering (Unicode text); the system's DejaVu "
+        "fonts when unset, else the PDF core fonts (Latin-1 text only).",
+    )
+    document_share_max_seconds: int = Field(
+        default=7 * 86_400, ge=1, le=7 * 86_400,
+        description="Longest lifetime of a document share link (presigned URL); S3 allows at most 7 days.",
+    )
+    email_brands_file: Path | None = Field(
+        default=None,
+        description="YAML of per-organization email branding (include/templates/email/brands.yaml when unset).",
+    )
+    sns_trusted_url_pattern: str = Field(
+        default=r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/",
+        description="Regex an SNS SigningCertURL / SubscribeURL must match (Amazon's SNS hosts over https; "
+        "tests point it at a local certificate server).",
+    )
+    ses_sns_topic_arns: list[str] = Field(
+        default_factory=list,
+        description="SNS topics whose SES notifications are accepted (JSON list); empty accepts any topic.",
+    )
+    sendgrid_webhook_public_key: str | None = Field(
+        default=None,
+        description="SendGrid Event Webhook verification key (base64 DER, ECDSA P-256) from SendGrid's settings.",
+    )
 
     @model_validator(mode="after")
     def _fill_and_check(self) -> Settings:

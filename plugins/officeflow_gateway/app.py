@@ -6,7 +6,8 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from include.officeflow.settings import get_settings
-from plugins.officeflow_gateway import health, webhooks
+from plugins.officeflow_gateway import email_events, health, webhooks
+from plugins.officeflow_gateway.api import documents as documents_api
 from plugins.officeflow_gateway.api import endpoints as endpoints_api
 from plugins.officeflow_gateway.api import events as events_api
 from plugins.officeflow_gateway.dispatcher import dispatcher
@@ -49,4 +50,6 @@ def create_app() -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(endpoints_api.router)
     app.include_router(events_api.router)
+    app.include_router(documents_api.router)
+    app.include_router(email_events.router)
     return app

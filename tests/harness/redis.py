@@ -12,6 +12,7 @@ from pathlib import Path
 import redis
 
 from tests.harness.ports import free_port
+from tests.harness.processes import stop_process
 
 
 def _binary() -> str:
@@ -67,13 +68,7 @@ class RedisServer:
             client.close()
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(timeout=10)
+        stop_process(self._process)
         self._process = None
         with contextlib.suppress(OSError):
             shutil.rmtree(self.root)

@@ -16,6 +16,7 @@ import httpx
 
 from include.sandbox.credentials import SandboxSetup, generate
 from tests.harness.ports import free_port
+from tests.harness.processes import stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,11 +90,5 @@ class SandboxServer:
 
     def stop(self) -> None:
         self.client.close()
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         shutil.rmtree(self.home, ignore_errors=True)
