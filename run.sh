@@ -75,6 +75,19 @@ ensure_services() {
   fi
 }
 
+# The tests' S3 server is MinIO, built from its Go module (pinned) once and kept in ~/go/bin.
+MINIO_MODULE="github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c"
+ensure_minio() {
+  local bin="${OFFICEFLOW_MINIO_BIN:-$(command -v minio || echo "$HOME/go/bin/minio")}"
+  if [[ ! -x "$bin" ]]; then
+    command -v go >/dev/null 2>&1 || die "Go is needed to build MinIO (the tests' S3 server)"
+    log "building MinIO from its Go module (once; about 3 minutes)"
+    GOFLAGS=-mod=mod go install "$MINIO_MODULE"
+    bin="$(go env GOPATH)/bin/minio"
+  fi
+  export OFFICEFLOW_MINIO_BIN="$bin"
+}
+
 # Documents are rendered to PDF with DejaVu fonts (Unicode names); Debian's fonts-dejavu-core has them.
 ensure_fonts() {
   if [[ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf && -z "${OFFICEFLOW_DOCUMENTS_FONT_DIR:-}" ]]; then
@@ -252,6 +265,7 @@ cmd_test() {
   ensure_venv
   ensure_services
   ensure_fonts
+  ensure_minio
   export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
   export PATH="$VENV/bin:$PATH"
   export OFFICEFLOW_POSTGRES_BIN="${OFFICEFLOW_POSTGRES_BIN:-$(postgres_bin)}"

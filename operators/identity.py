@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException
 
 from include.officeflow.identity import (
     DEFAULT_CONN_IDS,
@@ -30,8 +29,8 @@ from include.officeflow.identity import (
     IdentityInputError,
     Person,
     load_group_mapping,
-    with_retries,
 )
+from operators.provider_base import ProviderOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -72,21 +71,15 @@ def password_variable_key(provider: str, login: str) -> str:
     return f"officeflow_temp_password__{provider}__{safe}"
 
 
-class _IdentityOperator(BaseOperator):
+class _IdentityOperator(ProviderOperator):
     """Shared parts: provider/connection choice, input validation, failure classification."""
 
+    providers = PROVIDERS
     ui_color = "#e3f2fd"
 
     def __init__(self, *, provider: str, conn_id: str | None = None, groups_file: str | None = None,
                  **kwargs: Any) -> None:
-        kwargs.setdefault("retries", 3)
-        kwargs.setdefault("retry_delay", timedelta(seconds=30))
-        kwargs.setdefault("retry_exponential_backoff", True)
-        super().__init__(**kwargs)
-        if provider not in PROVIDERS and "{{" not in provider:
-            raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, got {provider!r}")
-        self.provider = provider
-        self.conn_id = conn_id
+        super().__init__(provider=provider, conn_id=conn_id, **kwargs)
         self.groups_file = groups_file
         self._clients: list[IdentityClient] = []
 
@@ -114,17 +107,6 @@ class _IdentityOperator(BaseOperator):
     def execute_step(self, context: Context) -> Any:
         raise NotImplementedError
 
-    def _run(self, describe: str, call: Any) -> Any:
-        """One provider call with in-task retries for 429/5xx; permanent errors fail the task
-        without Airflow retries (bad credentials or input will not improve by waiting)."""
-        try:
-            return with_retries(call, describe=f"{self.provider}: {describe}")
-        except IdentityError as exc:
-            message = f"{self.provider}: {describe} failed: {exc}"
-            if exc.retryable:
-                raise AirflowException(message) from exc
-            raise AirflowFailException(message) from exc
-
     def _person(self, data: Any) -> Person:
         try:
             return Person.from_mapping(data)
@@ -136,16 +118,16 @@ class _IdentityOperator(BaseOperator):
         """Add ``wanted`` groups; remove groups in ``managed`` (the mapping's) that are not wanted.
         Groups the mapping does not know are left alone (someone added them by hand)."""
         resolve = sorted(set(wanted) | managed)
-        ids = self._run("resolve groups", lambda: client.group_ids(resolve)) if resolve else {}
-        current = self._run("list groups", lambda: client.user_groups(account))
+        ids = self._call("resolve groups", lambda: client.group_ids(resolve)) if resolve else {}
+        current = self._call("list groups", lambda: client.user_groups(account))
         added, removed = [], []
         for name in wanted:
             if ids[name] in current:
                 continue
-            if self._run(f"add to {name}", lambda g=ids[name]: client.add_member(account, g)):
+            if self._call(f"add to {name}", lambda g=ids[name]: client.add_member(account, g)):
                 added.append(name)
         for name in sorted(managed - set(wanted)):
-            if ids[name] in current and self._run(f"remove from {name}",
+            if ids[name] in current and self._call(f"remove from {name}",
                                                   lambda g=ids[name]: client.remove_member(account, g)):
                 removed.append(name)
         return {"added": added, "removed": removed, "groups": sorted(wanted)}
@@ -181,20 +163,20 @@ class ProvisionUserOperator(_IdentityOperator):
         person = self._person(self.person)
         mapping = load_group_mapping(self.groups_file).of(self.provider)
         client = self._client()
-        account = self._run(f"look up {person.email}", lambda: client.find_user(person.email))
+        account = self._call(f"look up {person.email}", lambda: client.find_user(person.email))
         created = False
         password_key = None
         if account is None:
             password = temporary_password()
             mask_secret(password)
             try:
-                account = self._run(f"create {person.email}", lambda: client.create_user(person, password))
+                account = self._call(f"create {person.email}", lambda: client.create_user(person, password))
                 created = True
             except AirflowFailException as exc:
                 if not isinstance(exc.__cause__, IdentityConflict):
                     raise
                 # Created by a concurrent or earlier try whose answer was lost: adopt it.
-                account = self._run(f"look up {person.email}", lambda: client.find_user(person.email))
+                account = self._call(f"look up {person.email}", lambda: client.find_user(person.email))
                 if account is None:
                     raise
             if created and self.password_delivery == DELIVER_TO_VARIABLE:
@@ -207,7 +189,7 @@ class ProvisionUserOperator(_IdentityOperator):
             )
         else:
             self.log.info("Adopted existing %s account %s for %s", self.provider, account.id, person.email)
-            account = self._run(f"update {person.email}", lambda: client.update_user(account, person))
+            account = self._call(f"update {person.email}", lambda: client.update_user(account, person))
         groups = self._sync_groups(client, account, mapping.for_person(person.department, person.job_title),
                                    managed=set())
         return {"provider": self.provider, "account_id": account.id, "login": account.login, "created": created,
@@ -239,10 +221,10 @@ class UpdateUserOperator(_IdentityOperator):
         person = self._person(self.person)
         mapping = load_group_mapping(self.groups_file).of(self.provider)
         client = self._client()
-        account = self._run(f"look up {person.email}", lambda: client.find_user(person.email))
+        account = self._call(f"look up {person.email}", lambda: client.find_user(person.email))
         if account is None:
             raise AirflowFailException(f"{self.provider}: no account for {person.email}")
-        account = self._run(f"update {person.email}", lambda: client.update_user(account, person))
+        account = self._call(f"update {person.email}", lambda: client.update_user(account, person))
         groups = self._sync_groups(client, account, mapping.for_person(person.department, person.job_title),
                                    managed=mapping.managed())
         return {"provider": self.provider, "account_id": account.id, "login": account.login, **groups}
@@ -272,20 +254,20 @@ class DeprovisionUserOperator(_IdentityOperator):
         if not login:
             raise AirflowFailException("login is required")
         client = self._client()
-        account = self._run(f"look up {login}", lambda: client.find_user(login))
+        account = self._call(f"look up {login}", lambda: client.find_user(login))
         if account is None:
             self.log.info("%s: no account for %s; nothing to deprovision", self.provider, login)
             return {"provider": self.provider, "login": login, "account_id": None, "status": "absent"}
         if account.enabled:
-            account = self._run(f"suspend {login}", lambda: client.suspend_user(account))
+            account = self._call(f"suspend {login}", lambda: client.suspend_user(account))
         else:
             self.log.info("%s: %s is already %s", self.provider, login, account.status)
-        self._run(f"revoke sessions of {login}", lambda: client.revoke_sessions(account))
+        self._call(f"revoke sessions of {login}", lambda: client.revoke_sessions(account))
         removed: list[str] = []
         if self.remove_groups:
-            current = self._run("list groups", lambda: client.user_groups(account))
+            current = self._call("list groups", lambda: client.user_groups(account))
             for group_id, name in sorted(current.items(), key=lambda item: item[1]):
-                if self._run(f"remove from {name}", lambda g=group_id: client.remove_member(account, g)):
+                if self._call(f"remove from {name}", lambda g=group_id: client.remove_member(account, g)):
                     removed.append(name)
         result = {"provider": self.provider, "login": login, "account_id": account.id, "status": account.status,
                   "removed": removed, "deleted": False}
@@ -313,13 +295,13 @@ class DeprovisionUserOperator(_IdentityOperator):
     def _delete(self, result: dict[str, Any]) -> dict[str, Any]:
         login = result.get("login") or str(self.login).strip().lower()
         client = self._client()
-        account = self._run(f"look up {login}", lambda: client.find_user(login))
+        account = self._call(f"look up {login}", lambda: client.find_user(login))
         if account is None:
             self.log.info("%s: %s is already gone", self.provider, login)
         elif account.enabled:
             raise AirflowFailException(f"{self.provider}: {login} was re-enabled during the retention period; "
                                        "not deleting it")
         else:
-            self._run(f"delete {login}", lambda: client.delete_user(account))
+            self._call(f"delete {login}", lambda: client.delete_user(account))
             self.log.info("%s: deleted %s", self.provider, login)
         return {**result, "deleted": True}

@@ -137,7 +137,7 @@ def auth_headers() -> Callable[[str], dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
-    """A real S3 server process (moto's S3 API + presigned-URL checks, tests/harness/s3.py) for the session:
+    """A real S3 server process (MinIO, tests/harness/s3.py) for the session:
     buckets ``officeflow-docs-versioned`` (versioning on) and ``officeflow-docs-plain``, and the Airflow
     ``aws`` connection ``officeflow_s3`` (AIRFLOW_CONN_OFFICEFLOW_S3, endpoint_url in its extra)."""
     server = S3Server().start()

@@ -38,6 +38,7 @@ What it covers, as the real services behave where OfficeFlow depends on it:
   hasMember, delete (404 "Resource Not Found: memberKey" when not a member), list (paging).
 - Errors have Google's shape: ``{"error": {"code", "message", "errors": [{"message", "domain",
   "reason"}], "status"}}``; injected 429s say ``rateLimitExceeded``.
+- **Calendar API v3** (``/calendar/v3/...``): see include/sandbox/google_calendar.py.
 - Seed: the admin ``admin@<google_domain>`` (the delegation subject) and every Google group of
   include/identity/groups.yaml, with ids derived from their emails (stable across resets).
 """
@@ -209,9 +210,9 @@ async def _json(request: Request) -> dict[str, Any]:
     return body
 
 
-def _authorize(request: Request, scopes: tuple[str, ...]) -> dict[str, Any]:
-    """The grant of the request's token: 401 without a valid one, 403 without an admin subject or scope."""
-    sandbox, svc, _ = _sandbox(request)
+def bearer_grant(request: Request) -> dict[str, Any]:
+    """The grant of the request's Google access token; 401 in Google's words without a valid one."""
+    sandbox, _, _ = _sandbox(request)
     token = bearer_token(request)
     if token is None:
         raise SandboxError(401, "Request is missing required authentication credential. Expected OAuth 2 access "
@@ -220,6 +221,13 @@ def _authorize(request: Request, scopes: tuple[str, ...]) -> dict[str, Any]:
     if grant is None or grant.get("service") != SERVICE:
         raise SandboxError(401, "Request had invalid authentication credentials. Expected OAuth 2 access token, "
                            "login cookie or other valid authentication credential.", reason="authError")
+    return grant
+
+
+def _authorize(request: Request, scopes: tuple[str, ...]) -> dict[str, Any]:
+    """The grant of the request's token: 401 without a valid one, 403 without an admin subject or scope."""
+    sandbox, svc, _ = _sandbox(request)
+    grant = bearer_grant(request)
     with sandbox.lock:
         subject = _user_by_key(svc, grant["sub"]) if grant.get("sub") else None
     if subject is None or not subject.get("isAdmin") or subject.get("suspended"):
@@ -746,6 +754,11 @@ async def members_delete(group_key: str, member_key: str, request: Request) -> R
         _count_members(svc, group["id"])
     return _no_content()
 
+
+# Calendar API v3 (include/sandbox/google_calendar.py) shares this service's token endpoint and state.
+from include.sandbox.google_calendar import router as _calendar_router  # noqa: E402
+
+router.include_router(_calendar_router)
 
 service = Service(SERVICE, router, render_error, seed)
 

@@ -36,6 +36,9 @@ bearer token from the endpoint above, else 401 ``InvalidAuthenticationToken``):
   member is 400 "One or more added object references already exist ..."),
   ``DELETE /groups/{id}/members/{userId}/$ref`` (404 when not a member).
 
+Calendar (``/users/{id}/calendar/getSchedule``, ``/users/{id}/events``, ``calendarView``, cancel): see
+include/sandbox/microsoft_calendar.py.
+
 Seed: every Microsoft group of include/identity/groups.yaml (by displayName) with a stable GUID.
 State (``GET /_sandbox/state/microsoft``): ``users`` and ``groups`` by id (a group's ``members`` is a
 list of user ids), ``deletedItems`` by id. Passwords are never stored, only that one was set.
@@ -673,5 +676,10 @@ def provision_credentials(credentials: Credentials, directory: Path, base_url: s
         },
     }}
 
+
+# Calendar (include/sandbox/microsoft_calendar.py): same token endpoint, auth, state and TLS root.
+from include.sandbox.microsoft_calendar import router as _calendar_router  # noqa: E402
+
+router.include_router(_calendar_router)
 
 service = Service("microsoft", router, render_error, seed)

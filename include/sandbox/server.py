@@ -30,7 +30,7 @@ from fastapi import FastAPI
 from include.sandbox.core import Credentials, Faults, SandboxState, Service, install, serve_at_root
 
 #: Modules under include/sandbox/ that each define ``service: Service``.
-SERVICE_MODULES = ("google", "microsoft", "okta", "ses", "sendgrid")
+SERVICE_MODULES = ("google", "microsoft", "okta", "ses", "sendgrid", "slack")
 
 
 def load_services(names: tuple[str, ...] = SERVICE_MODULES) -> list[Service]:

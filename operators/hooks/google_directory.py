@@ -62,6 +62,9 @@ class GoogleDirectoryHook(GoogleBaseHook):
     hook_name = "OfficeFlow Google Workspace Directory"
     default_conn_name = DEFAULT_CONN_IDS["google"]
     provider = "google"
+    #: The discovery API (name, version) :meth:`get_directory` builds; subclasses for other Google APIs
+    #: with the same connection (operators/hooks/google_calendar.py) change it.
+    api: tuple[str, str] = ("admin", "directory_v1")
 
     def __init__(self, conn_id: str = DEFAULT_CONN_IDS["google"]) -> None:
         from airflow.exceptions import AirflowNotFoundException
@@ -89,8 +92,13 @@ class GoogleDirectoryHook(GoogleBaseHook):
                                     "admin the service account acts as (domain-wide delegation)")
         return str(subject)
 
+    def api_endpoint(self) -> str | None:
+        """The API's base URL from ``extra.api_endpoint`` (None: the discovery document's own)."""
+        endpoint = self._get_field("api_endpoint", None)
+        return str(endpoint) if endpoint else None
+
     def get_directory(self) -> Any:
-        """The ``admin``/``directory_v1`` client, built once from the connection (static discovery)."""
+        """The :attr:`api` client (``admin``/``directory_v1``), built once from the connection (static discovery)."""
         if self._service is not None:
             return self._service
         from googleapiclient.discovery import build
@@ -104,8 +112,8 @@ class GoogleDirectoryHook(GoogleBaseHook):
             raise IdentityAuthError(f"connection {self.conn_id!r} must hold a service-account key "
                                     "(keyfile_dict or key_path): domain-wide delegation needs one")
         credentials = credentials.with_subject(self.subject)
-        endpoint = self._get_field("api_endpoint", None)
-        self._service = build("admin", "directory_v1", credentials=credentials,
+        endpoint = self.api_endpoint()
+        self._service = build(*self.api, credentials=credentials,
                               client_options={"api_endpoint": endpoint} if endpoint else None,
                               static_discovery=True, cache_discovery=False)
         return self._service

@@ -230,7 +230,7 @@ class MicrosoftGraphIdentityHook(BaseHook):
     # --- HTTP ------------------------------------------------------------------------------------------
 
     def _send(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-              body: dict[str, Any] | None = None) -> httpx.Response:
+              body: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
         """One Graph request (``path`` relative to the Graph base, or a link the provider allows); a 401
         on a cached token gets one new token (a new adapter and credential) and one more try."""
         self.settings()
@@ -240,7 +240,8 @@ class MicrosoftGraphIdentityHook(BaseHook):
             try:
                 if path.startswith(("http://", "https://")):
                     self._run(graph.assert_allowed_host(path))
-                response = self._run(graph.run(url=path, method=method, query_parameters=params, data=body))
+                response = self._run(graph.run(url=path, method=method, query_parameters=params, data=body,
+                                                   headers=headers))
             except ValueError as exc:
                 if "pagination link" in str(exc):
                     raise IdentityInputError(f"refusing to follow a Graph link to another host: {exc}") from None

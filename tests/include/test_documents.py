@@ -1,5 +1,5 @@
-"""include/officeflow/documents.py: PDF rendering and versioned storage on a real S3 server (moto's S3 API in
-its own process, tests/harness/s3.py) and a local folder, with the metadata in the real PostgreSQL store."""
+"""include/officeflow/documents.py: PDF rendering and versioned storage on a real S3 server (MinIO in its
+own process, tests/harness/s3.py) and a local folder, with the metadata in the real PostgreSQL store."""
 
 from __future__ import annotations
 
@@ -286,9 +286,9 @@ def test_bad_input_is_refused_before_anything_is_stored(local_folder, field, val
 def test_share_link_downloads_over_http_until_it_expires(s3_versioned):
     key = unique_key("share")
     first = documents.store_document(b"%PDF-1 original", logical_key=key, title="t", owner="o")
-    documents.store_document(b"%PDF-2 newer", logical_key=key, title="t", owner="o")
+    second = documents.store_document(b"%PDF-2 newer", logical_key=key, title="t", owner="o")
 
-    link = documents.share_document(first.document_id, version=1, expires_in=2, actor="user:test",
+    link = documents.share_document(first.document_id, version=1, expires_in=4, actor="user:test",
                                     correlation_id="cid-1")
     response = httpx.get(link.url)
     assert response.status_code == 200
@@ -301,10 +301,12 @@ def test_share_link_downloads_over_http_until_it_expires(s3_versioned):
     assert httpx.get(current.url).content == b"%PDF-2 newer"
     assert current.expires_in_seconds == 7 * 86_400
 
-    tampered = link.url.replace(f"versionId={first.storage_version_id}", "versionId=other")
+    # Pointing a link at another version breaks its signature.
+    tampered = link.url.replace(f"versionId={first.storage_version_id}", f"versionId={second.storage_version_id}")
+    assert tampered != link.url
     assert httpx.get(tampered).status_code == 403
 
-    time.sleep(3)
+    time.sleep(5.5)  # S3 compares whole seconds from the signing time
     expired = httpx.get(link.url)
     assert expired.status_code == 403 and "Request has expired" in expired.text
 
@@ -313,7 +315,7 @@ def test_share_link_downloads_over_http_until_it_expires(s3_versioned):
                                  .order_by(AuditLog.id)).all()
     assert [(a.actor, a.resource_id, a.details["version"]) for a in shares] == [
         ("user:test", first.document_id, 1), ("user:test", first.document_id, 2)]
-    assert shares[0].correlation_id == "cid-1" and shares[0].details["expires_in_seconds"] == 2
+    assert shares[0].correlation_id == "cid-1" and shares[0].details["expires_in_seconds"] == 4
     assert all(link.url not in str(a.details) for a in shares)  # the bearer link is not stored
 
 

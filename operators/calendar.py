@@ -1,0 +1,251 @@
+"""Meeting operators: schedule (find a slot + book it idempotently), reschedule, cancel.
+
+One family for Google Calendar (``provider="google"``, connection ``officeflow_google``) and Microsoft 365
+(``provider="microsoft"``, connection ``officeflow_microsoft``); the hooks are
+operators/hooks/google_calendar.py and operators/hooks/msgraph_calendar.py.
+
+:class:`ScheduleMeetingOperator` looks for the first slot of ``duration`` in which the organizer and
+every attendee are free (freeBusy / getSchedule), inside working hours (default 09:00-17:00) on
+weekdays in the organizer's time zone, within the search window; none -> AirflowFailException naming
+the window. The event gets an idempotency key derived from dag/run/task/map index (Google: the event
+``id`` and the Meet ``requestId``; Graph: the ``transactionId``), and a retry first looks for the event
+that key made, so retries never double-book. It returns ``{provider, event_id, start, end, join_url,
+attendees}``.
+
+Validation happens before any call; 429s (``Retry-After``) and 5xx are retried in the task
+(``with_retries``), permanent errors fail the task without Airflow retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from include.officeflow.calendar import (
+    PROVIDERS,
+    CalendarClient,
+    find_slot,
+    parse_clock,
+    parse_instant,
+    run_key,
+)
+from include.officeflow.identity import DEFAULT_CONN_IDS
+from operators.provider_base import ProviderOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def calendar_client(provider: str, organizer: str, conn_id: str | None = None) -> CalendarClient:
+    if provider == "google":
+        from operators.hooks.google_calendar import GoogleCalendarHook
+
+        return GoogleCalendarHook(conn_id or DEFAULT_CONN_IDS["google"], organizer=organizer)
+    if provider == "microsoft":
+        from operators.hooks.msgraph_calendar import MicrosoftGraphCalendarHook
+
+        return MicrosoftGraphCalendarHook(conn_id or DEFAULT_CONN_IDS["microsoft"])
+    raise AirflowFailException(f"provider must be one of {', '.join(PROVIDERS)}, got {provider!r}")
+
+
+def _addresses(value: Any, what: str) -> list[str]:
+    if isinstance(value, str):
+        value = [v for v in value.replace(";", ",").split(",")]
+    if not isinstance(value, Sequence):
+        raise AirflowFailException(f"{what} must be a list of email addresses")
+    out = list(dict.fromkeys(str(v).strip().lower() for v in value if str(v).strip()))
+    bad = [a for a in out if "@" not in a]
+    if bad:
+        raise AirflowFailException(f"{what}: not email addresses: {', '.join(bad)}")
+    return out
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise AirflowFailException(f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)") from None
+
+
+def _duration(value: Any) -> timedelta:
+    duration = value if isinstance(value, timedelta) else timedelta(minutes=float(value))
+    if duration <= timedelta(0) or duration > timedelta(hours=24):
+        raise AirflowFailException(f"duration must be between 1 minute and 24 hours, got {duration}")
+    return duration
+
+
+class _MeetingOperator(ProviderOperator):
+    template_fields: Sequence[str] = ("provider", "organizer", "time_zone")
+    providers = PROVIDERS
+
+    def __init__(self, *, provider: str, organizer: str, time_zone: str = "UTC", conn_id: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(provider=provider, conn_id=conn_id, **kwargs)
+        self.organizer = organizer
+        self.time_zone = time_zone
+
+    def _validate_common(self) -> tuple[str, ZoneInfo]:
+        if self.provider not in PROVIDERS:
+            raise AirflowFailException(f"provider must be one of {', '.join(PROVIDERS)}, got {self.provider!r}")
+        [organizer] = _addresses([self.organizer], "organizer") or [""]
+        if not organizer:
+            raise AirflowFailException("organizer is required")
+        return organizer, _zone(self.time_zone)
+
+    def execute(self, context: Context) -> Any:
+        organizer, zone = self._validate_common()
+        inputs = self.validate(organizer, zone)
+        client = calendar_client(self.provider, organizer, self.conn_id)
+        try:
+            return self.run(client, organizer, zone, inputs, context)
+        finally:
+            client.close()
+
+    def validate(self, organizer: str, zone: ZoneInfo) -> dict[str, Any]:
+        return {}
+
+    def run(self, client: CalendarClient, organizer: str, zone: ZoneInfo, inputs: dict[str, Any],
+            context: Context) -> Any:
+        raise NotImplementedError
+
+
+class ScheduleMeetingOperator(_MeetingOperator):
+    """Find the first common free slot and book the meeting (see the module docstring)."""
+
+    template_fields: Sequence[str] = ("provider", "organizer", "attendees", "title", "description", "window_start",
+                                      "window_end", "time_zone", "working_hours")
+    ui_color = "#e8f4d9"
+
+    def __init__(self, *, provider: str, organizer: str, attendees: Any, title: str, window_start: Any,
+                 window_end: Any, duration: timedelta | int = 30, working_hours: tuple[str, str] = ("09:00", "17:00"),
+                 time_zone: str = "UTC", description: str = "", slot_step_minutes: int = 15,
+                 conn_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(provider=provider, organizer=organizer, time_zone=time_zone, conn_id=conn_id, **kwargs)
+        self.attendees = attendees
+        self.title = title
+        self.description = description
+        self.window_start = window_start
+        self.window_end = window_end
+        self.duration = duration
+        self.working_hours = working_hours
+        self.slot_step_minutes = slot_step_minutes
+
+    def validate(self, organizer: str, zone: ZoneInfo) -> dict[str, Any]:
+        attendees = [a for a in _addresses(self.attendees, "attendees") if a != organizer]
+        if not str(self.title or "").strip():
+            raise AirflowFailException("title is required")
+        try:
+            start = parse_instant(self.window_start, zone)
+            end = parse_instant(self.window_end, zone)
+            opens, closes = (parse_clock(v) for v in self.working_hours)
+        except (ValueError, TypeError) as exc:
+            raise AirflowFailException(str(exc)) from None
+        if end <= start:
+            raise AirflowFailException(f"the search window is empty: {start.isoformat()} .. {end.isoformat()}")
+        if closes <= opens:
+            raise AirflowFailException(f"working hours must end after they start: {opens}-{closes}")
+        return {"attendees": attendees, "start": start, "end": end, "opens": opens, "closes": closes,
+                "duration": _duration(self.duration)}
+
+    def run(self, client: CalendarClient, organizer: str, zone: ZoneInfo, inputs: dict[str, Any],
+            context: Context) -> Any:
+        key = run_key(context, self.task_id)
+        start, end = inputs["start"], inputs["end"]
+        existing = self._call("look-up of an earlier booking",
+                              lambda: client.find_meeting(organizer, key, start, end))
+        if existing is not None and not existing.cancelled:
+            self.log.info("meeting %s was already booked by an earlier try", existing.event_id)
+            return existing.as_result()
+        if existing is not None:
+            raise AirflowFailException(f"{self.provider}: the meeting this task booked ({existing.event_id}) has "
+                                       "been cancelled since; not booking it again")
+        everyone = [organizer, *inputs["attendees"]]
+        busy = self._call("availability look-up", lambda: client.busy(organizer, everyone, start, end))
+        slot = find_slot([b for blocks in busy.values() for b in blocks], window_start=start, window_end=end,
+                         duration=inputs["duration"], day_start=inputs["opens"], day_end=inputs["closes"],
+                         zone=zone, step=timedelta(minutes=self.slot_step_minutes))
+        if slot is None:
+            raise AirflowFailException(
+                f"{self.provider}: no {inputs['duration']} slot in which {', '.join(everyone)} are all free between "
+                f"{start.isoformat()} and {end.isoformat()} within working hours {inputs['opens']:%H:%M}-"
+                f"{inputs['closes']:%H:%M} ({zone.key}, Monday-Friday)")
+        self.log.info("first common free slot: %s - %s", slot[0].isoformat(), slot[1].isoformat())
+        meeting = self._call("meeting creation", lambda: client.create_meeting(
+            organizer, key, title=str(self.title), description=str(self.description or ""), start=slot[0],
+            end=slot[1], attendees=inputs["attendees"], time_zone=zone.key))
+        return meeting.as_result()
+
+
+class UpdateMeetingOperator(_MeetingOperator):
+    """Reschedule a meeting (``start`` + ``duration`` or ``end``) and/or replace its attendees."""
+
+    template_fields: Sequence[str] = ("provider", "organizer", "event_id", "start", "end", "attendees", "time_zone")
+
+    def __init__(self, *, provider: str, organizer: str, event_id: str, start: Any = None, end: Any = None,
+                 duration: timedelta | int | None = None, attendees: Any = None, time_zone: str = "UTC",
+                 conn_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(provider=provider, organizer=organizer, time_zone=time_zone, conn_id=conn_id, **kwargs)
+        self.event_id = event_id
+        self.start = start
+        self.end = end
+        self.duration = duration
+        self.attendees = attendees
+
+    def validate(self, organizer: str, zone: ZoneInfo) -> dict[str, Any]:
+        if not str(self.event_id or "").strip():
+            raise AirflowFailException("event_id is required")
+        try:
+            start = parse_instant(self.start, zone) if self.start not in (None, "") else None
+            end = parse_instant(self.end, zone) if self.end not in (None, "") else None
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from None
+        if start is not None and end is None:
+            if self.duration is None:
+                raise AirflowFailException("a new start needs an end or a duration")
+            end = start + _duration(self.duration)
+        if (start is None) != (end is None) or (start is not None and end is not None and end <= start):
+            raise AirflowFailException("the new time needs a start before its end")
+        attendees = _addresses(self.attendees, "attendees") if self.attendees is not None else None
+        if start is None and attendees is None:
+            raise AirflowFailException("nothing to change: give a new start/end or attendees")
+        return {"start": start, "end": end, "attendees": attendees}
+
+    def run(self, client: CalendarClient, organizer: str, zone: ZoneInfo, inputs: dict[str, Any],
+            context: Context) -> Any:
+        meeting = self._call(f"update of meeting {self.event_id}", lambda: client.update_meeting(
+            organizer, str(self.event_id), start=inputs["start"], end=inputs["end"], attendees=inputs["attendees"],
+            time_zone=zone.key))
+        return meeting.as_result()
+
+
+class CancelMeetingOperator(_MeetingOperator):
+    """Cancel a meeting (attendees are told); an already cancelled or deleted one is fine."""
+
+    template_fields: Sequence[str] = ("provider", "organizer", "event_id", "comment")
+
+    def __init__(self, *, provider: str, organizer: str, event_id: str, comment: str = "",
+                 conn_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(provider=provider, organizer=organizer, conn_id=conn_id, **kwargs)
+        self.event_id = event_id
+        self.comment = comment
+
+    def validate(self, organizer: str, zone: ZoneInfo) -> dict[str, Any]:
+        if not str(self.event_id or "").strip():
+            raise AirflowFailException("event_id is required")
+        return {}
+
+    def run(self, client: CalendarClient, organizer: str, zone: ZoneInfo, inputs: dict[str, Any],
+            context: Context) -> Any:
+        cancelled = self._call(f"cancellation of meeting {self.event_id}",
+                               lambda: client.cancel_meeting(organizer, str(self.event_id), str(self.comment or "")))
+        if not cancelled:
+            self.log.info("meeting %s was already cancelled", self.event_id)
+        return {"provider": self.provider, "event_id": str(self.event_id), "cancelled": bool(cancelled),
+                "already_cancelled": not cancelled}
+
+
+__all__ = ["CancelMeetingOperator", "ScheduleMeetingOperator", "UpdateMeetingOperator", "calendar_client"]

@@ -1,0 +1,169 @@
+"""Google Calendar (API v3) meetings: :class:`GoogleCalendarHook`, a :class:`CalendarClient`.
+
+The same ``google_cloud_platform`` connection and plumbing as :class:`GoogleDirectoryHook` (service
+account key, ``extra.api_endpoint``, error mapping, one try per call), with the ``calendar`` scope
+(``extra.calendar_scope`` overrides it; the domain-wide delegation entry must grant it) and the
+**organizer** as the delegation subject: the service account acts as the organizer, whose ``primary``
+calendar holds the event.
+
+- availability: ``freebusy.query`` (a calendar Google cannot read for the organizer is an error, not
+  "free");
+- create: ``events.insert`` with a client event ``id`` derived from the run (a retry gets 409
+  "The requested identifier already exists." and reads the event instead of booking again),
+  ``conferenceDataVersion=1`` + ``createRequest.requestId`` (a Meet link), ``sendUpdates=all``;
+- update: ``events.patch``; cancel: ``events.delete`` (already cancelled -> False).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from include.officeflow.calendar import Interval, Meeting, google_event_id, transaction_id
+from include.officeflow.identity import DEFAULT_CONN_IDS, IdentityAuthError, IdentityError, IdentityNotFound
+from operators.hooks.google_directory import RATE_LIMIT_REASONS, GoogleDirectoryHook, _error_detail
+
+CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar"
+
+
+class GoogleCalendarHook(GoogleDirectoryHook):
+    """Meetings in the organizer's Google Calendar (one hook per organizer)."""
+
+    hook_name = "OfficeFlow Google Calendar"
+    api = ("calendar", "v3")
+
+    def __init__(self, conn_id: str = DEFAULT_CONN_IDS["google"], *, organizer: str) -> None:
+        super().__init__(conn_id)
+        self.organizer = organizer.strip().lower()
+
+    @property
+    def scopes(self) -> list[str]:
+        configured = self._get_field("calendar_scope", None)
+        return [s.strip() for s in configured.split(",") if s.strip()] if configured else [CALENDAR_SCOPE]
+
+    @property
+    def subject(self) -> str:
+        return self.organizer
+
+    def api_endpoint(self) -> str | None:
+        """``extra.api_endpoint`` names the Google APIs root (``https://www.googleapis.com/`` or the sandbox's
+        ``/google/``); the Calendar API lives under ``calendar/v3/`` of it."""
+        root = super().api_endpoint()
+        return f"{root.rstrip('/')}/calendar/v3/" if root else None
+
+    def _http_error(self, describe: str, exc: Any) -> IdentityError:
+        status = int(exc.resp.status)
+        if status == 410:  # "Resource has been deleted"
+            return IdentityNotFound(f"{describe}: the event was deleted (410)")
+        message, reason = _error_detail(exc)
+        if status in (401, 403) and reason not in RATE_LIMIT_REASONS:
+            return IdentityAuthError(f"{describe}: {message} ({status}{', ' + reason if reason else ''}); check the "
+                                     f"connection {self.conn_id!r}: service-account key, that domain-wide delegation "
+                                     f"grants {', '.join(self.scopes)}, and that the organizer {self.organizer} is a "
+                                     "user of the Workspace")
+        return super()._http_error(describe, exc)
+
+    def close(self) -> None:
+        if self._service is not None:
+            self._service.close()
+            self._service = None
+
+    def _check(self, organizer: str) -> None:
+        if organizer.strip().lower() != self.organizer:
+            raise ValueError(f"this hook acts as {self.organizer}, not {organizer}")
+
+    # --- CalendarClient -----------------------------------------------------------------------------
+    def busy(self, organizer: str, calendars: list[str], start: datetime, end: datetime) -> dict[str, list[Interval]]:
+        self._check(organizer)
+        body = {"timeMin": _rfc3339(start), "timeMax": _rfc3339(end), "items": [{"id": c} for c in calendars]}
+        answer = self._execute("free/busy query", lambda c: c.freebusy().query(body=body))
+        found = {key.lower(): value for key, value in (answer.get("calendars") or {}).items()}
+        result: dict[str, list[Interval]] = {}
+        unreadable = []
+        for address in calendars:
+            entry = found.get(address.lower())
+            if entry is None or entry.get("errors"):
+                reasons = ", ".join(e.get("reason", "?") for e in (entry or {}).get("errors", [])) or "missing"
+                unreadable.append(f"{address} ({reasons})")
+                continue
+            result[address] = [(_parse(b["start"]), _parse(b["end"])) for b in entry.get("busy", [])]
+        if unreadable:
+            raise IdentityNotFound("Google Calendar cannot tell when these calendars are free: "
+                                   + ", ".join(unreadable))
+        return result
+
+    def find_meeting(self, organizer: str, key: str, start: datetime, end: datetime) -> Meeting | None:
+        self._check(organizer)
+        try:
+            event = self._execute("event look-up", lambda c: c.events().get(calendarId="primary",
+                                                                             eventId=google_event_id(key)))
+        except IdentityNotFound:
+            return None
+        return _meeting(event)
+
+    def create_meeting(self, organizer: str, key: str, *, title: str, description: str, start: datetime,
+                       end: datetime, attendees: list[str], time_zone: str) -> Meeting:
+        self._check(organizer)
+        event_id = google_event_id(key)
+        body = {
+            "id": event_id, "summary": title, "description": description,
+            "start": {"dateTime": start.isoformat(), "timeZone": time_zone},
+            "end": {"dateTime": end.isoformat(), "timeZone": time_zone},
+            "attendees": [{"email": a} for a in attendees],
+            "conferenceData": {"createRequest": {"requestId": transaction_id(key),
+                                                 "conferenceSolutionKey": {"type": "hangoutsMeet"}}},
+        }
+        try:
+            event = self._execute(f"create event {event_id}", lambda c: c.events().insert(
+                calendarId="primary", body=body, conferenceDataVersion=1, sendUpdates="all"))
+        except IdentityError as exc:
+            if "identifier already exists" not in str(exc):
+                raise
+            event = self._execute(f"get event {event_id}", lambda c: c.events().get(calendarId="primary",
+                                                                                   eventId=event_id))
+        return _meeting(event)
+
+    def update_meeting(self, organizer: str, event_id: str, *, start: datetime | None, end: datetime | None,
+                       attendees: list[str] | None, time_zone: str) -> Meeting:
+        self._check(organizer)
+        body: dict[str, Any] = {}
+        if start is not None:
+            body["start"] = {"dateTime": start.isoformat(), "timeZone": time_zone}
+        if end is not None:
+            body["end"] = {"dateTime": end.isoformat(), "timeZone": time_zone}
+        if attendees is not None:
+            body["attendees"] = [{"email": a} for a in attendees]
+        event = self._execute(f"update event {event_id}", lambda c: c.events().patch(
+            calendarId="primary", eventId=event_id, body=body, sendUpdates="all"))
+        return _meeting(event)
+
+    def cancel_meeting(self, organizer: str, event_id: str, comment: str) -> bool:
+        self._check(organizer)
+        try:
+            current = self._execute(f"get event {event_id}", lambda c: c.events().get(calendarId="primary",
+                                                                                     eventId=event_id))
+            if current.get("status") == "cancelled":
+                return False
+            self._execute(f"cancel event {event_id}", lambda c: c.events().delete(
+                calendarId="primary", eventId=event_id, sendUpdates="all"))
+        except IdentityNotFound:
+            return False
+        return True
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _meeting(event: dict[str, Any]) -> Meeting:
+    entry = next((p.get("uri") for p in (event.get("conferenceData") or {}).get("entryPoints", [])
+                  if p.get("entryPointType") == "video"), None)
+    return Meeting(provider="google", event_id=str(event["id"]), start=_parse(event["start"]["dateTime"]),
+                   end=_parse(event["end"]["dateTime"]), join_url=event.get("hangoutLink") or entry,
+                   attendees=tuple(a["email"] for a in event.get("attendees", [])),
+                   cancelled=event.get("status") == "cancelled", raw=event)

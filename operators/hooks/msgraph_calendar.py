@@ -1,0 +1,134 @@
+"""Microsoft 365 meetings through Microsoft Graph: :class:`MicrosoftGraphCalendarHook`, a :class:`CalendarClient`.
+
+The request plumbing (provider ``KiotaRequestAdapterHook``, token handling, error mapping, paging)
+is :class:`MicrosoftGraphIdentityHook`'s; the same ``officeflow_microsoft`` connection. The app
+registration needs the ``Calendars.ReadWrite`` application permission (admin-consented).
+
+- availability: ``POST /users/{organizer}/calendar/getSchedule`` (times asked and answered in UTC;
+  an address Graph cannot resolve is an error, not "free");
+- create: ``POST /users/{organizer}/events`` with a Teams meeting (``isOnlineMeeting`` +
+  ``teamsForBusiness``) and a ``transactionId`` derived from the run: Graph answers a repeated
+  transactionId with the existing event. Before creating, the organizer's ``calendarView`` over the
+  search window is checked for that transactionId, so a retry does not search for a slot around its
+  own meeting;
+- update: ``PATCH /users/{organizer}/events/{id}``; cancel: ``POST .../events/{id}/cancel`` (404 -> False).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import httpx
+
+from include.officeflow.calendar import Interval, Meeting, transaction_id
+from include.officeflow.identity import IdentityAuthError, IdentityError, IdentityNotFound
+from operators.hooks.msgraph_identity import MicrosoftGraphIdentityHook
+
+UTC_PREFERENCE = {"Prefer": 'outlook.timezone="UTC"'}
+SCHEDULE_INTERVAL = 15  # minutes
+
+
+class MicrosoftGraphCalendarHook(MicrosoftGraphIdentityHook):
+    """Meetings in Microsoft 365 calendars (see the module docstring)."""
+
+    hook_name = "OfficeFlow Microsoft Graph calendar"
+
+    def _error(self, response: httpx.Response, what: str) -> IdentityError:
+        if response.status_code == 403:
+            code, message = self._graph_error(response)
+            return IdentityAuthError(f"Microsoft Graph denied {what} ({code}: {message}); check that the app "
+                                     f"registration of connection {self.conn_id!r} has the Calendars.ReadWrite "
+                                     "application permission with admin consent")
+        return super()._error(response, what)
+
+    @staticmethod
+    def _user(address: str) -> str:
+        return quote(address.strip(), safe="@")
+
+    def busy(self, organizer: str, calendars: list[str], start: datetime, end: datetime) -> dict[str, list[Interval]]:
+        body = {"schedules": calendars, "startTime": _utc(start), "endTime": _utc(end),
+                "availabilityViewInterval": SCHEDULE_INTERVAL}
+        answer = self._call("POST", f"users/{self._user(organizer)}/calendar/getSchedule",
+                            f"schedule look-up for {organizer}", body=body, headers=UTC_PREFERENCE).json()
+        found = {str(item.get("scheduleId", "")).lower(): item for item in answer.get("value", [])}
+        result: dict[str, list[Interval]] = {}
+        unreadable = []
+        for address in calendars:
+            item = found.get(address.lower())
+            if item is None or item.get("error"):
+                code = ((item or {}).get("error") or {}).get("responseCode", "missing")
+                unreadable.append(f"{address} ({code})")
+                continue
+            result[address] = [(_parse(i["start"]), _parse(i["end"])) for i in item.get("scheduleItems", [])
+                               if i.get("status") not in ("free", "workingElsewhere")]
+        if unreadable:
+            raise IdentityNotFound("Microsoft Graph cannot tell when these calendars are free: "
+                                   + ", ".join(unreadable))
+        return result
+
+    def find_meeting(self, organizer: str, key: str, start: datetime, end: datetime) -> Meeting | None:
+        wanted = transaction_id(key)
+        params = {"startDateTime": _utc(start)["dateTime"], "endDateTime": _utc(end)["dateTime"], "$top": 100}
+        for event in self._pages(f"users/{self._user(organizer)}/calendarView", params,
+                                 f"calendar of {organizer}"):
+            if event.get("transactionId") == wanted:
+                return _meeting(event)
+        return None
+
+    def create_meeting(self, organizer: str, key: str, *, title: str, description: str, start: datetime,
+                       end: datetime, attendees: list[str], time_zone: str) -> Meeting:
+        body = {
+            "subject": title, "body": {"contentType": "text", "content": description},
+            "start": _utc(start), "end": _utc(end),
+            "attendees": [{"emailAddress": {"address": a}, "type": "required"} for a in attendees],
+            "isOnlineMeeting": True, "onlineMeetingProvider": "teamsForBusiness",
+            "transactionId": transaction_id(key),
+        }
+        event = self._call("POST", f"users/{self._user(organizer)}/events", f"meeting creation for {organizer}",
+                           body=body, headers=UTC_PREFERENCE).json()
+        return _meeting(event)
+
+    def update_meeting(self, organizer: str, event_id: str, *, start: datetime | None, end: datetime | None,
+                       attendees: list[str] | None, time_zone: str) -> Meeting:
+        body: dict[str, Any] = {}
+        if start is not None:
+            body["start"] = _utc(start)
+        if end is not None:
+            body["end"] = _utc(end)
+        if attendees is not None:
+            body["attendees"] = [{"emailAddress": {"address": a}, "type": "required"} for a in attendees]
+        event = self._call("PATCH", f"users/{self._user(organizer)}/events/{quote(event_id, safe='')}",
+                           f"update of meeting {event_id}", body=body, headers=UTC_PREFERENCE).json()
+        return _meeting(event)
+
+    def cancel_meeting(self, organizer: str, event_id: str, comment: str) -> bool:
+        response = self._send("POST", f"users/{self._user(organizer)}/events/{quote(event_id, safe='')}/cancel",
+                              body={"comment": comment} if comment else None)
+        if response.is_success:
+            return True
+        if response.status_code == 404:
+            return False
+        raise self._error(response, f"cancellation of meeting {event_id}")
+
+
+def _utc(moment: datetime) -> dict[str, str]:
+    return {"dateTime": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
+
+
+def _parse(value: dict[str, Any]) -> datetime:
+    try:
+        zone: Any = ZoneInfo(str(value.get("timeZone") or "UTC"))
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = UTC
+    moment = datetime.fromisoformat(str(value["dateTime"]).rstrip("Z")[:26])
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)).astimezone(UTC)
+
+
+def _meeting(event: dict[str, Any]) -> Meeting:
+    return Meeting(provider="microsoft", event_id=str(event["id"]), start=_parse(event["start"]),
+                   end=_parse(event["end"]), join_url=(event.get("onlineMeeting") or {}).get("joinUrl"),
+                   attendees=tuple(a["emailAddress"]["address"] for a in event.get("attendees", [])),
+                   cancelled=bool(event.get("isCancelled")), raw=event)

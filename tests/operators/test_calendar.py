@@ -1,0 +1,217 @@
+"""Meeting operators (operators/calendar.py) with both providers against the sandbox: Google Calendar through
+google-api-python-client (GoogleCalendarHook), Graph through the microsoft-azure provider's Kiota hook over
+the TLS listener (MicrosoftGraphCalendarHook). Busy blocks are created through the APIs themselves; the
+assertions read the sandbox's state and request log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from types import SimpleNamespace
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from include.officeflow.calendar import find_slot, google_event_id, run_key, transaction_id
+from operators.calendar import CancelMeetingOperator, ScheduleMeetingOperator, UpdateMeetingOperator
+from tests.sandbox.test_calendar import google_client, google_user
+from tests.sandbox.test_microsoft import PASSWORD, request_token
+
+ADA, BOB, CY = "ada@officeflow.test", "bob@officeflow.test", "cy@officeflow.test"
+BERLIN = "Europe/Berlin"
+
+
+def context(run_id: str = "manual__2026-11-30") -> Any:  # the parts of the task Context run_key reads
+    return {"ti": SimpleNamespace(dag_id="onboarding", run_id=run_id, task_id="meet", map_index=-1)}
+
+
+class Calendars:
+    """Users, busy blocks and stored events of one provider in the sandbox."""
+
+    def __init__(self, sandbox, provider: str) -> None:
+        self.sandbox, self.provider = sandbox, provider
+        if provider == "google":
+            for email in (ADA, BOB, CY):
+                google_user(sandbox, email)
+        else:
+            token = request_token(sandbox).json()["access_token"]
+            self.graph = httpx.Client(base_url=f"{sandbox.url}/microsoft/v1.0", timeout=10,
+                                      headers={"Authorization": f"Bearer {token}"})
+            for upn in (ADA, BOB, CY):
+                self.graph.post("/users", json={"accountEnabled": True, "displayName": upn, "userPrincipalName": upn,
+                                                "mailNickname": upn.split("@")[0],
+                                                "passwordProfile": {"password": PASSWORD}}).raise_for_status()
+
+    def block(self, who: str, start: datetime, end: datetime) -> None:
+        """A busy event in ``who``'s own calendar."""
+        if self.provider == "google":
+            with google_client(self.sandbox, who) as cal:
+                cal.post("/calendars/primary/events", json={"summary": "Busy", "start": {"dateTime": start.isoformat()},
+                                                            "end": {"dateTime": end.isoformat()}}).raise_for_status()
+        else:
+            def utc(moment: datetime) -> dict[str, str]:
+                return {"dateTime": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
+            self.graph.post(f"/users/{who}/events", json={"subject": "Busy", "start": utc(start),
+                                                          "end": utc(end)}).raise_for_status()
+
+    def meetings(self) -> list[dict[str, Any]]:
+        """Events Ada organizes, as ``{id, start, end, attendees, cancelled}`` with UTC times."""
+        if self.provider == "google":
+            events = self.sandbox.state("google").get("calendar_events", {}).values()
+            return [{"id": e["id"], "start": _utc(e["start"]["dateTime"]), "end": _utc(e["end"]["dateTime"]),
+                     "attendees": sorted(a["email"] for a in e["attendees"]), "cancelled": e["status"] == "cancelled",
+                     "join": e.get("hangoutLink")}
+                    for e in events if e["organizer"]["email"] == ADA]
+        data = self.sandbox.state("microsoft")
+        ada = next(u["id"] for u in data["users"].values() if u["userPrincipalName"] == ADA)
+        return [{"id": e["id"], "start": _utc(e["_start"]), "end": _utc(e["_end"]),
+                 "attendees": sorted(a["emailAddress"]["address"] for a in e["attendees"]), "cancelled": False,
+                 "join": (e.get("onlineMeeting") or {}).get("joinUrl")}
+                for e in data.get("events", {}).values() if e["organizerId"] == ada]
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+@pytest.fixture(params=["google", "microsoft"])
+def cal(request, sandbox):
+    calendars = Calendars(sandbox, request.param)
+    yield calendars
+    if request.param == "microsoft":
+        calendars.graph.close()
+
+
+def schedule(provider: str, **overrides: Any) -> ScheduleMeetingOperator:
+    args: dict[str, Any] = {"task_id": "meet", "provider": provider, "organizer": ADA, "attendees": [BOB, CY],
+                            "title": "Welcome, Bob", "description": "First-day sync", "duration": 30,
+                            "window_start": "2026-12-01T00:00:00", "window_end": "2026-12-04T00:00:00",
+                            "time_zone": BERLIN, **overrides}
+    return ScheduleMeetingOperator(**args)
+
+
+def at(text: str, zone: str = BERLIN) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(zone))
+
+
+# --- slot finding (pure) --------------------------------------------------------------------------------
+
+def test_find_slot_rules():
+    zone = ZoneInfo(BERLIN)
+    common: dict[str, Any] = {"duration": timedelta(minutes=60), "day_start": time(9), "day_end": time(17),
+                              "zone": zone}
+    assert find_slot([], window_start=at("2026-12-01T09:10"), window_end=at("2026-12-02T00:00"), **common) == \
+        (at("2026-12-01T09:15"), at("2026-12-01T10:15"))
+    busy = [(at("2026-12-01T09:00"), at("2026-12-01T16:30"))]
+    slot = find_slot(busy, window_start=at("2026-12-01T00:00"), window_end=at("2026-12-03T00:00"), **common)
+    assert slot is not None and slot[0] == at("2026-12-02T09:00")
+    assert find_slot([], window_start=at("2026-12-05T00:00"), window_end=at("2026-12-06T23:00"), **common) is None
+
+
+def test_idempotency_keys_are_stable_and_valid():
+    key = run_key(context(), "meet")
+    assert key == "onboarding/manual__2026-11-30/meet/-1"
+    event_id = google_event_id(key)
+    assert event_id == google_event_id(key) and set(event_id) <= set("0123456789abcdefghijklmnopqrstuv")
+    assert 5 <= len(event_id) <= 1024 and transaction_id(key) == transaction_id(key)
+    assert google_event_id(run_key(context("other"), "meet")) != event_id
+
+
+# --- schedule -------------------------------------------------------------------------------------------
+
+def test_busy_attendee_pushes_the_slot_and_the_meeting_has_a_link(cal):
+    cal.block(BOB, at("2026-12-01T09:00"), at("2026-12-01T10:00"))
+    cal.block(CY, at("2026-12-01T10:00"), at("2026-12-01T10:45"))
+    result = schedule(cal.provider).execute(context())
+    assert _utc(result["start"]) == at("2026-12-01T10:45") and _utc(result["end"]) == at("2026-12-01T11:15")
+    [meeting] = cal.meetings()
+    assert meeting["id"] == result["event_id"] and meeting["start"] == at("2026-12-01T10:45")
+    assert meeting["attendees"] == [BOB, CY]
+    assert result["join_url"] and result["join_url"] == meeting["join"]
+    assert result["join_url"].startswith("https://meet.google.com/" if cal.provider == "google"
+                                         else "https://teams.microsoft.com/")
+
+
+def test_working_hours_time_zone_and_weekend(cal):
+    # Saturday morning in New York: the first working slot is Monday 09:00 there (14:00 UTC).
+    result = schedule(cal.provider, time_zone="America/New_York", window_start="2026-12-05T06:00:00",
+                      window_end="2026-12-09T00:00:00", working_hours=("09:00", "17:00"),
+                      duration=45).execute(context())
+    assert _utc(result["start"]) == datetime(2026, 12, 7, 14, 0, tzinfo=UTC)
+    assert _utc(result["end"]) == datetime(2026, 12, 7, 14, 45, tzinfo=UTC)
+
+
+def test_no_common_slot_is_a_clear_failure(cal):
+    cal.block(BOB, at("2026-12-01T08:00"), at("2026-12-01T18:00"))
+    with pytest.raises(AirflowFailException, match=r"no 0:30:00 slot .* all free between 2026-12-01T00:00:00\+01:00"):
+        schedule(cal.provider, window_end="2026-12-02T00:00:00").execute(context())
+    assert cal.meetings() == []
+
+
+def test_executing_twice_books_once(cal):
+    first = schedule(cal.provider).execute(context())
+    second = schedule(cal.provider).execute(context())
+    assert second["event_id"] == first["event_id"] and second["start"] == first["start"]
+    assert len(cal.meetings()) == 1
+    third = schedule(cal.provider).execute(context("another-run"))  # another run: another meeting
+    assert third["event_id"] != first["event_id"] and len(cal.meetings()) == 2
+
+
+def test_lost_create_answer_does_not_double_book(cal, sandbox):
+    path = "/calendar/v3/calendars/primary/events" if cal.provider == "google" else f"/v1.0/users/{ADA}/events"
+    sandbox.fault(cal.provider, method="POST", path=path, status=500, after=True)
+    result = schedule(cal.provider).execute(context())
+    assert [m["id"] for m in cal.meetings()] == [result["event_id"]]
+    creates = [r for r in sandbox.requests(cal.provider) if r["method"] == "POST" and r["path"].endswith("/events")]
+    assert creates[0]["status"] == 500
+
+
+def test_rate_limit_is_honoured(cal, sandbox):
+    path = "/freeBusy" if cal.provider == "google" else "/calendar/getSchedule"
+    sandbox.fault(cal.provider, method="POST", path=path, status=429, retry_after=1)
+    result = schedule(cal.provider).execute(context())
+    assert result["event_id"]
+    looks = [r for r in sandbox.requests(cal.provider) if r["path"].endswith(path)]
+    assert [r["status"] for r in looks] == [429, 200]
+    assert looks[1]["at"] - looks[0]["at"] >= 0.9
+
+
+def test_validation_happens_before_any_call(cal, sandbox):
+    before = len(sandbox.requests(cal.provider))
+    for bad in ({"attendees": ["not-an-address"]}, {"time_zone": "Mars/Olympus"}, {"title": " "},
+                {"window_end": "2026-11-30T00:00:00"}, {"working_hours": ("17:00", "09:00")}):
+        with pytest.raises(AirflowFailException):
+            schedule(cal.provider, **bad).execute(context())
+    assert len(sandbox.requests(cal.provider)) == before
+
+
+# --- update / cancel ------------------------------------------------------------------------------------
+
+def test_update_moves_the_meeting_and_changes_attendees(cal):
+    booked = schedule(cal.provider).execute(context())
+    moved = UpdateMeetingOperator(task_id="move", provider=cal.provider, organizer=ADA, event_id=booked["event_id"],
+                                  start="2026-12-03T14:00:00", duration=60, attendees=[BOB],
+                                  time_zone=BERLIN).execute(context())
+    assert _utc(moved["start"]) == at("2026-12-03T14:00") and _utc(moved["end"]) == at("2026-12-03T15:00")
+    [meeting] = cal.meetings()
+    assert (meeting["start"], meeting["end"], meeting["attendees"]) == (at("2026-12-03T14:00"), at("2026-12-03T15:00"),
+                                                                        [BOB])
+
+
+def test_cancel_is_idempotent(cal):
+    booked = schedule(cal.provider).execute(context())
+
+    def cancel() -> dict[str, Any]:
+        return CancelMeetingOperator(task_id="cancel", provider=cal.provider, organizer=ADA,
+                                     event_id=booked["event_id"], comment="Start date moved").execute(context())
+
+    assert cancel()["cancelled"] is True
+    assert cancel() == {"provider": cal.provider, "event_id": booked["event_id"], "cancelled": False,
+                        "already_cancelled": True}
+    if cal.provider == "google":
+        assert [m["cancelled"] for m in cal.meetings()] == [True]
+    else:
+        assert cal.meetings() == []
+        assert cal.sandbox.state("microsoft")["cancellations"][0]["comment"] == "Start date moved"
