@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -35,8 +35,11 @@ from urllib.parse import quote
 from airflow.providers.common.compat.sdk import AirflowNotFoundException
 from airflow.providers.slack.hooks.slack import SlackHook
 from airflow.providers.slack.notifications.slack import SlackNotifier
+from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import BaseOperator
+from airflow.sdk.bases.notifier import BaseNotifier
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.execution_time.hitl import HITLUser
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler, RetryHandler
@@ -454,3 +457,97 @@ class OfficeFlowSlackNotifier(SlackNotifier):
 #: ``on_failure_callback=officeflow_failure_notifier`` on every OfficeFlow DAG (posts to #officeflow-alerts).
 officeflow_failure_notifier = OfficeFlowSlackNotifier(status="failed")
 officeflow_success_notifier = OfficeFlowSlackNotifier(status="succeeded")
+
+
+# --- interactive approvals ----------------------------------------------------------------------
+
+#: ``action_id`` of the two buttons; the gateway's ``/officeflow/slack/interactions`` maps them to options.
+APPROVE_ACTION_ID = "officeflow_approve"
+REJECT_ACTION_ID = "officeflow_reject"
+MAX_BUTTON_VALUE = 2000  # Slack's limit on a button's ``value``
+
+
+def approval_blocks(subject: str, body: str | None, value: str, ui_url: str) -> list[dict[str, Any]]:
+    """Block Kit of an approval request: subject, details, Approve/Reject buttons (both carrying
+    ``value``: which task instance, and who may decide) and a link to the Airflow UI."""
+    def esc(text: str) -> str:
+        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": subject[:150]}}]
+    if body:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": esc(body)[:3000]}})
+    blocks.append({"type": "actions", "block_id": "officeflow_approval", "elements": [
+        {"type": "button", "action_id": APPROVE_ACTION_ID, "style": "primary", "value": value,
+         "text": {"type": "plain_text", "text": "Approve"}},
+        {"type": "button", "action_id": REJECT_ACTION_ID, "style": "danger", "value": value,
+         "text": {"type": "plain_text", "text": "Reject"}}]})
+    blocks.append({"type": "context", "elements": [
+        {"type": "mrkdwn", "text": f"Or decide in <{ui_url}|Airflow>."}]})
+    return blocks
+
+
+class SlackApprovalOperator(ApprovalOperator):
+    """An :class:`ApprovalOperator` whose request is also posted to Slack with Approve/Reject buttons.
+
+    ``approvers`` are Slack users' e-mail addresses (resolved with ``users.lookupByEmail`` when the
+    task starts waiting); only they can decide from Slack (others get an ephemeral "not allowed").
+    A click reaches ``POST /officeflow/slack/interactions`` and is recorded as the HITL response, with
+    ``responded_by`` = the approver's e-mail; the Airflow UI's "required actions" page works too.
+
+    ``ui_approvers``: Airflow user ids that may also decide in the UI. When given, the approvers'
+    e-mails and these ids become the HITL ``assigned_users`` (Airflow then refuses anyone else); when
+    empty, any Airflow user allowed to respond to the DAG's HITL tasks can decide in the UI.
+    """
+
+    template_fields: Collection[str] = (*ApprovalOperator.template_fields, "approvers", "channel")
+
+    def __init__(self, *, approvers: Sequence[str], channel: str, ui_approvers: Sequence[str] = (),
+                 conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
+        if not approvers:
+            raise ValueError("approvers must name at least one Slack user e-mail")
+        assigned: list[HITLUser] | None = None
+        if ui_approvers:
+            assigned = [HITLUser(id=str(e).lower(), name=str(e)) for e in approvers]
+            assigned += [HITLUser(id=str(u), name=str(u)) for u in ui_approvers]
+        kwargs.setdefault("assigned_users", assigned)
+        super().__init__(**kwargs)
+        self.approvers, self.channel, self.ui_approvers, self.conn_id = list(approvers), channel, ui_approvers, conn_id
+
+    def execute(self, context: Context) -> Any:
+        self.notifiers = [*self.notifiers, _SlackApprovalRequest(self)]
+        return super().execute(context)
+
+
+class _SlackApprovalRequest(BaseNotifier):
+    """Called by :meth:`HITLOperator.execute` once the HITL request is stored: posts the buttons
+    (the operator's fields are already rendered)."""
+
+    def __init__(self, operator: SlackApprovalOperator) -> None:
+        super().__init__()
+        self.operator = operator
+
+    def notify(self, context: Context) -> None:
+        op, ti = self.operator, context["ti"]
+        hook = slack_hook(op.conn_id)
+        try:
+            ids: dict[str, str] = {}
+            for email in [str(e) for e in op.approvers]:
+                _check_email(email)
+                try:
+                    ids[str(call(hook, "users.lookupByEmail", op.conn_id, email=email)["user"]["id"])] = email.lower()
+                except SlackMethodError as exc:
+                    if exc.error == "users_not_found":
+                        raise AirflowFailException(f"no Slack user has the e-mail address {email!r}") from None
+                    raise
+            value = json.dumps({"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id,
+                                "map_index": ti.map_index, "approvers": ids}, separators=(",", ":"))
+            if len(value) > MAX_BUTTON_VALUE:
+                raise AirflowFailException("too many approvers for one Slack button (value over 2000 characters)")
+            url = op.generate_link_to_ui(task_instance=ti)
+            blocks = approval_blocks(str(op.subject), str(op.body) if op.body else None, value, url)
+            posted = call(hook, "chat.postMessage", op.conn_id, channel=str(op.channel),
+                          text=f"Approval needed: {op.subject}", blocks=blocks)
+        except SlackMethodError as exc:
+            raise exc.for_airflow() from None
+        op.log.info("approval request posted to %s (ts %s) for %s", posted["channel"], posted["ts"],
+                    sorted(ids.values()))

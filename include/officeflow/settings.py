@@ -147,6 +147,11 @@ class Settings(BaseSettings):
         default=None,
         description="SendGrid Event Webhook verification key (base64 DER, ECDSA P-256) from SendGrid's settings.",
     )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        description="Slack app's signing secret: verifies clicks on approval buttons "
+        "(POST /officeflow/slack/interactions); unset = every interaction is refused.",
+    )
 
     @model_validator(mode="after")
     def _fill_and_check(self) -> Settings:

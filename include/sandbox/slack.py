@@ -36,6 +36,10 @@ three are merged, as Slack accepts them). What it covers, and how closely:
 - **Seed**: team ``T0SANDBOX``, the bot user ``officeflow`` (``U0BOT00001``), ``admin@<domain>`` and
   ``people.manager@<domain>`` (or ``Credentials.extra["slack_users"]``: a list of
   ``{"email", "real_name"}``), public channels ``#general`` and ``#officeflow-alerts`` (the bot is in both).
+- **Sandbox-only** ``POST /slack/_sandbox/response_url/<channel>/<ts>``: an interaction's
+  ``response_url`` for that message (``replace_original`` replaces its text/blocks; ephemeral replies
+  are kept in ``ephemeral``; every call in ``interaction_responses``). Clicks themselves are built and
+  signed by ``tests/slack_interactions.py`` (``signed_click``), as Slack signs them.
 - **Sandbox-only** ``POST /slack/_sandbox/users`` ``{"email", "real_name", "deleted"?, "is_bot"?}`` adds
   a workspace member (what an admin inviting someone would do); answers the user object.
 
@@ -597,6 +601,27 @@ async def add_user(request: Request) -> dict[str, Any]:
             raise SandboxError(409, "already_exists", reason="already_exists")
         return _make_user(state, data, email, str(body.get("real_name") or email.split("@")[0]),
                           is_bot=bool(body.get("is_bot")), deleted=bool(body.get("deleted")))
+
+
+@router.post("/_sandbox/response_url/{channel_id}/{ts}")
+async def response_url(channel_id: str, ts: str, request: Request) -> dict[str, Any]:
+    """What Slack's interaction ``response_url`` does for a message: ``replace_original`` updates it
+    (text/blocks), ``response_type: ephemeral`` is kept in ``ephemeral`` (shown only to the clicker).
+    Every call is kept in ``interaction_responses``."""
+    state, data = _data(request)
+    body = await request.json()
+    with state.lock:
+        data.setdefault("interaction_responses", []).append({"channel": channel_id, "ts": ts, "body": body})
+        if body.get("response_type") == "ephemeral" or not body.get("replace_original"):
+            data.setdefault("ephemeral", []).append({"channel": channel_id, "ts": ts, "text": body.get("text")})
+        else:
+            message = next((m for m in data["messages"].get(channel_id, []) if m["ts"] == ts), None)
+            if message is None:
+                raise SlackError("message_not_found")
+            message["text"] = str(body.get("text") or "")
+            message["blocks"] = body.get("blocks") or []
+            message["edited"] = {"user": BOT_USER_ID, "ts": _new_ts(data)}
+    return {"ok": True}
 
 
 def seed(data: dict[str, Any], credentials: Credentials) -> None:

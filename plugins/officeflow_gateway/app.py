@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from include.officeflow.settings import get_settings
-from plugins.officeflow_gateway import email_events, health, webhooks
+from plugins.officeflow_gateway import email_events, health, slack_interactions, webhooks
 from plugins.officeflow_gateway.api import documents as documents_api
 from plugins.officeflow_gateway.api import endpoints as endpoints_api
 from plugins.officeflow_gateway.api import events as events_api
@@ -52,4 +52,5 @@ def create_app() -> FastAPI:
     app.include_router(events_api.router)
     app.include_router(documents_api.router)
     app.include_router(email_events.router)
+    app.include_router(slack_interactions.router)
     return app

@@ -9,6 +9,7 @@ import pytest
 from include.officeflow.store import migrate
 from include.sandbox.smtp_sink import SmtpSink
 from tests.harness.airflow_platform import AirflowPlatform
+from tests.slack_interactions import SIGNING_SECRET
 
 
 @pytest.fixture(scope="package")
@@ -28,7 +29,8 @@ def store(postgres) -> str:
 def platform(airflow_db, postgres, store, smtp, sandbox_server) -> Iterator[AirflowPlatform]:
     airflow_url = postgres.create_database("airflow_e2e", template="airflow_template")
     # Tasks reach the SaaS sandbox through the connections it generated (AIRFLOW_CONN_OFFICEFLOW_*).
-    env = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_url, "OFFICEFLOW_DB_URL": store, **sandbox_server.env()}
+    env = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_url, "OFFICEFLOW_DB_URL": store,
+           "OFFICEFLOW_SLACK_SIGNING_SECRET": SIGNING_SECRET, **sandbox_server.env()}
     running = AirflowPlatform(env, smtp_port=smtp.port)
     try:
         yield running.start()

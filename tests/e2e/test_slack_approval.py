@@ -1,0 +1,117 @@
+"""End to end: officeflow_approval_smoke waits in Airflow's human-in-the-loop state until an approver
+clicks a button on the Slack message (a click signed as Slack signs it), then continues or ends."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.test_identity_provisioning import wait_for_dag
+from tests.harness.airflow_platform import AirflowPlatform
+from tests.harness.sandbox import SandboxServer
+from tests.slack_interactions import signed_click
+
+pytestmark = pytest.mark.e2e
+DAG_ID = "officeflow_approval_smoke"
+CHANNEL = "C0GENERAL0"
+APPROVER = "U0SEED0001"  # admin@officeflow.test in the sandbox's seed
+OTHER = "U0SEED0002"  # people.manager@officeflow.test
+
+
+def trigger(platform: AirflowPlatform) -> str:
+    run_id = f"e2e-{uuid.uuid4().hex[:12]}"
+    response = platform.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns",
+                            json={"dag_run_id": run_id, "logical_date": None, "conf": {}})
+    assert response.status_code == 200, response.text
+    return run_id
+
+
+def task_state(platform: AirflowPlatform, run_id: str, task_id: str) -> str | None:
+    response = platform.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}")
+    return response.json().get("state") if response.status_code == 200 else None
+
+
+def waiting_message(platform: AirflowPlatform, sandbox: SandboxServer, run_id: str,
+                    timeout: float = 180) -> dict[str, Any]:
+    """The approval message of ``run_id``, once the task is parked awaiting input."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if task_state(platform, run_id, "approval") == "awaiting_input":
+            for message in sandbox.state("slack")["messages"].get(CHANNEL, []):
+                if run_id in str(message.get("blocks")):
+                    # Click as a person would, not within milliseconds of the park: a response that
+                    # resumes the task before the scheduler has handled the parking worker's exit
+                    # makes Airflow 3.3 count that exit as an external kill (a retry, a new request).
+                    time.sleep(3)
+                    return message
+        time.sleep(1)
+    raise AssertionError(f"no approval request for {run_id}\n{platform.logs_tail()}")
+
+
+def click(platform: AirflowPlatform, sandbox: SandboxServer, message: dict[str, Any], action: str,
+          user: str, **kwargs: Any) -> httpx.Response:
+    response_url = f"{sandbox.url}/slack/_sandbox/response_url/{CHANNEL}/{message['ts']}"
+    body, headers = signed_click(message, CHANNEL, action, user, response_url=response_url, **kwargs)
+    return httpx.post(f"{platform.base_url}/officeflow/slack/interactions", content=body, headers=headers,
+                      timeout=10)
+
+
+def current(sandbox: SandboxServer, ts: str) -> dict[str, Any]:
+    return next(m for m in sandbox.state("slack")["messages"][CHANNEL] if m["ts"] == ts)
+
+
+def test_forged_stale_and_unlisted_clicks_leave_it_waiting_then_approval_continues(
+        platform: AirflowPlatform, sandbox_server: SandboxServer):
+    sandbox_server.reset()
+    wait_for_dag(platform, DAG_ID)
+    run_id = trigger(platform)
+    message = waiting_message(platform, sandbox_server, run_id)
+
+    forged = click(platform, sandbox_server, message, "officeflow_approve", APPROVER, secret="not-the-secret")
+    assert forged.status_code == 401 and forged.json()["error"]["code"] == "invalid_signature", forged.text
+    stale = click(platform, sandbox_server, message, "officeflow_approve", APPROVER,
+                  timestamp=int(time.time()) - 600)
+    assert stale.status_code == 401, stale.text
+    unlisted = click(platform, sandbox_server, message, "officeflow_approve", OTHER)
+    assert unlisted.status_code == 200 and "not allowed" in unlisted.json()["text"], unlisted.text
+    assert unlisted.json()["response_type"] == "ephemeral"
+    time.sleep(3)
+    assert task_state(platform, run_id, "approval") == "awaiting_input"
+
+    approved = click(platform, sandbox_server, message, "officeflow_approve", APPROVER)
+    assert approved.status_code == 200 and approved.json()["text"].startswith("Approved by"), approved.text
+    assert platform.wait_for_run(DAG_ID, run_id, timeout=180)["state"] == "success", platform.logs_tail()
+    assert task_state(platform, run_id, "after_approval") == "success"
+    result = platform.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/after_approval/"
+                                 "xcomEntries/return_value").json()["value"]
+    assert result == {"approved_by": "admin@officeflow.test"}
+    hitl = platform.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approval/-1/hitlDetails")
+    assert hitl.json()["chosen_options"] == ["Approve"], hitl.text
+    assert hitl.json()["responded_by_user"]["name"] == "admin@officeflow.test", hitl.text
+
+    # The message says who approved; the ephemeral went to the unlisted user only; a second click is harmless.
+    assert current(sandbox_server, message["ts"])["text"].startswith("Approved by")
+    assert any("not allowed" in e["text"] for e in sandbox_server.state("slack")["ephemeral"])
+    again = click(platform, sandbox_server, message, "officeflow_reject", APPROVER)
+    assert again.status_code == 200 and "already been decided" in again.json()["text"], again.text
+    assert platform.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}").json()["state"] == "success"
+
+
+def test_reject_ends_the_workflow_cleanly(platform: AirflowPlatform, sandbox_server: SandboxServer):
+    sandbox_server.reset()
+    wait_for_dag(platform, DAG_ID)
+    run_id = trigger(platform)
+    message = waiting_message(platform, sandbox_server, run_id)
+    rejected = click(platform, sandbox_server, message, "officeflow_reject", APPROVER)
+    assert rejected.status_code == 200 and rejected.json()["text"].startswith("Rejected by"), rejected.text
+    hitl = platform.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approval/-1/hitlDetails")
+    assert hitl.json()["chosen_options"] == ["Reject"], hitl.text
+    assert platform.wait_for_run(DAG_ID, run_id, timeout=180)["state"] == "success", (
+        task_state(platform, run_id, "approval"), platform.logs_tail())
+    assert task_state(platform, run_id, "approval") == "success"
+    assert task_state(platform, run_id, "after_approval") == "skipped"
+    assert current(sandbox_server, message["ts"])["text"].startswith("Rejected by")
