@@ -215,3 +215,19 @@ def test_cancel_is_idempotent(cal):
     else:
         assert cal.meetings() == []
         assert cal.sandbox.state("microsoft")["cancellations"][0]["comment"] == "Start date moved"
+
+
+@pytest.mark.parametrize("provider", ["google", "microsoft"])
+def test_booked_meeting_is_announced_in_slack(sandbox, provider):
+    """The provider invites the attendees; OfficeFlow also posts the meeting (time, people, join link)."""
+    from operators.slack import SlackMessageOperator
+
+    Calendars(sandbox, provider)
+    meeting = schedule(provider).execute(context())
+    posted = SlackMessageOperator(task_id="announce", template="meeting_scheduled", channel="#general",
+                                  variables={"title": "Welcome, Bob", "meeting": meeting}).execute(context={})
+    [message] = [m for m in sandbox.state("slack")["messages"][posted["channel"]] if m["ts"] == posted["ts"]]
+    assert message["text"].startswith(f"Welcome, Bob: {meeting['start']} to {meeting['end']}")
+    assert message["blocks"][0]["text"]["text"] == ":calendar: Welcome, Bob"
+    assert f"{BOB}, {CY}" in message["blocks"][2]["text"]["text"]
+    assert meeting["join_url"] and message["blocks"][3]["elements"][0]["url"] == meeting["join_url"]
