@@ -136,7 +136,7 @@ def load_attachment(spec: dict[str, Any], aws_conn_id: str | None = None) -> Att
             raise ValueError(f"attachment uri must be s3://bucket/key, got {uri!r}")
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        bucket, _, key = uri[len("s3://"):].partition("/")
+        bucket, key = S3Hook.parse_s3_url(uri)
         hook = S3Hook(aws_conn_id=spec.get("aws_conn_id") or aws_conn_id or "aws_default")
         data = hook.get_key(key, bucket_name=bucket).get()["Body"].read()
         default_name = key.rsplit("/", 1)[-1]
