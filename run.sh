@@ -20,6 +20,7 @@ Usage: ./run.sh <command>
   lint       ruff + mypy
   bench      Measure webhook -> run success against a REST-API baseline (docs/BENCHMARKS.md)
   bench-gateway  Gateway throughput and latency under load, against a do-nothing route as ceiling
+  bench-onboarding  Full employee_onboarding run time against a no-op DAG of the same shape
   clean      Remove local state (.officeflow/); `clean --all` also removes .venv
 EOF
 }
@@ -213,6 +214,10 @@ cmd_dev() {
     --tls-base-url "https://127.0.0.1:$OFFICEFLOW_SANDBOX_TLS_PORT" >/dev/null
   # shellcheck disable=SC1091
   source "$OFFICEFLOW_HOME/sandbox/connections.env"
+  # The sandbox's seeded Slack user approves HR requests that name no manager (set your own in .env).
+  export OFFICEFLOW_PEOPLE_TEAM_EMAIL="${OFFICEFLOW_PEOPLE_TEAM_EMAIL:-people.manager@officeflow.test}"
+  # A calendar organizer must be a user of the (sandbox's) Google domain: its seeded admin.
+  export OFFICEFLOW_IT_TEAM_EMAIL="${OFFICEFLOW_IT_TEAM_EMAIL:-admin@officeflow.test}"
   trap stop_all INT TERM EXIT
   start sandbox python -m include.sandbox --host 127.0.0.1 --port "$OFFICEFLOW_SANDBOX_PORT" \
     --tls-port "$OFFICEFLOW_SANDBOX_TLS_PORT" --credentials "$OFFICEFLOW_HOME/sandbox/credentials.json"
@@ -289,6 +294,14 @@ cmd_bench_gateway() {
   "$VENV/bin/python" bench/gateway_bench.py "$@"
 }
 
+cmd_bench_onboarding() {
+  ensure_venv
+  ensure_services
+  export PYTHONPATH="$ROOT"
+  export OFFICEFLOW_POSTGRES_BIN="${OFFICEFLOW_POSTGRES_BIN:-$(postgres_bin)}"
+  "$VENV/bin/python" bench/onboarding_runtime.py "$@"
+}
+
 cmd_lint() {
   ensure_venv
   export PYTHONPATH="$ROOT"
@@ -314,6 +327,7 @@ case "${1:-help}" in
   lint) shift; cmd_lint "$@" ;;
   bench) shift; cmd_bench "$@" ;;
   bench-gateway) shift; cmd_bench_gateway "$@" ;;
+  bench-onboarding) shift; cmd_bench_onboarding "$@" ;;
   clean) shift; cmd_clean "$@" ;;
   help|-h|--help) usage ;;
   *) usage; exit 2 ;;

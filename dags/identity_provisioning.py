@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, Param, task
 
-from include.officeflow.workflow_defaults import START_DATE, default_args
+from include.officeflow.workflow_defaults import START_DATE, dag_callbacks, default_args
 from operators.identity import ProvisionUserOperator
 
 with DAG(
@@ -22,6 +22,7 @@ with DAG(
     is_paused_upon_creation=False,
     tags=["officeflow", "identity"],
     default_args=default_args(),
+    **dag_callbacks(),
     params={
         "first_name": Param(type="string", minLength=1, title="First name"),
         "last_name": Param(type="string", minLength=1, title="Last name"),

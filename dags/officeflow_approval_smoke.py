@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, Param, task
 
-from include.officeflow.workflow_defaults import START_DATE, default_args
+from include.officeflow.workflow_defaults import START_DATE, dag_callbacks, default_args
 from operators.slack import SlackApprovalOperator
 
 with DAG(
@@ -19,6 +19,7 @@ with DAG(
     is_paused_upon_creation=False,
     tags=["officeflow", "slack"],
     default_args=default_args(),
+    **dag_callbacks(),
     params={
         "approver": Param("admin@officeflow.test", type="string", title="Approver (Slack e-mail)"),
         "channel": Param("#general", type="string", title="Slack channel"),

@@ -12,6 +12,11 @@ the window. The event gets an idempotency key derived from dag/run/task/map inde
 that key made, so retries never double-book. It returns ``{provider, event_id, start, end, join_url,
 attendees}``.
 
+:class:`CancelOrganizedMeetingsOperator` is offboarding's: it cancels every meeting a person organizes
+that starts in a window (default: the next 365 days), so their attendees are told and the rooms and
+slots freed; meetings they were only invited to are left alone. A person without a calendar (an account
+already deleted) has nothing to cancel unless ``missing_ok=False``.
+
 Validation happens before any call; 429s (``Retry-After``) and 5xx are retried in the task
 (``with_retries``), permanent errors fail the task without Airflow retries.
 """
@@ -19,7 +24,7 @@ Validation happens before any call; 429s (``Retry-After``) and 5xx are retried i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -28,12 +33,13 @@ from airflow.sdk.exceptions import AirflowFailException
 from include.officeflow.calendar import (
     PROVIDERS,
     CalendarClient,
+    Meeting,
     find_slot,
     parse_clock,
     parse_instant,
     run_key,
 )
-from include.officeflow.identity import DEFAULT_CONN_IDS
+from include.officeflow.identity import DEFAULT_CONN_IDS, IdentityNotFound
 from operators.provider_base import ProviderOperator
 
 if TYPE_CHECKING:
@@ -248,4 +254,77 @@ class CancelMeetingOperator(_MeetingOperator):
                 "already_cancelled": not cancelled}
 
 
-__all__ = ["CancelMeetingOperator", "ScheduleMeetingOperator", "UpdateMeetingOperator", "calendar_client"]
+class CancelOrganizedMeetingsOperator(_MeetingOperator):
+    """Cancel the meetings ``organizer`` organizes that start in [``start``, ``end``) (offboarding: a
+    leaver's future meetings). ``start`` defaults to now, ``end`` to ``start`` + 365 days; naive bounds
+    are in ``time_zone``. Attendees get the provider's cancellation notice with ``comment``.
+
+    Returns ``{"cancelled": [event ids], "already_cancelled": [event ids], "count": len(cancelled)}``:
+    a meeting cancelled by someone else between the listing and its cancellation is "already
+    cancelled". Cancelled meetings drop out of the listing, so a retry or a second run cancels only
+    what is still left (usually nothing). An organizer the provider has no calendar for (unknown, or
+    deleted already) is success with nothing cancelled when ``missing_ok`` (the default: such a leaver
+    has no meetings left to cancel), else an AirflowFailException.
+
+    Run it before the account is suspended or deleted: the provider cancels as the organizer.
+    """
+
+    template_fields: Sequence[str] = ("provider", "organizer", "start", "end", "comment", "time_zone")
+    ui_color = "#f9e0d9"
+
+    def __init__(self, *, provider: str, organizer: str, start: Any = None, end: Any = None, comment: str = "",
+                 time_zone: str = "UTC", missing_ok: bool = True, conn_id: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(provider=provider, organizer=organizer, time_zone=time_zone, conn_id=conn_id, **kwargs)
+        self.start = start
+        self.end = end
+        self.comment = comment
+        self.missing_ok = missing_ok
+
+    def validate(self, organizer: str, zone: ZoneInfo) -> dict[str, Any]:
+        try:
+            start = parse_instant(self.start, zone) if self.start not in (None, "") else datetime.now(UTC)
+            end = parse_instant(self.end, zone) if self.end not in (None, "") else start + timedelta(days=365)
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from None
+        if end <= start:
+            raise AirflowFailException(f"the window is empty: {start.isoformat()} .. {end.isoformat()}")
+        return {"start": start, "end": end}
+
+    def run(self, client: CalendarClient, organizer: str, zone: ZoneInfo, inputs: dict[str, Any],
+            context: Context) -> Any:
+        start, end = inputs["start"], inputs["end"]
+        meetings = self._call(f"look-up of the meetings {organizer} organizes",
+                              lambda: _organized_or_none(client, organizer, start, end))
+        if meetings is None:
+            return self._missing(organizer)
+        self.log.info("%s organizes %d meeting(s) starting between %s and %s", organizer, len(meetings),
+                      start.isoformat(), end.isoformat())
+        cancelled: list[str] = []
+        already: list[str] = []
+        for meeting in meetings:
+            done = self._call(f"cancellation of meeting {meeting.event_id}", lambda m=meeting: client.cancel_meeting(
+                organizer, m.event_id, str(self.comment or "")))
+            (cancelled if done else already).append(meeting.event_id)
+        if already:
+            self.log.info("already cancelled: %s", ", ".join(already))
+        return {"cancelled": cancelled, "already_cancelled": already, "count": len(cancelled)}
+
+    def _missing(self, organizer: str) -> dict[str, Any]:
+        message = f"{self.provider}: {organizer} has no calendar (unknown user, or the account is deleted)"
+        if not self.missing_ok:
+            raise AirflowFailException(message)
+        self.log.warning("%s; nothing to cancel", message)
+        return {"cancelled": [], "already_cancelled": [], "count": 0}
+
+
+def _organized_or_none(client: CalendarClient, organizer: str, start: datetime, end: datetime) -> list[Meeting] | None:
+    """The organizer's meetings, or None when the provider has no calendar for them."""
+    try:
+        return client.organized_meetings(organizer, start, end)
+    except IdentityNotFound:
+        return None
+
+
+__all__ = ["CancelMeetingOperator", "CancelOrganizedMeetingsOperator", "ScheduleMeetingOperator",
+           "UpdateMeetingOperator", "calendar_client"]

@@ -110,7 +110,7 @@ class RenderDocumentOperator(_StoringOperator):
         ``owner`` (``owner`` is BaseOperator's task owner, so it is not reused as a parameter). (templated)
     :param tags: ``{name: value}`` labels, searchable through the API. (templated)
     :param readers: ``user:<name>``, ``group:<name>`` or ``role:<name>`` allowed to read it. (templated)
-    :param organization_id: Tenant of the document (default ``default``).
+    :param organization_id: Tenant of the document (default ``default``). (templated)
 
     Returns (XCom) ``{document_id, version, storage_uri, storage_version_id, checksum, size, content_type}``.
     A retry of the task (same run, task and map index) that renders the same bytes returns the version the
@@ -118,7 +118,7 @@ class RenderDocumentOperator(_StoringOperator):
     """
 
     template_fields: Sequence[str] = ("template", "variables", "logical_key", "title", "document_owner", "tags",
-                                      "readers")
+                                      "readers", "organization_id")
     ui_color = "#f3efe0"
 
     def __init__(self, *, template: str, variables: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -144,7 +144,7 @@ class StoreDocumentOperator(_StoringOperator):
     """
 
     template_fields: Sequence[str] = ("path", "data", "content_type", "logical_key", "title", "document_owner",
-                                      "tags", "readers")
+                                      "tags", "readers", "organization_id")
     ui_color = "#f3efe0"
 
     def __init__(self, *, path: str | Path | None = None, data: bytes | str | None = None,

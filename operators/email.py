@@ -117,16 +117,23 @@ class Attachment:
     data: bytes
 
 
-def load_attachment(spec: dict[str, Any], aws_conn_id: str | None = None) -> Attachment:
+def load_attachment(spec: dict[str, Any], aws_conn_id: str | None = None,
+                    store_url: str | None = None) -> Attachment:
     """An attachment from ``{"filename", "content_type"?, and one of "path", "uri" (s3://bucket/key,
-    read with the S3 hook), "content_base64" (e.g. from XCom)}``."""
+    read with the S3 hook), "content_base64" (e.g. from XCom), "document_id" (a stored OfficeFlow
+    document, e.g. a ``RenderDocumentOperator`` result, with an optional "version"; its checksum is
+    verified)}``."""
     if not isinstance(spec, dict):
         raise ValueError(f"an attachment must be a mapping, got {type(spec).__name__}")
-    sources = [k for k in ("path", "uri", "content_base64") if spec.get(k)]
+    sources = [k for k in ("path", "uri", "content_base64", "document_id") if spec.get(k)]
     if len(sources) != 1:
-        raise ValueError(f"attachment {spec.get('filename')!r} needs exactly one of path, uri, content_base64")
+        raise ValueError(f"attachment {spec.get('filename')!r} needs exactly one of path, uri, content_base64, "
+                         "document_id")
     source = sources[0]
-    if source == "path":
+    if source == "document_id":
+        data, default_name, stored_type = _stored_document(str(spec["document_id"]), spec.get("version"), store_url)
+        spec = {"content_type": stored_type, **spec}
+    elif source == "path":
         path = Path(spec["path"])
         data = path.read_bytes()
         default_name = path.name
@@ -153,6 +160,20 @@ def load_attachment(spec: dict[str, Any], aws_conn_id: str | None = None) -> Att
     if content_type.count("/") != 1:
         raise ValueError(f"attachment {filename!r}: bad content_type {content_type!r}")
     return Attachment(filename=filename, content_type=content_type, data=data)
+
+
+def _stored_document(document_id: str, version: Any, store_url: str | None) -> tuple[bytes, str, str]:
+    """Bytes, file name and content type of a stored document version (the current one by default)."""
+    from include.officeflow import documents
+    from include.officeflow.store import Document, session_scope
+
+    number = int(version) if version not in (None, "") else None
+    with session_scope(store_url) as session:
+        row = documents.get_version(session, document_id, number)
+        document = session.get(Document, document_id)
+        assert document is not None  # get_version found one of its versions
+        name, content_type, number = documents.filename_for(document, row), row.content_type, row.version
+    return documents.read_version(document_id, number, store_url=store_url), name, content_type
 
 
 # --- providers ----------------------------------------------------------------------------------
@@ -397,8 +418,8 @@ class SendTemplatedEmailOperator(BaseOperator):
     :param from_email: Sender; defaults to the organization's ``from_email`` in brands.yaml, then the
         connection's ``from_email`` extra. (templated)
     :param organization: Whose branding to use (brands.yaml) and recorded on the deliveries. (templated)
-    :param attachments: List of ``{"filename", "content_type"?, "path" | "uri" (s3://…) |
-        "content_base64"}``; e.g. a generated document. (templated)
+    :param attachments: List of ``{"filename"?, "content_type"?, "path" | "uri" (s3://…) |
+        "content_base64" | "document_id" (+ "version"?)}``; e.g. a ``RenderDocumentOperator`` result. (templated)
     :param attachments_aws_conn_id: AWS connection for ``s3://`` attachments (default ``aws_default``).
     :param reply_to: Reply-To address. (templated)
     :param store_conn_id: Connection of the OfficeFlow store (``officeflow_db``; else ``OFFICEFLOW_DB_URL``).
@@ -468,7 +489,8 @@ class SendTemplatedEmailOperator(BaseOperator):
         recipients = self._recipients()
         organization = self.organization or DEFAULT_ORGANIZATION
         rendered = render_email(self.template, self.variables, organization)
-        attachments = [load_attachment(spec, self.attachments_aws_conn_id) for spec in self.attachments]
+        store = task_store_url(self.store_conn_id)
+        attachments = [load_attachment(spec, self.attachments_aws_conn_id, store) for spec in self.attachments]
         if sum(len(a.data) for a in attachments) > MAX_ATTACHMENT_BYTES:
             raise ValueError(f"attachments exceed {MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB")
         provider = provider_for(self.conn_id)
@@ -476,7 +498,6 @@ class SendTemplatedEmailOperator(BaseOperator):
         if not sender or not _looks_like_address(parseaddr(sender)[1]):
             raise ValueError(f"no valid sender: set from_email, the organization's from_email in brands.yaml or "
                              f"the connection's from_email extra (got {sender!r})")
-        store = task_store_url(self.store_conn_id)
         identity = task_identity(context)
         if identity is None:
             self.log.warning("No task instance in the context: deliveries are not protected against resends")

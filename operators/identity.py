@@ -230,6 +230,21 @@ class UpdateUserOperator(_IdentityOperator):
         return {"provider": self.provider, "account_id": account.id, "login": account.login, **groups}
 
 
+def retention_period(value: timedelta | int | float | str | None) -> timedelta | None:
+    """``delete_after`` as a period: a timedelta, or a number of days (also as text); None/"" = never delete."""
+    if value is None or isinstance(value, timedelta):
+        return value
+    if isinstance(value, str) and not value.strip():
+        return None
+    try:
+        days = float(value)
+    except (TypeError, ValueError):
+        raise AirflowFailException(f"delete_after must be a period or a number of days, got {value!r}") from None
+    if days < 0 or days > 3650:
+        raise AirflowFailException(f"delete_after must be between 0 and 3650 days, got {value!r}")
+    return timedelta(days=days)
+
+
 class DeprovisionUserOperator(_IdentityOperator):
     """Offboarding: suspend sign-in, revoke sessions, remove group memberships, optionally delete
     after a retention period.
@@ -237,12 +252,13 @@ class DeprovisionUserOperator(_IdentityOperator):
     :param login: the work email / login (templated).
     :param delete_after: keep the suspended account this long, then delete it. The task defers
         (no worker slot held) and deletes when the time comes; ``timedelta(0)`` deletes at once;
-        None (default) never deletes.
+        None (default) never deletes. A number or a template (e.g. ``"{{ params.retention_days }}"``)
+        counts days. (templated)
     """
 
-    template_fields: Sequence[str] = ("login", "provider")
+    template_fields: Sequence[str] = ("login", "provider", "delete_after")
 
-    def __init__(self, *, login: str, remove_groups: bool = True, delete_after: timedelta | None = None,
+    def __init__(self, *, login: str, remove_groups: bool = True, delete_after: timedelta | int | str | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.login = login
@@ -271,15 +287,15 @@ class DeprovisionUserOperator(_IdentityOperator):
                     removed.append(name)
         result = {"provider": self.provider, "login": login, "account_id": account.id, "status": account.status,
                   "removed": removed, "deleted": False}
-        if self.delete_after is None:
+        retention = retention_period(self.delete_after)
+        if retention is None:
             return result
-        if self.delete_after <= timedelta(0):
+        if retention <= timedelta(0):
             return self._delete(result)
         from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
-        moment = datetime.now(UTC) + self.delete_after
-        self.log.info("%s: deleting %s at %s (retention %s)", self.provider, login, moment.isoformat(),
-                      self.delete_after)
+        moment = datetime.now(UTC) + retention
+        self.log.info("%s: deleting %s at %s (retention %s)", self.provider, login, moment.isoformat(), retention)
         self.defer(trigger=DateTimeTrigger(moment=moment), method_name="execute_delete",
                    kwargs={"result": result})
         raise AssertionError("unreachable")  # pragma: no cover - defer() raises TaskDeferred

@@ -58,6 +58,11 @@ class CalendarClient(Protocol):
     def cancel_meeting(self, organizer: str, event_id: str, comment: str) -> bool:
         """True when this call cancelled it, False when it was already cancelled or deleted."""
 
+    def organized_meetings(self, organizer: str, start: datetime, end: datetime) -> list[Meeting]:
+        """The non-cancelled meetings ``organizer`` organizes that start in [``start``, ``end``), earliest
+        first; not those in which the organizer is only an attendee (theirs to keep, not ours to cancel).
+        An organizer without a calendar (unknown or deleted user) is an IdentityNotFound."""
+
     def close(self) -> None: ...
 
 

@@ -498,6 +498,36 @@ def store_document(
     raise AssertionError("unreachable")
 
 
+def archive_documents(organization_id: str, key_prefix: str, *, new_owner: str,
+                      readers: Sequence[str | Mapping[str, str] | Reader] = (), archived_by: str,
+                      store_url: str | None = None) -> list[dict[str, Any]]:
+    """Offboarding: hand every document under ``key_prefix`` (e.g. ``hires/42/``) to ``new_owner``, add
+    ``readers`` and tag it ``archived=true``. Versions and their bytes stay as they are; re-running
+    changes nothing more. Returns ``[{document_id, logical_key, previous_owner}]``."""
+    if not key_prefix.endswith("/") or len(key_prefix) < 2:
+        raise DocumentError(f"key_prefix must name a folder ending in '/', got {key_prefix!r}")
+    parsed = [Reader.parse(r) for r in readers]
+    escaped = key_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    moved = []
+    with session_scope(store_url) as session:
+        rows = session.scalars(select(Document).where(
+            Document.organization_id == organization_id,
+            Document.logical_key.like(escaped + "%", escape="\\")).order_by(Document.logical_key))
+        for document in rows:
+            moved.append({"document_id": document.id, "logical_key": document.logical_key,
+                          "previous_owner": document.owner})
+            add_readers(session, document.id, parsed, granted_by=archived_by)
+            if document.owner != new_owner or (document.tags or {}).get("archived") != "true":
+                document.owner = new_owner
+                document.tags = {**(document.tags or {}), "archived": "true"}
+                document.updated_at = utcnow()
+                session.add(AuditLog(actor=archived_by, action="document.archived", resource_type="document",
+                                     resource_id=document.id, outcome="success",
+                                     details={"new_owner": new_owner, "logical_key": document.logical_key}))
+    log.info("Archived %d document(s) under %s/%s for %s", len(moved), organization_id, key_prefix, new_owner)
+    return moved
+
+
 def _stored(row: DocumentVersion, created: bool = True) -> StoredVersion:
     return StoredVersion(document_id=row.document_id, version=row.version, storage_uri=row.storage_uri,
                          storage_version_id=row.storage_version_id, checksum=row.checksum_sha256,

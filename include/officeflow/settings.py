@@ -105,6 +105,14 @@ class Settings(BaseSettings):
     onboarding_dag_id: str = Field(
         default="employee_onboarding", description="DAG started by a BambooHR employee.created event."
     )
+    offboarding_dag_id: str = Field(
+        default="employee_offboarding",
+        description="DAG started by a BambooHR employee.terminated or employee.deleted event (built-in endpoint).",
+    )
+    role_change_dag_id: str = Field(
+        default="employee_role_change",
+        description="DAG started by a BambooHR employee.job_changed event (built-in endpoint).",
+    )
     smtp_host: str = Field(default="127.0.0.1", description="Host of the dev-mode SMTP sink.")
     smtp_port: int = Field(default=2525, ge=1, le=65535, description="Port of the dev-mode SMTP sink.")
     mailbox_dir: Path | None = Field(
@@ -151,6 +159,28 @@ class Settings(BaseSettings):
         default=None,
         description="Slack app's signing secret: verifies clicks on approval buttons "
         "(POST /officeflow/slack/interactions); unset = every interaction is refused.",
+    )
+    default_identity_provider: Literal["google", "microsoft", "okta"] = Field(
+        default="google",
+        description="Identity provider the HR workflows use when a run does not name one (the company's).",
+    )
+    calendar_provider: Literal["google", "microsoft"] = Field(
+        default="google", description="Calendar the HR workflows book first-day meetings in.",
+    )
+    people_team_email: str = Field(
+        default="",
+        description="People team address: approves when a hire has no manager e-mail, organizes meetings "
+        "that have no other organizer; a Slack user with this e-mail must exist for approvals.",
+    )
+    it_team_email: str = Field(
+        default="", description="Organizer of the new hire's IT setup meeting (people_team_email when unset).",
+    )
+    slack_approvals_channel: str = Field(
+        default="#general", description="Slack channel where the HR workflows post approval requests.",
+    )
+    offboarding_retention_days: int = Field(
+        default=30, ge=0, le=3650,
+        description="Days a leaver's suspended accounts are kept before employee_offboarding deletes them.",
     )
 
     @model_validator(mode="after")

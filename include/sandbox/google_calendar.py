@@ -24,7 +24,9 @@ calendar/v3/...``.
 - **events.get / patch / update / delete / list**: get answers cancelled events too (``status:
   cancelled``); patch merges (changing times, attendees, summary, description, status); delete
   cancels (204) and a second delete is 410 ``deleted`` "Resource has been deleted"; list takes
-  ``timeMin``/``timeMax``, ``showDeleted``, ``q``, ``maxResults`` (≤ 2500) + ``pageToken``.
+  ``timeMin``/``timeMax``, ``showDeleted``, ``q``, ``maxResults`` (≤ 2500) + ``pageToken``. An event
+  appears in its organizer's calendar and in those of its attendees; as Google does, ``self`` (on
+  ``organizer``, ``creator`` and the attendee entry) is set only for the calendar it is read from.
 - State (under ``GET /_sandbox/state/google``): ``calendar_events`` (``"<calendar>/<event id>"`` ->
   event, times kept as given) and ``calendar_notifications`` (what ``sendUpdates`` would have sent).
 """
@@ -205,6 +207,16 @@ def _find(events: dict[str, dict[str, Any]], calendar: str, event_id: str) -> di
     return event
 
 
+def _as_seen_by(event: dict[str, Any], calendar: str) -> dict[str, Any]:
+    """A copy of ``event`` as ``calendar`` reads it: ``self`` marks that calendar's own entries only."""
+    out = copy.deepcopy(event)
+    for person in (out["organizer"], out["creator"], *out.get("attendees", [])):
+        person.pop("self", None)
+        if str(person.get("email", "")).lower() == calendar:
+            person["self"] = True
+    return out
+
+
 def _touch(event: dict[str, Any]) -> None:
     event["updated"] = _now_iso()
     event["sequence"] = event.get("sequence", 0)
@@ -298,7 +310,7 @@ async def events_get(calendar_id: str, event_id: str, request: Request) -> JSONR
     calendar = _calendar(request, calendar_id, READ)
     sandbox, svc, _ = _sandbox(request)
     with sandbox.lock:
-        return JSONResponse(copy.deepcopy(_find(_state(svc)[0], calendar, event_id)))
+        return JSONResponse(_as_seen_by(_find(_state(svc)[0], calendar, event_id), calendar))
 
 
 async def _events_modify(calendar_id: str, event_id: str, request: Request) -> JSONResponse:
@@ -377,7 +389,7 @@ async def events_list(calendar_id: str, request: Request) -> JSONResponse:
                 continue
             items.append((start, event))
         items.sort(key=lambda pair: pair[0])
-        body = _paged("calendar#events", "items", [e for _, e in items], offset, limit)
+        body = _paged("calendar#events", "items", [_as_seen_by(e, calendar) for _, e in items], offset, limit)
         body.update(summary=calendar, timeZone="UTC", accessRole="owner")
         body.setdefault("items", [])
         return JSONResponse(body)

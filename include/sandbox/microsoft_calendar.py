@@ -13,7 +13,8 @@ calendar holding the events it organizes and, for getSchedule, those it attends.
   zone, end after start), ``attendees[].emailAddress.address``, ``body``; ``isOnlineMeeting`` with
   ``onlineMeetingProvider`` ``teamsForBusiness`` -> ``onlineMeeting.joinUrl``; a ``transactionId`` already
   used in that calendar returns the existing event (201) instead of creating another.
-- ``GET /users/{id}/events`` (paged), ``GET /users/{id}/calendarView?startDateTime&endDateTime``,
+- ``GET /users/{id}/events`` (paged), ``GET /users/{id}/calendarView?startDateTime&endDateTime`` (paged; the
+  events the user organizes and attends, ``isOrganizer`` true only on the former),
   ``GET / PATCH /users/{id}/events/{eventId}`` (PATCH merges subject, body, start, end, attendees, location),
   ``DELETE`` (204; then 404 ``ErrorItemNotFound``), ``POST .../events/{eventId}/cancel`` (organizer only,
   202, optional ``comment``; the event leaves the calendar; 404 afterwards).
@@ -100,8 +101,11 @@ def _attends(event: dict[str, Any], user: dict[str, Any]) -> bool:
                for a in event["attendees"])
 
 
-def _view(event: dict[str, Any], zone: str) -> dict[str, Any]:
+def _view(event: dict[str, Any], zone: str, viewer: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The event as Graph renders it, in ``zone``; read from ``viewer``'s calendar when given."""
     out = {k: copy.deepcopy(v) for k, v in event.items() if k not in ("organizerId", "_start", "_end")}
+    if viewer is not None:
+        out["isOrganizer"] = event["organizerId"] == viewer["id"]
     out["start"] = _render(datetime.fromisoformat(event["_start"]), zone)
     out["end"] = _render(datetime.fromisoformat(event["_end"]), zone)
     return out
@@ -260,8 +264,8 @@ def calendar_view(key: str, request: Request) -> dict[str, Any]:
         chosen = [e for e in _events(data)[0].values() if _attends(e, user)
                   and datetime.fromisoformat(e["_start"]) < high and datetime.fromisoformat(e["_end"]) > low]
         chosen.sort(key=lambda e: e["_start"])
-        return _collection(request, [_view(e, zone) for e in chosen], context=f"users('{user['id']}')/calendarView",
-                           fields=None)
+        return _collection(request, [_view(e, zone, user) for e in chosen],
+                           context=f"users('{user['id']}')/calendarView", fields=None)
 
 
 @router.get("/v1.0/users/{key}/events/{event_id}")

@@ -11,12 +11,17 @@ calendar holds the event.
 - create: ``events.insert`` with a client event ``id`` derived from the run (a retry gets 409
   "The requested identifier already exists." and reads the event instead of booking again),
   ``conferenceDataVersion=1`` + ``createRequest.requestId`` (a Meet link), ``sendUpdates=all``;
-- update: ``events.patch``; cancel: ``events.delete`` (already cancelled -> False).
+- update: ``events.patch``; cancel: ``events.delete`` (already cancelled -> False);
+- organized meetings: ``events.list`` on the organizer's ``primary`` calendar (``singleEvents``: each
+  occurrence of a series on its own, paged by ``pageToken``), keeping the events whose organizer is the
+  organizer (``organizer.self``): the calendar also shows the meetings they were only invited to. A
+  delegation subject Google does not know ("Invalid email or User ID", a deleted user) has no calendar:
+  :class:`IdentityNotFound`.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from include.officeflow.calendar import Interval, Meeting, google_event_id, transaction_id
@@ -24,6 +29,8 @@ from include.officeflow.identity import DEFAULT_CONN_IDS, IdentityAuthError, Ide
 from operators.hooks.google_directory import RATE_LIMIT_REASONS, GoogleDirectoryHook, _error_detail
 
 CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar"
+#: What Google's token endpoint says (``invalid_grant``) when the delegation subject is no user of the Workspace.
+UNKNOWN_SUBJECT = "Invalid email or User ID"
 
 
 class GoogleCalendarHook(GoogleDirectoryHook):
@@ -31,6 +38,8 @@ class GoogleCalendarHook(GoogleDirectoryHook):
 
     hook_name = "OfficeFlow Google Calendar"
     api = ("calendar", "v3")
+    #: ``maxResults`` of an events.list page (Google: default 250, at most 2500).
+    page_size = 250
 
     def __init__(self, conn_id: str = DEFAULT_CONN_IDS["google"], *, organizer: str) -> None:
         super().__init__(conn_id)
@@ -150,6 +159,28 @@ class GoogleCalendarHook(GoogleDirectoryHook):
             return False
         return True
 
+    def organized_meetings(self, organizer: str, start: datetime, end: datetime) -> list[Meeting]:
+        self._check(organizer)
+
+        def page(client: Any, token: str | None) -> Any:
+            return client.events().list(calendarId="primary", timeMin=_rfc3339(start), timeMax=_rfc3339(end),
+                                        singleEvents=True, orderBy="startTime", maxResults=self.page_size,
+                                        pageToken=token)
+
+        try:
+            events = self._pages(f"list of {self.organizer}'s events", page, "items")
+        except IdentityAuthError as exc:
+            if UNKNOWN_SUBJECT not in str(exc):
+                raise
+            raise IdentityNotFound(f"{self.organizer} has no Google calendar: Google does not know the user "
+                                   f"({UNKNOWN_SUBJECT!r})") from None
+        meetings = [_meeting(e) for e in events if e.get("status") != "cancelled" and self._organizes(e)]
+        return [m for m in meetings if start <= m.start < end]  # the listing also has those already under way
+
+    def _organizes(self, event: dict[str, Any]) -> bool:
+        organizer = event.get("organizer") or {}
+        return bool(organizer.get("self")) or str(organizer.get("email", "")).lower() == self.organizer
+
 
 def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -160,10 +191,17 @@ def _parse(text: str) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+def _when(value: dict[str, Any]) -> datetime:
+    """An EventDateTime: ``dateTime``, or the ``date`` of an all-day event (its midnight, UTC)."""
+    if value.get("dateTime"):
+        return _parse(value["dateTime"])
+    return datetime.combine(date.fromisoformat(value["date"]), datetime.min.time(), tzinfo=UTC)
+
+
 def _meeting(event: dict[str, Any]) -> Meeting:
     entry = next((p.get("uri") for p in (event.get("conferenceData") or {}).get("entryPoints", [])
                   if p.get("entryPointType") == "video"), None)
-    return Meeting(provider="google", event_id=str(event["id"]), start=_parse(event["start"]["dateTime"]),
-                   end=_parse(event["end"]["dateTime"]), join_url=event.get("hangoutLink") or entry,
+    return Meeting(provider="google", event_id=str(event["id"]), start=_when(event["start"]),
+                   end=_when(event["end"]), join_url=event.get("hangoutLink") or entry,
                    attendees=tuple(a["email"] for a in event.get("attendees", [])),
                    cancelled=event.get("status") == "cancelled", raw=event)

@@ -11,7 +11,11 @@ registration needs the ``Calendars.ReadWrite`` application permission (admin-con
   transactionId with the existing event. Before creating, the organizer's ``calendarView`` over the
   search window is checked for that transactionId, so a retry does not search for a slot around its
   own meeting;
-- update: ``PATCH /users/{organizer}/events/{id}``; cancel: ``POST .../events/{id}/cancel`` (404 -> False).
+- update: ``PATCH /users/{organizer}/events/{id}``; cancel: ``POST .../events/{id}/cancel`` (404 -> False);
+- organized meetings: the organizer's ``calendarView`` (occurrences of a series on their own, paged by
+  ``@odata.nextLink``), keeping ``isOrganizer`` and not ``isCancelled`` events: the view also holds the
+  meetings they were only invited to. An unknown user or one without a mailbox is a 404:
+  :class:`IdentityNotFound`.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ class MicrosoftGraphCalendarHook(MicrosoftGraphIdentityHook):
     """Meetings in Microsoft 365 calendars (see the module docstring)."""
 
     hook_name = "OfficeFlow Microsoft Graph calendar"
+    #: ``$top`` of a calendarView page (Graph's default is 10).
+    page_size = 100
 
     def _error(self, response: httpx.Response, what: str) -> IdentityError:
         if response.status_code == 403:
@@ -112,6 +118,14 @@ class MicrosoftGraphCalendarHook(MicrosoftGraphIdentityHook):
         if response.status_code == 404:
             return False
         raise self._error(response, f"cancellation of meeting {event_id}")
+
+    def organized_meetings(self, organizer: str, start: datetime, end: datetime) -> list[Meeting]:
+        params = {"startDateTime": _utc(start)["dateTime"], "endDateTime": _utc(end)["dateTime"],
+                  "$orderby": "start/dateTime", "$top": self.page_size}
+        meetings = [_meeting(e) for e in self._pages(f"users/{self._user(organizer)}/calendarView", params,
+                                                     f"calendar of {organizer}")
+                    if e.get("isOrganizer") and not e.get("isCancelled")]
+        return [m for m in meetings if start <= m.start < end]  # the view also has those already under way
 
 
 def _utc(moment: datetime) -> dict[str, str]:

@@ -10,6 +10,7 @@ from plugins.officeflow_gateway import email_events, health, slack_interactions,
 from plugins.officeflow_gateway.api import documents as documents_api
 from plugins.officeflow_gateway.api import endpoints as endpoints_api
 from plugins.officeflow_gateway.api import events as events_api
+from plugins.officeflow_gateway.api import workflows as workflows_api
 from plugins.officeflow_gateway.dispatcher import dispatcher
 from plugins.officeflow_gateway.errors import install_error_handlers
 
@@ -51,6 +52,7 @@ def create_app() -> FastAPI:
     app.include_router(endpoints_api.router)
     app.include_router(events_api.router)
     app.include_router(documents_api.router)
+    app.include_router(workflows_api.router)
     app.include_router(email_events.router)
     app.include_router(slack_interactions.router)
     return app

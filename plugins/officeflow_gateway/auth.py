@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 RESOURCE_ENDPOINTS = "OfficeFlow Webhook Endpoints"
 RESOURCE_EVENTS = "OfficeFlow Webhook Events"
+RESOURCE_WORKFLOWS = "OfficeFlow Workflows"
 Method = Literal["GET", "POST", "PUT", "DELETE"]
 
 
@@ -47,3 +48,7 @@ EditEndpoints = Annotated[Any, Depends(authorized("PUT", RESOURCE_ENDPOINTS))]
 DeleteEndpoints = Annotated[Any, Depends(authorized("DELETE", RESOURCE_ENDPOINTS))]
 ReadEvents = Annotated[Any, Depends(authorized("GET", RESOURCE_EVENTS))]
 ReplayEvents = Annotated[Any, Depends(authorized("POST", RESOURCE_EVENTS))]
+ReadWorkflows = Annotated[Any, Depends(authorized("GET", RESOURCE_WORKFLOWS))]
+CreateWorkflows = Annotated[Any, Depends(authorized("POST", RESOURCE_WORKFLOWS))]
+EditWorkflows = Annotated[Any, Depends(authorized("PUT", RESOURCE_WORKFLOWS))]
+DeleteWorkflows = Annotated[Any, Depends(authorized("DELETE", RESOURCE_WORKFLOWS))]

@@ -82,15 +82,26 @@ def to_config(row: WebhookEndpoint) -> EndpointConfig:
 
 
 def _builtin_bamboohr() -> EndpointConfig | None:
-    """The endpoint configured by OFFICEFLOW_BAMBOOHR_WEBHOOK_KEY (dev mode and simple installs)."""
+    """The endpoint configured by OFFICEFLOW_BAMBOOHR_WEBHOOK_KEY (dev mode and simple installs).
+
+    One BambooHR webhook serves a whole company, so its lifecycle events are routed to their workflows:
+    hires to onboarding, terminations and deletions to offboarding, job changes to the role change.
+    Other types (``employee.updated``) are stored as ignored.
+    """
     settings = get_settings()
     if settings.bamboohr_webhook_key is None:
         return None
     from plugins.officeflow_gateway.adapters.bamboohr import BambooHRAdapter
 
+    routes = {
+        "employee.created": settings.onboarding_dag_id,
+        "employee.terminated": settings.offboarding_dag_id,
+        "employee.deleted": settings.offboarding_dag_id,
+        "employee.job_changed": settings.role_change_dag_id,
+    }
     return EndpointConfig(
         id=BUILTIN_BAMBOOHR, organization_id="default", adapter="bamboohr",
-        target_dag_id=settings.onboarding_dag_id, event_types=("employee.created",), routes={},
+        target_dag_id=settings.onboarding_dag_id, event_types=("employee.created",), routes=routes,
         mapping=dict(BambooHRAdapter.default_mapping), verification={},
         rate_limit_per_minute=settings.webhook_default_rate_limit_per_minute, enabled=True,
         secrets=(settings.bamboohr_webhook_key.get_secret_value(),),

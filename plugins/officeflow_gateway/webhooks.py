@@ -1,9 +1,9 @@
 """``POST /officeflow/webhooks/{endpoint_id}``: the delivery pipeline.
 
 find endpoint (404, same answer for unknown and disabled) -> rate limit (429) -> size (413) ->
-content type (415) -> verify (401, nothing stored) -> parse (400) -> per event: filter by type,
-map to conf, validate against the DAG's params (422, stored as ``rejected``) -> store (commit) ->
-answer 202 -> the dispatcher starts the run.
+content type (415) -> verify (401, nothing stored) -> parse (400) -> per event: route by type,
+map to conf (plus correlation_id, source and the endpoint's organization_id), validate against the
+DAG's params (422, stored as ``rejected``) -> store (commit) -> answer 202 -> the dispatcher starts the run.
 """
 
 from __future__ import annotations
@@ -104,6 +104,9 @@ def _accept_events(endpoint: endpoints.EndpointConfig, delivery: Delivery, cid: 
                 conf = apply_mapping(endpoint.mapping, event.document)
                 conf.setdefault("correlation_id", cid)
                 conf.setdefault("source", endpoint.adapter)
+                # The tenant is the endpoint's, never the payload's: a mapped value must not move a run
+                # into another organization.
+                conf["organization_id"] = endpoint.organization_id
                 known = params_validator.validate(target, conf)
             except MappingError as exc:
                 status, error = EventStatus.REJECTED, f"{exc.field}: {exc.message}"

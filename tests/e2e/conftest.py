@@ -9,7 +9,11 @@ import pytest
 from include.officeflow.store import migrate
 from include.sandbox.smtp_sink import SmtpSink
 from tests.harness.airflow_platform import AirflowPlatform
+from tests.harness.s3 import VERSIONED_BUCKET
 from tests.slack_interactions import SIGNING_SECRET
+
+PEOPLE_TEAM = "people.manager@officeflow.test"
+MANAGER = "admin@officeflow.test"  # in the sandbox's Google directory and Slack seeds
 
 
 @pytest.fixture(scope="package")
@@ -26,11 +30,19 @@ def store(postgres) -> str:
 
 
 @pytest.fixture(scope="package")
-def platform(airflow_db, postgres, store, smtp, sandbox_server) -> Iterator[AirflowPlatform]:
+def platform(airflow_db, postgres, store, smtp, sandbox_server, s3_server) -> Iterator[AirflowPlatform]:
     airflow_url = postgres.create_database("airflow_e2e", template="airflow_template")
-    # Tasks reach the SaaS sandbox through the connections it generated (AIRFLOW_CONN_OFFICEFLOW_*).
+    # Tasks reach the SaaS sandbox through the connections it generated (AIRFLOW_CONN_OFFICEFLOW_*),
+    # and store documents in the real S3 server (versioned bucket).
     env = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_url, "OFFICEFLOW_DB_URL": store,
-           "OFFICEFLOW_SLACK_SIGNING_SECRET": SIGNING_SECRET, **sandbox_server.env()}
+           "OFFICEFLOW_SLACK_SIGNING_SECRET": SIGNING_SECRET, **sandbox_server.env(), **s3_server.env(),
+           "OFFICEFLOW_DOCUMENTS_URL": f"s3://{VERSIONED_BUCKET}/e2e",
+           # The sandbox's seeded Slack user: approves when a run names no manager.
+           "OFFICEFLOW_PEOPLE_TEAM_EMAIL": PEOPLE_TEAM,
+           # Calendar organizers must be users of the Google domain: the sandbox's seeded admin.
+           "OFFICEFLOW_IT_TEAM_EMAIL": MANAGER,
+           # Offboarding deletes the disabled accounts at once instead of after 30 days.
+           "OFFICEFLOW_OFFBOARDING_RETENTION_DAYS": "0"}
     running = AirflowPlatform(env, smtp_port=smtp.port)
     try:
         yield running.start()

@@ -110,7 +110,16 @@ class AirflowPlatform:
                 if run["state"] in ("success", "failed"):
                     return run
             time.sleep(0.5)
-        raise AssertionError(f"run {run_id} not finished after {timeout}s: {run}\n{self.logs_tail()}")
+        raise AssertionError(f"run {run_id} not finished after {timeout}s: {run}\n"
+                             f"{self.task_states(dag_id, run_id)}\n{self.logs_tail()}")
+
+    def task_states(self, dag_id: str, run_id: str) -> str:
+        """``task_id[map_index]: state (try n)`` per task instance of the run, for failure messages."""
+        response = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 100})
+        if response.status_code != 200:
+            return f"(task instances unavailable: {response.status_code})"
+        return "\n".join(f"  {ti['task_id']}[{ti['map_index']}]: {ti['state']} (try {ti['try_number']})"
+                         for ti in response.json()["task_instances"])
 
     def logs_tail(self, lines: int = 40) -> str:
         out = []
@@ -132,4 +141,7 @@ class AirflowPlatform:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, 9)
                 proc.wait(timeout=10)
-        shutil.rmtree(self.home, ignore_errors=True)
+        if os.environ.get("OFFICEFLOW_E2E_KEEP_HOME"):  # debugging: keep the task logs
+            print(f"e2e platform home kept: {self.home}")
+        else:
+            shutil.rmtree(self.home, ignore_errors=True)

@@ -329,3 +329,45 @@ def test_share_lifetime_is_bounded_by_the_configured_maximum(s3_versioned, setti
         documents.share_document(stored.document_id, expires_in=0, actor="t")
     with pytest.raises(LookupError):
         documents.share_document(stored.document_id, version=9, actor="t")
+
+
+# --- offboarding hand-over --------------------------------------------------------------------------
+
+
+def test_archive_documents_hands_a_leavers_documents_to_the_manager(local_folder):
+    prefix = f"hires/leaver-{time.monotonic_ns()}/"
+    pack = documents.store_document(b"%PDF-1.4 pack", logical_key=prefix + "welcome_pack", title="Welcome pack",
+                                    owner="hr")
+    receipt = documents.store_document(b"%PDF-1.4 receipt", logical_key=prefix + "equipment_receipt",
+                                       title="Receipt", owner="hr", tags={"kind": "receipt"})
+    other = documents.store_document(b"%PDF-1.4 other", logical_key=prefix.rstrip("/") + "0/welcome_pack",
+                                     title="Someone else", owner="hr")
+    moved = documents.archive_documents("default", prefix, new_owner="grace@example.com",
+                                        readers=["user:grace@example.com"], archived_by="workflow:test")
+    assert [m["document_id"] for m in moved] == [receipt.document_id, pack.document_id]  # by key
+    assert all(m["previous_owner"] == "hr" for m in moved)
+    with session_scope() as session:
+        for stored in (pack, receipt):
+            row = session.get(Document, stored.document_id)
+            assert row.owner == "grace@example.com" and row.tags["archived"] == "true"
+            assert documents.Reader("user", "grace@example.com") in documents.readers_of(session, row.id)
+        assert session.get(Document, receipt.document_id).tags["kind"] == "receipt"  # other tags kept
+        assert session.get(Document, other.document_id).owner == "hr"  # a key that only shares the prefix text
+        audits = session.scalars(select(AuditLog).where(AuditLog.action == "document.archived",
+                                                        AuditLog.resource_id == pack.document_id)).all()
+        assert len(audits) == 1
+    assert documents.read_version(pack.document_id) == b"%PDF-1.4 pack"  # bytes and versions untouched
+
+    # Re-running (an Airflow retry) changes nothing more and audits nothing more.
+    again = documents.archive_documents("default", prefix, new_owner="grace@example.com",
+                                        readers=["user:grace@example.com"], archived_by="workflow:test")
+    assert len(again) == 2
+    with session_scope() as session:
+        assert len(session.scalars(select(AuditLog).where(AuditLog.action == "document.archived",
+                                                          AuditLog.resource_id == pack.document_id)).all()) == 1
+
+
+def test_archive_documents_refuses_a_prefix_that_is_not_a_folder(local_folder):
+    with pytest.raises(documents.DocumentError, match="ending in '/'"):
+        documents.archive_documents("default", "hires/42", new_owner="x", archived_by="t")
+    assert documents.archive_documents("default", "hires/nobody-here/", new_owner="x", archived_by="t") == []

@@ -15,7 +15,14 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.officeflow.calendar import find_slot, google_event_id, run_key, transaction_id
-from operators.calendar import CancelMeetingOperator, ScheduleMeetingOperator, UpdateMeetingOperator
+from operators.calendar import (
+    CancelMeetingOperator,
+    CancelOrganizedMeetingsOperator,
+    ScheduleMeetingOperator,
+    UpdateMeetingOperator,
+)
+from operators.hooks.google_calendar import GoogleCalendarHook
+from operators.hooks.msgraph_calendar import MicrosoftGraphCalendarHook
 from tests.sandbox.test_calendar import google_client, google_user
 from tests.sandbox.test_microsoft import PASSWORD, request_token
 
@@ -51,10 +58,37 @@ class Calendars:
                 cal.post("/calendars/primary/events", json={"summary": "Busy", "start": {"dateTime": start.isoformat()},
                                                             "end": {"dateTime": end.isoformat()}}).raise_for_status()
         else:
-            def utc(moment: datetime) -> dict[str, str]:
-                return {"dateTime": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
-            self.graph.post(f"/users/{who}/events", json={"subject": "Busy", "start": utc(start),
-                                                          "end": utc(end)}).raise_for_status()
+            self.graph.post(f"/users/{who}/events", json={"subject": "Busy", "start": _graph_time(start),
+                                                          "end": _graph_time(end)}).raise_for_status()
+
+    def meeting(self, organizer: str, start: datetime, attendees: tuple[str, ...] = (),
+                minutes: int = 30) -> str:
+        """A meeting ``organizer`` books in their own calendar with ``attendees``; its event id."""
+        end = start + timedelta(minutes=minutes)
+        if self.provider == "google":
+            with google_client(self.sandbox, organizer) as cal:
+                response = cal.post("/calendars/primary/events", json={
+                    "summary": "Sync", "start": {"dateTime": start.isoformat()}, "end": {"dateTime": end.isoformat()},
+                    "attendees": [{"email": a} for a in attendees]})
+        else:
+            response = self.graph.post(f"/users/{organizer}/events", json={
+                "subject": "Sync", "start": _graph_time(start), "end": _graph_time(end),
+                "attendees": [{"emailAddress": {"address": a}} for a in attendees]})
+        response.raise_for_status()
+        return str(response.json()["id"])
+
+    def live(self) -> set[str]:
+        """Ids of the events not cancelled (Google keeps cancelled events, Graph drops them)."""
+        if self.provider == "google":
+            events = self.sandbox.state("google").get("calendar_events", {}).values()
+            return {e["id"] for e in events if e["status"] != "cancelled"}
+        return set(self.sandbox.state("microsoft").get("events", {}))
+
+    def cancel_requests(self) -> list[dict[str, Any]]:
+        """The cancellations sent to the provider (Google DELETE, Graph POST .../cancel)."""
+        if self.provider == "google":
+            return [r for r in self.sandbox.requests("google") if r["method"] == "DELETE" and "/events/" in r["path"]]
+        return [r for r in self.sandbox.requests("microsoft") if r["path"].endswith("/cancel")]
 
     def meetings(self) -> list[dict[str, Any]]:
         """Events Ada organizes, as ``{id, start, end, attendees, cancelled}`` with UTC times."""
@@ -74,6 +108,10 @@ class Calendars:
 
 def _utc(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _graph_time(moment: datetime) -> dict[str, str]:
+    return {"dateTime": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
 
 
 @pytest.fixture(params=["google", "microsoft"])
@@ -231,3 +269,104 @@ def test_booked_meeting_is_announced_in_slack(sandbox, provider):
     assert message["blocks"][0]["text"]["text"] == ":calendar: Welcome, Bob"
     assert f"{BOB}, {CY}" in message["blocks"][2]["text"]["text"]
     assert meeting["join_url"] and message["blocks"][3]["elements"][0]["url"] == meeting["join_url"]
+
+
+# --- offboarding: cancel the meetings a leaver organizes ------------------------------------------------
+
+def cancel_organized(provider: str, **overrides: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {"task_id": "cancel_future_meetings", "provider": provider, "organizer": ADA,
+                            "comment": "Ada has left the company.", **overrides}
+    return CancelOrganizedMeetingsOperator(**args).execute(context())  # type: ignore[no-any-return]
+
+
+def _soon(days: float, hour: int = 10) -> datetime:
+    """``days`` from now at ``hour``:00 UTC (relative: the operator's default window starts now)."""
+    return datetime.now(UTC).replace(hour=hour, minute=0, second=0, microsecond=0) + timedelta(days=days)
+
+
+def test_cancels_the_future_meetings_the_leaver_organizes_and_nothing_else(cal, sandbox):
+    past = cal.meeting(ADA, _soon(-3), (BOB,))
+    first = cal.meeting(ADA, _soon(1), (BOB, CY))
+    later = cal.meeting(ADA, _soon(40), (CY,))
+    next_year = cal.meeting(ADA, _soon(400), (BOB,))  # after the default window (365 days)
+    invited = cal.meeting(BOB, _soon(2), (ADA, CY))  # Ada only attends: Bob's meeting stays
+    result = cancel_organized(cal.provider)
+    assert result == {"cancelled": [first, later], "already_cancelled": [], "count": 2}
+    assert cal.live() == {past, next_year, invited}
+    if cal.provider == "google":
+        told = {(n["event_id"], n["to"]) for n in sandbox.state("google")["calendar_notifications"]
+                if n["what"] == "cancellation"}
+        assert told == {(first, BOB), (first, CY), (later, CY)}
+    else:
+        cancellations = sandbox.state("microsoft")["cancellations"]
+        assert {c["event_id"]: c["comment"] for c in cancellations} == {first: "Ada has left the company.",
+                                                                       later: "Ada has left the company."}
+
+    again = cancel_organized(cal.provider)  # a retry or a second offboarding run
+    assert again == {"cancelled": [], "already_cancelled": [], "count": 0}
+    assert cal.live() == {past, next_year, invited} and len(cal.cancel_requests()) == 2
+
+
+def test_explicit_window_with_naive_bounds_in_the_time_zone(cal):
+    # 2026-12-01 00:30 in Berlin is 2026-11-30 23:30 UTC: inside a Berlin-local December window.
+    inside = cal.meeting(ADA, at("2026-12-01T00:30"))
+    before = cal.meeting(ADA, at("2026-11-30T23:30"))
+    under_way = cal.meeting(ADA, at("2026-11-30T23:45"), minutes=60)  # started before the window opened
+    at_end = cal.meeting(ADA, at("2026-12-08T00:00"))  # the end is exclusive
+    result = cancel_organized(cal.provider, start="2026-12-01T00:00:00", end="2026-12-08T00:00:00",
+                              time_zone=BERLIN)
+    assert result["cancelled"] == [inside]
+    assert cal.live() == {before, under_way, at_end}
+
+
+def test_pages_through_a_long_calendar(cal, sandbox, monkeypatch):
+    hook = GoogleCalendarHook if cal.provider == "google" else MicrosoftGraphCalendarHook
+    monkeypatch.setattr(hook, "page_size", 2)
+    organized = [cal.meeting(ADA, _soon(day), (BOB,)) for day in (1, 2, 4, 5, 7)]
+    invited = cal.meeting(BOB, _soon(3), (ADA,))
+    result = cancel_organized(cal.provider)
+    assert result["cancelled"] == organized and result["count"] == 5
+    assert cal.live() == {invited}
+    marker = "/calendars/primary/events" if cal.provider == "google" else "/calendarView"
+    listings = [r for r in sandbox.requests(cal.provider) if r["method"] == "GET" and r["path"].endswith(marker)]
+    assert len(listings) == 3 and all(r["status"] == 200 for r in listings)  # 6 events, 2 a page
+
+
+def test_a_lost_cancellation_answer_counts_as_already_cancelled(cal, sandbox):
+    meeting = cal.meeting(ADA, _soon(1), (BOB,))
+    if cal.provider == "google":
+        sandbox.fault("google", method="DELETE", path=f"/events/{meeting}", status=500, after=True)
+    else:
+        sandbox.fault("microsoft", method="POST", path=f"/events/{meeting}/cancel", status=500, after=True)
+    result = cancel_organized(cal.provider)
+    assert result == {"cancelled": [], "already_cancelled": [meeting], "count": 0}
+    assert cal.live() == set()
+    assert [r["status"] for r in cal.cancel_requests()][:1] == [500]
+
+
+def test_unknown_organizer_is_nothing_to_cancel_only_when_missing_ok(cal, sandbox):
+    invited = cal.meeting(BOB, _soon(1), (ADA,))
+    gone = "gone@officeflow.test"
+    assert cancel_organized(cal.provider, organizer=gone) == {"cancelled": [], "already_cancelled": [], "count": 0}
+    with pytest.raises(AirflowFailException, match=f"{gone} has no calendar"):
+        cancel_organized(cal.provider, organizer=gone, missing_ok=False)
+    assert cal.live() == {invited} and cal.cancel_requests() == []
+
+
+def test_missing_ok_does_not_hide_other_failures(cal, sandbox):
+    meeting = cal.meeting(ADA, _soon(1))
+    path = "/calendars/primary/events" if cal.provider == "google" else "/calendarView"
+    sandbox.fault(cal.provider, method="GET", path=path, status=403)
+    with pytest.raises(AirflowFailException, match=r"meetings ada@officeflow\.test organizes failed: .*(403|denied)"):
+        cancel_organized(cal.provider)
+    assert cal.live() == {meeting} and cal.cancel_requests() == []
+
+
+def test_cancel_organized_validates_before_any_call(cal, sandbox):
+    before = len(sandbox.requests(cal.provider))
+    for bad in ({"start": "2026-12-08T00:00:00", "end": "2026-12-01T00:00:00"}, {"end": "next week"},
+                {"time_zone": "Mars/Olympus"}, {"organizer": "not-an-address"}):
+        with pytest.raises(AirflowFailException):
+            cancel_organized(cal.provider, **bad)
+    assert len(sandbox.requests(cal.provider)) == before
+    assert {"start", "end", "organizer", "comment"} <= set(CancelOrganizedMeetingsOperator.template_fields)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import jinja2
 import pytest
@@ -142,7 +143,8 @@ def smtp_op(**kwargs):
     kwargs.setdefault("template", "welcome")
     kwargs.setdefault("to", "ada@example.com")
     kwargs.setdefault("variables", WELCOME_VARS)
-    return SendTemplatedEmailOperator(task_id="welcome", conn_id="smtp_test", **kwargs)
+    kwargs.setdefault("task_id", "welcome")
+    return SendTemplatedEmailOperator(conn_id="smtp_test", **kwargs)
 
 
 def test_message_has_text_and_html_parts_and_attachments(smtp, tmp_path):
@@ -325,3 +327,30 @@ def test_unknown_connection_type_is_a_clear_error(monkeypatch, email_store):
     with pytest.raises(ValueError, match="email needs smtp, aws"):
         SendTemplatedEmailOperator(task_id="w", template="welcome", to="a@example.com", variables=WELCOME_VARS,
                                    conn_id="email_ftp").execute(task_context())
+
+
+def test_a_stored_document_is_attached_by_id_and_checked(smtp, tmp_path):
+    from include.officeflow import documents
+
+    storage = documents.LocalStorage(tmp_path / "documents")
+    key = f"hires/attach-{uuid.uuid4().hex[:8]}/welcome_pack"
+    first = documents.store_document(b"%PDF-1.4 v1", logical_key=key, title="Welcome pack", owner="hr",
+                                     store_url=smtp.store_url, storage=storage)
+    documents.store_document(b"%PDF-1.4 v2", logical_key=key, title="Welcome pack", owner="hr",
+                             store_url=smtp.store_url, storage=storage)
+    smtp_op(attachments=[{"document_id": first.document_id, "version": first.version}]).execute(task_context())
+    [message] = smtp.messages()
+    [attachment] = list(message.iter_attachments())
+    assert attachment.get_filename() == "welcome_pack.pdf" and attachment.get_content_type() == "application/pdf"
+    assert attachment.get_content() == b"%PDF-1.4 v1"  # the version asked for, not the current one
+
+    # Bytes changed behind the store's back, or an unknown document: the task fails and sends nothing.
+    latest = tmp_path / "documents" / "default" / key
+    for path in latest.parent.rglob("*"):
+        if path.is_file():
+            path.write_bytes(b"tampered")
+    with pytest.raises(documents.DocumentError, match="checksum"):
+        smtp_op(task_id="again", attachments=[{"document_id": first.document_id}]).execute(task_context())
+    with pytest.raises(LookupError, match="not found"):
+        smtp_op(task_id="missing", attachments=[{"document_id": "no-such-document"}]).execute(task_context())
+    assert len(smtp.messages()) == 1

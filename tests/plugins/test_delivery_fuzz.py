@@ -242,8 +242,8 @@ names = st.text(st.characters(categories=["L", "Zs", "Pd"]), min_size=1, max_siz
 generic_documents = st.one_of(
     json_objects.filter(lambda d: not {"type", "event_type"} & set(d)),  # event type "event": ignored
     st.fixed_dictionaries({"type": st.just("employee.created"), "data": st.fixed_dictionaries(  # valid hires
-        {"id": st.text(max_size=20), "first_name": names, "email": st.emails()},
-        optional={"last_name": names, "extra": json_values})}),
+        {"id": st.text(max_size=20), "first_name": names, "last_name": names, "email": st.emails()},
+        optional={"extra": json_values})}),
     st.fixed_dictionaries({"type": st.one_of(st.sampled_from(["employee.created", "employee.updated"]),
                                              short_scalars, st.text(no_nul, min_size=120, max_size=140)),
                            "data": st.one_of(json_values, st.fixed_dictionaries(
@@ -258,8 +258,8 @@ bamboohr_entries = st.fixed_dictionaries(
         "changedFields": json_values, "timestamp": short_scalars})
 valid_bamboohr_hires = st.fixed_dictionaries({"employees": st.lists(st.fixed_dictionaries(
     {"id": st.text(no_nul, max_size=20), "action": st.just("Created"),
-     "fields": st.fixed_dictionaries({"firstName": names, "workEmail": st.emails()},
-                                     optional={"lastName": names, "department": st.text(max_size=30)})},
+     "fields": st.fixed_dictionaries({"firstName": names, "lastName": names, "workEmail": st.emails()},
+                                     optional={"department": st.text(max_size=30)})},
     optional={"timestamp": st.text(no_nul, max_size=30)}), min_size=1, max_size=3)})
 bamboohr_documents = st.one_of(
     valid_bamboohr_hires,
@@ -333,12 +333,13 @@ def test_correctly_signed_json_objects_get_202_400_or_422_only(client, generic_e
 
 def test_fuzz_setup_sends_what_the_gateway_accepts(client, generic_endpoint):
     """Guard for the properties: the strategies' happy path really is accepted (not all 401/400)."""
-    body = json.dumps({"type": "employee.created", "data": {"id": "1", "first_name": "Ada",
+    body = json.dumps({"type": "employee.created", "data": {"id": "1", "first_name": "Ada", "last_name": "Lovelace",
                                                             "email": "ada@example.com"}}).encode()
     response = client.post(delivery_url(generic_endpoint), content=body,
                            headers=generic_headers(generic_endpoint["secret"], body))
     assert response.status_code == 202, response.text
-    entry = {"id": "7", "action": "Created", "fields": {"firstName": "Ada", "workEmail": "ada@example.com"}}
+    entry = {"id": "7", "action": "Created",
+             "fields": {"firstName": "Ada", "lastName": "Lovelace", "workEmail": "ada@example.com"}}
     body = json.dumps({"employees": [entry]}).encode()
     response = client.post("/webhooks/bamboohr", content=body, headers=bamboohr_headers(BAMBOOHR_TEST_KEY, body))
     assert response.status_code == 202, response.text

@@ -615,7 +615,8 @@ def test_bamboohr_delivery_through_a_created_endpoint_starts_the_mapped_run(clie
     assert run_id == run_id_for(endpoint["id"], event.provider_event_id)
     assert conf == {"employee_id": employee, "first_name": "Ada", "last_name": "Lovelace",
                     "email": "grace@example.com", "department": "Engineering", "job_title": "Software Engineer",
-                    "start_date": "2026-12-07", "correlation_id": "bhr-1", "source": "bamboohr"}
+                    "start_date": "2026-12-07", "correlation_id": "bhr-1", "source": "bamboohr",
+                    "event_type": "employee.created", "organization_id": "default"}
     # The built-in endpoint's key does not open a created endpoint.
     from tests.conftest import BAMBOOHR_TEST_KEY
 
@@ -638,7 +639,8 @@ def test_workday_delivery_through_a_created_endpoint_starts_the_mapped_run(clien
     assert dag_id == DAG and run_id == run_id_for(endpoint["id"], event_id)
     assert conf == {"employee_id": "21001", "first_name": "Ada", "last_name": "Lovelace",
                     "email": "grace@example.com", "department": "Engineering", "job_title": "Engineer",
-                    "start_date": "2026-03-02", "correlation_id": "wd-1", "source": "workday"}
+                    "start_date": "2026-03-02", "correlation_id": "wd-1", "source": "workday",
+                    "organization_id": "default"}
     wrong_user = client.post(delivery_url(endpoint), content=workday_body(),
                              headers=workday_headers(endpoint["secret"], username="someone-else"))
     assert_error(wrong_user, 401, "invalid_signature")
@@ -658,7 +660,8 @@ def test_generic_delivery_through_a_created_endpoint_starts_the_mapped_run(clien
     [(dag_id, run_id, conf, _)] = dag_runs(data["dag_run_id"])
     assert dag_id == DAG and run_id == run_id_for(endpoint["id"], "msg_e2e_1")
     assert conf == {"employee_id": employee, "first_name": "Ada", "last_name": "Lovelace",
-                    "email": "grace@example.com", "correlation_id": "gen-1", "source": "generic"}
+                    "email": "grace@example.com", "correlation_id": "gen-1", "source": "generic",
+                    "organization_id": "default"}
     # A redelivery of the same message (new timestamp, same webhook-id) names the same run.
     again = client.post(delivery_url(endpoint), content=body,
                         headers=generic_headers(endpoint["secret"], body, msg_id="msg_e2e_1"))

@@ -171,7 +171,8 @@ def test_get_event_has_conf_document_and_run_id(client, admin):
         "attempts": 1, "next_attempt_at": None}
     assert data["dag_run_id"] == response.json()["dag_run_id"]
     assert data["conf"] == {"employee_id": "E-77", "first_name": "Ada", "last_name": "Lovelace",
-                            "email": "grace@example.com", "correlation_id": "detail-1", "source": "generic"}
+                            "email": "grace@example.com", "correlation_id": "detail-1", "source": "generic",
+                            "organization_id": "default"}
     assert data["document"] == json.loads(body)
     [(_, _, run_conf, _)] = dag_runs(data["dag_run_id"])
     assert run_conf == data["conf"]

@@ -13,6 +13,8 @@ from include.officeflow.store.models import (
     EventStatus,
     WebhookEndpoint,
     WebhookEvent,
+    Workflow,
+    WorkflowVersion,
 )
 
 __all__ = [
@@ -27,6 +29,8 @@ __all__ = [
     "EventStatus",
     "WebhookEndpoint",
     "WebhookEvent",
+    "Workflow",
+    "WorkflowVersion",
     "get_engine",
     "migrate",
     "session_scope",

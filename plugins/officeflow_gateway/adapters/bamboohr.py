@@ -7,6 +7,10 @@ Payloads come event-based (``{"type": "employee.created", "data": {...}}``) or f
 Both shapes are normalised to one document per employee event::
 
     {"employee_id", "action", "fields", "changedFields", "timestamp"}
+
+``action`` is the classified OfficeFlow event type (see :func:`classify`): BambooHR only says
+Created / Updated / Deleted, while OfficeFlow starts different workflows for a termination and for
+a job change, which BambooHR reports as an ``Updated`` of the fields that changed.
 """
 
 from __future__ import annotations
@@ -32,6 +36,18 @@ SIGNATURE_HEADER = "X-BambooHR-Signature"
 TIMESTAMP_HEADER = "X-BambooHR-Timestamp"
 FORM = "application/x-www-form-urlencoded"
 _BRACKETS = re.compile(r"\[([^\]]*)\]")
+_NOT_ALNUM = re.compile(r"[^0-9a-z]")
+
+# Field names compared normalised (see _norm): BambooHR names a changed field by its API name
+# ("jobTitle") in event-based payloads and by its English label ("Job Title"), or the alias the admin
+# gave it, in field-based ones; both normalise to "jobtitle".
+#: Fields whose change is a job change (the role-change workflow). "Reporting to" is the English
+#: label of the supervisor field.
+JOB_FIELDS = frozenset({"jobtitle", "department", "division", "supervisor", "supervisoreid", "supervisorid",
+                        "supervisoremail", "reportingto", "location"})
+#: BambooHR's "no date" value for an empty date field.
+_EMPTY_DATES = frozenset({"", "0000-00-00"})
+_MISSING = object()
 
 
 def sign(body: bytes, timestamp: str, key: str) -> str:
@@ -41,6 +57,63 @@ def sign(body: bytes, timestamp: str, key: str) -> str:
 
 def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _norm(name: Any) -> str:
+    """``"Job Title"``, ``"jobTitle"`` and ``"job_title"`` -> ``"jobtitle"``."""
+    return _NOT_ALNUM.sub("", str(name).casefold())
+
+
+def _is_termination(changed: set[str], values: dict[str, Any]) -> bool:
+    """Whether an update's changed fields say the employee was terminated.
+
+    ``values`` are the posted field values (normalised names). A termination date that was set is one
+    (posted empty = cleared, e.g. a rehire: not one); a change of the termination date whose value is not
+    posted (event-based payloads carry names only) counts too, since BambooHR fills it only when an
+    employee is terminated. ``status`` (the employee's account status) and ``employmentHistoryStatus``
+    (English label "Employment Status") only count with their posted value: "Inactive" and "Terminated";
+    without the value the change may as well be a reactivation or a move to part-time.
+    """
+    if "terminationdate" in changed:
+        date = values.get("terminationdate", _MISSING)
+        if date is _MISSING or str(date or "").strip() not in _EMPTY_DATES:
+            return True
+    if "status" in changed and str(values.get("status") or "").strip().casefold() == "inactive":
+        return True
+    return any(
+        name in changed and str(values.get(name) or "").strip().casefold() == "terminated"
+        for name in ("employmenthistorystatus", "employmentstatus")
+    )
+
+
+def classify(action: str, changed_fields: Any, fields: dict[str, Any]) -> str:
+    """The OfficeFlow event type of a BambooHR ``action`` (Created/Updated/Deleted or ``employee.*``).
+
+    An update is ``employee.terminated`` when :func:`_is_termination` says so, else
+    ``employee.job_changed`` when a :data:`JOB_FIELDS` field changed, else ``employee.updated``. Without
+    ``changedFields`` nothing is known to have changed, so an update stays ``employee.updated``.
+    """
+    event_type = action if action.startswith("employee.") else f"employee.{action.lower()}"
+    if event_type != "employee.updated":
+        return event_type
+    changed = {_norm(name) for name in changed_fields if isinstance(name, str)}
+    values = {_norm(name): value for name, value in fields.items()}
+    if _is_termination(changed, values):
+        return "employee.terminated"
+    if changed & JOB_FIELDS:
+        return "employee.job_changed"
+    return event_type
+
+
+def _changed_fields(value: Any, where: str) -> list[Any]:
+    """``changedFields`` as a list (a form post with a single ``[changedFields]=name`` gives a string)."""
+    if value is None or value == {}:
+        return []
+    if isinstance(value, str):
+        return [value] if value else []
+    if not isinstance(value, list):
+        raise PayloadError(f"{where}.changedFields must be a list")
+    return value
 
 
 def _nest_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
@@ -96,6 +169,9 @@ class BambooHRAdapter:
         "start_date": "fields.hireDate",
         "location": "fields.location",
         "manager": "fields.supervisor",
+        "manager_email": "fields.supervisorEmail",
+        "termination_date": "fields.terminationDate",
+        "event_type": "action",
     }
 
     def verify(self, delivery: Delivery, secrets: Sequence[str], config: Mapping[str, Any],
@@ -154,14 +230,14 @@ class BambooHRAdapter:
             fields = entry.get("fields") or {}
             if not isinstance(fields, dict):
                 raise PayloadError(f"employees[{index}].fields must be an object")
-            event_type = f"employee.{str(entry['action']).lower()}"
+            changed = _changed_fields(entry.get("changedFields"), f"employees[{index}]")
+            event_type = classify(str(entry["action"]), changed, fields)
             employee_id = str(entry["id"])
             events.append(InboundEvent(
                 provider_event_id=f"{event_type}:{employee_id}:{_digest(entry)[:32]}",
                 event_type=event_type,
                 document={"employee_id": employee_id, "action": event_type, "fields": fields,
-                          "changedFields": entry.get("changedFields") or [],
-                          "timestamp": entry.get("timestamp")},
+                          "changedFields": changed, "timestamp": entry.get("timestamp")},
             ))
         return events
 
@@ -173,13 +249,14 @@ class BambooHRAdapter:
         fields = data.get("fields") or {}
         if not isinstance(fields, dict):
             raise PayloadError("data.fields must be an object")
-        event_type = str(document["type"])
+        changed = _changed_fields(data.get("changedFields"), "data")
+        event_type = classify(str(document["type"]), changed, fields)
         employee_id = str(data["employeeId"])
         stamp = str(document.get("timestamp") or _digest(document)[:32])
         return InboundEvent(
             provider_event_id=f"{event_type}:{employee_id}:{stamp}",
             event_type=event_type,
             document={"employee_id": employee_id, "action": event_type, "fields": fields,
-                      "changedFields": data.get("changedFields") or [], "timestamp": document.get("timestamp"),
+                      "changedFields": changed, "timestamp": document.get("timestamp"),
                       "companyId": data.get("companyId")},
         )

@@ -120,6 +120,7 @@ async def replay_event(event_id: str, request: Request,
                 conf = apply_mapping(endpoint.mapping, document)
                 conf.setdefault("correlation_id", row.correlation_id)
                 conf.setdefault("source", endpoint.adapter)
+                conf["organization_id"] = endpoint.organization_id  # never taken from the payload
                 from plugins.officeflow_gateway.webhooks import params_validator
 
                 params_validator.validate(target, conf)

@@ -106,7 +106,8 @@ HIRE = {"action": "Created", "id": 42, "timestamp": "2026-11-01T10:00:00+0000",
         "fields": {"firstName": "Ada", "lastName": "Lovelace", "workEmail": "ada@example.com",
                    "department": "Engineering", "jobTitle": "Engineer", "hireDate": "2026-12-01"}}
 HIRE_CONF = {"employee_id": "42", "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com",
-             "department": "Engineering", "job_title": "Engineer", "start_date": "2026-12-01"}
+             "department": "Engineering", "job_title": "Engineer", "start_date": "2026-12-01",
+             "event_type": "employee.created"}
 
 
 def test_field_based_created_maps_to_onboarding_conf():
@@ -148,8 +149,9 @@ def test_event_based_payload_is_normalised():
     body = json.dumps({"type": "employee.updated", "timestamp": "2026-01-31T18:42:00+0000",
                        "data": {"companyId": 1, "employeeId": "123", "changedFields": ["department"]}}).encode()
     [event] = adapter.parse(delivery(body))
-    assert event.provider_event_id == "employee.updated:123:2026-01-31T18:42:00+0000"
+    assert event.provider_event_id == "employee.job_changed:123:2026-01-31T18:42:00+0000"
     assert event.document["employee_id"] == "123" and event.document["changedFields"] == ["department"]
+    assert event.document["action"] == event.event_type == "employee.job_changed"
 
 
 @pytest.mark.parametrize(
@@ -163,6 +165,10 @@ def test_event_based_payload_is_normalised():
         (b'{"employees": [{"id": 1}]}', "application/json", "needs 'id' and 'action'"),
         (b'{"employees": [{"id": 1, "action": "Created", "fields": [1]}]}', "application/json", "must be an object"),
         (b'{"type": "employee.created", "data": {}}', "application/json", "data.employeeId"),
+        (b'{"employees": [{"id": 1, "action": "Updated", "changedFields": {"a": "b"}}]}', "application/json",
+         r"employees\[0\].changedFields must be a list"),
+        (b'{"type": "employee.updated", "data": {"employeeId": 1, "changedFields": 5}}', "application/json",
+         "data.changedFields must be a list"),
         (b"a=1&&&b", FORM, "not valid form data"),
         (b"employees[0][id]=1&employees[x][id]=2", FORM, "mixes list and object"),
     ],
@@ -170,3 +176,186 @@ def test_event_based_payload_is_normalised():
 def test_malformed_payloads_raise_payload_error(body, content_type, message):
     with pytest.raises(PayloadError, match=message):
         adapter.parse(delivery(body, content_type=content_type))
+
+
+# --- classification: which workflow an Updated/Deleted/Created event is ---------------------------
+
+
+def field_based(action: str, changed: list[str] | None = None, fields: dict | None = None,
+                employee_id: str = "42", timestamp: str = "2026-11-02T10:00:00+0000") -> dict:
+    entry: dict = {"action": action, "id": employee_id, "timestamp": timestamp, "fields": fields or {}}
+    if changed is not None:
+        entry["changedFields"] = changed
+    return {"employees": [entry]}
+
+
+def form_of(payload: dict) -> bytes:
+    """The bracket-key form post of a one-entry field-based payload."""
+    [entry] = payload["employees"]
+    pairs = [(f"employees[0][{key}]", entry[key]) for key in ("action", "id", "timestamp")]
+    pairs += [(f"employees[0][changedFields][{i}]", name) for i, name in enumerate(entry.get("changedFields", []))]
+    pairs += [(f"employees[0][fields][{name}]", value) for name, value in entry["fields"].items()]
+    return urlencode(pairs).encode()
+
+
+def classified(payload: dict, encoding: str) -> str:
+    if encoding == "json":
+        body, content_type = json.dumps(payload).encode(), "application/json"
+    else:
+        body, content_type = form_of(payload), FORM
+    [event] = adapter.parse(delivery(body, content_type=content_type))
+    assert event.document["action"] == event.event_type
+    assert event.provider_event_id.startswith(f"{event.event_type}:42:")
+    return event.event_type
+
+
+TERMINATED = "employee.terminated"
+JOB_CHANGED = "employee.job_changed"
+UPDATED = "employee.updated"
+
+FIELD_BASED_CASES = [
+    pytest.param("Created", None, HIRE["fields"], "employee.created", id="created"),
+    pytest.param("Deleted", [], {}, "employee.deleted", id="deleted"),
+    pytest.param("Updated", ["terminationDate"], {"terminationDate": "2026-12-31"}, TERMINATED,
+                 id="termination-date-set"),
+    pytest.param("Updated", ["Termination Date"], {"Termination Date": "2026-12-31"}, TERMINATED,
+                 id="termination-date-english-label"),
+    pytest.param("Updated", ["status"], {"status": "Inactive"}, TERMINATED, id="status-inactive"),
+    pytest.param("Updated", ["Status"], {"Status": "inactive"}, TERMINATED, id="status-label-any-case"),
+    pytest.param("Updated", ["employmentHistoryStatus"], {"employmentHistoryStatus": "Terminated"}, TERMINATED,
+                 id="employment-status-terminated"),
+    pytest.param("Updated", ["Employment Status"], {"Employment Status": "Terminated"}, TERMINATED,
+                 id="employment-status-english-label"),
+    pytest.param("Updated", ["jobTitle", "terminationDate"], {"jobTitle": "X", "terminationDate": "2026-12-31"},
+                 TERMINATED, id="termination-wins-over-job-change"),
+    pytest.param("Updated", ["terminationDate"], {"terminationDate": "0000-00-00"}, UPDATED,
+                 id="termination-date-cleared-is-no-termination"),
+    pytest.param("Updated", ["terminationDate"], {"terminationDate": ""}, UPDATED, id="termination-date-empty"),
+    pytest.param("Updated", ["status"], {"status": "Active"}, UPDATED, id="status-reactivated"),
+    pytest.param("Updated", ["employmentHistoryStatus"], {"employmentHistoryStatus": "Part-Time"}, UPDATED,
+                 id="employment-status-part-time"),
+    pytest.param("Updated", ["firstName"], {"status": "Inactive", "terminationDate": "2026-01-01"}, UPDATED,
+                 id="already-terminated-unrelated-change"),
+    pytest.param("Updated", ["jobTitle"], {"jobTitle": "Lead"}, JOB_CHANGED, id="job-title"),
+    pytest.param("Updated", ["Job Title"], {"Job Title": "Lead"}, JOB_CHANGED, id="job-title-english-label"),
+    pytest.param("Updated", ["department"], {}, JOB_CHANGED, id="department"),
+    pytest.param("Updated", ["division"], {}, JOB_CHANGED, id="division"),
+    pytest.param("Updated", ["supervisor"], {}, JOB_CHANGED, id="supervisor"),
+    pytest.param("Updated", ["supervisorEId"], {}, JOB_CHANGED, id="supervisor-eid"),
+    pytest.param("Updated", ["supervisorEmail"], {}, JOB_CHANGED, id="supervisor-email"),
+    pytest.param("Updated", ["Reporting to"], {}, JOB_CHANGED, id="reporting-to-label"),
+    pytest.param("Updated", ["location"], {}, JOB_CHANGED, id="location"),
+    pytest.param("Updated", ["firstName", "homeEmail"], {"firstName": "Ada"}, UPDATED, id="personal-fields"),
+    pytest.param("Updated", None, {"jobTitle": "Lead", "status": "Inactive"}, UPDATED,
+                 id="no-changed-fields-nothing-known-changed"),
+]
+
+
+@pytest.mark.parametrize("encoding", ["json", "form"])
+@pytest.mark.parametrize(("action", "changed", "fields", "expected"), FIELD_BASED_CASES)
+def test_field_based_events_are_classified(action, changed, fields, expected, encoding):
+    assert classified(field_based(action, changed, fields), encoding) == expected
+
+
+def event_based(event_type: str, changed: list[str] | None = None, fields: dict | None = None,
+                timestamp: str = "2026-11-02T10:00:00+0000") -> dict:
+    data: dict = {"companyId": "1", "employeeId": "42"}
+    if changed is not None:
+        data["changedFields"] = changed
+    if fields is not None:
+        data["fields"] = fields
+    return {"type": event_type, "timestamp": timestamp, "data": data}
+
+
+def event_form_of(payload: dict) -> bytes:
+    data = payload["data"]
+    pairs = [("type", payload["type"]), ("timestamp", payload["timestamp"]),
+             ("data[companyId]", data["companyId"]), ("data[employeeId]", data["employeeId"])]
+    pairs += [(f"data[changedFields][{i}]", name) for i, name in enumerate(data.get("changedFields", []))]
+    pairs += [(f"data[fields][{name}]", value) for name, value in (data.get("fields") or {}).items()]
+    return urlencode(pairs).encode()
+
+
+EVENT_BASED_CASES = [
+    pytest.param("employee.created", None, None, "employee.created", id="created"),
+    pytest.param("employee.deleted", None, None, "employee.deleted", id="deleted"),
+    # Event-based payloads carry names only: a termination date change is taken as a termination ...
+    pytest.param("employee.updated", ["terminationDate"], None, TERMINATED, id="termination-date-changed"),
+    # ... a status change without its value is not (it may be a reactivation or a move to part-time).
+    pytest.param("employee.updated", ["status"], None, UPDATED, id="status-without-value"),
+    pytest.param("employee.updated", ["employmentHistoryStatus"], None, UPDATED, id="employment-status-no-value"),
+    pytest.param("employee.updated", ["employmentHistoryStatus"], {"employmentHistoryStatus": "Terminated"},
+                 TERMINATED, id="employment-status-with-data-fields"),
+    pytest.param("employee.updated", ["terminationDate"], {"terminationDate": "0000-00-00"}, UPDATED,
+                 id="termination-date-cleared-in-data-fields"),
+    pytest.param("employee.updated", ["department", "jobTitle"], None, JOB_CHANGED, id="job-change"),
+    pytest.param("employee.updated", ["supervisorEId"], None, JOB_CHANGED, id="new-supervisor"),
+    pytest.param("employee.updated", ["firstName"], None, UPDATED, id="name-change"),
+    pytest.param("employee.updated", None, None, UPDATED, id="no-changed-fields"),
+]
+
+
+@pytest.mark.parametrize("encoding", ["json", "form"])
+@pytest.mark.parametrize(("event_type", "changed", "fields", "expected"), EVENT_BASED_CASES)
+def test_event_based_events_are_classified(event_type, changed, fields, expected, encoding):
+    payload = event_based(event_type, changed, fields)
+    if encoding == "json":
+        body, content_type = json.dumps(payload).encode(), "application/json"
+    else:
+        body, content_type = event_form_of(payload), FORM
+    [event] = adapter.parse(delivery(body, content_type=content_type))
+    assert event.event_type == event.document["action"] == expected
+    assert event.provider_event_id == f"{expected}:42:2026-11-02T10:00:00+0000"
+    assert event.document["changedFields"] == (changed or [])
+
+
+def test_single_changed_field_in_a_form_post_is_a_one_item_list():
+    body = urlencode({"employees[0][action]": "Updated", "employees[0][id]": "42",
+                      "employees[0][changedFields]": "jobTitle"}).encode()
+    [event] = adapter.parse(delivery(body, content_type=FORM))
+    assert (event.event_type, event.document["changedFields"]) == (JOB_CHANGED, ["jobTitle"])
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda: field_based("Updated", ["terminationDate"], {"terminationDate": "2026-12-31"}), id="field"),
+    pytest.param(lambda: event_based("employee.updated", ["jobTitle"]), id="event"),
+])
+def test_redeliveries_of_a_classified_event_dedupe(make):
+    """BambooHR redelivers the same body (re-signed later): same id, whatever the encoding or key order."""
+    first = adapter.parse(delivery(json.dumps(make()).encode(), now=1_700_000_000))[0]
+    again = adapter.parse(delivery(json.dumps(make(), sort_keys=True).encode(), now=1_700_000_100))[0]
+    assert (first.provider_event_id, first.event_type) == (again.provider_event_id, again.event_type)
+
+
+def test_classified_events_of_one_employee_get_distinct_ids():
+    """A job change and a termination of the same employee must not dedupe into each other."""
+    ids = {
+        adapter.parse(delivery(json.dumps(payload).encode()))[0].provider_event_id
+        for payload in (
+            field_based("Created", [], {}), field_based("Deleted", [], {}),
+            field_based("Updated", ["jobTitle"], {"jobTitle": "Lead"}),
+            field_based("Updated", ["status"], {"status": "Inactive"}),
+            field_based("Updated", ["firstName"], {"firstName": "Ada"}),
+        )
+    }
+    assert len(ids) == 5
+    event_ids = [adapter.parse(delivery(json.dumps(event_based(t, c)).encode()))[0].provider_event_id
+                 for t, c in (("employee.updated", ["jobTitle"]), ("employee.updated", ["terminationDate"]),
+                              ("employee.updated", ["firstName"]))]
+    assert len(set(event_ids)) == 3  # same timestamp and employee, distinct by type
+
+
+def test_termination_and_job_change_map_to_conf_with_the_new_fields():
+    payload = field_based("Updated", ["employmentHistoryStatus", "terminationDate"], {
+        "firstName": "Ada", "lastName": "Lovelace", "workEmail": "ada@example.com",
+        "supervisor": "Grace Hopper", "supervisorEmail": "grace@example.com",
+        "employmentHistoryStatus": "Terminated", "terminationDate": "2026-12-31"})
+    assert conf_of(json.dumps(payload).encode()) == {
+        "employee_id": "42", "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com",
+        "manager": "Grace Hopper", "manager_email": "grace@example.com", "termination_date": "2026-12-31",
+        "event_type": TERMINATED}
+    payload = field_based("Updated", ["jobTitle"], {"workEmail": "ada@example.com", "jobTitle": "Lead",
+                                                     "department": "Research"})
+    assert conf_of(json.dumps(payload).encode()) == {
+        "employee_id": "42", "email": "ada@example.com", "job_title": "Lead", "department": "Research",
+        "event_type": JOB_CHANGED}

@@ -1,0 +1,74 @@
+"""Steps shared by several OfficeFlow workflows (imported by the DAG files; defines no DAG itself)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import TaskGroup, task
+from airflow.sdk.exceptions import AirflowSkipException
+
+from include.officeflow.settings import get_settings
+from operators.documents import RenderDocumentOperator
+from operators.email import SendTemplatedEmailOperator
+from operators.slack import SlackApprovalOperator
+
+#: How long an approval waits for the approver before the task fails (and the run's failure is posted).
+APPROVAL_TIMEOUT = timedelta(days=7)
+
+
+def equipment_approval(request: Any, *, group_id: str = "equipment") -> TaskGroup:
+    """Ask the approver in Slack; on Approve, issue the equipment receipt (a stored PDF); either way,
+    email the requester the decision.
+
+    ``request`` is an XCom of :func:`include.officeflow.hires.equipment_request_plan`'s result, or
+    of None when there is nothing to request (every step of the group is then skipped).
+    """
+    with TaskGroup(group_id=group_id, tooltip="Equipment request with manager approval in Slack") as group:
+
+        @task(multiple_outputs=True)
+        def prepare(plan: dict[str, Any] | None) -> dict[str, Any]:
+            """The request to decide on; skips the group when the workflow requests no equipment."""
+            if not plan:
+                raise AirflowSkipException("no equipment requested")
+            return plan
+
+        req = prepare(request)
+        approval = SlackApprovalOperator(
+            task_id="approval",
+            subject=req["subject"],
+            body=req["body"],
+            approvers=[req["approver_email"]],
+            channel=get_settings().slack_approvals_channel,
+            response_timeout=APPROVAL_TIMEOUT,
+            retries=0,  # a retry would post a second request; a failed approval is re-run by a person
+        )
+        receipt = RenderDocumentOperator(
+            task_id="receipt",
+            template="equipment_receipt",
+            variables=req["receipt"],
+            logical_key=req["receipt_key"],
+            title="Equipment receipt",
+            tags={"workflow": "equipment_request"},
+            readers=["role:admin"],
+            organization_id=req["organization_id"],
+        )
+        approval >> receipt  # a Reject skips the receipt (ApprovalOperator skips its direct downstream)
+
+        @task(trigger_rule="none_failed_min_one_success")
+        def decision(plan: dict[str, Any], ti: Any = None) -> dict[str, Any]:
+            """The decision email's variables, Approve or Reject (it runs after the receipt or its skip)."""
+            from include.officeflow.hires import equipment_decision
+
+            return equipment_decision(plan, ti.xcom_pull(task_ids=f"{group_id}.approval"))
+
+        decided = decision(req)
+        receipt >> decided
+        SendTemplatedEmailOperator(
+            task_id="decision_email",
+            template="approval_decision",
+            to=req["requester_email"],
+            variables=decided,
+            organization=req["organization_id"],
+        )
+    return group

@@ -1,0 +1,528 @@
+"""Declarative workflows: a YAML/JSON definition that becomes a real Airflow DAG.
+
+Non-engineers describe a workflow as data (a trigger, run params as JSON Schema, and nodes that each
+name an OfficeFlow operator with its keyword arguments). :func:`validate` checks a definition and
+lists *every* problem at once, so an editor can fix them in one go; :func:`build_dag` turns a valid
+definition into an ``airflow.sdk.DAG`` (``dags/declarative_workflows.py`` does that for the bundled
+YAML files and for the workflows stored through the API).
+
+Config values are passed to the operators as they are; in the operators' templated fields Airflow
+renders them with Jinja at run time, so ``"{{ params.email }}"`` reads a run param and
+``"{{ ti.xcom_pull(task_ids='render')['document_id'] }}"`` reads a field of an upstream node's result.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import importlib
+import inspect
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from include.officeflow.settings import REPO_ROOT
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{2,62}$")
+NODE_ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+PARAM_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+TAG_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,50}$")
+ORGANIZATION_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+ENDPOINT_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+PYTHON_DAGS_DIR = REPO_ROOT / "dags"
+WORKFLOWS_DIR = REPO_ROOT / "include" / "workflows"
+FACTORY_FILE = "declarative_workflows.py"
+MAX_NODES = 100
+MAX_RETRIES = 10
+SCHEDULE_PRESETS = frozenset({"@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"})
+TOP_LEVEL_KEYS = frozenset({"name", "description", "organization_id", "trigger", "params", "nodes", "tags",
+                            "default_args"})
+NODE_KEYS = frozenset({"id", "type", "config", "depends_on"})
+DEFAULT_ARG_KEYS = frozenset({"retries", "retry_delay_seconds"})
+# BaseOperator arguments a node may set; durations are whole seconds in a definition.
+OPERATOR_ARGS = frozenset({"retries", "trigger_rule", "execution_timeout_seconds", "retry_delay_seconds"})
+# Arguments no definition may pass: they are the DAG's (params) or Python objects (callbacks, notifiers).
+NEVER_CONFIGURABLE = frozenset({"task_id", "dag", "params", "default_args", "notifiers"})
+# Paths on the worker's disk: whoever edits a workflow must not make a task read local files.
+LOCAL_FILES = frozenset({"path", "groups_file"})
+TRIGGER_RULES = frozenset({
+    "all_success", "all_failed", "all_done", "all_done_min_one_success", "all_done_setup_success", "one_success",
+    "one_failed", "one_done", "none_failed", "none_skipped", "always", "none_failed_min_one_success",
+    "all_skipped",
+})
+
+Problem = dict[str, str]
+
+
+class WorkflowInvalid(ValueError):
+    """A definition is invalid; ``problems`` lists every problem as ``{"path", "message"}``."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("invalid workflow: " + "; ".join(f"{p['path']}: {p['message']}" for p in problems))
+
+
+@dataclass(frozen=True)
+class NodeType:
+    """A node type: the OfficeFlow operator it instantiates and which of its arguments a node may set."""
+
+    name: str
+    operator: str  # "module:Class"
+    summary: str
+    excluded: frozenset[str] = field(default_factory=frozenset)
+
+    def operator_class(self) -> type:
+        module, _, cls = self.operator.partition(":")
+        return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+
+    def arguments(self) -> dict[str, inspect.Parameter]:
+        """The operator's own keyword parameters, up its MRO to (not including) ``BaseOperator``."""
+        return _operator_arguments(self.operator_class(), self.excluded)
+
+    def required(self) -> set[str]:
+        return {name for name, p in self.arguments().items() if p.default is inspect.Parameter.empty}
+
+
+@cache
+def _operator_arguments(cls: type, excluded: frozenset[str]) -> dict[str, inspect.Parameter]:
+    from airflow.sdk import BaseOperator
+
+    arguments: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        if klass is BaseOperator or not issubclass(klass, BaseOperator):
+            break
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        for name, parameter in inspect.signature(init).parameters.items():
+            if parameter.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL) or name == "self":
+                continue
+            if name not in excluded and name not in NEVER_CONFIGURABLE:
+                arguments.setdefault(name, parameter)
+    return arguments
+
+
+NODE_TYPES: dict[str, NodeType] = {t.name: t for t in (
+    NodeType("email", "operators.email:SendTemplatedEmailOperator",
+             "Render an email template (include/templates/email) and send it to each recipient."),
+    NodeType("slack_message", "operators.slack:SlackMessageOperator",
+             "Post a Slack message (template or text) to a channel or as a DM."),
+    NodeType("slack_channel", "operators.slack:CreateChannelOperator",
+             "Create (or reuse) a Slack channel, invite people, set its topic."),
+    NodeType("archive_slack_channel", "operators.slack:ArchiveChannelOperator", "Archive a Slack channel."),
+    NodeType("slack_approval", "operators.slack:SlackApprovalOperator",
+             "Ask approvers in Slack (and the Airflow UI); a Reject skips the downstream nodes.",
+             excluded=frozenset({"options", "multiple", "defaults", "assigned_users"})),
+    NodeType("provision_user", "operators.identity:ProvisionUserOperator",
+             "Create (or adopt) a user and their groups in Google Workspace, Entra or Okta.", excluded=LOCAL_FILES),
+    NodeType("update_user", "operators.identity:UpdateUserOperator", "Update a user's profile and groups.",
+             excluded=LOCAL_FILES),
+    NodeType("deprovision_user", "operators.identity:DeprovisionUserOperator",
+             "Suspend a user, remove their groups, optionally delete later.", excluded=LOCAL_FILES),
+    NodeType("render_document", "operators.documents:RenderDocumentOperator",
+             "Render a PDF from a document template and store it as a new version."),
+    NodeType("store_document", "operators.documents:StoreDocumentOperator",
+             "Store content (data, e.g. from an upstream node) as a new document version.", excluded=LOCAL_FILES),
+    NodeType("share_document", "operators.documents:ShareDocumentOperator",
+             "Create a time-limited share link of a stored document."),
+    NodeType("schedule_meeting", "operators.calendar:ScheduleMeetingOperator",
+             "Find a free slot for all attendees and book the meeting."),
+    NodeType("update_meeting", "operators.calendar:UpdateMeetingOperator", "Move or change a booked meeting."),
+    NodeType("cancel_meeting", "operators.calendar:CancelMeetingOperator", "Cancel a booked meeting."),
+)}
+
+
+def node_type_reference() -> list[dict[str, Any]]:
+    """Every node type with its operator and config keys (required ones flagged), for docs and the API."""
+    rows = []
+    for node_type in NODE_TYPES.values():
+        required = node_type.required()
+        rows.append({
+            "type": node_type.name, "operator": node_type.operator.replace(":", "."), "summary": node_type.summary,
+            "config": {name: ("required" if name in required else "optional") for name in node_type.arguments()},
+        })
+    return rows
+
+
+def python_dag_ids(dags_dir: Path = PYTHON_DAGS_DIR) -> set[str]:
+    """Dag ids of the bundled Python workflows, read from the DAG files' source (never imported here)."""
+    found: set[str] = set()
+    pattern = re.compile(r"""(?:dag_id\s*=\s*|\b(?:DAG|workflow_dag)\(\s*)["']([A-Za-z0-9_.-]+)["']""")
+    for path in sorted(dags_dir.glob("*.py")):
+        if path.name not in ("__init__.py", FACTORY_FILE):
+            found.update(pattern.findall(path.read_text(encoding="utf-8")))
+    return found
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+class _Problems(list[Problem]):
+    def add(self, path: str, message: str) -> None:
+        self.append({"path": path, "message": message})
+
+
+def validate(definition: Any, *, reserved: Iterable[str] | None = None) -> dict[str, Any]:
+    """Check a definition; return it normalised (defaults filled in) or raise :class:`WorkflowInvalid`.
+
+    ``reserved``: names no declarative workflow may take (the bundled Python DAG ids by default).
+    Structural problems are all collected first; if there are none, the DAG is built once so an
+    operator refusing its arguments is reported too (with the node's path).
+    """
+    normalised = _check(definition, python_dag_ids() if reserved is None else set(reserved))
+    _build(normalised)
+    return normalised
+
+
+def _check(definition: Any, reserved: set[str]) -> dict[str, Any]:
+    problems = _Problems()
+    if not isinstance(definition, Mapping):
+        raise WorkflowInvalid([{"path": "", "message": "a workflow definition must be an object"}])
+    for key in sorted(set(definition) - TOP_LEVEL_KEYS):
+        problems.add(key, f"unknown field (allowed: {', '.join(sorted(TOP_LEVEL_KEYS))})")
+    name = definition.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        problems.add("name", "must match ^[a-z][a-z0-9_]{2,62}$ (lowercase letters, digits, underscores; "
+                             "it becomes the DAG id)")
+    elif name in reserved:
+        problems.add("name", f"{name!r} is the dag_id of a bundled Python workflow; choose another name")
+    if not isinstance(definition.get("description", ""), str):
+        problems.add("description", "must be a string")
+    organization = definition.get("organization_id", "default")
+    if not isinstance(organization, str) or not ORGANIZATION_RE.match(organization):
+        problems.add("organization_id", "must be 1-64 letters, digits, '_', '.' or '-'")
+    _check_tags(definition.get("tags", []), problems)
+    _check_default_args(definition.get("default_args", {}), problems)
+    _check_trigger(definition.get("trigger", {"type": "manual"}), problems)
+    _check_params(definition.get("params", {}), problems)
+    _check_scheduled_params(definition.get("trigger"), definition.get("params"), problems)
+    _check_nodes(definition.get("nodes"), problems)
+    if problems:
+        raise WorkflowInvalid(list(problems))
+    return {
+        "name": name,
+        "description": definition.get("description", ""),
+        "organization_id": definition.get("organization_id", "default"),
+        "trigger": dict(definition.get("trigger", {"type": "manual"})),
+        "params": {k: dict(v) for k, v in definition.get("params", {}).items()},
+        "nodes": [{"id": n["id"], "type": n["type"], "config": dict(n.get("config", {})),
+                   "depends_on": list(n.get("depends_on", []))} for n in definition["nodes"]],
+        "tags": list(definition.get("tags", [])),
+        "default_args": dict(definition.get("default_args", {})),
+    }
+
+
+def _check_tags(tags: Any, problems: _Problems) -> None:
+    if not isinstance(tags, list):
+        problems.add("tags", "must be a list of strings")
+        return
+    for i, tag in enumerate(tags):
+        if not isinstance(tag, str) or not TAG_RE.match(tag):
+            problems.add(f"tags[{i}]", "must be 1-50 letters, digits or '_.:-'")
+
+
+def _check_retries(value: Any, path: str, problems: _Problems) -> None:
+    # OfficeFlow's rule for every DAG: external steps retry (tests/dags/test_dag_integrity.py).
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_RETRIES:
+        problems.add(path, f"must be a whole number from 1 to {MAX_RETRIES}")
+
+
+def _check_seconds(value: Any, path: str, problems: _Problems) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        problems.add(path, "must be a positive number of seconds")
+
+
+def _check_default_args(default_args: Any, problems: _Problems) -> None:
+    if not isinstance(default_args, Mapping):
+        problems.add("default_args", "must be an object")
+        return
+    for key in sorted(set(default_args) - DEFAULT_ARG_KEYS):
+        problems.add(f"default_args.{key}", f"not supported (allowed: {', '.join(sorted(DEFAULT_ARG_KEYS))})")
+    if "retries" in default_args:
+        _check_retries(default_args["retries"], "default_args.retries", problems)
+    if "retry_delay_seconds" in default_args:
+        _check_seconds(default_args["retry_delay_seconds"], "default_args.retry_delay_seconds", problems)
+
+
+def _check_trigger(trigger: Any, problems: _Problems) -> None:
+    if not isinstance(trigger, Mapping):
+        problems.add("trigger", "must be an object with a type (manual, schedule or webhook)")
+        return
+    kind = trigger.get("type")
+    allowed = {"manual": {"type"}, "schedule": {"type", "cron"}, "webhook": {"type", "endpoint_id"}}
+    if kind not in allowed:
+        problems.add("trigger.type", "must be manual, schedule or webhook")
+        return
+    for key in sorted(set(trigger) - allowed[kind]):
+        problems.add(f"trigger.{key}", f"not allowed for a {kind} trigger")
+    if kind == "schedule":
+        cron = trigger.get("cron")
+        if not isinstance(cron, str) or not _valid_cron(cron):
+            problems.add("trigger.cron", f"must be a cron expression (e.g. '0 9 * * 1-5') or one of "
+                                         f"{', '.join(sorted(SCHEDULE_PRESETS))}")
+    if kind == "webhook" and not (isinstance(trigger.get("endpoint_id"), str)
+                                  and ENDPOINT_ID_RE.match(trigger["endpoint_id"])):
+        problems.add("trigger.endpoint_id", "must be the id of an OfficeFlow webhook endpoint")
+
+
+def _valid_cron(cron: str) -> bool:
+    from croniter import croniter
+
+    return cron in SCHEDULE_PRESETS or (not cron.startswith("@") and croniter.is_valid(cron))
+
+
+def _check_params(params: Any, problems: _Problems) -> None:
+    from jsonschema import FormatChecker
+    from jsonschema.validators import validator_for
+
+    if not isinstance(params, Mapping):
+        problems.add("params", "must be an object: param name -> JSON Schema")
+        return
+    for name, schema in params.items():
+        path = f"params.{name}"
+        if not isinstance(name, str) or not PARAM_NAME_RE.match(name):
+            problems.add(path, "a param name must be a Python-style identifier (letters, digits, '_')")
+        if not isinstance(schema, Mapping):
+            problems.add(path, "must be a JSON Schema object (e.g. {type: string, default: ''})")
+            continue
+        for key in ("title", "description"):
+            if key in schema and not isinstance(schema[key], str):
+                problems.add(f"{path}.{key}", "must be a string")
+        body = {k: v for k, v in schema.items() if k != "default"}
+        validator = validator_for(body)
+        schema_errors = list(validator(validator.META_SCHEMA).iter_errors(body))
+        for error in schema_errors:
+            where = ".".join(str(p) for p in error.absolute_path)
+            problems.add(f"{path}.{where}" if where else path, f"invalid JSON Schema: {error.message}")
+        if "default" in schema and not schema_errors:
+            for error in validator(body, format_checker=FormatChecker()).iter_errors(schema["default"]):
+                problems.add(f"{path}.default", f"does not match the param's schema: {error.message}")
+
+
+def _check_scheduled_params(trigger: Any, params: Any, problems: _Problems) -> None:
+    # A scheduled run has no one to supply values: Airflow refuses such a DAG.
+    if isinstance(trigger, Mapping) and trigger.get("type") == "schedule" and isinstance(params, Mapping):
+        for name, schema in params.items():
+            if isinstance(schema, Mapping) and "default" not in schema:
+                problems.add(f"params.{name}", "a scheduled workflow's params all need a default")
+
+
+def _check_nodes(nodes: Any, problems: _Problems) -> None:
+    if not isinstance(nodes, list) or not nodes:
+        problems.add("nodes", "must be a non-empty list of nodes")
+        return
+    if len(nodes) > MAX_NODES:
+        problems.add("nodes", f"at most {MAX_NODES} nodes")
+    seen: dict[str, int] = {}
+    for i, node in enumerate(nodes):
+        if not isinstance(node, Mapping):
+            problems.add(f"nodes[{i}]", "must be an object with id, type, config and depends_on")
+            continue
+        node_id = node.get("id")
+        if not isinstance(node_id, str) or not NODE_ID_RE.match(node_id):
+            problems.add(f"nodes[{i}].id", "must match ^[a-z][a-z0-9_]{0,62}$ (it becomes the task id)")
+        elif node_id in seen:
+            problems.add(f"nodes[{i}].id", f"duplicate node id {node_id!r} (also nodes[{seen[node_id]}])")
+        else:
+            seen[node_id] = i
+        for key in sorted(set(node) - NODE_KEYS):
+            problems.add(f"nodes[{i}].{key}", f"unknown field (allowed: {', '.join(sorted(NODE_KEYS))})")
+        _check_node_config(i, node, problems)
+    graph = _check_depends_on(nodes, set(seen), problems)
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        cycle = list(dict.fromkeys(exc.args[1]))
+        problems.add("nodes", f"dependency cycle: {' -> '.join([*cycle, cycle[0]])}")
+
+
+def _check_node_config(i: int, node: Mapping[str, Any], problems: _Problems) -> None:
+    kind, config = node.get("type"), node.get("config", {})
+    label = f"node {node.get('id')!r}"
+    if not isinstance(config, Mapping):
+        problems.add(f"nodes[{i}].config", "must be an object of operator arguments")
+        config = {}
+    if kind not in NODE_TYPES:
+        problems.add(f"nodes[{i}].type", f"{label}: unknown node type {kind!r} (known: {', '.join(NODE_TYPES)})")
+        return
+    arguments = NODE_TYPES[kind].arguments()
+    for key in config:
+        if key not in arguments and key not in OPERATOR_ARGS:
+            problems.add(f"nodes[{i}].config.{key}", f"{label}: unknown config key {key!r} for {kind} nodes "
+                                                     f"(allowed: {', '.join(sorted({*arguments, *OPERATOR_ARGS}))})")
+    for key in sorted(NODE_TYPES[kind].required() - set(config)):
+        problems.add(f"nodes[{i}].config.{key}", f"{label}: missing required config key {key!r} for {kind} nodes")
+    if "retries" in config:
+        _check_retries(config["retries"], f"nodes[{i}].config.retries", problems)
+    for key in ("execution_timeout_seconds", "retry_delay_seconds"):
+        if key in config:
+            _check_seconds(config[key], f"nodes[{i}].config.{key}", problems)
+    if kind == "email" and isinstance(config.get("attachments"), list):
+        for j, attachment in enumerate(config["attachments"]):
+            if isinstance(attachment, Mapping) and "path" in attachment:
+                problems.add(f"nodes[{i}].config.attachments[{j}].path", f"{label}: attachments come from 'uri' "
+                                                                         "(s3://) or 'content_base64', not local files")
+    if "trigger_rule" in config and config["trigger_rule"] not in TRIGGER_RULES:
+        problems.add(f"nodes[{i}].config.trigger_rule", f"must be one of {', '.join(sorted(TRIGGER_RULES))}")
+
+
+def _check_depends_on(nodes: list[Any], ids: set[str], problems: _Problems) -> dict[str, list[str]]:
+    graph: dict[str, list[str]] = {}
+    for i, node in enumerate(nodes):
+        if not isinstance(node, Mapping) or not isinstance(node.get("id"), str):
+            continue
+        upstream = node.get("depends_on", [])
+        if not isinstance(upstream, list):
+            problems.add(f"nodes[{i}].depends_on", "must be a list of node ids")
+            continue
+        graph.setdefault(node["id"], [])
+        for j, other in enumerate(upstream):
+            if other not in ids:
+                problems.add(f"nodes[{i}].depends_on[{j}]", f"node {node['id']!r} depends on {other!r}, "
+                                                            "which is not a node of this workflow")
+            elif other == node["id"]:
+                problems.add(f"nodes[{i}].depends_on[{j}]", f"node {other!r} depends on itself")
+            else:
+                graph[node["id"]].append(other)
+    return graph
+
+
+# --- building ----------------------------------------------------------------------------------------
+
+
+def schedule_of(trigger: Mapping[str, Any]) -> str | None:
+    """The DAG's schedule: the cron of a schedule trigger; manual and webhook workflows are triggered."""
+    return str(trigger["cron"]) if trigger.get("type") == "schedule" else None
+
+
+def make_params(params: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``airflow.sdk.Param`` per declared param: a ``default`` becomes the Param's value, the rest its schema."""
+    from airflow.sdk import Param
+
+    made = {}
+    for name, schema in params.items():
+        rest = {k: v for k, v in schema.items() if k not in ("default", "description")}
+        if "default" in schema:
+            made[name] = Param(schema["default"], description=schema.get("description"), **rest)
+        else:
+            made[name] = Param(description=schema.get("description"), **rest)
+    return made
+
+
+def build_dag(definition: Any, *, reserved: Iterable[str] | None = None, doc_md: str | None = None) -> DAG:
+    """The Airflow DAG of a definition (validated first; raises :class:`WorkflowInvalid`)."""
+    checked = _check(definition, python_dag_ids() if reserved is None else set(reserved))
+    return _build(checked, doc_md)
+
+
+def _build(definition: dict[str, Any], doc_md: str | None = None) -> DAG:
+    try:
+        dag = _new_dag(definition, doc_md)
+    except Exception as exc:  # Airflow's own DAG checks
+        raise WorkflowInvalid([{"path": "", "message": f"Airflow refused the workflow: {exc}"}]) from exc
+    problems = _Problems()
+    tasks = {}
+    for i, node in enumerate(definition["nodes"]):
+        try:
+            tasks[node["id"]] = NODE_TYPES[node["type"]].operator_class()(
+                task_id=node["id"], dag=dag, **_operator_kwargs(node["type"], node["config"]))
+        except Exception as exc:  # the operator's own checks (e.g. "give exactly one of template or text")
+            problems.add(f"nodes[{i}].config", f"node {node['id']!r}: the {node['type']} operator refused its "
+                                               f"config: {exc}")
+    if problems:
+        raise WorkflowInvalid(list(problems))
+    for node in definition["nodes"]:
+        for upstream in node["depends_on"]:
+            tasks[upstream] >> tasks[node["id"]]
+    return dag
+
+
+def _new_dag(definition: dict[str, Any], doc_md: str | None) -> DAG:
+    from airflow.sdk import DAG
+
+    from include.officeflow.workflow_defaults import START_DATE, dag_callbacks, default_args
+
+    overrides: dict[str, Any] = {}
+    if "retries" in definition["default_args"]:
+        overrides["retries"] = definition["default_args"]["retries"]
+    if "retry_delay_seconds" in definition["default_args"]:
+        overrides["retry_delay"] = timedelta(seconds=definition["default_args"]["retry_delay_seconds"])
+    return DAG(
+        dag_id=definition["name"],
+        description=definition["description"] or None,
+        doc_md=doc_md,
+        schedule=schedule_of(definition["trigger"]),
+        start_date=START_DATE,
+        catchup=False,
+        is_paused_upon_creation=False,
+        tags=list(dict.fromkeys(["officeflow", "declarative", *definition["tags"]])),
+        default_args=default_args(**overrides),
+        params=make_params(definition["params"]),
+        **dag_callbacks(),
+    )
+
+
+def _operator_kwargs(kind: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    arguments = NODE_TYPES[kind].arguments()
+    kwargs: dict[str, Any] = {}
+    for key, value in config.items():
+        if key in ("execution_timeout_seconds", "retry_delay_seconds"):
+            kwargs[key.removesuffix("_seconds")] = timedelta(seconds=value)
+        elif key in arguments and _takes_timedelta(arguments[key]) and isinstance(value, int | float):
+            kwargs[key] = timedelta(seconds=value)  # durations are seconds in a definition
+        else:
+            kwargs[key] = value
+    return kwargs
+
+
+def _takes_timedelta(parameter: inspect.Parameter) -> bool:
+    return "timedelta" in str(parameter.annotation) and "int" not in str(parameter.annotation)
+
+
+# --- run conf ---------------------------------------------------------------------------------------
+
+
+def check_conf(params: Mapping[str, Mapping[str, Any]], conf: Any) -> list[Problem]:
+    """Every problem of a run's ``conf`` against the workflow's params (missing, wrong type, format).
+
+    Keys that are not params are allowed, as Airflow allows them.
+    """
+    from jsonschema import FormatChecker
+    from jsonschema.validators import validator_for
+
+    if not isinstance(conf, Mapping):
+        return [{"path": "conf", "message": "must be an object"}]
+    problems = _Problems()
+    for name, schema in params.items():
+        if name not in conf and "default" not in schema:
+            problems.add(f"conf.{name}", "required (the param has no default)")
+            continue
+        value = conf.get(name, schema.get("default"))
+        body = {k: v for k, v in schema.items() if k != "default"}
+        for error in validator_for(body)(body, format_checker=FormatChecker()).iter_errors(value):
+            problems.add(f"conf.{name}", error.message)
+    return list(problems)
+
+
+# --- bundled files ---------------------------------------------------------------------------------
+
+
+def load_definition_file(path: Path) -> Any:
+    """A definition from a ``.yaml``/``.yml`` or ``.json`` file (parsed, not validated)."""
+    import json
+
+    import yaml
+
+    text = path.read_text(encoding="utf-8")
+    return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+
+
+def definition_files(directory: Path = WORKFLOWS_DIR) -> list[Path]:
+    """The bundled definition files (``include/workflows/*.yaml``), sorted."""
+    return sorted(p for p in directory.glob("*") if p.suffix in (".yaml", ".yml", ".json"))

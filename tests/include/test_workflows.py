@@ -1,0 +1,277 @@
+"""Declarative workflow definitions: every problem kind (all listed at once), the DAG they become,
+run conf checks, and the DAG factory (bundled YAML + store, broken definitions skipped, store down)."""
+
+from __future__ import annotations
+
+import copy
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from include.officeflow import workflows
+from include.officeflow.workflows import WorkflowInvalid, build_dag, check_conf, validate
+
+FACTORY = Path(__file__).resolve().parents[2] / "dags" / "declarative_workflows.py"
+
+
+def good(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": "contractor_welcome",
+        "description": "Welcome a contractor",
+        "trigger": {"type": "manual"},
+        "params": {"email": {"type": "string", "format": "idn-email", "title": "Email"},
+                   "first_name": {"type": "string", "default": "there", "description": "Shown in the greeting"}},
+        "nodes": [
+            {"id": "render", "type": "render_document",
+             "config": {"template": "welcome_pack", "logical_key": "welcome/{{ params.email }}",
+                        "title": "Welcome pack", "variables": {"first_name": "{{ params.first_name }}"}}},
+            {"id": "share", "type": "share_document", "depends_on": ["render"],
+             "config": {"document_id": "{{ ti.xcom_pull(task_ids='render')['document_id'] }}", "expires_in": 3600}},
+            {"id": "welcome", "type": "email", "depends_on": ["render"],
+             "config": {"template": "welcome", "to": "{{ params.email }}", "retries": 5,
+                        "execution_timeout_seconds": 120, "trigger_rule": "all_done"}},
+            {"id": "announce", "type": "slack_message", "depends_on": ["share", "welcome"],
+             "config": {"channel": "#general", "text": "{{ params.first_name }} joined"}},
+        ],
+    }
+    body.update(changes)
+    return body
+
+
+def problems_of(definition: Any, **kwargs: Any) -> list[dict[str, str]]:
+    with pytest.raises(WorkflowInvalid) as caught:
+        validate(definition, **kwargs)
+    return caught.value.problems
+
+
+def test_a_valid_definition_is_normalised():
+    checked = validate(good())
+    assert checked["organization_id"] == "default" and checked["tags"] == [] and checked["default_args"] == {}
+    assert checked["nodes"][0]["depends_on"] == []
+
+
+def test_every_problem_is_listed_at_once():
+    bad = good(name="Contractor Welcome", colour="blue", trigger={"type": "schedule", "cron": "every monday"},
+               tags=["ok", "not ok!"], default_args={"retries": 0, "pool": "x"})
+    bad["params"]["age"] = {"type": "integr"}
+    bad["params"]["team"] = {"type": "string", "default": 3}
+    bad["params"]["bad-name"] = {"type": "string"}
+    bad["nodes"] = [
+        {"id": "render", "type": "render_document", "config": {"template": "welcome_pack", "colour": "red"}},
+        {"id": "render", "type": "email", "config": {"template": "welcome", "to": "x@example.com"}},
+        {"id": "fax", "type": "fax_machine", "config": {}},
+        {"id": "a", "type": "slack_message", "config": {"text": "x", "channel": "#x"}, "depends_on": ["b", "ghost"]},
+        {"id": "b", "type": "slack_message", "config": {"text": "x", "channel": "#x", "retries": 99},
+         "depends_on": ["a"]},
+        {"id": "c", "type": "slack_message", "config": {"text": "x", "channel": "#x", "trigger_rule": "sometimes"},
+         "depends_on": ["c"]},
+    ]
+    problems = problems_of(bad)
+    by_path = {p["path"]: p["message"] for p in problems}
+    assert set(by_path) == {
+        "colour", "name", "trigger.cron", "tags[1]", "default_args.retries", "default_args.pool",
+        "params.age.type", "params.team.default", "params.bad-name",
+        "nodes[0].config.colour", "nodes[0].config.logical_key", "nodes[0].config.title",
+        "nodes[1].id", "nodes[2].type", "nodes[3].depends_on[1]", "nodes[4].config.retries",
+        "nodes[5].config.trigger_rule", "nodes[5].depends_on[0]", "nodes",
+        "params.email", "params.age",  # a scheduled workflow's params need defaults
+    }, problems
+    assert "unknown config key 'colour'" in by_path["nodes[0].config.colour"]
+    assert by_path["nodes[0].config.colour"].startswith("node 'render'")
+    assert "missing required config key 'title'" in by_path["nodes[0].config.title"]
+    assert "duplicate node id 'render'" in by_path["nodes[1].id"]
+    assert "unknown node type 'fax_machine'" in by_path["nodes[2].type"]
+    assert "'ghost', which is not a node" in by_path["nodes[3].depends_on[1]"]
+    assert by_path["nodes"] == "dependency cycle: a -> b -> a" or by_path["nodes"] == "dependency cycle: b -> a -> b"
+    assert "depends on itself" in by_path["nodes[5].depends_on[0]"]
+    assert "3 is not of type 'string'" in by_path["params.team.default"]
+
+
+@pytest.mark.parametrize(("trigger", "path"), [
+    ({"type": "cron"}, "trigger.type"),
+    ({"type": "schedule"}, "trigger.cron"),
+    ({"type": "schedule", "cron": "@fortnightly"}, "trigger.cron"),
+    ({"type": "webhook"}, "trigger.endpoint_id"),
+    ({"type": "manual", "cron": "@daily"}, "trigger.cron"),
+    ("manual", "trigger"),
+])
+def test_bad_triggers(trigger, path):
+    definition = good(trigger=trigger)
+    definition["params"]["email"]["default"] = "it@example.com"
+    assert [p["path"] for p in problems_of(definition)] == [path]
+
+
+def test_scheduled_workflows_need_defaults_for_every_param():
+    problems = problems_of(good(trigger={"type": "schedule", "cron": "@daily"}))
+    assert problems == [{"path": "params.email", "message": "a scheduled workflow's params all need a default"}]
+
+
+def test_durations_are_seconds_in_a_definition():
+    definition = good(nodes=[{"id": "ask", "type": "slack_approval",
+                              "config": {"subject": "Go?", "approvers": ["boss@example.com"], "channel": "#x",
+                                         "response_timeout": 600}}])
+    dag = build_dag(definition)
+    assert dag.task_dict["ask"].response_timeout == timedelta(minutes=10)
+
+
+def test_local_files_are_out_of_reach():
+    definition = good(nodes=[
+        {"id": "store", "type": "store_document", "config": {"path": "/etc/passwd", "logical_key": "k", "title": "t"}},
+        {"id": "user", "type": "provision_user", "config": {"person": {}, "provider": "okta", "groups_file": "/x"}},
+        {"id": "mail", "type": "email", "config": {"template": "welcome", "to": "a@example.com",
+                                                   "attachments": [{"filename": "x", "path": "/etc/hosts"}]}}])
+    assert {p["path"] for p in problems_of(definition)} == {
+        "nodes[0].config.path", "nodes[1].config.groups_file", "nodes[2].config.attachments[0].path"}
+
+
+def test_other_shapes_are_refused_with_a_path():
+    assert problems_of(["not", "an", "object"]) == [{"path": "", "message": "a workflow definition must be an object"}]
+    assert [p["path"] for p in problems_of(good(nodes=[]))] == ["nodes"]
+    assert [p["path"] for p in problems_of(good(params={"x": "string"}))] == ["params.x"]
+    node_problems = problems_of(good(nodes=[{"id": "a", "type": "email", "config": [], "depends_on": "b",
+                                              "when": "now"}]))
+    assert {p["path"] for p in node_problems} >= {"nodes[0].config", "nodes[0].depends_on", "nodes[0].when"}
+
+
+def test_names_of_bundled_python_workflows_are_reserved():
+    ids = workflows.python_dag_ids()
+    assert {"employee_onboarding", "identity_provisioning", "officeflow_approval_smoke"} <= ids
+    assert "new_contractor_welcome" not in ids  # the factory's YAML workflows are not Python DAGs
+    problems = problems_of(good(name="employee_onboarding"))
+    assert problems == [{"path": "name", "message": "'employee_onboarding' is the dag_id of a bundled Python "
+                                                    "workflow; choose another name"}]
+    assert validate(good(name="employee_onboarding"), reserved=[])["name"] == "employee_onboarding"
+
+
+def test_an_operator_refusing_its_config_is_reported_for_its_node():
+    bad = good()
+    bad["nodes"][3]["config"] = {"text": "x", "channel": "#x", "user_email": "a@example.com"}
+    assert problems_of(bad) == [{"path": "nodes[3].config", "message": "node 'announce': the slack_message operator "
+                                 "refused its config: give exactly one of channel or user_email"}]
+
+
+def test_build_dag_shape_params_and_defaults():
+    dag = build_dag(good(tags=["contractors"], default_args={"retries": 2, "retry_delay_seconds": 10}))
+    assert dag.dag_id == "contractor_welcome" and dag.description == "Welcome a contractor"
+    assert dag.tags == {"officeflow", "declarative", "contractors"} and dag.catchup is False
+    assert dag.is_paused_upon_creation is False and dag.schedule is None
+    assert {t.task_id: t.upstream_task_ids for t in dag.tasks} == {
+        "render": set(), "share": {"render"}, "welcome": {"render"}, "announce": {"share", "welcome"}}
+    assert type(dag.task_dict["render"]).__name__ == "RenderDocumentOperator"
+    welcome = dag.task_dict["welcome"]
+    assert welcome.to == "{{ params.email }}" and welcome.retries == 5
+    assert welcome.execution_timeout == timedelta(seconds=120) and welcome.trigger_rule == "all_done"
+    assert dag.task_dict["render"].retries == 2 and dag.task_dict["render"].retry_delay == timedelta(seconds=10)
+    assert dag.task_dict["share"].expires_in == 3600
+    email, first_name = dag.params.get_param("email"), dag.params.get_param("first_name")
+    assert email.schema == {"type": "string", "format": "idn-email", "title": "Email"}
+    assert first_name.value == "there" and first_name.description == "Shown in the greeting"
+
+
+@pytest.mark.parametrize(("trigger", "schedule"), [
+    ({"type": "schedule", "cron": "0 9 * * 1-5"}, "0 9 * * 1-5"),
+    ({"type": "schedule", "cron": "@daily"}, "@daily"),
+    ({"type": "webhook", "endpoint_id": "bamboohr-main"}, None),
+])
+def test_schedule_follows_the_trigger(trigger, schedule):
+    definition = good(trigger=trigger)
+    definition["params"]["email"]["default"] = "it@example.com"  # nobody supplies params to a scheduled run
+    dag = build_dag(definition)
+    if schedule is None:
+        assert dag.schedule is None
+    else:
+        assert dag.schedule == schedule and type(dag.timetable).__name__ == "CronTriggerTimetable"
+
+
+def test_check_conf_lists_every_problem():
+    params = validate(good())["params"]
+    assert check_conf(params, {"email": "ada@example.com"}) == []
+    assert check_conf(params, {"email": "ada@example.com", "unknown": 1}) == []  # as in Airflow
+    problems = check_conf({**params, "count": {"type": "integer", "minimum": 1}},
+                          {"email": "nope", "first_name": 5, "count": 0})
+    assert [p["path"] for p in problems] == ["conf.email", "conf.first_name", "conf.count"]
+    assert check_conf(params, {}) == [{"path": "conf.email", "message": "required (the param has no default)"}]
+    assert check_conf(params, ["x"]) == [{"path": "conf", "message": "must be an object"}]
+
+
+def test_bundled_definitions_are_valid():
+    names = set()
+    for path in workflows.definition_files():
+        names.add(validate(workflows.load_definition_file(path))["name"])
+    assert {"new_contractor_welcome", "manager_heads_up"} <= names
+
+
+def test_node_type_reference_comes_from_the_operators():
+    reference = {row["type"]: row for row in workflows.node_type_reference()}
+    assert set(reference) == set(workflows.NODE_TYPES)
+    assert reference["deprovision_user"]["config"]["login"] == "required"
+    assert reference["slack_message"]["config"]["conn_id"] == "optional"  # from the _SlackOperator base
+    assert "options" not in reference["slack_approval"]["config"]
+
+
+# --- the factory -----------------------------------------------------------------------------------
+
+
+def factory_dags() -> dict[str, Any]:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(FACTORY))
+    assert bag.import_errors == {}
+    return bag.dags
+
+
+def store_workflow(name: str, definition: dict[str, Any]) -> None:
+    """Write a workflow row straight into the store (as an older, laxer release might have)."""
+    from include.officeflow.store import Workflow, WorkflowVersion, session_scope
+
+    with session_scope() as session:
+        row = Workflow(name=name, latest_version=1, created_by="test", updated_by="test")
+        session.add(row)
+        session.flush()
+        session.add(WorkflowVersion(workflow_id=row.id, version=1, definition=definition, created_by="test"))
+
+
+@pytest.fixture
+def workflow_store(store_url):
+    from include.officeflow.store import get_engine
+
+    with get_engine(store_url).begin() as conn:
+        conn.execute(text("TRUNCATE workflow_versions, workflows CASCADE"))
+    yield store_url
+    with get_engine(store_url).begin() as conn:
+        conn.execute(text("TRUNCATE workflow_versions, workflows CASCADE"))
+
+
+def test_factory_builds_yaml_and_stored_workflows_and_skips_broken_ones(workflow_store, caplog):
+    broken = copy.deepcopy(good(name="broken_one"))
+    broken["nodes"][0]["type"] = "fax_machine"
+    store_workflow("stored_one", good(name="stored_one"))
+    store_workflow("broken_one", broken)
+    store_workflow("new_contractor_welcome", good(name="new_contractor_welcome"))  # clashes with a file
+    dags = factory_dags()
+    assert {"new_contractor_welcome", "manager_heads_up", "stored_one"} <= set(dags)
+    assert "broken_one" not in dags
+    assert [t.task_id for t in dags["new_contractor_welcome"].tasks] == ["send_welcome", "announce_in_slack"]
+    assert "version 1" in (dags["stored_one"].doc_md or "")
+    logged = caplog.text
+    assert "broken_one" in logged and "new_contractor_welcome" in logged
+
+
+def test_factory_still_builds_the_yaml_workflows_when_the_store_is_down(settings_env, caplog):
+    settings_env.setenv("OFFICEFLOW_DB_URL", "postgresql+psycopg2://nobody@127.0.0.1:9/none")
+    dags = factory_dags()
+    assert {"new_contractor_welcome", "manager_heads_up"} <= set(dags)
+    assert "OfficeFlow store unavailable" in caplog.text
+
+
+def test_the_docs_table_lists_every_node_type_and_its_config_keys():
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "workflows.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(" `"): line for line in docs.splitlines() if line.startswith("| `")}
+    for reference in workflows.node_type_reference():
+        row = rows.get(reference["type"])
+        assert row is not None, f"docs/workflows.md has no row for {reference['type']}"
+        for key in reference["config"]:
+            assert f"`{key}`" in row, f"docs/workflows.md: {reference['type']} lacks config key {key}"
