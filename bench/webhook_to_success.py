@@ -6,6 +6,10 @@ gateway (verify, store, trigger) adds end to end. Also times the gateway's 202 a
 against Airflow's REST create-run answer (the same trigger work without verify/store) and
 ``GET /officeflow/health/live`` (the same server doing no work).
 
+The DAG is the full workflow: the platform (with the SaaS sandbox, SMTP sink and Slack signing
+secret) comes from bench/onboarding_runtime.py, and each timed run's equipment approval is clicked
+through in Slack as soon as it is asked, on both paths.
+
     ./run.sh bench            # or: PYTHONPATH=. .venv/bin/python bench/webhook_to_success.py --runs 10
 """
 
@@ -14,10 +18,9 @@ from __future__ import annotations
 import argparse
 import os
 import platform as host
+import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -27,9 +30,14 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.conftest import BAMBOOHR_TEST_KEY, base_environment  # noqa: E402
-from tests.harness.airflow_platform import AirflowPlatform  # noqa: E402
-from tests.harness.postgres import PostgresCluster  # noqa: E402
+from bench.onboarding_runtime import (  # noqa: E402
+    OnboardingPlatform,
+    click_approve,
+    finished_run,
+    hire_conf,
+    onboarding_platform,
+    trigger,
+)
 from tests.plugins.gateway_client import hire_body, signed  # noqa: E402
 
 
@@ -40,10 +48,12 @@ def summary(values: list[float]) -> str:
             f"min {ordered[0]:7.3f}  max {ordered[-1]:7.3f}  (n={len(ordered)})")
 
 
-def wait_success(platform: AirflowPlatform, run_id: str) -> None:
-    run = platform.wait_for_run("employee_onboarding", run_id, timeout=300)
+def wait_success(running: OnboardingPlatform, run_id: str) -> None:
+    """Approve the run's equipment request in Slack as soon as it is asked, then wait for success."""
+    click_approve(running, run_id)
+    run = finished_run(running.airflow, "employee_onboarding", run_id)
     if run["state"] != "success":
-        raise SystemExit(f"run {run_id} ended {run['state']}\n{platform.logs_tail()}")
+        raise SystemExit(f"run {run_id} ended {run['state']}\n{running.airflow.logs_tail()}")
 
 
 def main() -> None:
@@ -52,58 +62,40 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100, help="HTTP requests for the 202 latency part")
     args = parser.parse_args()
 
-    from include.officeflow.store import migrate
-    from include.sandbox.smtp_sink import SmtpSink
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop and delete the platform on SIGTERM too
+    with onboarding_platform() as running:
+        platform = running.airflow
+        webhook_url = platform.base_url + "/officeflow/webhooks/bamboohr"
 
-    cluster = PostgresCluster().start()
-    platform = None
-    try:
-        airflow_url = cluster.create_database("airflow")
-        store_url = cluster.create_database("officeflow")
-        home = Path(tempfile.mkdtemp(prefix="officeflow-bench-"))
-        env = base_environment(home, airflow_url, store_url)
-        os.environ.update(env)
-        subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env={**os.environ},
-                       check=True, capture_output=True)
-        migrate(store_url)
-        with SmtpSink(home / "mailbox") as smtp:
-            platform = AirflowPlatform(env, smtp_port=smtp.port).start()
-            assert BAMBOOHR_TEST_KEY
-            webhook_url = platform.base_url + "/officeflow/webhooks/bamboohr"
+        # Interleave the two paths so both see the same machine load.
+        webhook_s, rest_s = [], []
+        for i in range(args.runs):
+            employee_id = str(uuid.uuid4().int % 10**9)
+            body = hire_body(employee_id, f"bench-{employee_id}@officeflow.test")
+            started = time.perf_counter()
+            response = httpx.post(webhook_url, content=body, headers=signed(body), timeout=30)
+            response.raise_for_status()
+            wait_success(running, response.json()["dag_run_id"])
+            webhook_s.append(time.perf_counter() - started)
 
-            # Interleave the two paths so both see the same machine load.
-            webhook_s, rest_s = [], []
-            for i in range(args.runs):
-                body = hire_body(str(uuid.uuid4().int % 10**9), f"bench-{i}@example.com")
+            started = time.perf_counter()
+            wait_success(running, trigger(platform, "employee_onboarding", hire_conf(i)))
+            rest_s.append(time.perf_counter() - started)
+
+        # Runs created here are not waited for (nor approved): only the answer times count.
+        accept_ms, rest_ms, live_ms = [], [], []
+        with httpx.Client(timeout=30) as client:
+            for i in range(args.requests):
+                body = hire_body(str(uuid.uuid4().int % 10**9))
                 started = time.perf_counter()
-                response = httpx.post(webhook_url, content=body, headers=signed(body), timeout=30)
-                response.raise_for_status()
-                wait_success(platform, response.json()["dag_run_id"])
-                webhook_s.append(time.perf_counter() - started)
-
+                client.post(webhook_url, content=body, headers=signed(body)).raise_for_status()
+                accept_ms.append((time.perf_counter() - started) * 1000)
                 started = time.perf_counter()
-                response = platform.api("POST", "/api/v2/dags/employee_onboarding/dagRuns", json={
-                    "dag_run_id": f"bench_rest_{uuid.uuid4().hex}", "logical_date": None,
-                    "conf": {"first_name": "Ada", "email": f"rest-{i}@example.com"}})
-                response.raise_for_status()
-                wait_success(platform, response.json()["dag_run_id"])
-                rest_s.append(time.perf_counter() - started)
-
-            accept_ms, rest_ms, live_ms = [], [], []
-            with httpx.Client(timeout=30) as client:
-                for _ in range(args.requests):
-                    body = hire_body(str(uuid.uuid4().int % 10**9))
-                    started = time.perf_counter()
-                    client.post(webhook_url, content=body, headers=signed(body)).raise_for_status()
-                    accept_ms.append((time.perf_counter() - started) * 1000)
-                    started = time.perf_counter()
-                    platform.api("POST", "/api/v2/dags/employee_onboarding/dagRuns", json={
-                        "dag_run_id": f"bench_rest_{uuid.uuid4().hex}", "logical_date": None,
-                        "conf": {"first_name": "Ada", "email": "rest@example.com"}}).raise_for_status()
-                    rest_ms.append((time.perf_counter() - started) * 1000)
-                    started = time.perf_counter()
-                    client.get(platform.base_url + "/officeflow/health/live").raise_for_status()
-                    live_ms.append((time.perf_counter() - started) * 1000)
+                trigger(platform, "employee_onboarding", hire_conf(i))
+                rest_ms.append((time.perf_counter() - started) * 1000)
+                started = time.perf_counter()
+                client.get(platform.base_url + "/officeflow/health/live").raise_for_status()
+                live_ms.append((time.perf_counter() - started) * 1000)
 
         print(f"machine: {host.node()} {host.machine()}, {os.cpu_count()} cores, Python {host.python_version()}")
         print(f"webhook -> run success (s)      {summary(webhook_s)}")
@@ -111,10 +103,6 @@ def main() -> None:
         print(f"webhook 202 answer (ms)         {summary(accept_ms)}")
         print(f"REST API create-run answer (ms) {summary(rest_ms)}   <- baseline (same work, no verify/store)")
         print(f"health/live answer (ms)         {summary(live_ms)}   <- baseline (no work)")
-    finally:
-        if platform is not None:
-            platform.stop()
-        cluster.stop()
 
 
 if __name__ == "__main__":

@@ -255,7 +255,7 @@ def _check_trigger(trigger: Any, problems: _Problems) -> None:
         problems.add("trigger", "must be an object with a type (manual, schedule or webhook)")
         return
     kind = trigger.get("type")
-    allowed = {"manual": {"type"}, "schedule": {"type", "cron"}, "webhook": {"type", "endpoint_id"}}
+    allowed = {"manual": {"type"}, "schedule": {"type", "cron"}, "webhook": {"type", "endpoint_id", "event_type"}}
     if kind not in allowed:
         problems.add("trigger.type", "must be manual, schedule or webhook")
         return
@@ -269,6 +269,10 @@ def _check_trigger(trigger: Any, problems: _Problems) -> None:
     if kind == "webhook" and not (isinstance(trigger.get("endpoint_id"), str)
                                   and ENDPOINT_ID_RE.match(trigger["endpoint_id"])):
         problems.add("trigger.endpoint_id", "must be the id of an OfficeFlow webhook endpoint")
+    event_type = trigger.get("event_type")
+    if kind == "webhook" and event_type is not None and not (isinstance(event_type, str)
+                                                             and 0 < len(event_type) <= 128):
+        problems.add("trigger.event_type", "must be the event type (1-128 characters) the endpoint routes here")
 
 
 def _valid_cron(cron: str) -> bool:

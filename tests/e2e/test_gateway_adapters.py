@@ -1,5 +1,8 @@
 """End to end per adapter: endpoints created through the management API of a real api-server,
-deliveries signed as each provider does, runs created by the dispatcher and executed by Airflow."""
+deliveries signed as each provider does, runs created by the dispatcher and executed by Airflow.
+
+The endpoints start ``new_contractor_welcome`` (a bundled declarative workflow: a welcome email, then a
+Slack message), which needs only a first name and an email: what every adapter's sample carries."""
 
 from __future__ import annotations
 
@@ -14,15 +17,18 @@ import pytest
 
 from include.sandbox.smtp_sink import SmtpSink
 from plugins.officeflow_gateway.adapters import bamboohr, generic
+from tests.e2e.test_identity_provisioning import wait_for_dag
 from tests.harness.airflow_platform import AirflowPlatform
 
 pytestmark = pytest.mark.e2e
 API = "/officeflow/api/v1"
+TARGET = "new_contractor_welcome"
 
 
 def create_endpoint(platform: AirflowPlatform, **body: Any) -> dict[str, Any]:
+    wait_for_dag(platform, TARGET)
     response = platform.api("POST", f"{API}/webhook-endpoints",
-                            json={"name": "e2e", "target_dag_id": "employee_onboarding", **body})
+                            json={"name": "e2e", "target_dag_id": TARGET, **body})
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -34,7 +40,7 @@ def deliver(platform: AirflowPlatform, endpoint: dict[str, Any], body: bytes,
 
 
 def assert_run_and_mail(platform: AirflowPlatform, smtp: SmtpSink, accepted: dict[str, Any], email: str) -> None:
-    run = platform.wait_for_run("employee_onboarding", accepted["dag_run_id"])
+    run = platform.wait_for_run(TARGET, accepted["dag_run_id"])
     assert run["state"] == "success", platform.logs_tail()
     assert run["conf"]["email"] == email
     deadline = time.monotonic() + 10

@@ -75,7 +75,7 @@ def approve(platform: AirflowPlatform, sandbox: SandboxServer, dag_id: str, run_
             message = next((m for m in sandbox.state("slack")["messages"].get(APPROVALS_CHANNEL, [])
                             if run_id in str(m.get("blocks"))), None)
             if message is not None:
-                time.sleep(3)  # as a person would: see test_slack_approval.waiting_message
+                time.sleep(8)  # as a person would: see test_slack_approval.waiting_message
                 body, headers = signed_click(message, APPROVALS_CHANNEL, "officeflow_approve", MANAGER_SLACK_ID)
                 response = httpx.post(f"{platform.base_url}/officeflow/slack/interactions", content=body,
                                       headers=headers, timeout=10)

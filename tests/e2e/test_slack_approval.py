@@ -46,7 +46,7 @@ def waiting_message(platform: AirflowPlatform, sandbox: SandboxServer, run_id: s
                     # Click as a person would, not within milliseconds of the park: a response that
                     # resumes the task before the scheduler has handled the parking worker's exit
                     # makes Airflow 3.3 count that exit as an external kill (a retry, a new request).
-                    time.sleep(3)
+                    time.sleep(8)
                     return message
         time.sleep(1)
     raise AssertionError(f"no approval request for {run_id}\n{platform.logs_tail()}")

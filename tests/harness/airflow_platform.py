@@ -113,6 +113,24 @@ class AirflowPlatform:
         raise AssertionError(f"run {run_id} not finished after {timeout}s: {run}\n"
                              f"{self.task_states(dag_id, run_id)}\n{self.logs_tail()}")
 
+    def wait_for_task(self, dag_id: str, run_id: str, task_id: str, timeout: float = 180) -> str:
+        """Poll until the task instance finishes (or waits for a person); return its state."""
+        deadline = time.monotonic() + timeout
+        state = None
+        while time.monotonic() < deadline:
+            response = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+            state = response.json().get("state") if response.status_code == 200 else None
+            if state in ("success", "failed", "upstream_failed", "skipped", "awaiting_input"):
+                return state
+            time.sleep(0.5)
+        raise AssertionError(f"{dag_id}/{run_id}/{task_id} still {state} after {timeout}s\n"
+                             f"{self.task_states(dag_id, run_id)}\n{self.logs_tail()}")
+
+    def settle(self, dag_id: str, run_id: str) -> None:
+        """Mark a run that waits for a person (an approval nobody will give in this test) as done."""
+        response = self.api("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json={"state": "success"})
+        assert response.status_code == 200, response.text
+
     def task_states(self, dag_id: str, run_id: str) -> str:
         """``task_id[map_index]: state (try n)`` per task instance of the run, for failure messages."""
         response = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 100})

@@ -22,10 +22,13 @@ def quiet(airflow_db, clean_store, monkeypatch):
     monkeypatch.setattr(dispatch.dispatcher, "ensure_started", lambda: None)
 
 
+HIRE = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com"}
+
+
 def pending_event(dag_id: str, conf: dict | None = None) -> str:
     provider_id = f"evt-{uuid.uuid4().hex}"
     outcome = store(endpoint_id="test", provider_event_id=provider_id, event_type="employee.created",
-                    document={}, conf=conf or {"first_name": "Ada", "email": "ada@example.com"},
+                    document={}, conf=conf or HIRE,
                     status=EventStatus.PENDING, dag_id=dag_id, dag_run_id=run_id_for("test", provider_id),
                     correlation_id="cid-1", error=None)
     return outcome.event_id
@@ -110,7 +113,7 @@ def test_dead_letter_after_max_attempts(quiet, settings_env):
 
 
 def test_conf_refused_by_the_dag_is_rejected_without_retries(quiet):
-    event_id = pending_event("employee_onboarding", conf={"first_name": "Ada"})  # no email
+    event_id = pending_event("employee_onboarding", conf={"first_name": "Ada", "last_name": "L"})  # no email
     assert dispatch.dispatch_one(event_id) == "rejected"
     event = load(event_id)
     assert event.attempts == 1 and "email" in (event.error or "") and event.next_attempt_at is None

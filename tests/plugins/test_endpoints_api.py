@@ -616,7 +616,9 @@ def test_bamboohr_delivery_through_a_created_endpoint_starts_the_mapped_run(clie
     assert conf == {"employee_id": employee, "first_name": "Ada", "last_name": "Lovelace",
                     "email": "grace@example.com", "department": "Engineering", "job_title": "Software Engineer",
                     "start_date": "2026-12-07", "correlation_id": "bhr-1", "source": "bamboohr",
-                    "event_type": "employee.created", "organization_id": "default"}
+                    "event_type": "employee.created", "organization_id": "default", "location": "London",
+                    "manager": "Workspace Admin", "manager_email": "admin@officeflow.test",
+                    "personal_email": f"ada.{employee}@home.example"}
     # The built-in endpoint's key does not open a created endpoint.
     from tests.conftest import BAMBOOHR_TEST_KEY
 

@@ -281,3 +281,29 @@ def test_node_types_reference(api, admin):
     assert types["email"]["operator"] == "operators.email.SendTemplatedEmailOperator"
     assert types["email"]["config"]["template"] == "required" and types["email"]["config"]["reply_to"] == "optional"
     assert "options" not in types["slack_approval"]["config"]
+
+
+def test_a_webhook_trigger_routes_its_endpoint_to_the_workflow(api, admin):
+    endpoint = api.post("/api/v1/webhook-endpoints", headers=admin, json={
+        "name": "contractors", "adapter": "generic", "target_dag_id": "employee_onboarding"}).json()
+    routed = definition(trigger={"type": "webhook", "endpoint_id": endpoint["id"], "event_type": "contractor.hired"})
+    create(api, admin, routed)
+    stored = api.get(f"/api/v1/webhook-endpoints/{endpoint['id']}", headers=admin).json()
+    assert stored["routes"] == {"contractor.hired": routed["name"]}
+    assert stored["target_dag_id"] == "employee_onboarding"  # other event types still go where they went
+
+    default = definition(trigger={"type": "webhook", "endpoint_id": endpoint["id"]})
+    create(api, admin, default)
+    stored = api.get(f"/api/v1/webhook-endpoints/{endpoint['id']}", headers=admin).json()
+    assert stored["target_dag_id"] == default["name"] and stored["routes"] == {"contractor.hired": routed["name"]}
+
+    # An endpoint that does not exist (or belongs to another organization) is a problem; nothing is stored.
+    missing = definition(trigger={"type": "webhook", "endpoint_id": "ep_doesnotexist0000"})
+    response = api.post(API, json=missing, headers=admin)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["problems"] == [
+        {"path": "trigger.endpoint_id",
+         "message": "no webhook endpoint 'ep_doesnotexist0000' in organization 'default'"}]
+    assert api.get(f"{API}/{missing['name']}", headers=admin).status_code == 404
+    elsewhere = definition(organization_id="acme", trigger={"type": "webhook", "endpoint_id": endpoint["id"]})
+    assert api.post(API, json=elsewhere, headers=admin).status_code == 400

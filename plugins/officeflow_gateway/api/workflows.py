@@ -20,7 +20,8 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from include.officeflow import workflows
-from include.officeflow.store import Workflow, WorkflowVersion, session_scope
+from include.officeflow.store import WebhookEndpoint, Workflow, WorkflowVersion, session_scope
+from plugins.officeflow_gateway import endpoints
 from plugins.officeflow_gateway.auth import CreateWorkflows, DeleteWorkflows, EditWorkflows, ReadWorkflows
 from plugins.officeflow_gateway.errors import CORRELATION_HEADER, ApiError, correlation_id
 from plugins.officeflow_gateway.inbox import audit
@@ -254,6 +255,31 @@ async def node_types(_: ReadWorkflows) -> dict[str, Any]:
             "operator_config_keys": sorted(workflows.OPERATOR_ARGS)}
 
 
+class _EndpointProblem(Exception):
+    """A webhook trigger names an endpoint that cannot start this workflow."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.problems = [{"path": "trigger.endpoint_id", "message": message}]
+
+
+def _connect_endpoint(session: Any, definition: dict[str, Any]) -> str | None:
+    """A webhook trigger routes its endpoint to the workflow: ``routes[event_type]`` when the trigger
+    names an event type, else the endpoint's default ``target_dag_id``. Returns the endpoint id."""
+    trigger = definition.get("trigger") or {}
+    if trigger.get("type") != "webhook":
+        return None
+    endpoint = session.get(WebhookEndpoint, trigger["endpoint_id"], with_for_update=True)
+    if endpoint is None or endpoint.organization_id != definition["organization_id"]:
+        raise _EndpointProblem(f"no webhook endpoint {trigger['endpoint_id']!r} in organization "
+                               f"{definition['organization_id']!r}")
+    if trigger.get("event_type"):
+        endpoint.routes = {**(endpoint.routes or {}), trigger["event_type"]: definition["name"]}
+    else:
+        endpoint.target_dag_id = definition["name"]
+    return str(endpoint.id)
+
+
 @router.post("", status_code=201, response_model=WorkflowOut,
              responses={400: {"description": "Invalid definition; error.problems lists every problem"},
                         409: {"description": "A workflow with this name exists"}})
@@ -287,17 +313,23 @@ async def create_workflow(request: Request, user: CreateWorkflows,
                 version = WorkflowVersion(workflow_id=row.id, version=row.latest_version, definition=checked,
                                           created_by=_actor(user))
                 session.add(version)
+                connected = _connect_endpoint(session, checked)
                 session.flush()
                 out = _from_row(row, version)
         except IntegrityError:  # a concurrent create of the same name won
             raise ApiError(409, "conflict", f"workflow {name!r} exists; PUT a new version instead") from None
+        if connected:
+            endpoints.cache.invalidate(connected)
         if revived:
             _set_paused(name, False)
         audit("workflow.created", actor=_actor(user), resource_type="workflow", resource_id=name,
               outcome="success", correlation_id=cid, version=out.version, revived=revived)
         return out
 
-    out = await run_in_threadpool(work)
+    try:
+        out = await run_in_threadpool(work)
+    except _EndpointProblem as exc:
+        return _problems_response(request, 400, "invalid_workflow", str(exc), exc.problems)
     return JSONResponse(status_code=201, content=out.model_dump(mode="json"), headers={"ETag": f'"{out.version}"'})
 
 
@@ -349,13 +381,19 @@ async def update_workflow(name: str, request: Request, user: EditWorkflows,
             version = WorkflowVersion(workflow_id=row.id, version=row.latest_version, definition=checked,
                                       created_by=_actor(user))
             session.add(version)
+            connected = _connect_endpoint(session, checked)
             session.flush()
             out = _from_row(row, version)
+        if connected:
+            endpoints.cache.invalidate(connected)
         audit("workflow.updated", actor=_actor(user), resource_type="workflow", resource_id=name,
               outcome="success", correlation_id=cid, version=out.version)
         return out
 
-    out = await run_in_threadpool(work)
+    try:
+        out = await run_in_threadpool(work)
+    except _EndpointProblem as exc:
+        return _problems_response(request, 400, "invalid_workflow", str(exc), exc.problems)
     return JSONResponse(content=out.model_dump(mode="json"), headers={"ETag": f'"{out.version}"'})
 
 
