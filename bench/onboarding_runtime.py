@@ -128,15 +128,6 @@ def _dags_folder(home: Path, extra: dict[str, str]) -> Path:
     return folder
 
 
-def _wait_for_dag(airflow: AirflowPlatform, dag_id: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if airflow.api("GET", f"/api/v2/dags/{dag_id}").status_code == 200:
-            return
-        time.sleep(1)
-    raise RuntimeError(f"DAG {dag_id} not loaded after {timeout}s\n{airflow.logs_tail()}")
-
-
 def _seed_manager(email: str = PEOPLE_TEAM) -> None:
     """Give the manager an account in the sandbox's Google Workspace, as a real company's manager has:
     the first-day meetings are booked as their organizer (the people team, also organizing the IT
@@ -180,7 +171,7 @@ def onboarding_platform(noop_kind: str | None = None) -> Iterator[OnboardingPlat
             airflow = AirflowPlatform(env, smtp_port=smtp.port).start()
             running = OnboardingPlatform(airflow, sandbox, smtp.port, [NOOP_DAG_ID] if noop_kind else [])
             for dag_id in running.extra_dag_ids:
-                _wait_for_dag(airflow, dag_id)
+                airflow.wait_for_dag(dag_id, timeout=180)
             yield running
     finally:
         if airflow is not None:

@@ -16,7 +16,7 @@ from typing import Any
 from airflow.sdk import Param, task
 
 from include.officeflow.settings import get_settings
-from include.officeflow.workflow_defaults import checked, workflow_dag
+from include.officeflow.workflow_defaults import checked, identity_provider_param, workflow_dag
 from operators.calendar import CancelOrganizedMeetingsOperator
 from operators.email import SendTemplatedEmailOperator
 from operators.identity import DeprovisionUserOperator
@@ -37,8 +37,7 @@ with workflow_dag(
         "manager": Param("", type="string", title="Manager's name"),
         "manager_email": Param("", type="string", title="Manager's email (approves, receives the hand-over)"),
         "termination_date": Param("", type="string", title="Last working day (YYYY-MM-DD; empty: today)"),
-        "identity_provider": Param(settings.default_identity_provider, type="string",
-                                   enum=["google", "microsoft", "okta"], title="Identity provider"),
+        "identity_provider": identity_provider_param(),
         "retention_days": Param(settings.offboarding_retention_days, type="integer", minimum=0, maximum=3650,
                                 title="Days the disabled account is kept before deletion"),
     },
@@ -80,7 +79,7 @@ with workflow_dag(
     channel = ArchiveChannelOperator(task_id="archive_slack_channel", channel=leaver["channel_name"])
     exit_email = SendTemplatedEmailOperator(
         task_id="send_exit_email", template="offboarding_notice",
-        to="{{ ti.xcom_pull(task_ids='plan', key='personal_email') or ti.xcom_pull(task_ids='plan', key='email') }}",
+        to=leaver["exit_to"],
         variables=leaver["exit_email"], organization=leaver["organization_id"])
     checklist = SendTemplatedEmailOperator(
         task_id="send_manager_checklist", template="offboarding_manager_checklist", to=leaver["approver_email"],

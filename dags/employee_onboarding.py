@@ -22,7 +22,7 @@ from airflow.sdk import Param, task
 
 from dags.workflow_parts import equipment_approval
 from include.officeflow.settings import get_settings
-from include.officeflow.workflow_defaults import checked, workflow_dag
+from include.officeflow.workflow_defaults import checked, identity_provider_param, workflow_dag
 from operators.calendar import ScheduleMeetingOperator
 from operators.documents import RenderDocumentOperator
 from operators.email import SendTemplatedEmailOperator
@@ -48,8 +48,7 @@ with workflow_dag(
         "start_date": Param("", type="string", title="Start date (YYYY-MM-DD)"),
         "location": Param("", type="string", title="Location"),
         "time_zone": Param("UTC", type="string", title="Time zone of the first day (IANA, e.g. Europe/Berlin)"),
-        "identity_provider": Param(settings.default_identity_provider, type="string",
-                                   enum=["google", "microsoft", "okta"], title="Identity provider"),
+        "identity_provider": identity_provider_param(),
         "equipment": Param(["laptop"], type="array", items={"type": "string"}, maxItems=20,
                            title="Equipment to request (empty: none)"),
     },

@@ -12,13 +12,10 @@ from typing import Any
 
 from airflow.sdk import Param, task
 
-from include.officeflow.settings import get_settings
-from include.officeflow.workflow_defaults import checked, workflow_dag
+from include.officeflow.workflow_defaults import checked, identity_provider_param, workflow_dag
 from operators.email import SendTemplatedEmailOperator
 from operators.identity import UpdateUserOperator
 from operators.slack import SlackMessageOperator
-
-settings = get_settings()
 
 with workflow_dag(
     "employee_role_change",
@@ -34,8 +31,7 @@ with workflow_dag(
         "manager": Param("", type="string", title="Manager's name"),
         "manager_email": Param("", type="string", title="Manager's email (gets a Slack note)"),
         "effective_date": Param("", type="string", title="Effective date (YYYY-MM-DD)"),
-        "identity_provider": Param(settings.default_identity_provider, type="string",
-                                   enum=["google", "microsoft", "okta"], title="Identity provider"),
+        "identity_provider": identity_provider_param(),
     },
 ) as dag:
 

@@ -131,7 +131,12 @@ def load_attachment(spec: dict[str, Any], aws_conn_id: str | None = None,
                          "document_id")
     source = sources[0]
     if source == "document_id":
-        data, default_name, stored_type = _stored_document(str(spec["document_id"]), spec.get("version"), store_url)
+        from include.officeflow.documents import read_file
+
+        version = spec.get("version")
+        data, default_name, stored_type = read_file(str(spec["document_id"]),
+                                                    int(version) if version not in (None, "") else None,
+                                                    store_url=store_url)
         spec = {"content_type": stored_type, **spec}
     elif source == "path":
         path = Path(spec["path"])
@@ -160,20 +165,6 @@ def load_attachment(spec: dict[str, Any], aws_conn_id: str | None = None,
     if content_type.count("/") != 1:
         raise ValueError(f"attachment {filename!r}: bad content_type {content_type!r}")
     return Attachment(filename=filename, content_type=content_type, data=data)
-
-
-def _stored_document(document_id: str, version: Any, store_url: str | None) -> tuple[bytes, str, str]:
-    """Bytes, file name and content type of a stored document version (the current one by default)."""
-    from include.officeflow import documents
-    from include.officeflow.store import Document, session_scope
-
-    number = int(version) if version not in (None, "") else None
-    with session_scope(store_url) as session:
-        row = documents.get_version(session, document_id, number)
-        document = session.get(Document, document_id)
-        assert document is not None  # get_version found one of its versions
-        name, content_type, number = documents.filename_for(document, row), row.content_type, row.version
-    return documents.read_version(document_id, number, store_url=store_url), name, content_type
 
 
 # --- providers ----------------------------------------------------------------------------------

@@ -536,12 +536,21 @@ def _stored(row: DocumentVersion, created: bool = True) -> StoredVersion:
 
 def read_version(document_id: str, version: int | None = None, *, store_url: str | None = None) -> bytes:
     """The bytes of a version (the current one by default), checked against the recorded checksum."""
+    return read_file(document_id, version, store_url=store_url)[0]
+
+
+def read_file(document_id: str, version: int | None = None, *,
+              store_url: str | None = None) -> tuple[bytes, str, str]:
+    """``(bytes, file name, content type)`` of a version (e.g. to attach it), checksum-verified."""
     with session_scope(store_url) as session:
         row = get_version(session, document_id, version)
+        document = session.get(Document, document_id)
+        assert document is not None  # get_version found one of its versions
+        name = filename_for(document, row)
     data = storage_for(row.storage_uri).read(row.storage_uri, row.storage_version_id)
     if sha256_hex(data) != row.checksum_sha256:
         raise DocumentError(f"document {document_id} version {row.version}: stored bytes do not match the checksum")
-    return data
+    return data, name, row.content_type
 
 
 def get_version(session: Session, document_id: str, version: int | None = None) -> DocumentVersion:

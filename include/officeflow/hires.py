@@ -251,6 +251,7 @@ def validate_leaver(params: dict[str, Any], today: date | None = None) -> dict[s
     return {
         **leaver,
         "last_day": last_day,
+        "exit_to": leaver["personal_email"] or leaver["email"],
         "approver_email": approver,
         "retention_days": retention_days,
         "full_name": name,

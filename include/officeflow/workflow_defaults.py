@@ -75,6 +75,16 @@ def run_params() -> dict[str, Any]:
     }
 
 
+def identity_provider_param() -> Any:
+    """The run's identity provider: the company's (``OFFICEFLOW_DEFAULT_IDENTITY_PROVIDER``) unless given."""
+    from airflow.sdk import Param
+
+    from include.officeflow.settings import get_settings
+
+    return Param(get_settings().default_identity_provider, type="string", enum=["google", "microsoft", "okta"],
+                 title="Identity provider")
+
+
 def workflow_dag(dag_id: str, *, description: str, tags: list[str], params: dict[str, Any],
                  max_active_runs: int = 16) -> Any:
     """An OfficeFlow workflow DAG: started by people, the REST API or the gateway (no schedule), with

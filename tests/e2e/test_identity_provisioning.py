@@ -3,7 +3,6 @@ Workspace, Microsoft Entra and Okta (the sandbox, through the real client librar
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
@@ -16,12 +15,7 @@ DAG_ID = "identity_provisioning"
 
 
 def wait_for_dag(platform: AirflowPlatform, dag_id: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if platform.api("GET", f"/api/v2/dags/{dag_id}").status_code == 200:
-            return
-        time.sleep(1)
-    raise AssertionError(f"{dag_id} not parsed after {timeout}s\n{platform.logs_tail()}")
+    platform.wait_for_dag(dag_id, timeout)
 
 
 def trigger(platform: AirflowPlatform, conf: dict) -> str:

@@ -113,6 +113,15 @@ class AirflowPlatform:
         raise AssertionError(f"run {run_id} not finished after {timeout}s: {run}\n"
                              f"{self.task_states(dag_id, run_id)}\n{self.logs_tail()}")
 
+    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
+        """Wait until the dag-processor has parsed ``dag_id`` (the REST API knows it)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.api("GET", f"/api/v2/dags/{dag_id}").status_code == 200:
+                return
+            time.sleep(1)
+        raise AssertionError(f"{dag_id} not parsed after {timeout}s\n{self.logs_tail()}")
+
     def wait_for_task(self, dag_id: str, run_id: str, task_id: str, timeout: float = 180) -> str:
         """Poll until the task instance finishes (or waits for a person); return its state."""
         deadline = time.monotonic() + timeout

@@ -255,6 +255,18 @@ async def node_types(_: ReadWorkflows) -> dict[str, Any]:
             "operator_config_keys": sorted(workflows.OPERATOR_ARGS)}
 
 
+def _add_version(session: Any, row: Workflow, checked: dict[str, Any], actor: str,
+                 now: datetime) -> tuple[WorkflowOut, str | None]:
+    """Store ``checked`` as version ``row.latest_version`` and route a webhook trigger's endpoint to it;
+    returns the workflow as answered and the endpoint whose cached config must be dropped."""
+    row.organization_id, row.updated_at, row.updated_by = checked["organization_id"], now, actor
+    version = WorkflowVersion(workflow_id=row.id, version=row.latest_version, definition=checked, created_by=actor)
+    session.add(version)
+    connected = _connect_endpoint(session, checked)
+    session.flush()
+    return _from_row(row, version), connected
+
+
 class _EndpointProblem(Exception):
     """A webhook trigger names an endpoint that cannot start this workflow."""
 
@@ -304,18 +316,13 @@ async def create_workflow(request: Request, user: CreateWorkflows,
                     raise ApiError(409, "conflict", f"workflow {name!r} exists (version {row.latest_version}); "
                                                     "PUT a new version instead")
                 if row is None:
-                    row = Workflow(name=name, latest_version=1, created_by=_actor(user))
+                    row = Workflow(name=name, latest_version=1, created_by=_actor(user),
+                                   organization_id=checked["organization_id"])
                     session.add(row)
                 else:  # re-created after a delete: same DAG id, history and versions continue
                     revived, row.deleted_at, row.latest_version = True, None, row.latest_version + 1
-                row.organization_id, row.updated_at, row.updated_by = checked["organization_id"], now, _actor(user)
                 session.flush()
-                version = WorkflowVersion(workflow_id=row.id, version=row.latest_version, definition=checked,
-                                          created_by=_actor(user))
-                session.add(version)
-                connected = _connect_endpoint(session, checked)
-                session.flush()
-                out = _from_row(row, version)
+                out, connected = _add_version(session, row, checked, _actor(user), now)
         except IntegrityError:  # a concurrent create of the same name won
             raise ApiError(409, "conflict", f"workflow {name!r} exists; PUT a new version instead") from None
         if connected:
@@ -376,14 +383,7 @@ async def update_workflow(name: str, request: Request, user: EditWorkflows,
         with session_scope() as session:
             row = _locked_for_change(session, name, expected)
             row.latest_version += 1
-            row.organization_id, row.updated_at, row.updated_by = (checked["organization_id"], datetime.now(UTC),
-                                                                   _actor(user))
-            version = WorkflowVersion(workflow_id=row.id, version=row.latest_version, definition=checked,
-                                      created_by=_actor(user))
-            session.add(version)
-            connected = _connect_endpoint(session, checked)
-            session.flush()
-            out = _from_row(row, version)
+            out, connected = _add_version(session, row, checked, _actor(user), datetime.now(UTC))
         if connected:
             endpoints.cache.invalidate(connected)
         audit("workflow.updated", actor=_actor(user), resource_type="workflow", resource_id=name,
