@@ -260,6 +260,7 @@ def _add_version(session: Any, row: Workflow, checked: dict[str, Any], actor: st
     """Store ``checked`` as version ``row.latest_version`` and route a webhook trigger's endpoint to it;
     returns the workflow as answered and the endpoint whose cached config must be dropped."""
     row.organization_id, row.updated_at, row.updated_by = checked["organization_id"], now, actor
+    session.flush()  # a new workflow gets its id
     version = WorkflowVersion(workflow_id=row.id, version=row.latest_version, definition=checked, created_by=actor)
     session.add(version)
     connected = _connect_endpoint(session, checked)
@@ -316,12 +317,10 @@ async def create_workflow(request: Request, user: CreateWorkflows,
                     raise ApiError(409, "conflict", f"workflow {name!r} exists (version {row.latest_version}); "
                                                     "PUT a new version instead")
                 if row is None:
-                    row = Workflow(name=name, latest_version=1, created_by=_actor(user),
-                                   organization_id=checked["organization_id"])
+                    row = Workflow(name=name, latest_version=1, created_by=_actor(user))
                     session.add(row)
                 else:  # re-created after a delete: same DAG id, history and versions continue
                     revived, row.deleted_at, row.latest_version = True, None, row.latest_version + 1
-                session.flush()
                 out, connected = _add_version(session, row, checked, _actor(user), now)
         except IntegrityError:  # a concurrent create of the same name won
             raise ApiError(409, "conflict", f"workflow {name!r} exists; PUT a new version instead") from None
