@@ -97,6 +97,14 @@ ensure_fonts() {
   fi
 }
 
+# The browser tests of the Airflow UI drive Debian's chromium (Playwright brings no browser here).
+ensure_chromium() {
+  if [[ -z "${OFFICEFLOW_CHROMIUM:-}" ]] && ! command -v chromium >/dev/null 2>&1; then
+    log "installing chromium from apt (browser tests of the Airflow UI)"
+    apt_install chromium
+  fi
+}
+
 # --- environment --------------------------------------------------------------------------
 # Layering: process environment > .env > defaults. `.env` only fills variables that are unset.
 load_dotenv() {
@@ -146,6 +154,9 @@ airflow_env() {
   export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$OFFICEFLOW_PORT/execution/"
   export AIRFLOW__API__BASE_URL="http://localhost:$OFFICEFLOW_PORT"
   export AIRFLOW__API__PORT="$OFFICEFLOW_PORT"
+  # The address the api-server binds to, in Airflow's own config too: its Simple auth manager warns that a
+  # deployment "looks like production" when [api] host is not local (the default is 0.0.0.0).
+  export AIRFLOW__API__HOST="${OFFICEFLOW_HOST:-127.0.0.1}"
   export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="${AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL:-30}"
   export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin"
   export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$AIRFLOW_HOME/simple_auth_manager_passwords.json"
@@ -222,7 +233,7 @@ cmd_dev() {
   start sandbox python -m include.sandbox --host 127.0.0.1 --port "$OFFICEFLOW_SANDBOX_PORT" \
     --tls-port "$OFFICEFLOW_SANDBOX_TLS_PORT" --credentials "$OFFICEFLOW_HOME/sandbox/credentials.json"
   start smtp-sink python -m include.sandbox.smtp_sink --port "$OFFICEFLOW_SMTP_PORT" --mailbox "$OFFICEFLOW_HOME/mailbox"
-  start api-server airflow api-server --host "${OFFICEFLOW_HOST:-127.0.0.1}" --port "$OFFICEFLOW_PORT"
+  start api-server airflow api-server --host "$AIRFLOW__API__HOST" --port "$OFFICEFLOW_PORT"
   start scheduler airflow scheduler
   start dag-processor airflow dag-processor
   start triggerer airflow triggerer
@@ -271,6 +282,7 @@ cmd_test() {
   ensure_services
   ensure_fonts
   ensure_minio
+  ensure_chromium
   export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
   export PATH="$VENV/bin:$PATH"
   export OFFICEFLOW_POSTGRES_BIN="${OFFICEFLOW_POSTGRES_BIN:-$(postgres_bin)}"

@@ -1,22 +1,34 @@
-"""employee_offboarding: take a leaver's access away, hand over what they leave, and say goodbye.
+"""# Employee offboarding
 
-plan (validate the leaver) → approval in Slack (a Reject ends the run, nothing touched) →
-cancel the future meetings they organize (while their account can still act as organizer) →
-disable the account and revoke its sessions, remove its groups → in parallel: hand their documents
-to the manager (archived, still readable), archive their onboarding Slack channel, the exit email
-(to the personal address) and the manager's checklist → delete the account after the retention
-period (the task defers, holding no worker slot). Started by the gateway (BambooHR
-``employee.terminated`` / ``employee.deleted``), the UI's trigger form or the REST API.
+Take a leaver's access away, hand over what they leave, and say goodbye. Nothing is touched before
+an approver says yes: a Reject ends the run with every later step skipped.
+
+```text
+plan ── approval ── cancel_future_meetings ── disable_account ─┬─ archive_documents ──────┐
+   (Slack / Required actions)                                  ├─ archive_slack_channel ──┤
+                                                               ├─ send_exit_email ────────┤
+                                                               └─ send_manager_checklist ─┴─ delete_after_retention
+```
+
+- **Meetings** they organize are cancelled first, while their account can still act as organizer.
+- **Account**: disabled, sessions revoked, groups removed; deleted after the retention period
+  (`retention_days`; the task defers and holds no worker slot while it waits).
+- **Documents** go to the manager (tagged archived, still readable); the onboarding Slack channel is archived.
+- **Emails**: the exit email to the personal address, the checklist to the manager.
+
+Started by BambooHR/Workday (`employee.terminated`, `employee.deleted`) through the webhook gateway,
+this form, or `POST /api/v2/dags/employee_offboarding/dagRuns`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import Param, task
+from airflow.sdk import task
 
+from include.officeflow import workflow_params as fields
 from include.officeflow.settings import get_settings
-from include.officeflow.workflow_defaults import checked, identity_provider_param, workflow_dag
+from include.officeflow.workflow_defaults import checked, workflow_dag
 from operators.calendar import CancelOrganizedMeetingsOperator
 from operators.email import SendTemplatedEmailOperator
 from operators.identity import DeprovisionUserOperator
@@ -26,20 +38,28 @@ settings = get_settings()
 
 with workflow_dag(
     "employee_offboarding",
-    description="Offboard a leaver: approval, access removal, hand-over, exit email, deletion after retention.",
-    tags=["offboarding"],
+    display_name="Employee offboarding",
+    description="Say goodbye to a leaver: after approval, cancel their meetings, remove their access, hand "
+                "their documents to the manager, send the exit email, delete the account after retention.",
+    owner="people-team",
+    doc_md=__doc__,
+    tags=["offboarding", "people"],
     params={
-        "employee_id": Param("", type="string", title="HR employee id"),
-        "first_name": Param("", type="string", title="First name"),
-        "last_name": Param("", type="string", title="Last name"),
-        "email": Param(type="string", format="idn-email", title="Work email (the account to disable)"),
-        "personal_email": Param("", type="string", title="Personal email (gets the exit email)"),
-        "manager": Param("", type="string", title="Manager's name"),
-        "manager_email": Param("", type="string", title="Manager's email (approves, receives the hand-over)"),
-        "termination_date": Param("", type="string", title="Last working day (YYYY-MM-DD; empty: today)"),
-        "identity_provider": identity_provider_param(),
-        "retention_days": Param(settings.offboarding_retention_days, type="integer", minimum=0, maximum=3650,
-                                title="Days the disabled account is kept before deletion"),
+        "email": fields.email("Work email", "The leaver's account (disabled, then deleted)."),
+        "first_name": fields.optional_text("First name", "Used in the emails and the approval request."),
+        "last_name": fields.optional_text("Last name", "Used in the emails and the approval request."),
+        "termination_date": fields.date("Last working day", "Meetings from this day on are cancelled "
+                                        "(empty: today)."),
+        "manager": fields.optional_text("Manager's name", "Used in the manager's checklist."),
+        "manager_email": fields.optional_email("Manager's email", "Approves, receives the documents and the "
+                                               "checklist (empty: the people team)."),
+        "personal_email": fields.optional_email("Personal email", "Gets the exit email (empty: the work "
+                                                "email)."),
+        "retention_days": fields.days("Keep the account for (days)", "Days the disabled account is kept "
+                                     "before deletion (0: delete at once).", settings.offboarding_retention_days),
+        "identity_provider": fields.identity_provider(),
+        "employee_id": fields.optional_text("HR employee id", "The HR system's id; finds their documents and "
+                                            "onboarding Slack channel."),
     },
 ) as dag:
 

@@ -1,28 +1,39 @@
-"""employee_onboarding: everything a new hire needs before and on their first day.
+"""# Employee onboarding
 
-plan (validate the hire, derive the rest) → in parallel:
+Everything a new hire needs before and on their first day. `plan` checks the form (every problem
+listed at once, nothing retried), then five branches run in parallel and a summary goes to the manager:
 
-- identity: create or adopt the account in the company's identity provider, with the groups
-  include/identity/groups.yaml maps to the department and job title → the first-day meetings
-  (a 1:1 with the manager, the IT setup) in the company's calendar;
-- documents: the welcome pack PDF (stored, versioned) → the welcome email with it attached;
-- emails: the manager's heads-up and the first-day logistics;
-- Slack: the onboarding channel (the manager invited) → the intro message;
-- equipment: the manager approves in Slack → the equipment receipt → the decision email;
+```text
+plan ─┬─ provision_account ─┬─ schedule_manager_1on1 ──────────────────────────┐
+      │   (account + groups) └─ schedule_it_setup ───────────────────────────────┤
+      ├─ welcome_pack (PDF, stored) ── send_welcome_email (pack attached) ──────┤
+      ├─ send_manager_heads_up,  send_first_day_logistics ─────────────────────┤
+      ├─ create_slack_channel (manager invited) ── post_slack_intro ───────────┤
+      └─ equipment: prepare ── approval (Slack / Required actions) ── receipt ─┤
+                              └──────────────── decision ── decision_email ────┴─ summarise ── notify_summary
+```
 
-→ a summary to the manager in Slack. Started by the gateway (BambooHR ``employee.created``), the
-Airflow UI's trigger form, or ``POST /api/v2/dags/employee_onboarding/dagRuns``.
+- **Account**: created (or adopted) in the company's identity provider with the groups
+  `include/identity/groups.yaml` maps to the department and job title.
+- **Meetings**: a 1:1 with the manager and the IT setup, in the first common free slot of the start week.
+- **Equipment**: the manager approves in Slack or in the Airflow UI (*Required actions*); a Reject
+  still sends the decision email.
+- **Summary**: posted to the manager in Slack and written into the run's note.
+
+Started by BambooHR/Workday (`employee.created`) through the webhook gateway, this form, or
+`POST /api/v2/dags/employee_onboarding/dagRuns`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import Param, task
+from airflow.sdk import task
 
 from dags.workflow_parts import equipment_approval
+from include.officeflow import workflow_params as fields
 from include.officeflow.settings import get_settings
-from include.officeflow.workflow_defaults import checked, identity_provider_param, workflow_dag
+from include.officeflow.workflow_defaults import checked, workflow_dag
 from operators.calendar import ScheduleMeetingOperator
 from operators.documents import RenderDocumentOperator
 from operators.email import SendTemplatedEmailOperator
@@ -33,24 +44,32 @@ settings = get_settings()
 
 with workflow_dag(
     "employee_onboarding",
-    description="Onboard a new hire: accounts, documents, emails, Slack, first-day meetings, equipment.",
-    tags=["onboarding"],
+    display_name="Employee onboarding",
+    description="Welcome a new hire: their account and groups, welcome pack and emails, a Slack channel, "
+                "first-day meetings and the equipment their manager approves.",
+    owner="people-team",
+    doc_md=__doc__,
+    tags=["onboarding", "people"],
     params={
-        "employee_id": Param("", type="string", title="HR employee id"),
-        "first_name": Param(type="string", minLength=1, title="First name"),
-        "last_name": Param(type="string", minLength=1, title="Last name"),
-        "email": Param(type="string", format="idn-email", title="Work email (the account to create)"),
-        "personal_email": Param("", type="string", title="Personal email (gets the welcome email)"),
-        "department": Param("", type="string", title="Department"),
-        "job_title": Param("", type="string", title="Job title"),
-        "manager": Param("", type="string", title="Manager's name"),
-        "manager_email": Param("", type="string", title="Manager's email (approves, meets the hire)"),
-        "start_date": Param("", type="string", title="Start date (YYYY-MM-DD)"),
-        "location": Param("", type="string", title="Location"),
-        "time_zone": Param("UTC", type="string", title="Time zone of the first day (IANA, e.g. Europe/Berlin)"),
-        "identity_provider": identity_provider_param(),
-        "equipment": Param(["laptop"], type="array", items={"type": "string"}, maxItems=20,
-                           title="Equipment to request (empty: none)"),
+        "first_name": fields.required_text("First name", "The new hire's given name."),
+        "last_name": fields.required_text("Last name", "The new hire's family name."),
+        "email": fields.email("Work email", "The account to create, e.g. ada.lovelace@yourcompany.com."),
+        "start_date": fields.date("Start date", "Their first day; the first-day meetings are booked that "
+                                  "week (empty: from tomorrow)."),
+        "department": fields.optional_text("Department", "Decides the groups they join."),
+        "job_title": fields.optional_text("Job title", "Shown in the Slack intro; may add role groups."),
+        "manager": fields.optional_text("Manager's name", "Used in the emails and the welcome pack."),
+        "manager_email": fields.optional_email("Manager's email", "Approves the equipment, meets the hire on "
+                                               "day one and gets the summary (empty: the people team)."),
+        "personal_email": fields.optional_email("Personal email", "Gets the welcome email and pack before "
+                                                "the work account exists (empty: the work email)."),
+        "location": fields.optional_text("Location", "Where they start (empty: the main office)."),
+        "time_zone": fields.time_zone(),
+        "equipment": fields.equipment("Equipment", "What the manager is asked to approve (empty: nothing).",
+                                      default=["laptop"]),
+        "identity_provider": fields.identity_provider(),
+        "employee_id": fields.optional_text("HR employee id", "The HR system's id (BambooHR/Workday); names "
+                                            "their documents and Slack channel."),
     },
 ) as dag:
 
@@ -113,6 +132,6 @@ with workflow_dag(
                  "schedule_manager_1on1", "schedule_it_setup", "equipment.approval", "equipment.receipt")
         return onboarding_summary(hire, {step: ti.xcom_pull(task_ids=step) for step in steps})
 
-    summary = summarise(hire)
+    summary = dag.add_result(summarise(hire))  # the run's result: written into its note when it ends
     [manager_one_on_one, it_setup, welcome_email, heads_up, first_day, intro, equipment] >> summary
     SlackMessageOperator(task_id="notify_summary", text=summary, user_email=hire["approver_email"])

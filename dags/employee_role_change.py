@@ -1,37 +1,50 @@
-"""employee_role_change: a new job title and/or department moves the person's access and tells them.
+"""# Employee role change
 
-plan (validate) → update the account's profile and move the mapped groups (include/identity/groups.yaml:
-groups of the new role added, mapped groups of the old one removed) → the role-change email to the
-person and a Slack note to their manager. Started by the gateway (BambooHR ``employee.job_changed``),
-the UI's trigger form or the REST API.
+A new job title and/or department moves the person's access and tells them.
+
+```text
+plan ── update_account (profile + groups moved) ─┬─ send_role_change_email
+                                                  └─ has_manager ── notify_manager (Slack)
+```
+
+- **Groups**: those `include/identity/groups.yaml` maps to the new role are added, the old role's removed.
+- **Manager**: a Slack note when their email is known (otherwise that step is skipped and the run succeeds).
+
+Started by BambooHR/Workday (`employee.job_changed`) through the webhook gateway, this form, or
+`POST /api/v2/dags/employee_role_change/dagRuns`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import Param, task
+from airflow.sdk import task
 
-from include.officeflow.workflow_defaults import checked, identity_provider_param, workflow_dag
+from include.officeflow import workflow_params as fields
+from include.officeflow.workflow_defaults import checked, workflow_dag
 from operators.email import SendTemplatedEmailOperator
 from operators.identity import UpdateUserOperator
 from operators.slack import SlackMessageOperator
 
 with workflow_dag(
     "employee_role_change",
-    description="Role or department change: update the account and its groups, notify the person and manager.",
-    tags=["role-change"],
+    display_name="Employee role change",
+    description="Move a person to a new job title or department: update their account and groups, tell them "
+                "and their manager.",
+    owner="people-team",
+    doc_md=__doc__,
+    tags=["role-change", "people"],
     params={
-        "employee_id": Param("", type="string", title="HR employee id"),
-        "first_name": Param(type="string", minLength=1, title="First name"),
-        "last_name": Param(type="string", minLength=1, title="Last name"),
-        "email": Param(type="string", format="idn-email", title="Work email"),
-        "department": Param("", type="string", title="New department"),
-        "job_title": Param("", type="string", title="New job title"),
-        "manager": Param("", type="string", title="Manager's name"),
-        "manager_email": Param("", type="string", title="Manager's email (gets a Slack note)"),
-        "effective_date": Param("", type="string", title="Effective date (YYYY-MM-DD)"),
-        "identity_provider": identity_provider_param(),
+        "first_name": fields.required_text("First name", "The person's given name (their profile is updated)."),
+        "last_name": fields.required_text("Last name", "The person's family name."),
+        "email": fields.email("Work email", "Their account."),
+        "job_title": fields.optional_text("New job title", "Give a new job title, a new department, or both."),
+        "department": fields.optional_text("New department", "Decides the groups they move to."),
+        "effective_date": fields.date("Effective date", "When the change applies (empty: now)."),
+        "manager": fields.optional_text("Manager's name", "Used in the email."),
+        "manager_email": fields.optional_email("Manager's email", "Gets a Slack note (empty: no note)."),
+        "identity_provider": fields.identity_provider(),
+        "employee_id": fields.optional_text("HR employee id", "The HR system's id."),
     },
 ) as dag:
 

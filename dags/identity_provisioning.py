@@ -1,43 +1,40 @@
-"""identity_provisioning: create (or adopt) a person's accounts in the chosen identity providers.
+"""# Identity provisioning
 
-One mapped task per provider (Google Workspace, Microsoft Entra, Okta), in parallel. Each adds the
-groups ``include/identity/groups.yaml`` maps to the department and job title, and leaves the temporary
-password in a masked Airflow Variable (``officeflow_temp_password__<provider>__<login>``).
+Create (or adopt) a person's accounts in the chosen identity providers, one mapped task per provider,
+in parallel:
+
+```text
+person (checks the form) ──┐
+providers ─────────────────┴─ provision[google] / provision[microsoft] / provision[okta]
+```
+
+Each adds the groups `include/identity/groups.yaml` maps to the department and job title, and keeps
+the temporary password in a masked Airflow Variable (`officeflow_temp_password__<provider>__<login>`).
 Safe to re-run: existing accounts are adopted, memberships are not duplicated.
 """
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import task
 
-from include.officeflow.workflow_defaults import START_DATE, dag_callbacks, default_args
+from include.officeflow import workflow_params as fields
+from include.officeflow.workflow_defaults import workflow_dag
 from operators.identity import ProvisionUserOperator
 
-with DAG(
-    dag_id="identity_provisioning",
-    description="Provision a person's accounts and groups in Google Workspace, Microsoft Entra and Okta.",
-    schedule=None,
-    start_date=START_DATE,
-    catchup=False,
-    is_paused_upon_creation=False,
-    tags=["officeflow", "identity"],
-    default_args=default_args(),
-    **dag_callbacks(),
+with workflow_dag(
+    "identity_provisioning",
+    display_name="Identity provisioning",
+    description="Create a person's accounts and groups in Google Workspace, Microsoft Entra ID and Okta.",
+    owner="it-team",
+    doc_md=__doc__,
+    tags=["identity", "it"],
     params={
-        "first_name": Param(type="string", minLength=1, title="First name"),
-        "last_name": Param(type="string", minLength=1, title="Last name"),
-        "email": Param(type="string", format="idn-email", title="Work email (the login to create)"),
-        "department": Param("", type="string", title="Department"),
-        "job_title": Param("", type="string", title="Job title"),
-        "providers": Param(
-            ["google", "microsoft", "okta"],
-            type="array",
-            items={"type": "string", "enum": ["google", "microsoft", "okta"]},
-            minItems=1,
-            uniqueItems=True,
-            title="Identity providers",
-        ),
-        "correlation_id": Param("", type="string", title="Correlation id of the triggering event"),
+        "first_name": fields.required_text("First name", "The person's given name."),
+        "last_name": fields.required_text("Last name", "The person's family name."),
+        "email": fields.email("Work email", "The login to create in each provider."),
+        "department": fields.optional_text("Department", "Decides the groups they join."),
+        "job_title": fields.optional_text("Job title", "May add role groups."),
+        "providers": fields.identity_providers(),
     },
 ) as dag:
 

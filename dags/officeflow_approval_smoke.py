@@ -1,29 +1,36 @@
-"""Smallest Slack approval: ask in Slack (Approve/Reject buttons, or the Airflow UI), then continue.
+"""# Approval smoke test
 
-A Reject skips ``after_approval`` and the run ends successfully (a decision, not a failure).
+The smallest Slack approval, to check that Slack and approvals work: ask in Slack (Approve/Reject
+buttons, or the Airflow UI's *Required actions*), then continue.
+
+```text
+approval ── after_approval
+```
+
+A Reject skips `after_approval` and the run ends successfully (a decision, not a failure).
 """
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import task
 
-from include.officeflow.workflow_defaults import START_DATE, dag_callbacks, default_args
+from include.officeflow import workflow_params as fields
+from include.officeflow.workflow_defaults import workflow_dag
 from operators.slack import SlackApprovalOperator
 
-with DAG(
-    dag_id="officeflow_approval_smoke",
-    description="Post an approval request to Slack and wait for an approver's decision.",
-    schedule=None,
-    start_date=START_DATE,
-    catchup=False,
-    is_paused_upon_creation=False,
-    tags=["officeflow", "slack"],
-    default_args=default_args(),
-    **dag_callbacks(),
+with workflow_dag(
+    "officeflow_approval_smoke",
+    display_name="Approval smoke test",
+    description="Check that Slack approvals work: post an approval request and wait for a decision.",
+    owner="it-team",
+    doc_md=__doc__,
+    tags=["slack", "it"],
+    with_run_params=False,
     params={
-        "approver": Param("admin@officeflow.test", type="string", title="Approver (Slack e-mail)"),
-        "channel": Param("#general", type="string", title="Slack channel"),
-        "request": Param("Smoke-test approval", type="string", title="What to approve"),
+        "approver": fields.text("Approver", "A Slack user's email; only they may decide.",
+                                default="admin@officeflow.test", format="idn-email"),
+        "channel": fields.text("Slack channel", "Where the request is posted.", default="#general"),
+        "request": fields.text("What to approve", "The request's title.", default="Smoke-test approval"),
     },
 ) as dag:
     approval = SlackApprovalOperator(

@@ -54,7 +54,7 @@ def _defaults() -> dict[str, str]:
 
     settings = get_settings()
     return {"identity_provider": settings.default_identity_provider, "people_team": settings.people_team_email,
-            "it_team": settings.it_team_email or settings.people_team_email}
+            "it_team": settings.it_team_email or settings.people_team_email, "time_zone": settings.default_time_zone}
 
 
 def _common(params: dict[str, Any], problems: list[str]) -> dict[str, str]:
@@ -64,7 +64,7 @@ def _common(params: dict[str, Any], problems: list[str]) -> dict[str, str]:
     person["manager_email"] = person["manager_email"].lower()
     person["organization_id"] = person["organization_id"] or "default"
     person["identity_provider"] = person["identity_provider"] or _defaults()["identity_provider"]
-    person["time_zone"] = person["time_zone"] or "UTC"
+    person["time_zone"] = person["time_zone"] or _defaults()["time_zone"]
     _check_email(person["email"], "email", problems, required=True)
     _check_email(person["personal_email"], "personal_email", problems, required=False)
     _check_email(person["manager_email"], "manager_email", problems, required=False)
@@ -198,7 +198,7 @@ def onboarding_plan(params: dict[str, Any], today: date | None = None) -> dict[s
         "equipment_request": equipment_request_plan(
             {**hire, "requester_email": approver, "requester_name": manager_name, "for_email": hire["email"],
              "for_name": f"{hire['first_name']} {hire['last_name']}", "approver_email": approver,
-             "items": items, "reason": f"New hire starting {start}"}, validated=True)
+             "items": items, "reason": f"New hire starting {hire['start_date'] or 'soon'}"}, validated=True)
         if items else {},
     }
 
@@ -222,12 +222,21 @@ def onboarding_summary(hire: dict[str, Any], results: dict[str, Any]) -> str:
     for step, label in (("schedule_manager_1on1", "1:1 with the manager"), ("schedule_it_setup", "IT setup")):
         meeting = results.get(step) or {}
         if meeting:
-            lines.append(f"- {label}: {meeting.get('start')} ({hire['time_zone']})")
+            lines.append(f"- {label}: {_when(meeting.get('start'))} ({hire['time_zone']})")
     decision = results.get("equipment.approval") or {}
     if hire.get("equipment"):
         chosen = (decision.get("chosen_options") or ["not decided"])[0]
         lines.append(f"- equipment ({', '.join(hire['equipment'])}): {chosen}")
     return "\n".join(lines)
+
+
+def _when(start: Any) -> str:
+    """``2026-12-02T09:45:00+01:00`` -> ``Wed 2 Dec 2026, 09:45`` (the meeting's own wall-clock time)."""
+    try:
+        moment = datetime.fromisoformat(str(start))
+    except ValueError:
+        return str(start)
+    return f"{moment:%a} {moment.day} {moment:%b %Y, %H:%M}"
 
 
 def validate_leaver(params: dict[str, Any], today: date | None = None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -164,6 +164,10 @@ class Settings(BaseSettings):
         default="google",
         description="Identity provider the HR workflows use when a run does not name one (the company's).",
     )
+    default_time_zone: str = Field(
+        default="UTC",
+        description="IANA time zone the HR workflows' forms preset (first-day meetings are booked in the run's).",
+    )
     calendar_provider: Literal["google", "microsoft"] = Field(
         default="google", description="Calendar the HR workflows book first-day meetings in.",
     )
@@ -182,6 +186,17 @@ class Settings(BaseSettings):
         default=30, ge=0, le=3650,
         description="Days a leaver's suspended accounts are kept before employee_offboarding deletes them.",
     )
+
+    @field_validator("default_time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
+        return value
 
     @model_validator(mode="after")
     def _fill_and_check(self) -> Settings:

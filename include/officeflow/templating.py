@@ -24,3 +24,9 @@ def environment(kind: str) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+
+
+def blank_for_none(value: object) -> object:
+    """Jinja ``finalize`` of OfficeFlow's DAGs: an optional run param left empty is ``None``, and
+    ``"{{ params.last_name }}"`` must render as an empty string, not ``"None"``."""
+    return "" if value is None else value

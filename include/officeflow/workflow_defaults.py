@@ -64,36 +64,29 @@ def dag_callbacks() -> dict[str, Any]:
     return {"on_failure_callback": officeflow_failure_notifier}
 
 
-def run_params() -> dict[str, Any]:
-    """Params every HR workflow takes from its trigger: whose it is, what started it, the event's id."""
-    from airflow.sdk import Param
-
-    return {
-        "organization_id": Param("default", type="string", title="Organization"),
-        "source": Param("manual", type="string", title="What started the run"),
-        "correlation_id": Param("", type="string", title="Correlation id of the triggering event"),
-    }
-
-
-def identity_provider_param() -> Any:
-    """The run's identity provider: the company's (``OFFICEFLOW_DEFAULT_IDENTITY_PROVIDER``) unless given."""
-    from airflow.sdk import Param
-
-    from include.officeflow.settings import get_settings
-
-    return Param(get_settings().default_identity_provider, type="string", enum=["google", "microsoft", "okta"],
-                 title="Identity provider")
-
-
-def workflow_dag(dag_id: str, *, description: str, tags: list[str], params: dict[str, Any],
-                 max_active_runs: int = 16) -> Any:
-    """An OfficeFlow workflow DAG: started by people, the REST API or the gateway (no schedule), with
-    :func:`default_args`, :func:`dag_callbacks` and :func:`run_params` added to ``params``."""
+def workflow_dag(dag_id: str, *, display_name: str, description: str, owner: str, tags: list[str],
+                 params: dict[str, Any], doc_md: str | None = None, max_active_runs: int = 16,
+                 with_run_params: bool = True) -> Any:
+    """An OfficeFlow workflow DAG: started by people, the REST API or the gateway (no schedule), owned by
+    a team (``people-team``, ``it-team``), with :func:`default_args`, :func:`dag_callbacks` and (unless
+    ``with_run_params`` is false) the run details of :func:`~include.officeflow.workflow_params.run_params`
+    after ``params``."""
     from airflow.sdk import DAG
 
-    return DAG(dag_id=dag_id, description=description, schedule=None, start_date=START_DATE, catchup=False,
-               is_paused_upon_creation=False, max_active_runs=max_active_runs, tags=["officeflow", *tags],
-               default_args=default_args(), params={**params, **run_params()}, **dag_callbacks())
+    from include.officeflow.workflow_params import run_params
+
+    return DAG(dag_id=dag_id, dag_display_name=display_name, description=description, doc_md=doc_md,
+               schedule=None, start_date=START_DATE, catchup=False, is_paused_upon_creation=False,
+               max_active_runs=max_active_runs, tags=["officeflow", *tags],
+               default_args=default_args(owner=owner), jinja_environment_kwargs=jinja_environment(),
+               params={**params, **(run_params() if with_run_params else {})}, **dag_callbacks())
+
+
+def jinja_environment() -> dict[str, Any]:
+    """Every OfficeFlow DAG renders an empty optional param (``None``) as an empty string."""
+    from include.officeflow.templating import blank_for_none
+
+    return {"finalize": blank_for_none}
 
 
 def checked(validate: Any, params: dict[str, Any] | None) -> Any:

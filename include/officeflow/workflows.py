@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from include.officeflow.settings import REPO_ROOT
+from include.officeflow.workflow_params import is_required
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
@@ -41,8 +42,10 @@ FACTORY_FILE = "declarative_workflows.py"
 MAX_NODES = 100
 MAX_RETRIES = 10
 SCHEDULE_PRESETS = frozenset({"@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"})
-TOP_LEVEL_KEYS = frozenset({"name", "description", "organization_id", "trigger", "params", "nodes", "tags",
-                            "default_args"})
+TOP_LEVEL_KEYS = frozenset({"name", "description", "organization_id", "owner", "trigger", "params", "nodes",
+                            "tags", "default_args"})
+OWNER_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
+DEFAULT_OWNER = "people-team"
 NODE_KEYS = frozenset({"id", "type", "config", "depends_on"})
 DEFAULT_ARG_KEYS = frozenset({"retries", "retry_delay_seconds"})
 # BaseOperator arguments a node may set; durations are whole seconds in a definition.
@@ -197,6 +200,9 @@ def _check(definition: Any, reserved: set[str]) -> dict[str, Any]:
     organization = definition.get("organization_id", "default")
     if not isinstance(organization, str) or not ORGANIZATION_RE.match(organization):
         problems.add("organization_id", "must be 1-64 letters, digits, '_', '.' or '-'")
+    owner = definition.get("owner", DEFAULT_OWNER)
+    if not isinstance(owner, str) or not OWNER_RE.match(owner):
+        problems.add("owner", "must be a team name: lowercase letters, digits and '-' (e.g. people-team)")
     _check_tags(definition.get("tags", []), problems)
     _check_default_args(definition.get("default_args", {}), problems)
     _check_trigger(definition.get("trigger", {"type": "manual"}), problems)
@@ -209,6 +215,7 @@ def _check(definition: Any, reserved: set[str]) -> dict[str, Any]:
         "name": name,
         "description": definition.get("description", ""),
         "organization_id": definition.get("organization_id", "default"),
+        "owner": definition.get("owner", DEFAULT_OWNER),
         "trigger": dict(definition.get("trigger", {"type": "manual"})),
         "params": {k: dict(v) for k, v in definition.get("params", {}).items()},
         "nodes": [{"id": n["id"], "type": n["type"], "config": dict(n.get("config", {})),
@@ -305,6 +312,12 @@ def _check_params(params: Any, problems: _Problems) -> None:
             where = ".".join(str(p) for p in error.absolute_path)
             problems.add(f"{path}.{where}" if where else path, f"invalid JSON Schema: {error.message}")
         if "default" in schema and not schema_errors:
+            if schema["default"] in (None, "") and is_required(schema):
+                # Airflow's trigger form would keep Trigger disabled while such a field is empty.
+                problems.add(f"{path}.default", "an empty default on a field whose type does not allow null "
+                                                "blocks the Airflow trigger form: make it optional with "
+                                                "type: [string, \"null\"] and default: null")
+                continue
             for error in validator(body, format_checker=FormatChecker()).iter_errors(schema["default"]):
                 problems.add(f"{path}.default", f"does not match the param's schema: {error.message}")
 
@@ -450,15 +463,16 @@ def _build(definition: dict[str, Any], doc_md: str | None = None) -> DAG:
 def _new_dag(definition: dict[str, Any], doc_md: str | None) -> DAG:
     from airflow.sdk import DAG
 
-    from include.officeflow.workflow_defaults import START_DATE, dag_callbacks, default_args
+    from include.officeflow.workflow_defaults import START_DATE, dag_callbacks, default_args, jinja_environment
 
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = {"owner": definition["owner"]}
     if "retries" in definition["default_args"]:
         overrides["retries"] = definition["default_args"]["retries"]
     if "retry_delay_seconds" in definition["default_args"]:
         overrides["retry_delay"] = timedelta(seconds=definition["default_args"]["retry_delay_seconds"])
     return DAG(
         dag_id=definition["name"],
+        dag_display_name=definition["name"].replace("_", " ").capitalize(),
         description=definition["description"] or None,
         doc_md=doc_md,
         schedule=schedule_of(definition["trigger"]),
@@ -467,6 +481,7 @@ def _new_dag(definition: dict[str, Any], doc_md: str | None) -> DAG:
         is_paused_upon_creation=False,
         tags=list(dict.fromkeys(["officeflow", "declarative", *definition["tags"]])),
         default_args=default_args(**overrides),
+        jinja_environment_kwargs=jinja_environment(),
         params=make_params(definition["params"]),
         **dag_callbacks(),
     )

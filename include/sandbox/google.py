@@ -39,8 +39,10 @@ What it covers, as the real services behave where OfficeFlow depends on it:
 - Errors have Google's shape: ``{"error": {"code", "message", "errors": [{"message", "domain",
   "reason"}], "status"}}``; injected 429s say ``rateLimitExceeded``.
 - **Calendar API v3** (``/calendar/v3/...``): see include/sandbox/google_calendar.py.
-- Seed: the admin ``admin@<google_domain>`` (the delegation subject) and every Google group of
-  include/identity/groups.yaml, with ids derived from their emails (stable across resets).
+- Seed: the admin ``admin@<google_domain>`` (the delegation subject), the people team's
+  ``people.manager@<google_domain>`` (approves and meets hires that name no manager, as in Slack's
+  seed), and every Google group of include/identity/groups.yaml, with ids derived from their emails
+  (stable across resets).
 """
 
 from __future__ import annotations
@@ -180,9 +182,12 @@ def seed(state: dict[str, Any], credentials: Credentials) -> None:
     domain = credentials.google_domain.lower()
     admin_email = f"admin@{domain}"
     admin = _user_resource(stable_user_id(admin_email), admin_email, "Workspace", "Admin", domain, admin=True)
-    admin["etag"] = _etag(admin)
-    state.update(users={admin["id"]: admin}, groups={}, members={}, password_hashes={}, sign_outs={},
-                 pending_creation={})
+    people_email = f"people.manager@{domain}"
+    people = _user_resource(stable_user_id(people_email), people_email, "People", "Manager", domain)
+    for user in (admin, people):
+        user["etag"] = _etag(user)
+    state.update(users={admin["id"]: admin, people["id"]: people}, groups={}, members={}, password_hashes={},
+                 sign_outs={}, pending_creation={})
     for email in sorted(load_group_mapping(DEFAULT_GROUPS_FILE).of("google").managed()):
         group = _group_resource(email.lower())
         group["etag"] = _etag(group)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from include.officeflow.settings import get_settings
@@ -35,7 +36,9 @@ class StartDispatcher:
 def create_app() -> FastAPI:
     """Build the gateway; settings are validated here so a bad config fails the api-server start."""
     get_settings()
-    app = FastAPI(
+    # Swagger UI's files come from the pinned fastapi-offline package, served here: the API docs work
+    # without internet access and send no request off the machine.
+    app = FastAPIOffline(
         title="OfficeFlow gateway",
         description="Webhook gateway and OfficeFlow management APIs, mounted in the Airflow api-server. "
         "Management routes need an Airflow JWT (`POST /auth/token`) as a Bearer token.",
@@ -43,6 +46,7 @@ def create_app() -> FastAPI:
         docs_url="/api-docs",
         redoc_url=None,
         openapi_url="/api-docs/openapi.json",
+        static_url="/api-docs/static",
     )
     install_error_handlers(app)
 

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select
 
+from include.officeflow import run_notes
 from include.officeflow.settings import get_settings
 from include.officeflow.store import AuditLog, EventStatus, WebhookEvent, session_scope
 from plugins.officeflow_gateway.triggering import TriggerError, trigger_run
@@ -53,8 +54,11 @@ def dispatch_one(event_id: str, trigger: Trigger = trigger_run) -> str | None:
             return None
         event.attempts += 1
         conf = dict(event.payload.get("conf") or {})
+        note = run_notes.start_note(conf, correlation_id=event.correlation_id, started_by=run_notes.started_by_event(
+            conf.get("source"), event.event_type, event.provider_event_id))
         try:
-            trigger(event.dag_id, event.dag_run_id, conf, triggered_by_name=f"officeflow-gateway:{event.endpoint_id}")
+            trigger(event.dag_id, event.dag_run_id, conf, triggered_by_name=f"officeflow-gateway:{event.endpoint_id}",
+                    note=note)
         except TriggerError as exc:
             event.error = str(exc)[:2000]
             if exc.permanent:

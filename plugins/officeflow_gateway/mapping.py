@@ -1,7 +1,8 @@
 """Declarative payload mapping: provider event document -> DAG run conf, validated against the DAG.
 
 An endpoint's mapping is ``{param_name: JMESPath expression}`` evaluated over the adapter's event
-document; expressions that yield ``null`` leave the param out (the DAG's default applies).
+document; expressions that yield ``null`` or an empty string (an HR system's empty field) leave the
+param out, so the DAG's default applies.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def apply_mapping(mapping: dict[str, str], document: dict[str, Any]) -> dict[str
             value = _interpreter().visit(expression.parsed, document)
         except JMESPathError as exc:
             raise MappingError(param, f"evaluation failed: {exc}") from None
-        if value is None:
+        if value is None or value == "":
             continue
         if isinstance(value, int | float) and not isinstance(value, bool):
             value = str(value) if param.endswith("_id") else value

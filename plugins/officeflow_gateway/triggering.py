@@ -25,8 +25,11 @@ def run_id_for(endpoint_id: str, provider_event_id: str) -> str:
     return f"{prefix}__{digest}"
 
 
-def trigger_run(dag_id: str, run_id: str, conf: dict[str, Any], *, triggered_by_name: str) -> str:
-    """Create the run unless it exists; return its run id. Raises :class:`TriggerError`."""
+def trigger_run(dag_id: str, run_id: str, conf: dict[str, Any], *, triggered_by_name: str,
+                note: str | None = None) -> str:
+    """Create the run unless it exists; return its run id. Raises :class:`TriggerError`.
+
+    ``note`` is the run's note in the Airflow UI (see :mod:`include.officeflow.run_notes`)."""
     from airflow.api.common.trigger_dag import trigger_dag
     from airflow.exceptions import DagNotFound, DagRunAlreadyExists, ParamValidationError
     from airflow.utils.types import DagRunTriggeredByType
@@ -38,6 +41,7 @@ def trigger_run(dag_id: str, run_id: str, conf: dict[str, Any], *, triggered_by_
             conf=conf,
             triggered_by=DagRunTriggeredByType.REST_API,
             triggering_user_name=triggered_by_name,
+            note=note,
         )
     except DagRunAlreadyExists:
         log.info("Run %s of %s already exists; nothing to do", run_id, dag_id)

@@ -95,3 +95,85 @@ def test_offboarding_order(dagbag):
                                                            "send_exit_email", "send_manager_checklist"}
     assert tasks["delete_after_retention"].upstream_task_ids >= tasks["disable_account"].downstream_task_ids
 
+
+
+def form_params(dag) -> dict[str, dict]:
+    """The DAG's params as the trigger form gets them: ``{name: {"value", "schema", "description"}}``."""
+    return {name: param.dump() for name, param in dag.params.items()}
+
+
+#: What a person must fill in each workflow's trigger form; everything else may be left as the form opens.
+MUST_FILL = {
+    "employee_onboarding": {"first_name", "last_name", "email"},
+    "employee_offboarding": {"email"},
+    "employee_role_change": {"first_name", "last_name", "email"},
+    "equipment_request": {"requester_email"},
+    "identity_provisioning": {"first_name", "last_name", "email"},
+    "officeflow_approval_smoke": set(),
+    "manager_heads_up": {"manager_name", "manager_email", "first_name", "start_date"},
+    "new_contractor_welcome": {"first_name", "email"},
+}
+
+
+def test_every_trigger_form_opens_ready_for_what_a_person_must_fill(dagbag):
+    """Airflow's form rule: an empty field whose type excludes null blocks Trigger. Only the fields a
+    person must fill may do that; every field has a title and a description."""
+    from include.officeflow.workflow_params import form_problems
+
+    assert set(MUST_FILL) <= set(dagbag.dags), "a workflow of MUST_FILL is missing"
+    for dag_id, must_fill in MUST_FILL.items():
+        assert form_problems(form_params(dagbag.dags[dag_id]), must_fill) == [], dag_id
+
+
+def test_the_form_rule_catches_the_fields_that_blocked_trigger():
+    from airflow.sdk import Param
+
+    from include.officeflow.workflow_params import form_problems, optional_text
+
+    blocked = {"personal_email": Param("", type="string", title="Personal email", description="optional")}
+    assert form_problems(blocked, set()) == [
+        "personal_email: optional, but an empty 'string' field blocks Trigger (make it nullable or give it a default)"]
+    unmarked = {"email": optional_text("Work email", "the account")}
+    assert form_problems(unmarked, {"email"}) == [
+        "email: a person must fill it, but the form does not mark it required"]
+    assert form_problems({"x": Param(None, type=["null", "string"])}, set()) == ["x: no title", "x: no description"]
+
+
+def test_the_run_details_are_out_of_a_persons_way(dagbag):
+    from include.officeflow.workflow_params import RUN_DETAILS
+
+    for dag_id in HR_DAGS:
+        params = form_params(dagbag.dags[dag_id])
+        for name in ("organization_id", "source", "correlation_id"):
+            assert params[name]["schema"]["section"] == RUN_DETAILS, (dag_id, name)
+        assert params["correlation_id"]["value"] is None
+
+
+def test_dates_pick_dates_and_choices_are_selects(dagbag):
+    params = form_params(dagbag.dags["employee_onboarding"])
+    assert params["start_date"]["schema"]["format"] == "date"
+    assert "Europe/Berlin" in params["time_zone"]["schema"]["enum"]
+    assert params["time_zone"]["value"] == "UTC"
+    assert params["identity_provider"]["schema"]["values_display"]["microsoft"] == "Microsoft Entra ID"
+    assert "monitor" in params["equipment"]["schema"]["examples"]
+    assert form_params(dagbag.dags["employee_offboarding"])["termination_date"]["schema"]["format"] == "date"
+
+
+def test_every_workflow_explains_itself(dagbag):
+    owners = {"employee_onboarding": "people-team", "employee_offboarding": "people-team",
+              "employee_role_change": "people-team", "equipment_request": "it-team",
+              "identity_provisioning": "it-team", "officeflow_approval_smoke": "it-team",
+              "new_contractor_welcome": "people-team", "manager_heads_up": "people-team"}
+    for dag_id, owner in owners.items():
+        dag = dagbag.dags[dag_id]
+        assert dag.owner == owner, dag_id
+        assert dag.dag_display_name != dag_id and dag.dag_display_name[0].isupper(), dag_id
+        assert dag.description and len(dag.description) > 40, dag_id
+        assert len(dag.tags) >= 2, dag_id
+    for dag_id in (*HR_DAGS, "identity_provisioning", "officeflow_approval_smoke"):
+        doc = dagbag.dags[dag_id].doc_md
+        assert doc.startswith("# ") and "```text" in doc, f"{dag_id}: doc_md needs a title and the picture"
+
+
+def test_onboarding_summary_is_the_runs_result(dagbag):
+    assert dagbag.dags["employee_onboarding"].task_dict["summarise"].returns_dag_result is True

@@ -128,6 +128,11 @@ def test_new_hire_is_onboarded_end_to_end_then_changes_role_then_leaves(
     assert run["state"] == "success", platform.logs_tail()
     print(f"\nonboarding webhook -> success: {time.monotonic() - started:.1f}s")
     assert run["conf"]["organization_id"] == "default" and run["conf"]["correlation_id"] == correlation
+    # The run's note names the hire and the event, and ends with the summary.
+    assert run["note"].startswith(f"✔ **Done** · **Grace Hopper ({email})** · started by BambooHR event "
+                                  f"employee.created (employee.created:{employee_id}:"), run["note"]
+    assert f"correlation `{correlation}`" in run["note"] and f"Onboarding of Grace Hopper ({email}) is done." \
+        in run["note"], run["note"]
 
     account = google_user(sandbox, email)
     assert account is not None and account["name"]["givenName"] == "Grace" and not account["suspended"]
@@ -174,6 +179,9 @@ def test_new_hire_is_onboarded_end_to_end_then_changes_role_then_leaves(
                        f"e2e-role-{employee_id}")
     run = platform.wait_for_run("employee_role_change", accepted["dag_run_id"], timeout=240)
     assert run["state"] == "success", platform.logs_tail()
+    assert run["note"].startswith(f"✔ **Done** · **Grace Hopper ({email})** · started by BambooHR event "
+                                  "employee.job_changed"), run["note"]
+    assert "success" in run["note"].split("---")[1], run["note"]  # no DAG result: the steps' tally
     moved = xcom(platform, "employee_role_change", accepted["dag_run_id"], "update_account")
     assert "engineering@officeflow.test" in moved["removed"] and "sales@officeflow.test" in moved["added"], moved
     assert "Your new role: Account Executive" in mails(smtp, email)
@@ -204,17 +212,23 @@ def test_invalid_input_fails_first_touches_nothing_and_alerts_slack(
     platform = hr_platform
     sandbox_server.reset()
     run_id = f"e2e-invalid-{uuid.uuid4().hex[:8]}"
+    hire = {"first_name": "No", "last_name": "Body", "email": "nobody@officeflow.test"}
+    # What the form's schema can judge (a date, a time zone) is refused before a run exists...
+    for field, value in (("start_date", "31/12/2026"), ("time_zone", "Mars/Olympus")):
+        refused = platform.api("POST", "/api/v2/dags/employee_onboarding/dagRuns", json={
+            "dag_run_id": run_id, "logical_date": None, "conf": {**hire, field: value}})
+        assert refused.status_code == 400 and field in refused.text and value in refused.text, refused.text
+    # ...and what only the workflow's rules can judge fails the run in its first task.
     response = platform.api("POST", "/api/v2/dags/employee_onboarding/dagRuns", json={
         "dag_run_id": run_id, "logical_date": None,
-        "conf": {"first_name": "No", "last_name": "Body", "email": "nobody@officeflow.test",
-                 "start_date": "31/12/2026", "time_zone": "Mars/Olympus"}})
+        "conf": {**hire, "email": "nobody@officeflow", "personal_email": "home@localhost"}})
     assert response.status_code == 200, response.text
     run = platform.wait_for_run("employee_onboarding", run_id, timeout=180)
     assert run["state"] == "failed"
     assert task_state(platform, "employee_onboarding", run_id, "plan") == "failed"
     assert task_state(platform, "employee_onboarding", run_id, "provision_account") == "upstream_failed"
     log = task_log(platform, "employee_onboarding", run_id, "plan")
-    assert "not YYYY-MM-DD" in log and "not an IANA time zone" in log
+    assert "'nobody@officeflow' is not an email address" in log and "'home@localhost' is not an email" in log
     for service in ("google", "microsoft", "okta"):
         assert sandbox_server.requests(service) == [], service
 

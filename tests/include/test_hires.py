@@ -143,3 +143,4 @@ def test_onboarding_summary_names_what_was_done():
     assert "google account ada@example.com created; groups: eng" in text
     assert "#onboarding-ada-lovelace-42" in text and "equipment (laptop, monitor): Approve" in text
     assert "IT setup" not in text  # not run: not claimed
+    assert f"- 1:1 with the manager: Mon 7 Dec 2026, 09:00 ({plan['time_zone']})" in text

@@ -275,3 +275,40 @@ def test_the_docs_table_lists_every_node_type_and_its_config_keys():
         assert row is not None, f"docs/workflows.md has no row for {reference['type']}"
         for key in reference["config"]:
             assert f"`{key}`" in row, f"docs/workflows.md: {reference['type']} lacks config key {key}"
+
+
+def test_the_documented_definition_is_valid_and_its_form_opens_ready():
+    import yaml
+
+    from include.officeflow.workflow_params import form_problems
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "workflows.md").read_text(encoding="utf-8")
+    example = yaml.safe_load(docs.split("```yaml", 1)[1].split("```", 1)[0])
+    dag = workflows.build_dag(example, reserved=set())
+    assert dag.owner == "people-team" and dag.dag_display_name == "New contractor welcome"
+    params = {name: param.dump() for name, param in dag.params.items()}
+    assert form_problems(params, {"first_name", "email"}) == []
+
+
+def test_an_empty_default_on_a_non_nullable_field_is_refused():
+    definition = {"name": "blocked_form", "nodes": [{"id": "hi", "type": "slack_message",
+                                                     "config": {"channel": "#general", "text": "hi"}}],
+                  "params": {"department": {"type": "string", "default": "", "title": "Department"},
+                             "team": {"type": ["string", "null"], "default": None, "title": "Team"}}}
+    with pytest.raises(workflows.WorkflowInvalid) as raised:
+        workflows.validate(definition, reserved=set())
+    assert [p["path"] for p in raised.value.problems] == ["params.department.default"]
+    assert "blocks the Airflow trigger form" in raised.value.problems[0]["message"]
+
+
+def test_an_empty_optional_param_renders_as_an_empty_string():
+    from include.officeflow.templating import blank_for_none
+
+    dag = workflows.build_dag({"name": "blank_param", "params": {"team": {"type": ["string", "null"],
+                                                                        "default": None}},
+                               "nodes": [{"id": "hi", "type": "slack_message",
+                                          "config": {"channel": "#general", "text": "team={{ params.team }}"}}]},
+                              reserved=set())
+    assert dag.jinja_environment_kwargs == {"finalize": blank_for_none}
+    env = dag.get_template_env()
+    assert env.from_string("team={{ params.team }}").render(params={"team": None}) == "team="

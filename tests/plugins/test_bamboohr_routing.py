@@ -28,7 +28,7 @@ from plugins.officeflow_gateway.mapping import MappingError, ParamsValidator, ap
 from plugins.officeflow_gateway.triggering import run_id_for
 from tests.plugins.gateway_client import URL, signed, wait_status
 from tests.plugins.test_endpoints_api import BAMBOOHR_SECRET, bamboohr_headers, create_endpoint, delivery_url
-from tests.plugins.test_webhook_gateway import assert_error, dag_runs, events
+from tests.plugins.test_webhook_gateway import assert_error, dag_runs, events, run_note
 
 ONBOARDING, OFFBOARDING, ROLE_CHANGE = "employee_onboarding", "employee_offboarding", "employee_role_change"
 ROUTES = {"employee.terminated": OFFBOARDING, "employee.deleted": OFFBOARDING, "employee.job_changed": ROLE_CHANGE}
@@ -87,6 +87,10 @@ def test_builtin_endpoint_starts_the_workflow_of_each_lifecycle_event(
     [(run_dag, run_id, run_conf, _)] = dag_runs(data["dag_run_id"])
     assert (run_dag, run_id) == (dag_id, run_id_for("bamboohr", triggered.provider_event_id))
     assert run_conf == conf
+    # The run's note names the event it came from (and the person, when the payload names them).
+    note = run_note(run_id)
+    assert f"started by BambooHR event {event_type} ({triggered.provider_event_id})" in note, note
+    assert note.endswith(f"correlation `route-{employee}`"), note
 
 
 @pytest.mark.parametrize(("make", "event_type", "missing"), [

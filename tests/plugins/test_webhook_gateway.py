@@ -32,6 +32,15 @@ def dag_runs(run_id: str) -> list:
         return [(r.dag_id, r.run_id, r.conf, r.run_type) for r in runs]
 
 
+def run_note(run_id: str) -> str | None:
+    """The note the Airflow UI shows on the run."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return session.scalars(select(DagRun).where(DagRun.run_id == run_id)).one().note
+
+
 def events() -> list[WebhookEvent]:
     with session_scope() as session:
         return list(session.scalars(select(WebhookEvent).order_by(WebhookEvent.received_at)))

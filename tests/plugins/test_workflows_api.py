@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select, text
 
 from include.officeflow.store import AuditLog, get_engine, session_scope
-from tests.plugins.test_webhook_gateway import assert_error, dag_runs
+from tests.plugins.test_webhook_gateway import assert_error, dag_runs, run_note
 
 API = "/api/v1/workflows"
 FACTORY = Path(__file__).resolve().parents[2] / "dags" / "declarative_workflows.py"
@@ -242,6 +242,9 @@ def test_bundled_yaml_workflow_executes(api, admin):
     assert response.status_code == 201, response.text
     assert response.json()["version"] is None
     assert [(d, c) for d, _, c, _ in dag_runs(run_id)] == [("new_contractor_welcome", conf)]
+    # The run's note in the UI says whose run it is and who started it how.
+    assert run_note(run_id).startswith("**Grace (grace@example.com)** · started by test-admin through the workflows "
+                                       "API · correlation `")
 
 
 def test_delete_is_soft_pauses_the_dag_and_a_recreate_continues_the_versions(api, admin):

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from include.officeflow import workflows
+from include.officeflow import run_notes, workflows
 from include.officeflow.store import WebhookEndpoint, Workflow, WorkflowVersion, session_scope
 from plugins.officeflow_gateway import endpoints
 from plugins.officeflow_gateway.auth import CreateWorkflows, DeleteWorkflows, EditWorkflows, ReadWorkflows
@@ -469,7 +469,9 @@ async def execute_workflow(name: str, request: Request, user: CreateWorkflows,
 
     def work() -> str:
         try:
-            created = trigger_run(workflow.dag_id, run_id, body.conf, triggered_by_name=user.get_name())
+            created = trigger_run(workflow.dag_id, run_id, body.conf, triggered_by_name=user.get_name(),
+                                  note=run_notes.start_note(body.conf, correlation_id=cid, started_by=(
+                                      f"{user.get_name()} through the workflows API")))
         except TriggerError as exc:
             audit("workflow.executed", actor=_actor(user), resource_type="workflow", resource_id=name,
                   outcome="failure", correlation_id=cid, error=str(exc))

@@ -1,0 +1,1 @@
+"""Airflow listeners of the OfficeFlow plugin (registered in ``plugins/officeflow_plugin.py``)."""
