@@ -12,12 +12,18 @@ Usage: ./run.sh <command>
 
   dev        Install if needed, migrate, and run OfficeFlow on http://localhost:8080
              (api-server, scheduler, dag-processor, triggerer, SMTP sink, SaaS sandbox; Ctrl-C stops all)
-  test       Install if needed and run the whole test suite (starts its own PostgreSQL)
+  test       Install if needed and run the whole test suite (starts its own PostgreSQL, Redis, MinIO,
+             sandbox and Airflow); `test unit|integration|e2e` runs one tier, `test coverage` the suite
+             with a coverage report; other arguments go to pytest
+  seed       Add development data to the running dev platform: sample endpoints, a declarative
+             workflow, three sample hires (onboarding runs)
+  db-reset   Empty the dev databases (Airflow's and the OfficeFlow store); asks first (--yes skips)
+  migration NAME  Autogenerate the next OfficeFlow store migration from the models
   migrate    Upgrade Airflow's metadata DB and the OfficeFlow store
   webhook    Send a sample signed BambooHR webhook to the running dev platform
   dispatcher Run the webhook dispatcher in the foreground (for OFFICEFLOW_DISPATCHER_MODE=external;
              `dev` starts it by itself in that mode)
-  lint       ruff + mypy
+  lint       ruff + mypy + the import contracts (import-linter: layers, sandbox, no cycles)
   bench      Measure webhook -> run success against a REST-API baseline (docs/BENCHMARKS.md)
   bench-gateway  Gateway throughput and latency under load, against a do-nothing route as ceiling
   bench-onboarding  Full employee_onboarding run time against a no-op DAG of the same shape
@@ -29,9 +35,10 @@ log() { printf '\033[1;34m[officeflow]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[officeflow] %s\033[0m\n' "$*" >&2; exit 1; }
 
 # --- installation -------------------------------------------------------------------------
+# The runtime (requirements.txt, what the image holds) and the dev, test and lint tools (requirements-dev.txt).
 ensure_venv() {
   local stamp="$VENV/.requirements.sha256"
-  local want; want="$(sha256sum requirements.txt | cut -d' ' -f1)"
+  local want; want="$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)"
   if [[ -x "$VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     return
   fi
@@ -40,8 +47,8 @@ ensure_venv() {
     python3 -m pip install --quiet uv || die "could not install uv (pip install uv)"
   fi
   [[ -x "$VENV/bin/python" ]] || uv venv --quiet --python 3.11 "$VENV"
-  log "installing Python dependencies into .venv (uv, pinned requirements.txt)"
-  uv pip install --quiet --python "$VENV/bin/python" -r requirements.txt
+  log "installing Python dependencies into .venv (uv, pinned requirements.txt + requirements-dev.txt)"
+  uv pip install --quiet --python "$VENV/bin/python" -r requirements.txt -r requirements-dev.txt
   echo "$want" > "$stamp"
 }
 
@@ -220,7 +227,7 @@ cmd_dev() {
   export OFFICEFLOW_SANDBOX_PORT="${OFFICEFLOW_SANDBOX_PORT:-8900}"
   export OFFICEFLOW_SANDBOX_TLS_PORT="${OFFICEFLOW_SANDBOX_TLS_PORT:-8943}"
   log "integration sandbox (Google, Microsoft, Okta) on 127.0.0.1:$OFFICEFLOW_SANDBOX_PORT (TLS: $OFFICEFLOW_SANDBOX_TLS_PORT)"
-  python -m include.sandbox.credentials --dir "$OFFICEFLOW_HOME/sandbox" \
+  python -m sandbox.credentials --dir "$OFFICEFLOW_HOME/sandbox" \
     --base-url "http://127.0.0.1:$OFFICEFLOW_SANDBOX_PORT" \
     --tls-base-url "https://127.0.0.1:$OFFICEFLOW_SANDBOX_TLS_PORT" >/dev/null
   # shellcheck disable=SC1091
@@ -230,9 +237,9 @@ cmd_dev() {
   # A calendar organizer must be a user of the (sandbox's) Google domain: its seeded admin.
   export OFFICEFLOW_IT_TEAM_EMAIL="${OFFICEFLOW_IT_TEAM_EMAIL:-admin@officeflow.test}"
   trap stop_all INT TERM EXIT
-  start sandbox python -m include.sandbox --host 127.0.0.1 --port "$OFFICEFLOW_SANDBOX_PORT" \
+  start sandbox python -m sandbox --host 127.0.0.1 --port "$OFFICEFLOW_SANDBOX_PORT" \
     --tls-port "$OFFICEFLOW_SANDBOX_TLS_PORT" --credentials "$OFFICEFLOW_HOME/sandbox/credentials.json"
-  start smtp-sink python -m include.sandbox.smtp_sink --port "$OFFICEFLOW_SMTP_PORT" --mailbox "$OFFICEFLOW_HOME/mailbox"
+  start smtp-sink python -m sandbox.email.smtp_sink --port "$OFFICEFLOW_SMTP_PORT" --mailbox "$OFFICEFLOW_HOME/mailbox"
   start api-server airflow api-server --host "$AIRFLOW__API__HOST" --port "$OFFICEFLOW_PORT"
   start scheduler airflow scheduler
   start dag-processor airflow dag-processor
@@ -274,44 +281,80 @@ cmd_dispatcher() {
 cmd_webhook() {
   ensure_venv
   airflow_env
-  python -m include.sandbox.bamboohr_sender --url "http://127.0.0.1:$OFFICEFLOW_PORT/officeflow/webhooks/bamboohr" "$@"
+  python -m sandbox.bamboohr.sender --url "http://127.0.0.1:$OFFICEFLOW_PORT/officeflow/webhooks/bamboohr" "$@"
 }
 
 cmd_test() {
   ensure_venv
-  ensure_services
-  ensure_fonts
-  ensure_minio
-  ensure_chromium
   export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
   export PATH="$VENV/bin:$PATH"
-  export OFFICEFLOW_POSTGRES_BIN="${OFFICEFLOW_POSTGRES_BIN:-$(postgres_bin)}"
-  python -m pytest "$@"
+  local tier="${1:-}" args=()
+  case "$tier" in
+    unit) shift; args=(tests/unit) ;;  # no services: nothing to install or start
+    integration|e2e) shift; args=("tests/$tier") ;;
+    coverage) shift
+      args=(--cov=include --cov=operators --cov=plugins --cov=dags --cov-report=term-missing:skip-covered) ;;
+  esac
+  if [[ "$tier" != unit ]]; then
+    ensure_services
+    ensure_fonts
+    ensure_minio
+    ensure_chromium
+    export OFFICEFLOW_POSTGRES_BIN="${OFFICEFLOW_POSTGRES_BIN:-$(postgres_bin)}"
+  fi
+  python -m pytest "${args[@]}" "$@"
 }
 
-cmd_bench() {
+cmd_seed() {
+  ensure_venv
+  airflow_env
+  python -m scripts.seed "$@"
+}
+
+cmd_db_reset() {
+  ensure_venv
+  airflow_env
+  if curl -fsS "http://127.0.0.1:$OFFICEFLOW_PORT/officeflow/health/live" >/dev/null 2>&1; then
+    die "OfficeFlow is running on port $OFFICEFLOW_PORT: stop ./run.sh dev first"
+  fi
+  if [[ "${1:-}" != "--yes" ]]; then
+    printf 'This deletes every DAG run, webhook event and endpoint, workflow, email and document record in\n'
+    printf '  %s\n  %s\nand the stored document files in %s.\n' "$AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" \
+      "${OFFICEFLOW_DB_URL:-the dev store ($OFFICEFLOW_HOME/officeflow.db)}" "$OFFICEFLOW_HOME/documents/"
+    local answer
+    read -r -p "Type 'reset' to go on: " answer
+    [[ "$answer" == "reset" ]] || die "nothing changed"
+  fi
+  log "resetting Airflow's metadata DB"
+  airflow db reset --yes >"$OFFICEFLOW_HOME/logs/db-reset.log" 2>&1 \
+    || { tail -30 "$OFFICEFLOW_HOME/logs/db-reset.log"; die "airflow db reset failed"; }
+  log "resetting the OfficeFlow store"
+  python -m include.officeflow.store reset --yes
+  rm -rf "$OFFICEFLOW_HOME/documents" "$OFFICEFLOW_HOME/workflows-snapshot.json"
+  log "done: ./run.sh dev starts on empty databases"
+}
+
+cmd_migration() {
+  [[ -n "${1:-}" ]] || die "usage: ./run.sh migration NAME   (e.g. ./run.sh migration add_teams)"
+  ensure_venv
+  export PYTHONPATH="$ROOT"
+  "$VENV/bin/python" -m include.officeflow.store revision "$1"
+}
+
+run_bench() {  # run_bench SCRIPT ARGS...: the benchmarks start their own PostgreSQL (and Airflow)
+  local script="$1"; shift
   ensure_venv
   ensure_services
   export PYTHONPATH="$ROOT"
   export OFFICEFLOW_POSTGRES_BIN="${OFFICEFLOW_POSTGRES_BIN:-$(postgres_bin)}"
-  "$VENV/bin/python" bench/webhook_to_success.py "$@"
+  "$VENV/bin/python" "bench/$script" "$@"
 }
 
+cmd_bench() { run_bench webhook_to_success.py "$@"; }
+cmd_bench_onboarding() { run_bench onboarding_runtime.py "$@"; }
 cmd_bench_gateway() {
-  ensure_venv
-  ensure_services
   command -v wrk >/dev/null 2>&1 || { log "installing wrk from apt"; apt_install wrk; }
-  export PYTHONPATH="$ROOT"
-  export OFFICEFLOW_POSTGRES_BIN="${OFFICEFLOW_POSTGRES_BIN:-$(postgres_bin)}"
-  "$VENV/bin/python" bench/gateway_bench.py "$@"
-}
-
-cmd_bench_onboarding() {
-  ensure_venv
-  ensure_services
-  export PYTHONPATH="$ROOT"
-  export OFFICEFLOW_POSTGRES_BIN="${OFFICEFLOW_POSTGRES_BIN:-$(postgres_bin)}"
-  "$VENV/bin/python" bench/onboarding_runtime.py "$@"
+  run_bench gateway_bench.py "$@"
 }
 
 cmd_lint() {
@@ -319,6 +362,8 @@ cmd_lint() {
   export PYTHONPATH="$ROOT"
   "$VENV/bin/ruff" check .
   "$VENV/bin/mypy"
+  # The layers (docs/architecture.md): an upward import or an import cycle fails here.
+  "$VENV/bin/lint-imports" --no-logo --no-cache
 }
 
 cmd_clean() {
@@ -337,6 +382,9 @@ case "${1:-help}" in
   webhook) shift; cmd_webhook "$@" ;;
   dispatcher) shift; cmd_dispatcher "$@" ;;
   lint) shift; cmd_lint "$@" ;;
+  seed) shift; cmd_seed "$@" ;;
+  db-reset) shift; cmd_db_reset "$@" ;;
+  migration) shift; cmd_migration "$@" ;;
   bench) shift; cmd_bench "$@" ;;
   bench-gateway) shift; cmd_bench_gateway "$@" ;;
   bench-onboarding) shift; cmd_bench_onboarding "$@" ;;

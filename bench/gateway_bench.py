@@ -121,7 +121,8 @@ def main() -> None:
     from sqlalchemy import create_engine, text
 
     from include.officeflow.store import migrate
-    from include.sandbox.bamboohr_sender import sample_hire, signed_headers
+    from sandbox.bamboohr.samples import sample_hire
+    from sandbox.bamboohr.sender import signed_headers
     from tests.conftest import base_environment
     from tests.harness.airflow_platform import AirflowPlatform
     from tests.harness.postgres import PostgresCluster

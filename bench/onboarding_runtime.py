@@ -145,7 +145,7 @@ def onboarding_platform(noop_kind: str | None = None) -> Iterator[OnboardingPlat
     """Start everything ``employee_onboarding`` needs (and, with ``noop_kind``, its no-op twin); stop
     and delete it all on exit."""
     from include.officeflow.store import migrate
-    from include.sandbox.smtp_sink import SmtpSink
+    from sandbox.email.smtp_sink import SmtpSink
 
     cluster = PostgresCluster().start()
     home = Path(tempfile.mkdtemp(prefix="officeflow-bench-"))

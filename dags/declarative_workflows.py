@@ -2,7 +2,8 @@
 
 Materialises the bundled definitions (``include/workflows/*.yaml``) and the latest version of every
 workflow stored through ``/officeflow/api/v1/workflows``. A broken definition is logged and skipped
-so it cannot take the others down; an unreachable store still leaves the bundled workflows.
+so it cannot take the others down; a slow or unreachable store costs a bounded wait, and the stored
+workflows are then built from the factory's last snapshot of them.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import logging
 
 from airflow.sdk import DAG
 
-from include.officeflow.workflow_store import latest_definitions
-from include.officeflow.workflows import build_dag, definition_files, load_definition_file, python_dag_ids
+from include.officeflow.workflow_store import definitions_for_factory
+from include.officeflow.workflows import definition_files, load_definition_file, python_dag_ids
+from operators.declarative import build_dag
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +30,7 @@ def _materialise() -> dict[str, DAG]:
             log.exception("Skipping the declarative workflow in %s", path.name)
             continue
         dags[dag.dag_id] = dag
-    try:
-        stored = latest_definitions()
-    except Exception as exc:  # store down or not migrated yet: the bundled workflows still load
-        log.warning("OfficeFlow store unavailable, stored workflows not built: %s", exc)
-        stored = []
-    for row in stored:
+    for row in definitions_for_factory():
         if row.name in dags:
             log.error("Skipping stored workflow %r: a bundled workflow has that name", row.name)
             continue

@@ -4,10 +4,11 @@ Take a leaver's access away, hand over what they leave, and say goodbye. Nothing
 an approver says yes: a Reject ends the run with every later step skipped.
 
 ```text
-plan ── approval ── cancel_future_meetings ── disable_account ─┬─ archive_documents ──────┐
-   (Slack / Required actions)                                  ├─ archive_slack_channel ──┤
-                                                               ├─ send_exit_email ────────┤
-                                                               └─ send_manager_checklist ─┴─ delete_after_retention
+plan ── approval ── access: cancel_future_meetings ── disable_account ─┬─ handover: archive_documents ──────┐
+   (Slack / Required actions)                                          ├─ handover: archive_slack_channel ─┤
+                                                                       ├─ farewell: send_exit_email ───────┤
+                                                                       └─ farewell: send_manager_checklist ┤
+                                                           delete_after_retention (after the retention) ◀──┘
 ```
 
 - **Meetings** they organize are cancelled first, while their account can still act as organizer.
@@ -24,15 +25,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import task
+from airflow.sdk import TaskGroup, task
 
 from include.officeflow import workflow_params as fields
 from include.officeflow.settings import get_settings
-from include.officeflow.workflow_defaults import checked, workflow_dag
 from operators.calendar import CancelOrganizedMeetingsOperator
+from operators.documents import ArchiveDocumentsOperator
 from operators.email import SendTemplatedEmailOperator
 from operators.identity import DeprovisionUserOperator
 from operators.slack import ArchiveChannelOperator, SlackApprovalOperator
+from operators.workflow_dag import checked, workflow_dag
 
 settings = get_settings()
 
@@ -46,20 +48,17 @@ with workflow_dag(
     tags=["offboarding", "people"],
     params={
         "email": fields.email("Work email", "The leaver's account (disabled, then deleted)."),
-        "first_name": fields.optional_text("First name", "Used in the emails and the approval request."),
-        "last_name": fields.optional_text("Last name", "Used in the emails and the approval request."),
+        **fields.names("The leaver's", required=False, why=" Used in the emails and the approval request."),
         "termination_date": fields.date("Last working day", "Meetings from this day on are cancelled "
                                         "(empty: today)."),
-        "manager": fields.optional_text("Manager's name", "Used in the manager's checklist."),
-        "manager_email": fields.optional_email("Manager's email", "Approves, receives the documents and the "
-                                               "checklist (empty: the people team)."),
+        **fields.manager("Approves, receives the documents and the checklist (empty: the people team).",
+                         "Used in the manager's checklist."),
         "personal_email": fields.optional_email("Personal email", "Gets the exit email (empty: the work "
                                                 "email)."),
         "retention_days": fields.days("Keep the account for (days)", "Days the disabled account is kept "
-                                     "before deletion (0: delete at once).", settings.offboarding_retention_days),
+                                      "before deletion (0: delete at once).", settings.offboarding_retention_days),
         "identity_provider": fields.identity_provider(),
-        "employee_id": fields.optional_text("HR employee id", "The HR system's id; finds their documents and "
-                                            "onboarding Slack channel."),
+        "employee_id": fields.employee_id("finds their documents and onboarding Slack channel."),
     },
 ) as dag:
 
@@ -77,33 +76,33 @@ with workflow_dag(
         approvers=[leaver["approver_email"]], channel=settings.slack_approvals_channel,
         ignore_downstream_trigger_rules=True,  # a Reject skips every later step
         retries=0)
-    cancel_meetings = CancelOrganizedMeetingsOperator(
-        task_id="cancel_future_meetings", provider=settings.calendar_provider, organizer=leaver["email"],
-        start=leaver["meetings_from"], comment="The organizer has left the company.")
-    disable = DeprovisionUserOperator(task_id="disable_account", provider="{{ params.identity_provider }}",
-                                      login=leaver["email"])
-    approval >> cancel_meetings >> disable
 
-    @task
-    def archive_documents(leaver: dict[str, Any], run_id: str | None = None) -> list[dict[str, Any]]:
-        """Hand the leaver's documents (``hires/<employee id>/…``) to their manager, tagged archived."""
-        from include.officeflow import documents
-        from include.officeflow.store import task_store_url
+    with TaskGroup("access", prefix_group_id=False, tooltip="Their meetings cancelled (while the account can "
+                   "still organize), then the account disabled"):
+        cancel_meetings = CancelOrganizedMeetingsOperator(
+            task_id="cancel_future_meetings", provider=settings.calendar_provider, organizer=leaver["email"],
+            start=leaver["meetings_from"], comment="The organizer has left the company.")
+        disable = DeprovisionUserOperator(task_id="disable_account", provider="{{ params.identity_provider }}",
+                                          login=leaver["email"])
+        cancel_meetings >> disable
+    approval >> cancel_meetings
 
-        return documents.archive_documents(
-            leaver["organization_id"], leaver["document_prefix"], new_owner=leaver["approver_email"],
-            readers=[f"user:{leaver['approver_email']}"], archived_by=f"workflow:employee_offboarding/{run_id}",
-            store_url=task_store_url())
+    with TaskGroup("handover", prefix_group_id=False, tooltip="Their documents to the manager, their onboarding "
+                   "channel archived"):
+        archived = ArchiveDocumentsOperator(
+            task_id="archive_documents", organization_id=leaver["organization_id"],
+            key_prefix=leaver["document_prefix"], new_owner=leaver["approver_email"],
+            readers=[leaver["manager_reader"]])
+        channel = ArchiveChannelOperator(task_id="archive_slack_channel", channel=leaver["channel_name"])
 
-    archived = archive_documents(leaver)
-    channel = ArchiveChannelOperator(task_id="archive_slack_channel", channel=leaver["channel_name"])
-    exit_email = SendTemplatedEmailOperator(
-        task_id="send_exit_email", template="offboarding_notice",
-        to=leaver["exit_to"],
-        variables=leaver["exit_email"], organization=leaver["organization_id"])
-    checklist = SendTemplatedEmailOperator(
-        task_id="send_manager_checklist", template="offboarding_manager_checklist", to=leaver["approver_email"],
-        variables=leaver["manager_checklist"], organization=leaver["organization_id"])
+    with TaskGroup("farewell", prefix_group_id=False, tooltip="The exit email and the manager's checklist"):
+        exit_email = SendTemplatedEmailOperator(
+            task_id="send_exit_email", template="offboarding_notice", to=leaver["exit_to"],
+            variables=leaver["exit_email"], organization=leaver["organization_id"])
+        checklist = SendTemplatedEmailOperator(
+            task_id="send_manager_checklist", template="offboarding_manager_checklist", to=leaver["approver_email"],
+            variables=leaver["manager_checklist"], organization=leaver["organization_id"])
+
     delete = DeprovisionUserOperator(task_id="delete_after_retention", provider="{{ params.identity_provider }}",
                                      login=leaver["email"], remove_groups=False,
                                      delete_after="{{ params.retention_days }}")

@@ -1,16 +1,16 @@
 """# Employee onboarding
 
 Everything a new hire needs before and on their first day. `plan` checks the form (every problem
-listed at once, nothing retried), then five branches run in parallel and a summary goes to the manager:
+listed at once, nothing retried), then five branches (task groups) run in parallel and a summary goes
+to the manager:
 
 ```text
-plan ─┬─ provision_account ─┬─ schedule_manager_1on1 ──────────────────────────┐
-      │   (account + groups) └─ schedule_it_setup ───────────────────────────────┤
-      ├─ welcome_pack (PDF, stored) ── send_welcome_email (pack attached) ──────┤
-      ├─ send_manager_heads_up,  send_first_day_logistics ─────────────────────┤
-      ├─ create_slack_channel (manager invited) ── post_slack_intro ───────────┤
-      └─ equipment: prepare ── approval (Slack / Required actions) ── receipt ─┤
-                              └──────────────── decision ── decision_email ────┴─ summarise ── notify_summary
+plan ─┬─ identity:  provision_account ─┬─ schedule_manager_1on1 ───────────────┐
+      │                                └─ schedule_it_setup ───────────────────┤
+      ├─ documents: welcome_pack ── send_welcome_email (pack attached) ────────┤
+      ├─ emails:    send_manager_heads_up, send_first_day_logistics ───────────┤
+      ├─ slack:     create_slack_channel ── post_slack_intro ──────────────────┤
+      └─ equipment: prepare ── approval ── receipt ── decision ── decision_email ┴─ summarise ── notify_summary
 ```
 
 - **Account**: created (or adopted) in the company's identity provider with the groups
@@ -28,17 +28,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import task
+from airflow.sdk import TaskGroup, task
 
 from dags.workflow_parts import equipment_approval
 from include.officeflow import workflow_params as fields
 from include.officeflow.settings import get_settings
-from include.officeflow.workflow_defaults import checked, workflow_dag
 from operators.calendar import ScheduleMeetingOperator
 from operators.documents import RenderDocumentOperator
 from operators.email import SendTemplatedEmailOperator
 from operators.identity import ProvisionUserOperator
 from operators.slack import CreateChannelOperator, SlackMessageOperator
+from operators.workflow_dag import checked, workflow_dag
 
 settings = get_settings()
 
@@ -51,16 +51,13 @@ with workflow_dag(
     doc_md=__doc__,
     tags=["onboarding", "people"],
     params={
-        "first_name": fields.required_text("First name", "The new hire's given name."),
-        "last_name": fields.required_text("Last name", "The new hire's family name."),
+        **fields.names("The new hire's"),
         "email": fields.email("Work email", "The account to create, e.g. ada.lovelace@yourcompany.com."),
         "start_date": fields.date("Start date", "Their first day; the first-day meetings are booked that "
                                   "week (empty: from tomorrow)."),
-        "department": fields.optional_text("Department", "Decides the groups they join."),
-        "job_title": fields.optional_text("Job title", "Shown in the Slack intro; may add role groups."),
-        "manager": fields.optional_text("Manager's name", "Used in the emails and the welcome pack."),
-        "manager_email": fields.optional_email("Manager's email", "Approves the equipment, meets the hire on "
-                                               "day one and gets the summary (empty: the people team)."),
+        **fields.role("Decides the groups they join.", "Shown in the Slack intro; may add role groups."),
+        **fields.manager("Approves the equipment, meets the hire on day one and gets the summary (empty: the "
+                         "people team).", "Used in the emails and the welcome pack."),
         "personal_email": fields.optional_email("Personal email", "Gets the welcome email and pack before "
                                                 "the work account exists (empty: the work email)."),
         "location": fields.optional_text("Location", "Where they start (empty: the main office)."),
@@ -68,8 +65,7 @@ with workflow_dag(
         "equipment": fields.equipment("Equipment", "What the manager is asked to approve (empty: nothing).",
                                       default=["laptop"]),
         "identity_provider": fields.identity_provider(),
-        "employee_id": fields.optional_text("HR employee id", "The HR system's id (BambooHR/Workday); names "
-                                            "their documents and Slack channel."),
+        "employee_id": fields.employee_id("names their documents and Slack channel."),
     },
 ) as dag:
 
@@ -82,56 +78,64 @@ with workflow_dag(
 
     hire = plan()
 
-    account = ProvisionUserOperator(task_id="provision_account", provider="{{ params.identity_provider }}",
-                                    person=hire["welcome_email"])
-    manager_one_on_one = ScheduleMeetingOperator(
-        task_id="schedule_manager_1on1", provider=settings.calendar_provider, organizer=hire["approver_email"],
-        attendees=[hire["email"]], title="Welcome 1:1", description="Your first 1:1 with your manager.",
-        window_start=hire["meeting_window_start"], window_end=hire["meeting_window_end"], duration=30,
-        time_zone=hire["time_zone"])
-    it_setup = ScheduleMeetingOperator(
-        task_id="schedule_it_setup", provider=settings.calendar_provider, organizer=hire["it_email"],
-        attendees=[hire["email"]], title="IT setup", description="Laptop, accounts and security basics.",
-        window_start=hire["meeting_window_start"], window_end=hire["meeting_window_end"], duration=45,
-        time_zone=hire["time_zone"])
-    account >> [manager_one_on_one, it_setup]
+    with TaskGroup("identity", prefix_group_id=False, tooltip="The account and its groups, then the first-day "
+                   "meetings in the company's calendar"):
+        account = ProvisionUserOperator(task_id="provision_account", provider="{{ params.identity_provider }}",
+                                        person=hire["welcome_email"])
+        manager_one_on_one = ScheduleMeetingOperator(
+            task_id="schedule_manager_1on1", provider=settings.calendar_provider, organizer=hire["approver_email"],
+            attendees=[hire["email"]], title="Welcome 1:1", description="Your first 1:1 with your manager.",
+            window_start=hire["meeting_window_start"], window_end=hire["meeting_window_end"], duration=30,
+            time_zone=hire["time_zone"])
+        it_setup = ScheduleMeetingOperator(
+            task_id="schedule_it_setup", provider=settings.calendar_provider, organizer=hire["it_email"],
+            attendees=[hire["email"]], title="IT setup", description="Laptop, accounts and security basics.",
+            window_start=hire["meeting_window_start"], window_end=hire["meeting_window_end"], duration=45,
+            time_zone=hire["time_zone"])
+        account >> [manager_one_on_one, it_setup]
 
-    welcome_pack = RenderDocumentOperator(
-        task_id="welcome_pack", template="welcome_pack", variables=hire["welcome_pack"],
-        logical_key=hire["document_key"], title="Welcome pack", tags=hire["document_tags"],
-        readers=["role:admin"], organization_id=hire["organization_id"])
-    welcome_email = SendTemplatedEmailOperator(
-        task_id="send_welcome_email", template="welcome", to=hire["welcome_to"], variables=hire["welcome_email"],
-        organization=hire["organization_id"],
-        attachments=[{"document_id": "{{ ti.xcom_pull(task_ids='welcome_pack')['document_id'] }}",
-                      "version": "{{ ti.xcom_pull(task_ids='welcome_pack')['version'] }}"}])
-    welcome_pack >> welcome_email
-    heads_up = SendTemplatedEmailOperator(
-        task_id="send_manager_heads_up", template="manager_heads_up", to=hire["approver_email"],
-        variables=hire["heads_up_email"], organization=hire["organization_id"])
-    first_day = SendTemplatedEmailOperator(
-        task_id="send_first_day_logistics", template="first_day_logistics", to=hire["welcome_to"],
-        variables=hire["first_day_email"], organization=hire["organization_id"])
+    with TaskGroup("documents", prefix_group_id=False, tooltip="The welcome pack PDF, sent with the welcome email"):
+        welcome_pack = RenderDocumentOperator(
+            task_id="welcome_pack", template="welcome_pack", variables=hire["welcome_pack"],
+            logical_key=hire["document_key"], title="Welcome pack", tags=hire["document_tags"],
+            readers=["role:admin"], organization_id=hire["organization_id"],
+            multiple_outputs=True)  # the email reads document_id and version
+        welcome_email = SendTemplatedEmailOperator(
+            task_id="send_welcome_email", template="welcome", to=hire["welcome_to"], variables=hire["welcome_email"],
+            organization=hire["organization_id"],
+            attachments=[{"document_id": welcome_pack.output["document_id"],
+                          "version": welcome_pack.output["version"]}])
 
-    channel = CreateChannelOperator(task_id="create_slack_channel", name=hire["channel_name"],
-                                    invite_emails=hire["channel_invites"],
-                                    topic="Onboarding {{ params.first_name }} {{ params.last_name }}")
-    intro = SlackMessageOperator(task_id="post_slack_intro", template="welcome_channel_intro",
-                                 variables=hire["channel_intro"],
-                                 channel="{{ ti.xcom_pull(task_ids='create_slack_channel')['channel_id'] }}")
-    channel >> intro
+    with TaskGroup("emails", prefix_group_id=False, tooltip="The manager's heads-up and the first-day logistics"):
+        heads_up = SendTemplatedEmailOperator(
+            task_id="send_manager_heads_up", template="manager_heads_up", to=hire["approver_email"],
+            variables=hire["heads_up_email"], organization=hire["organization_id"])
+        first_day = SendTemplatedEmailOperator(
+            task_id="send_first_day_logistics", template="first_day_logistics", to=hire["welcome_to"],
+            variables=hire["first_day_email"], organization=hire["organization_id"])
+
+    with TaskGroup("slack", prefix_group_id=False, tooltip="The onboarding channel, then the intro message"):
+        channel = CreateChannelOperator(task_id="create_slack_channel", name=hire["channel_name"],
+                                        invite_emails=hire["channel_invites"],
+                                        topic="Onboarding {{ params.first_name }} {{ params.last_name }}",
+                                        multiple_outputs=True)  # the intro reads channel_id
+        intro = SlackMessageOperator(task_id="post_slack_intro", template="welcome_channel_intro",
+                                     variables=hire["channel_intro"], channel=channel.output["channel_id"])
 
     equipment = equipment_approval(hire["equipment_request"])
 
     @task(trigger_rule="none_failed")
-    def summarise(hire: dict[str, Any], ti: Any = None) -> str:
-        """One message saying what was done (steps that were skipped say so)."""
+    def summarise(hire: dict[str, Any], done: dict[str, Any], approval_task_id: str, ti: Any = None) -> str:
+        """One message saying what was done (steps that were skipped say so). The approval's decision is
+        read by its task id: a direct downstream of the approval would be skipped by a Reject."""
         from include.officeflow.hires import onboarding_summary
 
-        steps = ("provision_account", "welcome_pack", "send_welcome_email", "create_slack_channel",
-                 "schedule_manager_1on1", "schedule_it_setup", "equipment.approval", "equipment.receipt")
-        return onboarding_summary(hire, {step: ti.xcom_pull(task_ids=step) for step in steps})
+        return onboarding_summary(hire, {**done, "equipment.approval": ti.xcom_pull(task_ids=approval_task_id)})
 
-    summary = dag.add_result(summarise(hire))  # the run's result: written into its note when it ends
-    [manager_one_on_one, it_setup, welcome_email, heads_up, first_day, intro, equipment] >> summary
+    summary = dag.add_result(summarise(hire, {  # the run's result: written into its note when it ends
+        "provision_account": account.output, "welcome_pack": welcome_pack.output,
+        "create_slack_channel": channel.output, "schedule_manager_1on1": manager_one_on_one.output,
+        "schedule_it_setup": it_setup.output, "equipment.receipt": equipment.receipt.output,
+    }, equipment.approval.task_id))
+    [welcome_email, heads_up, first_day, intro, equipment.group] >> summary
     SlackMessageOperator(task_id="notify_summary", text=summary, user_email=hire["approver_email"])

@@ -3,8 +3,8 @@
 A new job title and/or department moves the person's access and tells them.
 
 ```text
-plan ── update_account (profile + groups moved) ─┬─ send_role_change_email
-                                                  └─ has_manager ── notify_manager (Slack)
+plan ── update_account (profile + groups moved) ─┬─ notify: send_role_change_email
+                                                  └─ notify: has_manager ── notify_manager (Slack)
 ```
 
 - **Groups**: those `include/identity/groups.yaml` maps to the new role are added, the old role's removed.
@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import task
+from airflow.sdk import TaskGroup, task
 
 from include.officeflow import workflow_params as fields
-from include.officeflow.workflow_defaults import checked, workflow_dag
 from operators.email import SendTemplatedEmailOperator
 from operators.identity import UpdateUserOperator
 from operators.slack import SlackMessageOperator
+from operators.workflow_dag import checked, workflow_dag
 
 with workflow_dag(
     "employee_role_change",
@@ -35,16 +35,14 @@ with workflow_dag(
     doc_md=__doc__,
     tags=["role-change", "people"],
     params={
-        "first_name": fields.required_text("First name", "The person's given name (their profile is updated)."),
-        "last_name": fields.required_text("Last name", "The person's family name."),
+        **fields.names("The person's", why=" Their profile is updated."),
         "email": fields.email("Work email", "Their account."),
-        "job_title": fields.optional_text("New job title", "Give a new job title, a new department, or both."),
-        "department": fields.optional_text("New department", "Decides the groups they move to."),
+        **fields.role("Decides the groups they move to.", "Give a new job title, a new department, or both.",
+                      new=True),
         "effective_date": fields.date("Effective date", "When the change applies (empty: now)."),
-        "manager": fields.optional_text("Manager's name", "Used in the email."),
-        "manager_email": fields.optional_email("Manager's email", "Gets a Slack note (empty: no note)."),
+        **fields.manager("Gets a Slack note (empty: no note)."),
         "identity_provider": fields.identity_provider(),
-        "employee_id": fields.optional_text("HR employee id", "The HR system's id."),
+        "employee_id": fields.employee_id("for the records."),
     },
 ) as dag:
 
@@ -57,15 +55,19 @@ with workflow_dag(
 
     change = plan()
     account = UpdateUserOperator(task_id="update_account", provider="{{ params.identity_provider }}", person=change)
-    email = SendTemplatedEmailOperator(task_id="send_role_change_email", template="role_change", to=change["email"],
-                                       variables=change["email_variables"], organization=change["organization_id"])
-    account >> email
 
-    @task.short_circuit
-    def has_manager(change: dict[str, Any]) -> bool:
-        """The Slack note needs the manager's e-mail; without one the run still succeeds."""
-        return bool(change["manager_email"])
+    with TaskGroup("notify", prefix_group_id=False, tooltip="The person by email; their manager in Slack"):
+        email = SendTemplatedEmailOperator(
+            task_id="send_role_change_email", template="role_change", to=change["email"],
+            variables=change["email_variables"], organization=change["organization_id"])
 
-    note = SlackMessageOperator(task_id="notify_manager", text=change["announcement"],
-                                user_email=change["manager_email"])
-    account >> has_manager(change) >> note
+        @task.short_circuit
+        def has_manager(change: dict[str, Any]) -> bool:
+            """The Slack note needs the manager's e-mail; without one the run still succeeds."""
+            return bool(change["manager_email"])
+
+        note = SlackMessageOperator(task_id="notify_manager", text=change["announcement"],
+                                    user_email=change["manager_email"])
+        manager_known = has_manager(change)
+        manager_known >> note
+    account >> [email, manager_known]

@@ -19,7 +19,7 @@ from airflow.sdk import task
 
 from dags.workflow_parts import equipment_approval
 from include.officeflow import workflow_params as fields
-from include.officeflow.workflow_defaults import checked, workflow_dag
+from operators.workflow_dag import checked, workflow_dag
 
 with workflow_dag(
     "equipment_request",

@@ -18,8 +18,8 @@ from __future__ import annotations
 from airflow.sdk import task
 
 from include.officeflow import workflow_params as fields
-from include.officeflow.workflow_defaults import workflow_dag
 from operators.identity import ProvisionUserOperator
+from operators.workflow_dag import workflow_dag
 
 with workflow_dag(
     "identity_provisioning",
@@ -29,11 +29,9 @@ with workflow_dag(
     doc_md=__doc__,
     tags=["identity", "it"],
     params={
-        "first_name": fields.required_text("First name", "The person's given name."),
-        "last_name": fields.required_text("Last name", "The person's family name."),
+        **fields.names("The person's"),
         "email": fields.email("Work email", "The login to create in each provider."),
-        "department": fields.optional_text("Department", "Decides the groups they join."),
-        "job_title": fields.optional_text("Job title", "May add role groups."),
+        **fields.role("Decides the groups they join.", "May add role groups."),
         "providers": fields.identity_providers(),
     },
 ) as dag:
@@ -43,11 +41,12 @@ with workflow_dag(
         """The person from the run's params, checked before any provider is called."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.officeflow.identity import IdentityInputError, Person
+        from include.officeflow.errors import InvalidInput
+        from include.officeflow.identity import Person
 
         try:
             checked = Person.from_mapping(params or {})
-        except IdentityInputError as exc:  # every problem listed; no retry will fix the input
+        except InvalidInput as exc:  # every problem listed; no retry will fix the input
             raise AirflowFailException(str(exc)) from exc
         return {"first_name": checked.given_name, "last_name": checked.family_name, "email": checked.email,
                 "department": checked.department, "job_title": checked.job_title}

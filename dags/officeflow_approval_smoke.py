@@ -15,8 +15,8 @@ from __future__ import annotations
 from airflow.sdk import task
 
 from include.officeflow import workflow_params as fields
-from include.officeflow.workflow_defaults import workflow_dag
 from operators.slack import SlackApprovalOperator
+from operators.workflow_dag import workflow_dag
 
 with workflow_dag(
     "officeflow_approval_smoke",

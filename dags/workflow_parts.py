@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +18,16 @@ from operators.slack import SlackApprovalOperator
 APPROVAL_TIMEOUT = timedelta(days=7)
 
 
-def equipment_approval(request: Any, *, group_id: str = "equipment") -> TaskGroup:
+@dataclass(frozen=True)
+class EquipmentSteps:
+    """The equipment request's task group and the steps other tasks read results of."""
+
+    group: TaskGroup
+    approval: SlackApprovalOperator
+    receipt: RenderDocumentOperator
+
+
+def equipment_approval(request: Any, *, group_id: str = "equipment") -> EquipmentSteps:
     """Ask the approver in Slack; on Approve, issue the equipment receipt (a stored PDF); either way,
     email the requester the decision.
 
@@ -56,13 +66,15 @@ def equipment_approval(request: Any, *, group_id: str = "equipment") -> TaskGrou
         approval >> receipt  # a Reject skips the receipt (ApprovalOperator skips its direct downstream)
 
         @task(trigger_rule="none_failed_min_one_success")
-        def decision(plan: dict[str, Any], ti: Any = None) -> dict[str, Any]:
-            """The decision email's variables, Approve or Reject (it runs after the receipt or its skip)."""
+        def decision(plan: dict[str, Any], approval_task_id: str, ti: Any = None) -> dict[str, Any]:
+            """The decision email's variables, Approve or Reject (it runs after the receipt or its skip).
+            The approval's answer is read by its task id: a direct downstream of the approval would be
+            skipped by a Reject."""
             from include.officeflow.hires import equipment_decision
 
-            return equipment_decision(plan, ti.xcom_pull(task_ids=f"{group_id}.approval"))
+            return equipment_decision(plan, ti.xcom_pull(task_ids=approval_task_id))
 
-        decided = decision(req)
+        decided = decision(req, approval.task_id)
         receipt >> decided
         SendTemplatedEmailOperator(
             task_id="decision_email",
@@ -71,4 +83,4 @@ def equipment_approval(request: Any, *, group_id: str = "equipment") -> TaskGrou
             variables=decided,
             organization=req["organization_id"],
         )
-    return group
+    return EquipmentSteps(group, approval, receipt)

@@ -24,7 +24,9 @@ Validation happens before any call; 429s (``Retry-After``) and 5xx are retried i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -39,7 +41,9 @@ from include.officeflow.calendar import (
     parse_instant,
     run_key,
 )
-from include.officeflow.identity import DEFAULT_CONN_IDS, IdentityNotFound
+from include.officeflow.errors import NotFound, ServiceError
+from include.officeflow.identity import DEFAULT_CONN_IDS
+from operators.base import for_airflow
 from operators.provider_base import ProviderOperator
 
 if TYPE_CHECKING:
@@ -47,6 +51,7 @@ if TYPE_CHECKING:
 
 
 def calendar_client(provider: str, organizer: str, conn_id: str | None = None) -> CalendarClient:
+    """The provider's calendar hook acting as ``organizer``, on ``conn_id`` (``officeflow_<provider>`` by default)."""
     if provider == "google":
         from operators.hooks.google_calendar import GoogleCalendarHook
 
@@ -102,20 +107,27 @@ class _MeetingOperator(ProviderOperator):
             raise AirflowFailException("organizer is required")
         return organizer, _zone(self.time_zone)
 
+    @cached_property
+    def hook(self) -> CalendarClient:
+        """The provider's calendar hook, acting as the organizer."""
+        organizer, _ = self._validate_common()
+        try:
+            return calendar_client(self.provider, organizer, self.conn_id)
+        except ServiceError as exc:
+            raise for_airflow(exc, f"{self.provider}: {exc}") from exc
+
     def execute(self, context: Context) -> Any:
         organizer, zone = self._validate_common()
-        inputs = self.validate(organizer, zone)
-        client = calendar_client(self.provider, organizer, self.conn_id)
-        try:
-            return self.run(client, organizer, zone, inputs, context)
-        finally:
-            client.close()
+        inputs = self.validate(organizer, zone)  # every input checked before the first call
+        with closing(self.hook):
+            return self.run(organizer, zone, inputs, context)
 
     def validate(self, organizer: str, zone: ZoneInfo) -> dict[str, Any]:
+        """The operator's inputs, checked; AirflowFailException naming what is wrong."""
         return {}
 
-    def run(self, client: CalendarClient, organizer: str, zone: ZoneInfo, inputs: dict[str, Any],
-            context: Context) -> Any:
+    def run(self, organizer: str, zone: ZoneInfo, inputs: dict[str, Any], context: Context) -> Any:
+        """The calls to :attr:`hook`; the XCom result."""
         raise NotImplementedError
 
 
@@ -157,12 +169,12 @@ class ScheduleMeetingOperator(_MeetingOperator):
         return {"attendees": attendees, "start": start, "end": end, "opens": opens, "closes": closes,
                 "duration": _duration(self.duration)}
 
-    def run(self, client: CalendarClient, organizer: str, zone: ZoneInfo, inputs: dict[str, Any],
-            context: Context) -> Any:
+    def run(self, organizer: str, zone: ZoneInfo, inputs: dict[str, Any], context: Context) -> Any:
+        hook = self.hook
         key = run_key(context, self.task_id)
         start, end = inputs["start"], inputs["end"]
-        existing = self._call("look-up of an earlier booking",
-                              lambda: client.find_meeting(organizer, key, start, end))
+        existing = self.service_call("look-up of an earlier booking",
+                                     lambda: hook.find_meeting(organizer, key, start, end))
         if existing is not None and not existing.cancelled:
             self.log.info("meeting %s was already booked by an earlier try", existing.event_id)
             return existing.as_result()
@@ -170,7 +182,7 @@ class ScheduleMeetingOperator(_MeetingOperator):
             raise AirflowFailException(f"{self.provider}: the meeting this task booked ({existing.event_id}) has "
                                        "been cancelled since; not booking it again")
         everyone = [organizer, *inputs["attendees"]]
-        busy = self._call("availability look-up", lambda: client.busy(organizer, everyone, start, end))
+        busy = self.service_call("availability look-up", lambda: hook.busy(organizer, everyone, start, end))
         slot = find_slot([b for blocks in busy.values() for b in blocks], window_start=start, window_end=end,
                          duration=inputs["duration"], day_start=inputs["opens"], day_end=inputs["closes"],
                          zone=zone, step=timedelta(minutes=self.slot_step_minutes))
@@ -180,7 +192,7 @@ class ScheduleMeetingOperator(_MeetingOperator):
                 f"{start.isoformat()} and {end.isoformat()} within working hours {inputs['opens']:%H:%M}-"
                 f"{inputs['closes']:%H:%M} ({zone.key}, Monday-Friday)")
         self.log.info("first common free slot: %s - %s", slot[0].isoformat(), slot[1].isoformat())
-        meeting = self._call("meeting creation", lambda: client.create_meeting(
+        meeting = self.service_call("meeting creation", lambda: hook.create_meeting(
             organizer, key, title=str(self.title), description=str(self.description or ""), start=slot[0],
             end=slot[1], attendees=inputs["attendees"], time_zone=zone.key))
         return meeting.as_result()
@@ -220,9 +232,8 @@ class UpdateMeetingOperator(_MeetingOperator):
             raise AirflowFailException("nothing to change: give a new start/end or attendees")
         return {"start": start, "end": end, "attendees": attendees}
 
-    def run(self, client: CalendarClient, organizer: str, zone: ZoneInfo, inputs: dict[str, Any],
-            context: Context) -> Any:
-        meeting = self._call(f"update of meeting {self.event_id}", lambda: client.update_meeting(
+    def run(self, organizer: str, zone: ZoneInfo, inputs: dict[str, Any], context: Context) -> Any:
+        meeting = self.service_call(f"update of meeting {self.event_id}", lambda: self.hook.update_meeting(
             organizer, str(self.event_id), start=inputs["start"], end=inputs["end"], attendees=inputs["attendees"],
             time_zone=zone.key))
         return meeting.as_result()
@@ -244,10 +255,9 @@ class CancelMeetingOperator(_MeetingOperator):
             raise AirflowFailException("event_id is required")
         return {}
 
-    def run(self, client: CalendarClient, organizer: str, zone: ZoneInfo, inputs: dict[str, Any],
-            context: Context) -> Any:
-        cancelled = self._call(f"cancellation of meeting {self.event_id}",
-                               lambda: client.cancel_meeting(organizer, str(self.event_id), str(self.comment or "")))
+    def run(self, organizer: str, zone: ZoneInfo, inputs: dict[str, Any], context: Context) -> Any:
+        cancelled = self.service_call(f"cancellation of meeting {self.event_id}", lambda: self.hook.cancel_meeting(
+            organizer, str(self.event_id), str(self.comment or "")))
         if not cancelled:
             self.log.info("meeting %s was already cancelled", self.event_id)
         return {"provider": self.provider, "event_id": str(self.event_id), "cancelled": bool(cancelled),
@@ -291,11 +301,11 @@ class CancelOrganizedMeetingsOperator(_MeetingOperator):
             raise AirflowFailException(f"the window is empty: {start.isoformat()} .. {end.isoformat()}")
         return {"start": start, "end": end}
 
-    def run(self, client: CalendarClient, organizer: str, zone: ZoneInfo, inputs: dict[str, Any],
-            context: Context) -> Any:
+    def run(self, organizer: str, zone: ZoneInfo, inputs: dict[str, Any], context: Context) -> Any:
+        hook = self.hook
         start, end = inputs["start"], inputs["end"]
-        meetings = self._call(f"look-up of the meetings {organizer} organizes",
-                              lambda: _organized_or_none(client, organizer, start, end))
+        meetings = self.service_call(f"look-up of the meetings {organizer} organizes",
+                                     lambda: _organized_or_none(hook, organizer, start, end))
         if meetings is None:
             return self._missing(organizer)
         self.log.info("%s organizes %d meeting(s) starting between %s and %s", organizer, len(meetings),
@@ -303,8 +313,8 @@ class CancelOrganizedMeetingsOperator(_MeetingOperator):
         cancelled: list[str] = []
         already: list[str] = []
         for meeting in meetings:
-            done = self._call(f"cancellation of meeting {meeting.event_id}", lambda m=meeting: client.cancel_meeting(
-                organizer, m.event_id, str(self.comment or "")))
+            done = self.service_call(f"cancellation of meeting {meeting.event_id}",
+                                     partial(hook.cancel_meeting, organizer, meeting.event_id, str(self.comment or "")))
             (cancelled if done else already).append(meeting.event_id)
         if already:
             self.log.info("already cancelled: %s", ", ".join(already))
@@ -322,7 +332,7 @@ def _organized_or_none(client: CalendarClient, organizer: str, start: datetime, 
     """The organizer's meetings, or None when the provider has no calendar for them."""
     try:
         return client.organized_meetings(organizer, start, end)
-    except IdentityNotFound:
+    except NotFound:
         return None
 
 

@@ -15,6 +15,7 @@ URL from the ``officeflow_db`` connection (:func:`task_store_url`).
         document_owner="hr-admin",
         tags={"kind": "offer_letter", "employee_id": "{{ params.employee_id }}"},
         readers=["role:hr", "user:{{ params.manager_username }}"],
+        multiple_outputs=True,  # each field of the result is its own XCom too
     )
     share = ShareDocumentOperator(task_id="share_offer_letter", document_id=offer.output["document_id"])
 """
@@ -208,3 +209,35 @@ class ShareDocumentOperator(BaseOperator):
                       link.expires_at.isoformat())
         return {"document_id": link.document_id, "version": link.version, "url": link.url,
                 "expires_at": link.expires_at.isoformat()}
+
+
+class ArchiveDocumentsOperator(BaseOperator):
+    """Hand every document under a folder (e.g. a leaver's ``hires/<employee id>/``) to a new owner,
+    add readers and tag it ``archived=true``; versions and bytes stay; a re-run changes nothing more.
+
+    :param organization_id: The documents' organization. (templated)
+    :param key_prefix: The folder of logical keys, ending in ``/``. (templated)
+    :param new_owner: Who owns the documents afterwards (e.g. the leaver's manager). (templated)
+    :param readers: Readers to add (``"user:<name>"``, ``"role:<name>"``). (templated)
+
+    Returns (XCom) ``[{document_id, logical_key, previous_owner}]``; each change is audited as done by
+    this run.
+    """
+
+    template_fields: Sequence[str] = ("organization_id", "key_prefix", "new_owner", "readers")
+    ui_color = "#f3efe0"
+
+    def __init__(self, *, organization_id: str, key_prefix: str, new_owner: str, readers: Sequence[str] = (),
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.organization_id = organization_id
+        self.key_prefix = key_prefix
+        self.new_owner = new_owner
+        self.readers = readers
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        ref = run_ref(context, self.task_id)
+        archived_by = f"workflow:{ref.dag_id}/{ref.run_id}" if ref else f"task:{self.task_id}"
+        return documents.archive_documents(str(self.organization_id), str(self.key_prefix),
+                                           new_owner=str(self.new_owner), readers=list(self.readers),
+                                           archived_by=archived_by, store_url=task_store_url())

@@ -11,25 +11,27 @@ creating it twice. Groups follow ``include/identity/groups.yaml`` (department/ro
 from __future__ import annotations
 
 import importlib
+import re
 import secrets
 import string
 from collections.abc import Sequence
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from include.officeflow.errors import Conflict, InvalidInput, ServiceError
 from include.officeflow.identity import (
     DEFAULT_CONN_IDS,
     PROVIDERS,
     Account,
     IdentityClient,
-    IdentityConflict,
-    IdentityError,
-    IdentityInputError,
     Person,
     load_group_mapping,
 )
+from operators.base import for_airflow
 from operators.provider_base import ProviderOperator
 
 if TYPE_CHECKING:
@@ -47,20 +49,23 @@ PASSWORD_DELIVERIES = (DELIVER_TO_VARIABLE, "none")
 def identity_client(provider: str, conn_id: str | None = None) -> IdentityClient:
     """The provider's hook, built from its Airflow connection (``officeflow_<provider>`` by default)."""
     if provider not in PROVIDERS:
-        raise IdentityInputError(f"unknown identity provider {provider!r} (one of {', '.join(PROVIDERS)})")
+        raise InvalidInput(f"unknown identity provider {provider!r} (one of {', '.join(PROVIDERS)})")
     module_name, _, class_name = HOOKS[provider].rpartition(".")
     hook_class = getattr(importlib.import_module(module_name), class_name)
     client: IdentityClient = hook_class(conn_id or DEFAULT_CONN_IDS[provider])
     return client
 
 
-def temporary_password(length: int = 20) -> str:
-    """A password every provider's default policy accepts: upper, lower, digit and symbol."""
+def temporary_password(login: str = "", length: int = 20) -> str:
+    """A password every provider's default policy accepts: upper, lower, digit and symbol, and no part
+    (3 characters or more) of ``login`` (Okta refuses those)."""
     alphabet = string.ascii_letters + string.digits + "!#%+-=?@^_"
+    parts = [part for part in re.split(r"[@.\-_+]", login.casefold()) if len(part) >= 3]
     while True:
         candidate = "".join(secrets.choice(alphabet) for _ in range(length))
         if (any(c.islower() for c in candidate) and any(c.isupper() for c in candidate)
-                and any(c.isdigit() for c in candidate) and any(not c.isalnum() for c in candidate)):
+                and any(c.isdigit() for c in candidate) and any(not c.isalnum() for c in candidate)
+                and not any(part in candidate.casefold() for part in parts)):
             return candidate
 
 
@@ -72,7 +77,7 @@ def password_variable_key(provider: str, login: str) -> str:
 
 
 class _IdentityOperator(ProviderOperator):
-    """Shared parts: provider/connection choice, input validation, failure classification."""
+    """Shared parts: provider/connection choice, the hook, input validation, group sync."""
 
     providers = PROVIDERS
     ui_color = "#e3f2fd"
@@ -81,56 +86,42 @@ class _IdentityOperator(ProviderOperator):
                  **kwargs: Any) -> None:
         super().__init__(provider=provider, conn_id=conn_id, **kwargs)
         self.groups_file = groups_file
-        self._clients: list[IdentityClient] = []
 
-    def _client(self) -> IdentityClient:
+    @cached_property
+    def hook(self) -> IdentityClient:
+        """The provider's hook on the task's connection (``officeflow_<provider>`` by default)."""
         try:
-            client = identity_client(self.provider, self.conn_id)
-        except IdentityError as exc:
-            raise AirflowFailException(str(exc)) from exc
-        self._clients.append(client)
-        return client
-
-    def _close_clients(self) -> None:
-        """Release the hooks' HTTP sessions (hooks that hold one have ``close()``)."""
-        while self._clients:
-            close = getattr(self._clients.pop(), "close", None)
-            if callable(close):
-                close()
-
-    def execute(self, context: Context) -> Any:
-        try:
-            return self.execute_step(context)
-        finally:
-            self._close_clients()
-
-    def execute_step(self, context: Context) -> Any:
-        raise NotImplementedError
+            return identity_client(self.provider, self.conn_id)
+        except ServiceError as exc:
+            raise for_airflow(exc, f"{self.provider}: {exc}") from exc
 
     def _person(self, data: Any) -> Person:
         try:
             return Person.from_mapping(data)
-        except IdentityInputError as exc:
+        except InvalidInput as exc:
             raise AirflowFailException(str(exc)) from exc
 
-    def _sync_groups(self, client: IdentityClient, account: Account, wanted: list[str],
-                     managed: set[str]) -> dict[str, list[str]]:
+    def _sync_groups(self, account: Account, wanted: list[str], managed: set[str]) -> dict[str, list[str]]:
         """Add ``wanted`` groups; remove groups in ``managed`` (the mapping's) that are not wanted.
         Groups the mapping does not know are left alone (someone added them by hand)."""
+        hook = self.hook
         resolve = sorted(set(wanted) | managed)
-        ids = self._call("resolve groups", lambda: client.group_ids(resolve)) if resolve else {}
-        current = self._call("list groups", lambda: client.user_groups(account))
+        ids = self.service_call("resolve groups", lambda: hook.group_ids(resolve)) if resolve else {}
+        current = self.service_call("list groups", lambda: hook.user_groups(account))
         added, removed = [], []
         for name in wanted:
             if ids[name] in current:
                 continue
-            if self._call(f"add to {name}", lambda g=ids[name]: client.add_member(account, g)):
+            if self.service_call(f"add to {name}", partial(hook.add_member, account, ids[name])):
                 added.append(name)
         for name in sorted(managed - set(wanted)):
-            if ids[name] in current and self._call(f"remove from {name}",
-                                                  lambda g=ids[name]: client.remove_member(account, g)):
+            if ids[name] in current and self.service_call(f"remove from {name}",
+                                                          partial(hook.remove_member, account, ids[name])):
                 removed.append(name)
         return {"added": added, "removed": removed, "groups": sorted(wanted)}
+
+    def _find(self, login: str) -> Account | None:
+        return self.service_call(f"look up {login}", lambda: self.hook.find_user(login))
 
 
 class ProvisionUserOperator(_IdentityOperator):
@@ -157,43 +148,49 @@ class ProvisionUserOperator(_IdentityOperator):
         self.person = person
         self.password_delivery = password_delivery
 
-    def execute_step(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.log import mask_secret
-
+    def execute(self, context: Context) -> dict[str, Any]:
         person = self._person(self.person)
         mapping = load_group_mapping(self.groups_file).of(self.provider)
-        client = self._client()
-        account = self._call(f"look up {person.email}", lambda: client.find_user(person.email))
-        created = False
-        password_key = None
-        if account is None:
-            password = temporary_password()
-            mask_secret(password)
-            try:
-                account = self._call(f"create {person.email}", lambda: client.create_user(person, password))
-                created = True
-            except AirflowFailException as exc:
-                if not isinstance(exc.__cause__, IdentityConflict):
-                    raise
-                # Created by a concurrent or earlier try whose answer was lost: adopt it.
-                account = self._call(f"look up {person.email}", lambda: client.find_user(person.email))
-                if account is None:
-                    raise
-            if created and self.password_delivery == DELIVER_TO_VARIABLE:
+        with closing(self.hook):
+            account, password = self._create_or_adopt(person)
+            password_key = None
+            if password is not None and self.password_delivery == DELIVER_TO_VARIABLE:
                 password_key = self._deliver_password(person, password)
-            self.log.info("Created %s account %s for %s", self.provider, account.id, person.email)
-        elif not account.enabled:
+            groups = self._sync_groups(account, mapping.for_person(person.department, person.job_title),
+                                       managed=set())
+        return {"provider": self.provider, "account_id": account.id, "login": account.login,
+                "created": password is not None, "password_variable": password_key, **groups}
+
+    def _create_or_adopt(self, person: Person) -> tuple[Account, str | None]:
+        """The person's account, and the temporary password when this call created it."""
+        from airflow.sdk.log import mask_secret
+
+        account = self._find(person.email)
+        if account is not None and not account.enabled:
             raise AirflowFailException(
                 f"{self.provider}: {person.email} exists but is {account.status}; a provisioning run does not "
                 "re-enable accounts (re-hire: reactivate it deliberately, then re-run)"
             )
-        else:
+        if account is not None:
             self.log.info("Adopted existing %s account %s for %s", self.provider, account.id, person.email)
-            account = self._call(f"update {person.email}", lambda: client.update_user(account, person))
-        groups = self._sync_groups(client, account, mapping.for_person(person.department, person.job_title),
-                                   managed=set())
-        return {"provider": self.provider, "account_id": account.id, "login": account.login, "created": created,
-                "password_variable": password_key, **groups}
+            existing = account
+            return self.service_call(f"update {person.email}", lambda: self.hook.update_user(existing, person)), None
+        password = temporary_password(person.email)
+        mask_secret(password)
+        try:
+            account = self.service_call(f"create {person.email}", lambda: self.hook.create_user(person, password))
+        except AirflowFailException as exc:
+            if not isinstance(exc.__cause__, Conflict):
+                raise
+            # Created by a concurrent or earlier try whose answer was lost: adopt it.
+            account = self._find(person.email)
+            if account is None:
+                raise
+            self.log.info("Adopted %s account %s for %s, created by an earlier try", self.provider, account.id,
+                          person.email)
+            return account, None
+        self.log.info("Created %s account %s for %s", self.provider, account.id, person.email)
+        return account, password
 
     def _deliver_password(self, person: Person, password: str) -> str:
         from airflow.sdk import Variable
@@ -217,16 +214,17 @@ class UpdateUserOperator(_IdentityOperator):
         super().__init__(**kwargs)
         self.person = person
 
-    def execute_step(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:
         person = self._person(self.person)
         mapping = load_group_mapping(self.groups_file).of(self.provider)
-        client = self._client()
-        account = self._call(f"look up {person.email}", lambda: client.find_user(person.email))
-        if account is None:
-            raise AirflowFailException(f"{self.provider}: no account for {person.email}")
-        account = self._call(f"update {person.email}", lambda: client.update_user(account, person))
-        groups = self._sync_groups(client, account, mapping.for_person(person.department, person.job_title),
-                                   managed=mapping.managed())
+        with closing(self.hook):
+            account = self._find(person.email)
+            if account is None:
+                raise AirflowFailException(f"{self.provider}: no account for {person.email}")
+            existing = account
+            account = self.service_call(f"update {person.email}", lambda: self.hook.update_user(existing, person))
+            groups = self._sync_groups(account, mapping.for_person(person.department, person.job_title),
+                                       managed=mapping.managed())
         return {"provider": self.provider, "account_id": account.id, "login": account.login, **groups}
 
 
@@ -265,33 +263,22 @@ class DeprovisionUserOperator(_IdentityOperator):
         self.remove_groups = remove_groups
         self.delete_after = delete_after
 
-    def execute_step(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:
         login = str(self.login or "").strip().lower()
         if not login:
             raise AirflowFailException("login is required")
-        client = self._client()
-        account = self._call(f"look up {login}", lambda: client.find_user(login))
-        if account is None:
-            self.log.info("%s: no account for %s; nothing to deprovision", self.provider, login)
-            return {"provider": self.provider, "login": login, "account_id": None, "status": "absent"}
-        if account.enabled:
-            account = self._call(f"suspend {login}", lambda: client.suspend_user(account))
-        else:
-            self.log.info("%s: %s is already %s", self.provider, login, account.status)
-        self._call(f"revoke sessions of {login}", lambda: client.revoke_sessions(account))
-        removed: list[str] = []
-        if self.remove_groups:
-            current = self._call("list groups", lambda: client.user_groups(account))
-            for group_id, name in sorted(current.items(), key=lambda item: item[1]):
-                if self._call(f"remove from {name}", lambda g=group_id: client.remove_member(account, g)):
-                    removed.append(name)
-        result = {"provider": self.provider, "login": login, "account_id": account.id, "status": account.status,
-                  "removed": removed, "deleted": False}
-        retention = retention_period(self.delete_after)
-        if retention is None:
-            return result
-        if retention <= timedelta(0):
-            return self._delete(result)
+        with closing(self.hook):
+            account = self._find(login)
+            if account is None:
+                self.log.info("%s: no account for %s; nothing to deprovision", self.provider, login)
+                return {"provider": self.provider, "login": login, "account_id": None, "status": "absent"}
+            result = {"provider": self.provider, "login": login, **self._suspend(account, login),
+                      "deleted": False}
+            retention = retention_period(self.delete_after)
+            if retention is None:
+                return result
+            if retention <= timedelta(0):
+                return self._delete(result)
         from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
         moment = datetime.now(UTC) + retention
@@ -303,21 +290,37 @@ class DeprovisionUserOperator(_IdentityOperator):
     def execute_delete(self, context: Context, event: Any = None,
                        result: dict[str, Any] | None = None) -> dict[str, Any]:
         """After the retention period: delete, unless the account was re-enabled meanwhile."""
-        try:
+        with closing(self.hook):
             return self._delete(dict(result or {}))
-        finally:
-            self._close_clients()
+
+    def _suspend(self, account: Account, login: str) -> dict[str, Any]:
+        """Suspend (unless it is already), revoke sessions, remove groups: ``{account_id, status, removed}``."""
+        hook = self.hook
+        if account.enabled:
+            enabled = account
+            account = self.service_call(f"suspend {login}", lambda: hook.suspend_user(enabled))
+        else:
+            self.log.info("%s: %s is already %s", self.provider, login, account.status)
+        suspended = account
+        self.service_call(f"revoke sessions of {login}", lambda: hook.revoke_sessions(suspended))
+        removed: list[str] = []
+        if self.remove_groups:
+            current = self.service_call("list groups", lambda: hook.user_groups(suspended))
+            for group_id, name in sorted(current.items(), key=lambda item: item[1]):
+                if self.service_call(f"remove from {name}", partial(hook.remove_member, suspended, group_id)):
+                    removed.append(name)
+        return {"account_id": account.id, "status": account.status, "removed": removed}
 
     def _delete(self, result: dict[str, Any]) -> dict[str, Any]:
         login = result.get("login") or str(self.login).strip().lower()
-        client = self._client()
-        account = self._call(f"look up {login}", lambda: client.find_user(login))
+        account = self._find(login)
         if account is None:
             self.log.info("%s: %s is already gone", self.provider, login)
         elif account.enabled:
             raise AirflowFailException(f"{self.provider}: {login} was re-enabled during the retention period; "
                                        "not deleting it")
         else:
-            self._call(f"delete {login}", lambda: client.delete_user(account))
+            gone = account
+            self.service_call(f"delete {login}", lambda: self.hook.delete_user(gone))
             self.log.info("%s: deleted %s", self.provider, login)
         return {**result, "deleted": True}

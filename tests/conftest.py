@@ -98,7 +98,7 @@ def airflow_db(postgres: PostgresCluster) -> str:
 
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[SandboxServer]:
-    """The integration sandbox (include/sandbox) as a real server process for the session."""
+    """The integration sandbox (sandbox/) as a real server process for the session."""
     server = SandboxServer().start()
     yield server
     server.stop()

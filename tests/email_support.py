@@ -102,7 +102,7 @@ class SnsSigner:
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import padding
 
-        from plugins.officeflow_gateway.email_events import sns_string_to_sign
+        from plugins.officeflow_gateway.email.sns import sns_string_to_sign
 
         message = {**message, "SignatureVersion": version, "SigningCertURL": message.get("SigningCertURL")
                    or self.cert_url}

@@ -1,8 +1,8 @@
 """Meeting scheduling, provider-neutral: slot finding, idempotency keys, the calendar client contract.
 
 The hooks (operators/hooks/google_calendar.py, operators/hooks/msgraph_calendar.py) implement
-:class:`CalendarClient`; operators/calendar.py runs them. Errors are the identity errors of
-include/officeflow/identity.py (same HTTP mapping, same ``with_retries``).
+:class:`CalendarClient`; operators/calendar.py runs them. Their failures are the errors of
+include/officeflow/errors.py (retried by its ``with_retries``).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class CalendarClient(Protocol):
     provider: str
 
     def busy(self, organizer: str, calendars: list[str], start: datetime, end: datetime) -> dict[str, list[Interval]]:
-        """Busy intervals per address (an address whose calendar cannot be read is an IdentityNotFound)."""
+        """Busy intervals per address (an address whose calendar cannot be read is a NotFound)."""
 
     def find_meeting(self, organizer: str, key: str, start: datetime, end: datetime) -> Meeting | None:
         """The meeting created earlier with idempotency ``key`` (searching ``start``-``end``), if any."""
@@ -61,7 +61,7 @@ class CalendarClient(Protocol):
     def organized_meetings(self, organizer: str, start: datetime, end: datetime) -> list[Meeting]:
         """The non-cancelled meetings ``organizer`` organizes that start in [``start``, ``end``), earliest
         first; not those in which the organizer is only an attendee (theirs to keep, not ours to cancel).
-        An organizer without a calendar (unknown or deleted user) is an IdentityNotFound."""
+        An organizer without a calendar (unknown or deleted user) is a NotFound."""
 
     def close(self) -> None: ...
 

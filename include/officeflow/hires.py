@@ -17,8 +17,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from include.officeflow.addresses import is_email_address
+
 log = logging.getLogger(__name__)
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 HIRE_FIELDS = ("employee_id", "first_name", "last_name", "email", "personal_email", "department", "job_title",
                "start_date", "location", "manager", "manager_email", "time_zone", "identity_provider",
                "organization_id", "correlation_id", "source")
@@ -35,7 +36,7 @@ def _text(params: dict[str, Any], name: str) -> str:
 
 
 def _check_email(value: str, name: str, problems: list[str], *, required: bool) -> None:
-    if value and not EMAIL.match(value):
+    if value and not is_email_address(value):
         problems.append(f"{name} {value!r} is not an email address")
     elif required and not value:
         problems.append(f"{name} is required")
@@ -118,7 +119,7 @@ def onboarding_channel(first_name: str, last_name: str, employee_id: str = "") -
 
 
 def company_name(organization_id: str) -> str:
-    from operators.email import brand_for
+    from include.officeflow.branding import brand_for
 
     return str(brand_for(organization_id).get("name") or "OfficeFlow")
 
@@ -266,6 +267,7 @@ def validate_leaver(params: dict[str, Any], today: date | None = None) -> dict[s
         "full_name": name,
         "channel_name": onboarding_channel(leaver["first_name"], leaver["last_name"], leaver["employee_id"]),
         "document_prefix": f"hires/{leaver['employee_id'] or slug(leaver['email'])}/",
+        "manager_reader": f"user:{approver}",
         "exit_email": {"first_name": leaver["first_name"] or name, "last_day": last_day,
                        "personal_email": leaver["personal_email"],
                        "return_instructions": "hand your laptop and badge to IT on your last day"},

@@ -1,72 +1,30 @@
-"""Identity providers: the common model, the client interface, group mapping and retry policy.
+"""Identity providers: the common model, the client interface and group mapping.
 
 OfficeFlow provisions accounts in Google Workspace, Microsoft Entra (Graph) and Okta. Each provider
 has a hook under ``operators/hooks/`` implementing :class:`IdentityClient`; the operators in
 ``operators/identity.py`` only speak this interface, so every provider gets the same idempotent,
-check-then-act behaviour under Airflow retries.
+check-then-act behaviour under Airflow retries. The hooks' failures are the errors of
+:mod:`include.officeflow.errors`, retried by its ``with_retries``.
 """
 
 from __future__ import annotations
 
-import logging
-import re
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-log = logging.getLogger(__name__)
+from include.officeflow.addresses import is_email_address
+from include.officeflow.errors import InvalidInput
 
 Provider = Literal["google", "microsoft", "okta"]
 PROVIDERS: tuple[str, ...] = ("google", "microsoft", "okta")
 DEFAULT_CONN_IDS = {"google": "officeflow_google", "microsoft": "officeflow_microsoft", "okta": "officeflow_okta"}
 DEFAULT_GROUPS_FILE = Path(__file__).resolve().parents[1] / "identity" / "groups.yaml"
-
-EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                   r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
-
-
-# --- errors ---------------------------------------------------------------------------------------
-
-class IdentityError(Exception):
-    """A provider call failed. ``retryable`` failures may pass on an Airflow retry."""
-
-    retryable = True
-
-
-class IdentityAuthError(IdentityError):
-    """Bad or insufficient credentials (401/403): a retry will not help; fix the connection."""
-
-    retryable = False
-
-
-class IdentityInputError(IdentityError):
-    """The provider refused the input (400 and the like), or it was invalid before any call."""
-
-    retryable = False
-
-
-class IdentityConflict(IdentityError):
-    """The account (or membership) already exists (409 / Okta E0000001 on login)."""
-
-    retryable = False
-
-
-class IdentityNotFound(IdentityError):
-    retryable = False
-
-
-class IdentityRateLimited(IdentityError):
-    """Still throttled after the in-call retries; Airflow's retry (with backoff) takes over."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 # --- model ----------------------------------------------------------------------------------------
@@ -97,10 +55,10 @@ class Person:
     def from_mapping(cls, data: dict[str, Any]) -> Person:
         """Validate before any API call; accepts OfficeFlow's hire keys (first_name, …) and these names.
 
-        Raises :class:`IdentityInputError` listing every problem.
+        Raises :class:`InvalidInput` listing every problem.
         """
         if not isinstance(data, dict):
-            raise IdentityInputError(f"person must be a mapping, got {type(data).__name__}")
+            raise InvalidInput(f"person must be a mapping, got {type(data).__name__}")
 
         def pick(*keys: str) -> str | None:
             for key in keys:
@@ -127,17 +85,17 @@ class Person:
             problems.append("family name (last_name) is required")
         if not person.email:
             problems.append("email is required")
-        elif not EMAIL.match(person.email):
+        elif not is_email_address(person.email):
             problems.append(f"email {person.email!r} is not a valid address")
         for label, value in (("given name", person.given_name), ("family name", person.family_name)):
             if len(value) > 60:
                 problems.append(f"{label} is longer than 60 characters")
             if any(ch in value for ch in "<>\"\\") or any(ord(ch) < 32 for ch in value):
                 problems.append(f"{label} contains characters identity providers refuse")
-        if person.personal_email and not EMAIL.match(person.personal_email):
+        if person.personal_email and not is_email_address(person.personal_email):
             problems.append(f"personal_email {person.personal_email!r} is not a valid address")
         if problems:
-            raise IdentityInputError("invalid person: " + "; ".join(problems))
+            raise InvalidInput("invalid person: " + "; ".join(problems))
         return person
 
 
@@ -162,7 +120,7 @@ class IdentityClient(Protocol):
         """The account whose login / primary email is ``login`` (case-insensitive), or None."""
 
     def create_user(self, person: Person, password: str) -> Account:
-        """Create an enabled account for ``person.email``; :class:`IdentityConflict` if it exists."""
+        """Create an enabled account for ``person.email``; :class:`Conflict` if it exists."""
 
     def update_user(self, account: Account, person: Person) -> Account:
         """Set name, department, title (and manager where supported) from ``person``."""
@@ -179,7 +137,7 @@ class IdentityClient(Protocol):
     def group_ids(self, names: Iterable[str]) -> dict[str, str]:
         """Resolve group names (Google: group email; Graph: displayName; Okta: profile.name) to ids.
 
-        Raises :class:`IdentityNotFound` naming every group that does not exist.
+        Raises :class:`NotFound` naming every group that does not exist.
         """
 
     def user_groups(self, account: Account) -> dict[str, str]:
@@ -190,6 +148,9 @@ class IdentityClient(Protocol):
 
     def remove_member(self, account: Account, group_id: str) -> bool:
         """Remove from a group; False when it was not a member."""
+
+    def close(self) -> None:
+        """Release the client's connections (HTTP sessions, event loop); a later call opens them again."""
 
 
 # --- group mapping ----------------------------------------------------------------------------------
@@ -240,7 +201,7 @@ class GroupMapping(BaseModel):
 
     def of(self, provider: str) -> ProviderGroups:
         if provider not in PROVIDERS:
-            raise IdentityInputError(f"unknown identity provider {provider!r} (one of {', '.join(PROVIDERS)})")
+            raise InvalidInput(f"unknown identity provider {provider!r} (one of {', '.join(PROVIDERS)})")
         groups: ProviderGroups = getattr(self, provider)
         return groups
 
@@ -291,55 +252,3 @@ def load_group_mapping(path: str | Path | None = None) -> GroupMapping:
     except OSError as exc:
         raise GroupMappingError(f"cannot read group mapping {resolved}: {exc}") from exc
     return _load_group_mapping(str(resolved), mtime)
-
-
-# --- retries inside one call ------------------------------------------------------------------------
-
-T = TypeVar("T")
-
-
-def with_retries(call: Callable[[], T], *, describe: str, max_attempts: int = 5, max_wait: float = 60.0,
-                 sleep: Callable[[float], Any] = time.sleep) -> T:
-    """Run ``call``; on :class:`IdentityRateLimited` wait its ``retry_after`` (capped), on other
-    retryable :class:`IdentityError` back off 1, 2, 4 … s, up to ``max_attempts`` tries.
-
-    A wait longer than ``max_wait`` is not spent inside the task: the error goes to Airflow, whose
-    retry (with its own backoff) comes later. Non-retryable errors raise at once.
-    """
-    for attempt in range(1, max_attempts + 1):
-        try:
-            return call()
-        except IdentityRateLimited as exc:
-            wait = exc.retry_after if exc.retry_after is not None else min(2.0 ** (attempt - 1), max_wait)
-            if attempt == max_attempts or wait > max_wait:
-                raise
-            log.warning("%s: rate limited, waiting %.1f s (attempt %d/%d)", describe, wait, attempt, max_attempts)
-            sleep(wait)
-        except IdentityError as exc:
-            if not exc.retryable or attempt == max_attempts:
-                raise
-            wait = min(2.0 ** (attempt - 1), max_wait)
-            log.warning("%s failed (%s); retrying in %.1f s (attempt %d/%d)", describe, exc, wait, attempt,
-                        max_attempts)
-            sleep(wait)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def parse_retry_after(value: str | None, *, reset_epoch: str | None = None, now: float | None = None) -> float | None:
-    """Seconds to wait from ``Retry-After`` (seconds or HTTP date) or Okta's ``X-Rate-Limit-Reset`` (epoch)."""
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            from email.utils import parsedate_to_datetime
-
-            try:
-                return max(0.0, parsedate_to_datetime(value).timestamp() - (now or time.time()))
-            except (TypeError, ValueError):
-                pass
-    if reset_epoch:
-        try:
-            return max(0.0, float(reset_epoch) - (now or time.time()))
-        except ValueError:
-            return None
-    return None

@@ -182,6 +182,15 @@ class Settings(BaseSettings):
     slack_approvals_channel: str = Field(
         default="#general", description="Slack channel where the HR workflows post approval requests.",
     )
+    workflow_store_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60,
+        description="Longest the DAG factory waits for the store (connect, then query) before it builds the "
+        "stored workflows from its snapshot.",
+    )
+    workflows_snapshot_file: Path | None = Field(
+        default=None,
+        description="Where the DAG factory keeps its snapshot of the stored workflows (home/workflows-snapshot.json).",
+    )
     offboarding_retention_days: int = Field(
         default=30, ge=0, le=3650,
         description="Days a leaver's suspended accounts are kept before employee_offboarding deletes them.",

@@ -72,6 +72,34 @@ def days(title: str, description: str, default: int, maximum: int = 3650) -> Any
     return _param(default, type="integer", minimum=0, maximum=maximum, title=title, description=description)
 
 
+# --- the person fields the HR workflows share ---------------------------------------------------------
+
+
+def names(whose: str, *, required: bool = True, why: str = "") -> dict[str, Any]:
+    """``first_name`` and ``last_name`` of ``whose`` (e.g. "The new hire's"); optional ones say ``why``."""
+    field = required_text if required else optional_text
+    return {"first_name": field("First name", f"{whose} given name.{why}"),
+            "last_name": field("Last name", f"{whose} family name.{why}")}
+
+
+def role(department: str, job_title: str, *, new: bool = False) -> dict[str, Any]:
+    """``department`` and ``job_title`` (``new``: of a role change), each with what it decides."""
+    prefix = "New " if new else ""
+    return {"department": optional_text(f"{prefix}department".capitalize(), department),
+            "job_title": optional_text(f"{prefix}job title".capitalize(), job_title)}
+
+
+def manager(email: str, name: str = "Used in the emails.") -> dict[str, Any]:
+    """``manager`` (their name) and ``manager_email`` (what the manager does in this workflow)."""
+    return {"manager": optional_text("Manager's name", name),
+            "manager_email": optional_email("Manager's email", email)}
+
+
+def employee_id(use: str) -> Any:
+    """The HR system's id of the person (BambooHR, Workday) and what the workflow ``use``s it for."""
+    return optional_text("HR employee id", f"The HR system's id (BambooHR/Workday); {use}")
+
+
 def identity_provider() -> Any:
     """The run's identity provider, preset to the company's (``OFFICEFLOW_DEFAULT_IDENTITY_PROVIDER``)."""
     from include.officeflow.settings import get_settings

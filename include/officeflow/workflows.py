@@ -1,10 +1,11 @@
 """Declarative workflows: a YAML/JSON definition that becomes a real Airflow DAG.
 
 Non-engineers describe a workflow as data (a trigger, run params as JSON Schema, and nodes that each
-name an OfficeFlow operator with its keyword arguments). :func:`validate` checks a definition and
-lists *every* problem at once, so an editor can fix them in one go; :func:`build_dag` turns a valid
-definition into an ``airflow.sdk.DAG`` (``dags/declarative_workflows.py`` does that for the bundled
-YAML files and for the workflows stored through the API).
+name an OfficeFlow operator with its keyword arguments). :func:`check` checks a definition's format and
+lists *every* problem at once, so an editor can fix them in one go. The node types (which operator
+each builds), the operators' own checks and the DAG builder are at the operators level
+(``operators/declarative.py``), used by the DAG factory ``dags/declarative_workflows.py`` for the
+bundled YAML files and the workflows stored through the API.
 
 Config values are passed to the operators as they are; in the operators' templated fields Airflow
 renders them with Jinja at run time, so ``"{{ params.email }}"`` reads a run param and
@@ -14,21 +15,14 @@ renders them with Jinja at run time, so ``"{{ params.email }}"`` reads a run par
 from __future__ import annotations
 
 import graphlib
-import importlib
 import inspect
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import timedelta
-from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from include.officeflow.settings import REPO_ROOT
 from include.officeflow.workflow_params import is_required
-
-if TYPE_CHECKING:
-    from airflow.sdk import DAG
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{2,62}$")
 NODE_ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -71,86 +65,16 @@ class WorkflowInvalid(ValueError):
         super().__init__("invalid workflow: " + "; ".join(f"{p['path']}: {p['message']}" for p in problems))
 
 
-@dataclass(frozen=True)
-class NodeType:
-    """A node type: the OfficeFlow operator it instantiates and which of its arguments a node may set."""
+class NodeSpec(Protocol):
+    """What validation needs to know of a node type (the registry lives with the operators:
+    ``operators/declarative.py``): the operator's keyword arguments a node may set."""
 
-    name: str
-    operator: str  # "module:Class"
-    summary: str
-    excluded: frozenset[str] = field(default_factory=frozenset)
+    @property
+    def name(self) -> str: ...
 
-    def operator_class(self) -> type:
-        module, _, cls = self.operator.partition(":")
-        return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+    def arguments(self) -> dict[str, inspect.Parameter]: ...
 
-    def arguments(self) -> dict[str, inspect.Parameter]:
-        """The operator's own keyword parameters, up its MRO to (not including) ``BaseOperator``."""
-        return _operator_arguments(self.operator_class(), self.excluded)
-
-    def required(self) -> set[str]:
-        return {name for name, p in self.arguments().items() if p.default is inspect.Parameter.empty}
-
-
-@cache
-def _operator_arguments(cls: type, excluded: frozenset[str]) -> dict[str, inspect.Parameter]:
-    from airflow.sdk import BaseOperator
-
-    arguments: dict[str, inspect.Parameter] = {}
-    for klass in cls.__mro__:
-        if klass is BaseOperator or not issubclass(klass, BaseOperator):
-            break
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        for name, parameter in inspect.signature(init).parameters.items():
-            if parameter.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL) or name == "self":
-                continue
-            if name not in excluded and name not in NEVER_CONFIGURABLE:
-                arguments.setdefault(name, parameter)
-    return arguments
-
-
-NODE_TYPES: dict[str, NodeType] = {t.name: t for t in (
-    NodeType("email", "operators.email:SendTemplatedEmailOperator",
-             "Render an email template (include/templates/email) and send it to each recipient."),
-    NodeType("slack_message", "operators.slack:SlackMessageOperator",
-             "Post a Slack message (template or text) to a channel or as a DM."),
-    NodeType("slack_channel", "operators.slack:CreateChannelOperator",
-             "Create (or reuse) a Slack channel, invite people, set its topic."),
-    NodeType("archive_slack_channel", "operators.slack:ArchiveChannelOperator", "Archive a Slack channel."),
-    NodeType("slack_approval", "operators.slack:SlackApprovalOperator",
-             "Ask approvers in Slack (and the Airflow UI); a Reject skips the downstream nodes.",
-             excluded=frozenset({"options", "multiple", "defaults", "assigned_users"})),
-    NodeType("provision_user", "operators.identity:ProvisionUserOperator",
-             "Create (or adopt) a user and their groups in Google Workspace, Entra or Okta.", excluded=LOCAL_FILES),
-    NodeType("update_user", "operators.identity:UpdateUserOperator", "Update a user's profile and groups.",
-             excluded=LOCAL_FILES),
-    NodeType("deprovision_user", "operators.identity:DeprovisionUserOperator",
-             "Suspend a user, remove their groups, optionally delete later.", excluded=LOCAL_FILES),
-    NodeType("render_document", "operators.documents:RenderDocumentOperator",
-             "Render a PDF from a document template and store it as a new version."),
-    NodeType("store_document", "operators.documents:StoreDocumentOperator",
-             "Store content (data, e.g. from an upstream node) as a new document version.", excluded=LOCAL_FILES),
-    NodeType("share_document", "operators.documents:ShareDocumentOperator",
-             "Create a time-limited share link of a stored document."),
-    NodeType("schedule_meeting", "operators.calendar:ScheduleMeetingOperator",
-             "Find a free slot for all attendees and book the meeting."),
-    NodeType("update_meeting", "operators.calendar:UpdateMeetingOperator", "Move or change a booked meeting."),
-    NodeType("cancel_meeting", "operators.calendar:CancelMeetingOperator", "Cancel a booked meeting."),
-)}
-
-
-def node_type_reference() -> list[dict[str, Any]]:
-    """Every node type with its operator and config keys (required ones flagged), for docs and the API."""
-    rows = []
-    for node_type in NODE_TYPES.values():
-        required = node_type.required()
-        rows.append({
-            "type": node_type.name, "operator": node_type.operator.replace(":", "."), "summary": node_type.summary,
-            "config": {name: ("required" if name in required else "optional") for name in node_type.arguments()},
-        })
-    return rows
+    def required(self) -> set[str]: ...
 
 
 def python_dag_ids(dags_dir: Path = PYTHON_DAGS_DIR) -> set[str]:
@@ -171,19 +95,18 @@ class _Problems(list[Problem]):
         self.append({"path": path, "message": message})
 
 
-def validate(definition: Any, *, reserved: Iterable[str] | None = None) -> dict[str, Any]:
-    """Check a definition; return it normalised (defaults filled in) or raise :class:`WorkflowInvalid`.
+def check(definition: Any, node_types: Mapping[str, NodeSpec], *, reserved: Iterable[str] | None = None
+          ) -> dict[str, Any]:
+    """Check a definition against the format and ``node_types``; return it normalised (defaults filled
+    in) or raise :class:`WorkflowInvalid` listing every problem.
 
-    ``reserved``: names no declarative workflow may take (the bundled Python DAG ids by default).
-    Structural problems are all collected first; if there are none, the DAG is built once so an
-    operator refusing its arguments is reported too (with the node's path).
+    ``reserved``: names no declarative workflow may take (the bundled Python DAG ids by default). The
+    operators' own checks run when the DAG is built (``operators.declarative.validate`` does both).
     """
-    normalised = _check(definition, python_dag_ids() if reserved is None else set(reserved))
-    _build(normalised)
-    return normalised
+    return _check(definition, python_dag_ids() if reserved is None else set(reserved), node_types)
 
 
-def _check(definition: Any, reserved: set[str]) -> dict[str, Any]:
+def _check(definition: Any, reserved: set[str], node_types: Mapping[str, NodeSpec]) -> dict[str, Any]:
     problems = _Problems()
     if not isinstance(definition, Mapping):
         raise WorkflowInvalid([{"path": "", "message": "a workflow definition must be an object"}])
@@ -208,7 +131,7 @@ def _check(definition: Any, reserved: set[str]) -> dict[str, Any]:
     _check_trigger(definition.get("trigger", {"type": "manual"}), problems)
     _check_params(definition.get("params", {}), problems)
     _check_scheduled_params(definition.get("trigger"), definition.get("params"), problems)
-    _check_nodes(definition.get("nodes"), problems)
+    _check_nodes(definition.get("nodes"), node_types, problems)
     if problems:
         raise WorkflowInvalid(list(problems))
     return {
@@ -330,7 +253,7 @@ def _check_scheduled_params(trigger: Any, params: Any, problems: _Problems) -> N
                 problems.add(f"params.{name}", "a scheduled workflow's params all need a default")
 
 
-def _check_nodes(nodes: Any, problems: _Problems) -> None:
+def _check_nodes(nodes: Any, node_types: Mapping[str, NodeSpec], problems: _Problems) -> None:
     if not isinstance(nodes, list) or not nodes:
         problems.add("nodes", "must be a non-empty list of nodes")
         return
@@ -350,7 +273,7 @@ def _check_nodes(nodes: Any, problems: _Problems) -> None:
             seen[node_id] = i
         for key in sorted(set(node) - NODE_KEYS):
             problems.add(f"nodes[{i}].{key}", f"unknown field (allowed: {', '.join(sorted(NODE_KEYS))})")
-        _check_node_config(i, node, problems)
+        _check_node_config(i, node, node_types, problems)
     graph = _check_depends_on(nodes, set(seen), problems)
     try:
         graphlib.TopologicalSorter(graph).prepare()
@@ -359,21 +282,22 @@ def _check_nodes(nodes: Any, problems: _Problems) -> None:
         problems.add("nodes", f"dependency cycle: {' -> '.join([*cycle, cycle[0]])}")
 
 
-def _check_node_config(i: int, node: Mapping[str, Any], problems: _Problems) -> None:
+def _check_node_config(i: int, node: Mapping[str, Any], node_types: Mapping[str, NodeSpec],
+                       problems: _Problems) -> None:
     kind, config = node.get("type"), node.get("config", {})
     label = f"node {node.get('id')!r}"
     if not isinstance(config, Mapping):
         problems.add(f"nodes[{i}].config", "must be an object of operator arguments")
         config = {}
-    if kind not in NODE_TYPES:
-        problems.add(f"nodes[{i}].type", f"{label}: unknown node type {kind!r} (known: {', '.join(NODE_TYPES)})")
+    if not isinstance(kind, str) or kind not in node_types:
+        problems.add(f"nodes[{i}].type", f"{label}: unknown node type {kind!r} (known: {', '.join(node_types)})")
         return
-    arguments = NODE_TYPES[kind].arguments()
+    arguments = node_types[kind].arguments()
     for key in config:
         if key not in arguments and key not in OPERATOR_ARGS:
             problems.add(f"nodes[{i}].config.{key}", f"{label}: unknown config key {key!r} for {kind} nodes "
                                                      f"(allowed: {', '.join(sorted({*arguments, *OPERATOR_ARGS}))})")
-    for key in sorted(NODE_TYPES[kind].required() - set(config)):
+    for key in sorted(node_types[kind].required() - set(config)):
         problems.add(f"nodes[{i}].config.{key}", f"{label}: missing required config key {key!r} for {kind} nodes")
     if "retries" in config:
         _check_retries(config["retries"], f"nodes[{i}].config.retries", problems)
@@ -430,78 +354,6 @@ def make_params(params: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         else:
             made[name] = Param(description=schema.get("description"), **rest)
     return made
-
-
-def build_dag(definition: Any, *, reserved: Iterable[str] | None = None, doc_md: str | None = None) -> DAG:
-    """The Airflow DAG of a definition (validated first; raises :class:`WorkflowInvalid`)."""
-    checked = _check(definition, python_dag_ids() if reserved is None else set(reserved))
-    return _build(checked, doc_md)
-
-
-def _build(definition: dict[str, Any], doc_md: str | None = None) -> DAG:
-    try:
-        dag = _new_dag(definition, doc_md)
-    except Exception as exc:  # Airflow's own DAG checks
-        raise WorkflowInvalid([{"path": "", "message": f"Airflow refused the workflow: {exc}"}]) from exc
-    problems = _Problems()
-    tasks = {}
-    for i, node in enumerate(definition["nodes"]):
-        try:
-            tasks[node["id"]] = NODE_TYPES[node["type"]].operator_class()(
-                task_id=node["id"], dag=dag, **_operator_kwargs(node["type"], node["config"]))
-        except Exception as exc:  # the operator's own checks (e.g. "give exactly one of template or text")
-            problems.add(f"nodes[{i}].config", f"node {node['id']!r}: the {node['type']} operator refused its "
-                                               f"config: {exc}")
-    if problems:
-        raise WorkflowInvalid(list(problems))
-    for node in definition["nodes"]:
-        for upstream in node["depends_on"]:
-            tasks[upstream] >> tasks[node["id"]]
-    return dag
-
-
-def _new_dag(definition: dict[str, Any], doc_md: str | None) -> DAG:
-    from airflow.sdk import DAG
-
-    from include.officeflow.workflow_defaults import START_DATE, dag_callbacks, default_args, jinja_environment
-
-    overrides: dict[str, Any] = {"owner": definition["owner"]}
-    if "retries" in definition["default_args"]:
-        overrides["retries"] = definition["default_args"]["retries"]
-    if "retry_delay_seconds" in definition["default_args"]:
-        overrides["retry_delay"] = timedelta(seconds=definition["default_args"]["retry_delay_seconds"])
-    return DAG(
-        dag_id=definition["name"],
-        dag_display_name=definition["name"].replace("_", " ").capitalize(),
-        description=definition["description"] or None,
-        doc_md=doc_md,
-        schedule=schedule_of(definition["trigger"]),
-        start_date=START_DATE,
-        catchup=False,
-        is_paused_upon_creation=False,
-        tags=list(dict.fromkeys(["officeflow", "declarative", *definition["tags"]])),
-        default_args=default_args(**overrides),
-        jinja_environment_kwargs=jinja_environment(),
-        params=make_params(definition["params"]),
-        **dag_callbacks(),
-    )
-
-
-def _operator_kwargs(kind: str, config: Mapping[str, Any]) -> dict[str, Any]:
-    arguments = NODE_TYPES[kind].arguments()
-    kwargs: dict[str, Any] = {}
-    for key, value in config.items():
-        if key in ("execution_timeout_seconds", "retry_delay_seconds"):
-            kwargs[key.removesuffix("_seconds")] = timedelta(seconds=value)
-        elif key in arguments and _takes_timedelta(arguments[key]) and isinstance(value, int | float):
-            kwargs[key] = timedelta(seconds=value)  # durations are seconds in a definition
-        else:
-            kwargs[key] = value
-    return kwargs
-
-
-def _takes_timedelta(parameter: inspect.Parameter) -> bool:
-    return "timedelta" in str(parameter.annotation) and "int" not in str(parameter.annotation)
 
 
 # --- run conf ---------------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """Google Calendar (API v3) meetings: :class:`GoogleCalendarHook`, a :class:`CalendarClient`.
 
-The same ``google_cloud_platform`` connection and plumbing as :class:`GoogleDirectoryHook` (service
-account key, ``extra.api_endpoint``, error mapping, one try per call), with the ``calendar`` scope
-(``extra.calendar_scope`` overrides it; the domain-wide delegation entry must grant it) and the
-**organizer** as the delegation subject: the service account acts as the organizer, whose ``primary``
-calendar holds the event.
+A :class:`operators.hooks.google_workspace.GoogleWorkspaceHook` (the ``google_cloud_platform``
+connection, service-account key, ``extra.api_endpoint``, error mapping, one try per call) with the
+``calendar`` scope (``extra.calendar_scope`` overrides it; the domain-wide delegation entry must grant
+it) and the **organizer** as the delegation subject: the service account acts as the organizer, whose
+``primary`` calendar holds the event.
 
 - availability: ``freebusy.query`` (a calendar Google cannot read for the organizer is an error, not
   "free");
@@ -16,7 +16,7 @@ calendar holds the event.
   occurrence of a series on its own, paged by ``pageToken``), keeping the events whose organizer is the
   organizer (``organizer.self``): the calendar also shows the meetings they were only invited to. A
   delegation subject Google does not know ("Invalid email or User ID", a deleted user) has no calendar:
-  :class:`IdentityNotFound`.
+  :class:`NotFound`.
 """
 
 from __future__ import annotations
@@ -25,34 +25,34 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from include.officeflow.calendar import Interval, Meeting, google_event_id, transaction_id
-from include.officeflow.identity import DEFAULT_CONN_IDS, IdentityAuthError, IdentityError, IdentityNotFound
-from operators.hooks.google_directory import RATE_LIMIT_REASONS, GoogleDirectoryHook, _error_detail
+from include.officeflow.errors import AuthError, Conflict, NotFound
+from include.officeflow.identity import DEFAULT_CONN_IDS
+from operators.hooks.google_workspace import GoogleWorkspaceHook
 
 CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar"
 #: What Google's token endpoint says (``invalid_grant``) when the delegation subject is no user of the Workspace.
 UNKNOWN_SUBJECT = "Invalid email or User ID"
 
 
-class GoogleCalendarHook(GoogleDirectoryHook):
-    """Meetings in the organizer's Google Calendar (one hook per organizer)."""
+class GoogleCalendarHook(GoogleWorkspaceHook):
+    """Meetings in the organizer's Google Calendar (one hook per organizer).
+
+    :param conn_id: the ``google_cloud_platform`` connection (default ``officeflow_google``).
+    :param organizer: the user whose calendar holds the meetings; the service account acts as them.
+    """
 
     hook_name = "OfficeFlow Google Calendar"
+    provider = "google"
     api = ("calendar", "v3")
+    api_title = "Calendar API"
+    default_scopes = (CALENDAR_SCOPE,)
+    scope_field = "calendar_scope"
     #: ``maxResults`` of an events.list page (Google: default 250, at most 2500).
     page_size = 250
 
     def __init__(self, conn_id: str = DEFAULT_CONN_IDS["google"], *, organizer: str) -> None:
-        super().__init__(conn_id)
         self.organizer = organizer.strip().lower()
-
-    @property
-    def scopes(self) -> list[str]:
-        configured = self._get_field("calendar_scope", None)
-        return [s.strip() for s in configured.split(",") if s.strip()] if configured else [CALENDAR_SCOPE]
-
-    @property
-    def subject(self) -> str:
-        return self.organizer
+        super().__init__(conn_id, subject=self.organizer)
 
     def api_endpoint(self) -> str | None:
         """``extra.api_endpoint`` names the Google APIs root (``https://www.googleapis.com/`` or the sandbox's
@@ -60,22 +60,9 @@ class GoogleCalendarHook(GoogleDirectoryHook):
         root = super().api_endpoint()
         return f"{root.rstrip('/')}/calendar/v3/" if root else None
 
-    def _http_error(self, describe: str, exc: Any) -> IdentityError:
-        status = int(exc.resp.status)
-        if status == 410:  # "Resource has been deleted"
-            return IdentityNotFound(f"{describe}: the event was deleted (410)")
-        message, reason = _error_detail(exc)
-        if status in (401, 403) and reason not in RATE_LIMIT_REASONS:
-            return IdentityAuthError(f"{describe}: {message} ({status}{', ' + reason if reason else ''}); check the "
-                                     f"connection {self.conn_id!r}: service-account key, that domain-wide delegation "
-                                     f"grants {', '.join(self.scopes)}, and that the organizer {self.organizer} is a "
-                                     "user of the Workspace")
-        return super()._http_error(describe, exc)
-
-    def close(self) -> None:
-        if self._service is not None:
-            self._service.close()
-            self._service = None
+    def auth_hint(self) -> str:
+        return (f"service-account key, that domain-wide delegation grants {', '.join(self.scopes)}, and that the "
+                f"organizer {self.organizer} is a user of the Workspace")
 
     def _check(self, organizer: str) -> None:
         if organizer.strip().lower() != self.organizer:
@@ -97,8 +84,7 @@ class GoogleCalendarHook(GoogleDirectoryHook):
                 continue
             result[address] = [(_parse(b["start"]), _parse(b["end"])) for b in entry.get("busy", [])]
         if unreadable:
-            raise IdentityNotFound("Google Calendar cannot tell when these calendars are free: "
-                                   + ", ".join(unreadable))
+            raise NotFound("Google Calendar cannot tell when these calendars are free: " + ", ".join(unreadable))
         return result
 
     def find_meeting(self, organizer: str, key: str, start: datetime, end: datetime) -> Meeting | None:
@@ -106,7 +92,7 @@ class GoogleCalendarHook(GoogleDirectoryHook):
         try:
             event = self._execute("event look-up", lambda c: c.events().get(calendarId="primary",
                                                                              eventId=google_event_id(key)))
-        except IdentityNotFound:
+        except NotFound:
             return None
         return _meeting(event)
 
@@ -125,7 +111,7 @@ class GoogleCalendarHook(GoogleDirectoryHook):
         try:
             event = self._execute(f"create event {event_id}", lambda c: c.events().insert(
                 calendarId="primary", body=body, conferenceDataVersion=1, sendUpdates="all"))
-        except IdentityError as exc:
+        except Conflict as exc:
             if "identifier already exists" not in str(exc):
                 raise
             event = self._execute(f"get event {event_id}", lambda c: c.events().get(calendarId="primary",
@@ -155,7 +141,7 @@ class GoogleCalendarHook(GoogleDirectoryHook):
                 return False
             self._execute(f"cancel event {event_id}", lambda c: c.events().delete(
                 calendarId="primary", eventId=event_id, sendUpdates="all"))
-        except IdentityNotFound:
+        except NotFound:
             return False
         return True
 
@@ -169,11 +155,11 @@ class GoogleCalendarHook(GoogleDirectoryHook):
 
         try:
             events = self._pages(f"list of {self.organizer}'s events", page, "items")
-        except IdentityAuthError as exc:
+        except AuthError as exc:
             if UNKNOWN_SUBJECT not in str(exc):
                 raise
-            raise IdentityNotFound(f"{self.organizer} has no Google calendar: Google does not know the user "
-                                   f"({UNKNOWN_SUBJECT!r})") from None
+            raise NotFound(f"{self.organizer} has no Google calendar: Google does not know the user "
+                           f"({UNKNOWN_SUBJECT!r})") from None
         meetings = [_meeting(e) for e in events if e.get("status") != "cancelled" and self._organizes(e)]
         return [m for m in meetings if start <= m.start < end]  # the listing also has those already under way
 

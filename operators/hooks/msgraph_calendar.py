@@ -1,8 +1,8 @@
 """Microsoft 365 meetings through Microsoft Graph: :class:`MicrosoftGraphCalendarHook`, a :class:`CalendarClient`.
 
-The request plumbing (provider ``KiotaRequestAdapterHook``, token handling, error mapping, paging)
-is :class:`MicrosoftGraphIdentityHook`'s; the same ``officeflow_microsoft`` connection. The app
-registration needs the ``Calendars.ReadWrite`` application permission (admin-consented).
+A :class:`operators.hooks.msgraph.MicrosoftGraphHook` (the ``officeflow_microsoft`` connection, the
+provider's ``KiotaRequestAdapterHook``, token handling, error mapping, paging). The app registration
+needs the ``Calendars.ReadWrite`` application permission (admin-consented).
 
 - availability: ``POST /users/{organizer}/calendar/getSchedule`` (times asked and answered in UTC;
   an address Graph cannot resolve is an error, not "free");
@@ -15,7 +15,7 @@ registration needs the ``Calendars.ReadWrite`` application permission (admin-con
 - organized meetings: the organizer's ``calendarView`` (occurrences of a series on their own, paged by
   ``@odata.nextLink``), keeping ``isOrganizer`` and not ``isCancelled`` events: the view also holds the
   meetings they were only invited to. An unknown user or one without a mailbox is a 404:
-  :class:`IdentityNotFound`.
+  :class:`NotFound`.
 """
 
 from __future__ import annotations
@@ -25,30 +25,25 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import httpx
-
 from include.officeflow.calendar import Interval, Meeting, transaction_id
-from include.officeflow.identity import IdentityAuthError, IdentityError, IdentityNotFound
-from operators.hooks.msgraph_identity import MicrosoftGraphIdentityHook
+from include.officeflow.errors import NotFound
+from operators.hooks.msgraph import MicrosoftGraphHook
 
 UTC_PREFERENCE = {"Prefer": 'outlook.timezone="UTC"'}
 SCHEDULE_INTERVAL = 15  # minutes
 
 
-class MicrosoftGraphCalendarHook(MicrosoftGraphIdentityHook):
-    """Meetings in Microsoft 365 calendars (see the module docstring)."""
+class MicrosoftGraphCalendarHook(MicrosoftGraphHook):
+    """Meetings in Microsoft 365 calendars (see the module docstring).
+
+    :param conn_id: the ``msgraph`` connection (default ``officeflow_microsoft``).
+    :param timeout: seconds per request (default: ``extra.timeout``, else 30).
+    """
 
     hook_name = "OfficeFlow Microsoft Graph calendar"
+    permissions = "Calendars.ReadWrite application permission"
     #: ``$top`` of a calendarView page (Graph's default is 10).
     page_size = 100
-
-    def _error(self, response: httpx.Response, what: str) -> IdentityError:
-        if response.status_code == 403:
-            code, message = self._graph_error(response)
-            return IdentityAuthError(f"Microsoft Graph denied {what} ({code}: {message}); check that the app "
-                                     f"registration of connection {self.conn_id!r} has the Calendars.ReadWrite "
-                                     "application permission with admin consent")
-        return super()._error(response, what)
 
     @staticmethod
     def _user(address: str) -> str:
@@ -71,8 +66,7 @@ class MicrosoftGraphCalendarHook(MicrosoftGraphIdentityHook):
             result[address] = [(_parse(i["start"]), _parse(i["end"])) for i in item.get("scheduleItems", [])
                                if i.get("status") not in ("free", "workingElsewhere")]
         if unreadable:
-            raise IdentityNotFound("Microsoft Graph cannot tell when these calendars are free: "
-                                   + ", ".join(unreadable))
+            raise NotFound("Microsoft Graph cannot tell when these calendars are free: " + ", ".join(unreadable))
         return result
 
     def find_meeting(self, organizer: str, key: str, start: datetime, end: datetime) -> Meeting | None:

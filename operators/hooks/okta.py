@@ -26,10 +26,10 @@ Mapping to the provider-neutral model:
 - New accounts get the temporary password with ``nextLogin=changePassword``: the user must change
   it at first sign-in.
 
-HTTP failures become identity errors (401 / permission 403 -> IdentityAuthError; 400 -> input error,
-or IdentityConflict for a login that already exists; 404 -> not found; 429 -> IdentityRateLimited
-with the wait from ``Retry-After`` or ``X-Rate-Limit-Reset``; 5xx / network -> retryable
-IdentityError). Each call is made once: the operators' ``with_retries`` owns the retry policy.
+HTTP failures become the errors of :mod:`include.officeflow.errors` (401 / permission 403 -> AuthError;
+400 -> InvalidInput, or Conflict for a login that already exists; 404 -> NotFound; 429 -> RateLimited
+with the wait from ``Retry-After`` or ``X-Rate-Limit-Reset``; 5xx / network -> Unavailable). Each call
+is made once: the operators' ``with_retries`` owns the retry policy.
 Paging follows ``Link: <…>; rel="next"`` (only within the org URL). The token and passwords are
 never logged or put in error messages.
 """
@@ -43,18 +43,9 @@ from urllib.parse import quote, urlsplit
 import httpx
 from airflow.sdk import BaseHook
 
-from include.officeflow.identity import (
-    DEFAULT_CONN_IDS,
-    Account,
-    IdentityAuthError,
-    IdentityConflict,
-    IdentityError,
-    IdentityInputError,
-    IdentityNotFound,
-    IdentityRateLimited,
-    Person,
-    parse_retry_after,
-)
+from include.officeflow import errors
+from include.officeflow.identity import DEFAULT_CONN_IDS, Account, Person
+from operators.hooks.closing import ClosingHook
 
 API = "/api/v1"
 ENABLED_STATUSES = frozenset({"ACTIVE", "PROVISIONED", "RECOVERY", "PASSWORD_EXPIRED", "LOCKED_OUT"})
@@ -63,7 +54,7 @@ STATE_ERRORS = frozenset({"E0000038", "E0000016"})
 PAGE_SIZE = 200
 
 
-class OktaHook(BaseHook):
+class OktaHook(ClosingHook, BaseHook):
     """Okta users, lifecycle and groups through the Management API with an SSWS token."""
 
     conn_name_attr = "okta_conn_id"
@@ -77,47 +68,52 @@ class OktaHook(BaseHook):
         self.okta_conn_id = okta_conn_id
         self.timeout = timeout
         self.org_url, token = self._read_connection()
-        self._http = httpx.Client(
-            base_url=self.org_url, timeout=timeout, follow_redirects=False,
-            headers={"Authorization": f"SSWS {token}", "Accept": "application/json",
-                     "Content-Type": "application/json", "User-Agent": "officeflow-okta-hook"},
-        )
+        self._headers = {"Authorization": f"SSWS {token}", "Accept": "application/json",
+                         "Content-Type": "application/json", "User-Agent": "officeflow-okta-hook"}
+        self._http: httpx.Client | None = None
 
     def _read_connection(self) -> tuple[str, str]:
         try:
             conn = self.get_connection(self.okta_conn_id)
         except Exception as exc:  # AirflowNotFoundException and friends
-            raise IdentityAuthError(f"Okta connection {self.okta_conn_id!r} is not defined ({exc.__class__.__name__}); "
-                                    "create it with host = org URL and password = API token") from None
+            raise errors.AuthError(f"Okta connection {self.okta_conn_id!r} is not defined ({exc.__class__.__name__}); "
+                            "create it with host = org URL and password = API token") from None
         host = (conn.host or "").strip().rstrip("/")
         token = (conn.password or "").strip()
         if not host or not token:
-            raise IdentityAuthError(f"Okta connection {self.okta_conn_id!r} needs host (the org URL, "
-                                    "https://<org>.okta.com) and password (an API token)")
+            raise errors.AuthError(f"Okta connection {self.okta_conn_id!r} needs host (the org URL, "
+                            "https://<org>.okta.com) and password (an API token)")
         if "://" not in host:
             host = f"{conn.schema or 'https'}://{host}" + (f":{conn.port}" if conn.port else "")
         return host, token
 
     def get_conn(self) -> httpx.Client:
+        """The HTTP client of the org URL, with the token; built on first use (again after :meth:`close`)."""
+        if self._http is None:
+            self._http = httpx.Client(base_url=self.org_url, timeout=self.timeout, follow_redirects=False,
+                                      headers=self._headers)
         return self._http
 
     def close(self) -> None:
-        self._http.close()
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
 
     # --- HTTP ------------------------------------------------------------------------------------
 
     def _request(self, method: str, url: str, *, params: dict[str, Any] | None = None,
                  json: dict[str, Any] | None = None) -> httpx.Response:
         try:
-            response = self._http.request(method, url, params=params, json=json)
+            response = self.get_conn().request(method, url, params=params, json=json)
         except httpx.HTTPError as exc:
-            raise IdentityError(f"Okta {method} {urlsplit(str(url)).path} failed: {exc.__class__.__name__}: {exc}") \
-                from None
+            raise errors.Unavailable(f"Okta {method} {urlsplit(str(url)).path} failed: "
+                                     f"{exc.__class__.__name__}: {exc}") from None
         if response.is_success:
             return response
         raise self._error(method, response)
 
-    def _error(self, method: str, response: httpx.Response) -> IdentityError:
+    def _error(self, method: str, response: httpx.Response) -> errors.ServiceError:
         status = response.status_code
         try:
             body = response.json()
@@ -131,21 +127,21 @@ class OktaHook(BaseHook):
         where = f"{method} {response.request.url.path}"
         message = f"Okta {status}{' ' + code if code else ''} on {where}: {detail}"
         if status == 401:
-            return IdentityAuthError(f"{message}; check the connection {self.okta_conn_id!r} "
-                                     "(host = org URL, password = a valid API token)")
+            return errors.AuthError(f"{message}; check the connection {self.okta_conn_id!r} "
+                             "(host = org URL, password = a valid API token)")
         if status == 403 and code not in STATE_ERRORS:
-            return IdentityAuthError(f"{message}; check that the API token of connection {self.okta_conn_id!r} "
-                                     "belongs to an admin allowed to manage users and groups")
+            return errors.AuthError(f"{message}; check that the API token of connection {self.okta_conn_id!r} "
+                             "belongs to an admin allowed to manage users and groups")
         if status == 429:
-            return IdentityRateLimited(message, retry_after=parse_retry_after(
+            return errors.RateLimited(message, retry_after=errors.parse_retry_after(
                 response.headers.get("Retry-After"), reset_epoch=response.headers.get("X-Rate-Limit-Reset")))
         if status == 409 or (status == 400 and any("already exists" in c for c in causes)):
-            return IdentityConflict(message)
+            return errors.Conflict(message)
         if status == 404:
-            return IdentityNotFound(message)
+            return errors.NotFound(message)
         if 400 <= status < 500:
-            return IdentityInputError(message)
-        return IdentityError(message)
+            return errors.InvalidInput(message)
+        return errors.Unavailable(message) if status >= 500 else errors.ServiceError(message)
 
     def _pages(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """Every item of a listing, following ``Link: rel="next"`` (only within the org URL: the
@@ -154,19 +150,19 @@ class OktaHook(BaseHook):
         while True:
             items = response.json()
             if not isinstance(items, list):
-                raise IdentityError(f"Okta GET {path}: expected a list, got {type(items).__name__}")
+                raise errors.ServiceError(f"Okta GET {path}: expected a list, got {type(items).__name__}")
             yield from items
             next_url = response.links.get("next", {}).get("url")
             if not next_url:
                 return
             if not next_url.startswith(self.org_url + "/"):
-                raise IdentityError(f"Okta paging link {next_url!r} is outside the org URL {self.org_url!r}")
+                raise errors.ServiceError(f"Okta paging link {next_url!r} is outside the org URL {self.org_url!r}")
             response = self._request("GET", next_url)
 
     def _get_user(self, key: str) -> dict[str, Any] | None:
         try:
             user: dict[str, Any] = self._request("GET", f"{API}/users/{quote(key, safe='@')}").json()
-        except IdentityNotFound:
+        except errors.NotFound:
             return None
         return user
 
@@ -208,7 +204,7 @@ class OktaHook(BaseHook):
         if len(matches) == 1:
             return self._account(matches[0])
         if len(matches) > 1:
-            raise IdentityConflict(f"Okta: {len(matches)} users have the email {login}; resolve the duplicates")
+            raise errors.Conflict(f"Okta: {len(matches)} users have the email {login}; resolve the duplicates")
         return None
 
     def create_user(self, person: Person, password: str) -> Account:
@@ -226,13 +222,13 @@ class OktaHook(BaseHook):
     def suspend_user(self, account: Account) -> Account:
         current = self._get_user(account.id)
         if current is None:
-            raise IdentityNotFound(f"Okta user {account.id} ({account.login}) no longer exists")
+            raise errors.NotFound(f"Okta user {account.id} ({account.login}) no longer exists")
         if current.get("status") == "DEPROVISIONED":
             return self._account(current)
         self._request("POST", f"{API}/users/{account.id}/lifecycle/deactivate", params={"sendEmail": "false"})
         after = self._get_user(account.id)
         if after is None:
-            raise IdentityNotFound(f"Okta user {account.id} ({account.login}) disappeared while deactivating")
+            raise errors.NotFound(f"Okta user {account.id} ({account.login}) disappeared while deactivating")
         return self._account(after)
 
     def revoke_sessions(self, account: Account) -> None:
@@ -245,11 +241,11 @@ class OktaHook(BaseHook):
         if current.get("status") != "DEPROVISIONED":
             try:
                 self._request("POST", f"{API}/users/{account.id}/lifecycle/deactivate", params={"sendEmail": "false"})
-            except IdentityNotFound:
+            except errors.NotFound:
                 return
         try:
             self._request("DELETE", f"{API}/users/{account.id}", params={"sendEmail": "false"})
-        except IdentityNotFound:
+        except errors.NotFound:
             return
 
     def group_ids(self, names: Iterable[str]) -> dict[str, str]:
@@ -264,11 +260,11 @@ class OktaHook(BaseHook):
                 continue
             group = exact[0]
             if group.get("type") != "OKTA_GROUP":
-                raise IdentityInputError(f"Okta group {name!r} is a {group.get('type')} group; its members are "
-                                         "managed by Okta or an app, not by OfficeFlow")
+                raise errors.InvalidInput(f"Okta group {name!r} is a {group.get('type')} group; its members are "
+                                   "managed by Okta or an app, not by OfficeFlow")
             resolved[name] = str(group["id"])
         if missing:
-            raise IdentityNotFound(f"Okta groups not found: {', '.join(missing)}")
+            raise errors.NotFound(f"Okta groups not found: {', '.join(missing)}")
         return resolved
 
     def _all_groups(self, account: Account) -> list[dict[str, Any]]:

@@ -7,12 +7,14 @@ from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from include.officeflow.settings import get_settings
-from plugins.officeflow_gateway import email_events, health, slack_interactions, webhooks
+from plugins.officeflow_gateway import health, slack_interactions, webhooks
 from plugins.officeflow_gateway.api import documents as documents_api
+from plugins.officeflow_gateway.api import email as email_api
 from plugins.officeflow_gateway.api import endpoints as endpoints_api
 from plugins.officeflow_gateway.api import events as events_api
 from plugins.officeflow_gateway.api import workflows as workflows_api
 from plugins.officeflow_gateway.dispatcher import dispatcher
+from plugins.officeflow_gateway.email import routes as email_routes
 from plugins.officeflow_gateway.errors import install_error_handlers
 
 
@@ -57,6 +59,7 @@ def create_app() -> FastAPI:
     app.include_router(events_api.router)
     app.include_router(documents_api.router)
     app.include_router(workflows_api.router)
-    app.include_router(email_events.router)
+    app.include_router(email_routes.router)
+    app.include_router(email_api.router)
     app.include_router(slack_interactions.router)
     return app

@@ -26,8 +26,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import or_, select
 
 from include.officeflow import run_notes
+from include.officeflow.audit import audit
 from include.officeflow.settings import get_settings
-from include.officeflow.store import AuditLog, EventStatus, WebhookEvent, session_scope
+from include.officeflow.store import EventStatus, WebhookEvent, session_scope
 from plugins.officeflow_gateway.triggering import TriggerError, trigger_run
 
 log = logging.getLogger(__name__)
@@ -77,10 +78,9 @@ def dispatch_one(event_id: str, trigger: Trigger = trigger_run) -> str | None:
             event.status = EventStatus.TRIGGERED.value
             event.error = None
             event.next_attempt_at = None
-            session.add(AuditLog(actor=f"webhook:{event.endpoint_id}", action="workflow.triggered",
-                                 resource_type="dag_run", resource_id=event.dag_run_id, outcome="success",
-                                 correlation_id=event.correlation_id,
-                                 details={"dag_id": event.dag_id, "event_id": event.id}))
+            audit("workflow.triggered", actor=f"webhook:{event.endpoint_id}", resource_type="dag_run",
+                  resource_id=event.dag_run_id, outcome="success", correlation_id=event.correlation_id,
+                  session=session, dag_id=event.dag_id, event_id=event.id)
         return event.status
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from include.officeflow.store import AuditLog, EventStatus, WebhookEvent, get_engine, session_scope
+from include.officeflow.store import EventStatus, WebhookEvent, get_engine
 from include.officeflow.store.models import new_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -31,15 +31,6 @@ class Outcome:
     def as_dict(self) -> dict[str, Any]:
         return {"event_id": self.event_id, "status": self.status, "dag_run_id": self.dag_run_id,
                 "duplicate": self.duplicate, "reason": self.reason}
-
-
-def audit(action: str, *, actor: str, resource_type: str, outcome: str, correlation_id: str | None,
-          resource_id: str | None = None, **details: Any) -> None:
-    """Append one audit record in its own transaction."""
-    with session_scope() as session:
-        session.add(AuditLog(actor=actor, action=action, resource_type=resource_type,
-                             resource_id=resource_id, outcome=outcome,
-                             correlation_id=correlation_id, details=details))
 
 
 _COLUMNS = ("id", "endpoint_id", "provider_event_id", "event_type", "status", "payload", "dag_id", "dag_run_id",

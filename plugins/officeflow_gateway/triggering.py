@@ -10,12 +10,17 @@ log = logging.getLogger(__name__)
 
 
 class TriggerError(Exception):
-    """The run could not be created. ``permanent`` errors (invalid conf, run type not allowed)
-    will not succeed on a retry; the others (DAG not parsed yet, DB unavailable) may."""
+    """The run could not be created. ``reason``: ``dag_not_available`` (not parsed yet: may pass on a
+    retry), ``refused`` (invalid conf, run type not allowed: will not pass on a retry) or ``failed``
+    (database errors and the like: worth a retry)."""
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    def __init__(self, message: str, *, reason: str = "failed") -> None:
         super().__init__(message)
-        self.permanent = permanent
+        self.reason = reason
+
+    @property
+    def permanent(self) -> bool:
+        return self.reason == "refused"
 
 
 def run_id_for(endpoint_id: str, provider_event_id: str) -> str:
@@ -46,9 +51,9 @@ def trigger_run(dag_id: str, run_id: str, conf: dict[str, Any], *, triggered_by_
     except DagRunAlreadyExists:
         log.info("Run %s of %s already exists; nothing to do", run_id, dag_id)
     except DagNotFound as exc:
-        raise TriggerError(f"DAG {dag_id!r} is not available yet: {exc}") from exc
+        raise TriggerError(f"DAG {dag_id!r} is not available yet: {exc}", reason="dag_not_available") from exc
     except (ParamValidationError, ValueError) as exc:
-        raise TriggerError(f"{dag_id!r} refused the run: {exc}", permanent=True) from exc
+        raise TriggerError(f"{dag_id!r} refused the run: {exc}", reason="refused") from exc
     except Exception as exc:  # DB errors and the like: worth a retry.
         raise TriggerError(f"could not trigger {dag_id!r}: {type(exc).__name__}: {exc}") from exc
     return run_id

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
+from include.officeflow.audit import audit
 from include.officeflow.settings import get_settings
 from include.officeflow.store import EventStatus
 from plugins.officeflow_gateway import endpoints
@@ -27,7 +28,7 @@ from plugins.officeflow_gateway.adapters import Delivery, PayloadError, Verifica
 from plugins.officeflow_gateway.adapters.base import check_storable
 from plugins.officeflow_gateway.dispatcher import dispatcher
 from plugins.officeflow_gateway.errors import CORRELATION_HEADER, ApiError, correlation_id
-from plugins.officeflow_gateway.inbox import Outcome, audit, store
+from plugins.officeflow_gateway.inbox import Outcome, store
 from plugins.officeflow_gateway.mapping import MappingError, ParamsValidator, apply_mapping
 from plugins.officeflow_gateway.ratelimit import InProcessRateLimiter, get_rate_limiter
 from plugins.officeflow_gateway.triggering import run_id_for

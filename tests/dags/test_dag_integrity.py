@@ -42,7 +42,7 @@ HR_DAGS = ("employee_onboarding", "employee_offboarding", "employee_role_change"
 
 
 def test_every_dag_alerts_slack_on_failure_and_logs_the_run_ids(dagbag):
-    from include.officeflow.workflow_defaults import bind_log_context
+    from include.officeflow.log_context import bind_log_context
     from operators.slack import OfficeFlowSlackNotifier
 
     for dag_id, dag in dagbag.dags.items():
@@ -177,3 +177,28 @@ def test_every_workflow_explains_itself(dagbag):
 
 def test_onboarding_summary_is_the_runs_result(dagbag):
     assert dagbag.dags["employee_onboarding"].task_dict["summarise"].returns_dag_result is True
+
+
+def test_every_xcom_field_read_is_pushed(dagbag):
+    """``task.output["field"]`` reads the XCom *key* "field": the producing task must push its result's
+    fields as keys (``multiple_outputs=True``), or the consumer fails with XComNotFound at run time."""
+    from airflow.sdk.definitions.xcom_arg import PlainXComArg
+
+    def xcom_args(value):
+        if isinstance(value, PlainXComArg):
+            yield value
+        elif isinstance(value, dict):
+            for item in value.values():
+                yield from xcom_args(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                yield from xcom_args(item)
+
+    for dag_id, dag in dagbag.dags.items():
+        for task in dag.tasks:
+            for field in task.template_fields:
+                for arg in xcom_args(getattr(task, field, None)):
+                    if arg.key != "return_value":
+                        assert arg.operator.multiple_outputs, (
+                            f"{dag_id}.{task.task_id}.{field} reads {arg.operator.task_id}[{arg.key!r}], which "
+                            "does not push its result's fields (multiple_outputs=True)")

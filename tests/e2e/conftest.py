@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from include.officeflow.store import migrate
-from include.sandbox.smtp_sink import SmtpSink
+from sandbox.email.smtp_sink import SmtpSink
 from tests.harness.airflow_platform import AirflowPlatform
 from tests.harness.s3 import VERSIONED_BUCKET
 from tests.slack_interactions import SIGNING_SECRET

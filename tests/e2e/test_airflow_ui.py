@@ -121,7 +121,11 @@ def test_onboarding_from_the_form_to_its_summary(page, platform, shots):
     for name, value in {"first_name": "Ada", "last_name": last_name, "email": email}.items():
         dialog.locator(f"#element_{name}").fill(value)
     trigger_button(dialog).click()
-    dialog.wait_for(state="hidden")
+    try:  # the form closes once Airflow has created the run (slow on a loaded 2-core machine)
+        dialog.wait_for(state="hidden", timeout=120_000)
+    except Exception as exc:
+        shots.take(page, "failed-trigger")
+        raise AssertionError(f"the trigger form stayed open: {dialog.inner_text()[-800:]}") from exc
 
     # Find the run by the hire's name: Dag Runs, filtered by what the run was started with.
     page.goto(f"{platform.base_url}/dag_runs?conf_contains={last_name}")

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from include.sandbox.smtp_sink import SmtpSink
+from sandbox.email.smtp_sink import SmtpSink
 from tests.e2e.test_identity_provisioning import wait_for_dag
 from tests.harness.airflow_platform import AirflowPlatform
 from tests.harness.sandbox import SandboxServer

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from include.sandbox.smtp_sink import SmtpSink
 from plugins.officeflow_gateway.adapters import bamboohr, generic
+from sandbox.email.smtp_sink import SmtpSink
 from tests.e2e.test_identity_provisioning import wait_for_dag
 from tests.harness.airflow_platform import AirflowPlatform
 

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from include.sandbox.smtp_sink import SmtpSink
+from sandbox.email.smtp_sink import SmtpSink
 from tests.e2e.conftest import MANAGER
 from tests.e2e.test_identity_provisioning import wait_for_dag
 from tests.e2e.test_onboarding_webhook import store_rows

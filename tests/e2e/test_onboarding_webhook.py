@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from include.sandbox.smtp_sink import SmtpSink
+from sandbox.email.smtp_sink import SmtpSink
 from tests.harness.airflow_platform import AirflowPlatform
 from tests.plugins.gateway_client import hire_body, signed
 

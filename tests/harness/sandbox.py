@@ -1,4 +1,4 @@
-"""The integration sandbox (include/sandbox) as a real HTTP server process on a free port."""
+"""The integration sandbox (the top-level sandbox package) as a real HTTP server process on a free port."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from include.sandbox.credentials import SandboxSetup, generate
+from sandbox.credentials import SandboxSetup, generate
 from tests.harness.ports import free_port
 from tests.harness.processes import stop_process
 
@@ -22,7 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class SandboxServer:
-    """``python -m include.sandbox`` with freshly generated credentials; stopped by :meth:`stop`."""
+    """``python -m sandbox`` with freshly generated credentials; stopped by :meth:`stop`."""
 
     def __init__(self) -> None:
         self.home = Path(tempfile.mkdtemp(prefix="officeflow-sandbox-"))
@@ -45,7 +45,7 @@ class SandboxServer:
     def start(self, timeout: float = 30) -> SandboxServer:
         log = (self.home / "sandbox.log").open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "include.sandbox", "--host", "127.0.0.1", "--port", str(self.port),
+            [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(self.port),
              "--tls-port", str(self.tls_port), "--credentials", str(self.setup.credentials_file)],
             cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

@@ -1,4 +1,4 @@
-"""include/officeflow/documents.py: PDF rendering and versioned storage on a real S3 server (MinIO in its
+"""include/officeflow/documents/: PDF rendering and versioned storage on a real S3 server (MinIO in its
 own process, tests/harness/s3.py) and a local folder, with the metadata in the real PostgreSQL store."""
 
 from __future__ import annotations

@@ -1,21 +1,11 @@
-"""The provider-neutral identity model: input validation, group mapping, retry policy."""
+"""The provider-neutral identity model: input validation, group mapping."""
 
 from __future__ import annotations
 
 import pytest
 
-from include.officeflow.identity import (
-    DEFAULT_GROUPS_FILE,
-    GroupMappingError,
-    IdentityAuthError,
-    IdentityError,
-    IdentityInputError,
-    IdentityRateLimited,
-    Person,
-    load_group_mapping,
-    parse_retry_after,
-    with_retries,
-)
+from include.officeflow.errors import InvalidInput
+from include.officeflow.identity import DEFAULT_GROUPS_FILE, GroupMappingError, Person, load_group_mapping
 
 HIRE = {"first_name": "Ada", "last_name": "Lovelace", "email": "Ada.Lovelace@officeflow.test",
         "department": "Engineering", "job_title": "Software Engineer"}
@@ -29,7 +19,7 @@ def test_person_accepts_officeflow_hire_keys_and_lowercases_the_login():
 
 
 def test_person_lists_every_problem_at_once():
-    with pytest.raises(IdentityInputError) as info:
+    with pytest.raises(InvalidInput) as info:
         Person.from_mapping({"first_name": "  ", "email": "not-an-email", "personal_email": "x@"})
     message = str(info.value)
     for expected in ("given name", "family name", "'not-an-email' is not a valid address", "personal_email"):
@@ -38,12 +28,12 @@ def test_person_lists_every_problem_at_once():
 
 @pytest.mark.parametrize("bad", ["Ada <script>", "A" * 61, "Ada\nBob"])
 def test_person_refuses_names_providers_refuse(bad):
-    with pytest.raises(IdentityInputError, match="given name"):
+    with pytest.raises(InvalidInput, match="given name"):
         Person.from_mapping({**HIRE, "first_name": bad})
 
 
 def test_person_must_be_a_mapping():
-    with pytest.raises(IdentityInputError, match="mapping"):
+    with pytest.raises(InvalidInput, match="mapping"):
         Person.from_mapping("ada@officeflow.test")  # type: ignore[arg-type]
 
 
@@ -53,7 +43,7 @@ def test_bundled_group_mapping_is_valid_and_maps_department_and_role_case_insens
         "everyone@officeflow.test", "engineering@officeflow.test", "developers@officeflow.test"]
     assert mapping.okta.for_person(None, None) == ["Everyone at OfficeFlow"]
     assert "Managers" in mapping.microsoft.managed()
-    with pytest.raises(IdentityInputError, match="unknown identity provider"):
+    with pytest.raises(InvalidInput, match="unknown identity provider"):
         mapping.of("ldap")
 
 
@@ -86,56 +76,3 @@ def test_group_mapping_follows_file_changes(tmp_path):
     path.write_text("okta:\n  all: [Two]\n")
     os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 5))
     assert load_group_mapping(path).okta.all == ["Two"]
-
-
-def test_with_retries_waits_the_retry_after_of_a_rate_limit():
-    waits: list[float] = []
-    answers = iter([IdentityRateLimited("slow down", retry_after=3), "ok"])
-
-    def call() -> str:
-        answer = next(answers)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    assert with_retries(call, describe="test", sleep=waits.append) == "ok"
-    assert waits == [3]
-
-
-def test_with_retries_hands_long_waits_to_airflow():
-    with pytest.raises(IdentityRateLimited):
-        with_retries(lambda: (_ for _ in ()).throw(IdentityRateLimited("later", retry_after=600)),
-                     describe="test", sleep=lambda s: pytest.fail("must not sleep 600 s in a task"))
-
-
-def test_with_retries_backs_off_on_retryable_errors_and_gives_up():
-    waits: list[float] = []
-    calls = []
-
-    def failing() -> None:
-        calls.append(1)
-        raise IdentityError("502 from the provider")
-
-    with pytest.raises(IdentityError, match="502"):
-        with_retries(failing, describe="test", max_attempts=4, sleep=waits.append)
-    assert len(calls) == 4 and waits == [1, 2, 4]
-
-
-def test_with_retries_fails_fast_on_permanent_errors():
-    calls = []
-
-    def denied() -> None:
-        calls.append(1)
-        raise IdentityAuthError("401")
-
-    with pytest.raises(IdentityAuthError):
-        with_retries(denied, describe="test", sleep=lambda s: pytest.fail("no wait for a permanent error"))
-    assert len(calls) == 1
-
-
-def test_parse_retry_after_forms():
-    assert parse_retry_after("7") == 7
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470) == 10
-    assert parse_retry_after(None, reset_epoch="1000", now=990) == 10
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after("-5") == 0

@@ -4,6 +4,7 @@ run conf checks, and the DAG factory (bundled YAML + store, broken definitions s
 from __future__ import annotations
 
 import copy
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,9 @@ import pytest
 from sqlalchemy import text
 
 from include.officeflow import workflows
-from include.officeflow.workflows import WorkflowInvalid, build_dag, check_conf, validate
+from include.officeflow.workflows import WorkflowInvalid, check_conf
+from operators import declarative
+from operators.declarative import build_dag, validate
 
 FACTORY = Path(__file__).resolve().parents[2] / "dags" / "declarative_workflows.py"
 
@@ -205,8 +208,8 @@ def test_bundled_definitions_are_valid():
 
 
 def test_node_type_reference_comes_from_the_operators():
-    reference = {row["type"]: row for row in workflows.node_type_reference()}
-    assert set(reference) == set(workflows.NODE_TYPES)
+    reference = {row["type"]: row for row in declarative.node_type_reference()}
+    assert set(reference) == set(declarative.NODE_TYPES)
     assert reference["deprovision_user"]["config"]["login"] == "required"
     assert reference["slack_message"]["config"]["conn_id"] == "optional"  # from the _SlackOperator base
     assert "options" not in reference["slack_approval"]["config"]
@@ -267,10 +270,45 @@ def test_factory_still_builds_the_yaml_workflows_when_the_store_is_down(settings
     assert "OfficeFlow store unavailable" in caplog.text
 
 
+def test_a_store_that_goes_away_leaves_the_stored_workflows_in_airflow(workflow_store, settings_env, tmp_path,
+                                                                       caplog):
+    """The factory keeps a snapshot of what it read; with the store down it builds from it, so Airflow
+    does not mark the stored workflows' DAGs stale for the time the store is away."""
+    snapshot = tmp_path / "snapshot.json"
+    settings_env.setenv("OFFICEFLOW_WORKFLOWS_SNAPSHOT_FILE", str(snapshot))
+    store_workflow("stored_one", good(name="stored_one"))
+    assert "stored_one" in factory_dags()
+    assert [row["name"] for row in json.loads(snapshot.read_text())] == ["stored_one"]
+
+    settings_env.setenv("OFFICEFLOW_DB_URL", "postgresql+psycopg2://nobody@127.0.0.1:9/none")
+    dags = factory_dags()
+    assert {"stored_one", "new_contractor_welcome"} <= set(dags)
+    assert "version 1" in (dags["stored_one"].doc_md or "")
+    assert f"stored workflows built from the snapshot {snapshot}" in caplog.text
+
+
+def test_a_hung_store_costs_the_dag_processor_a_bounded_wait(settings_env, tmp_path):
+    """A store that accepts the connection and never answers: the factory gives up after the timeout."""
+    import socket
+    import time
+
+    from include.officeflow.workflow_store import definitions_for_factory
+
+    settings_env.setenv("OFFICEFLOW_WORKFLOWS_SNAPSHOT_FILE", str(tmp_path / "none-yet.json"))
+    settings_env.setenv("OFFICEFLOW_WORKFLOW_STORE_TIMEOUT_SECONDS", "2")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        assert definitions_for_factory(f"postgresql+psycopg2://nobody@127.0.0.1:{port}/none") == []
+        assert time.monotonic() - started < 10
+
+
 def test_the_docs_table_lists_every_node_type_and_its_config_keys():
     docs = (Path(__file__).resolve().parents[2] / "docs" / "workflows.md").read_text(encoding="utf-8")
     rows = {line.split("|")[1].strip(" `"): line for line in docs.splitlines() if line.startswith("| `")}
-    for reference in workflows.node_type_reference():
+    for reference in declarative.node_type_reference():
         row = rows.get(reference["type"])
         assert row is not None, f"docs/workflows.md has no row for {reference['type']}"
         for key in reference["config"]:
@@ -284,7 +322,7 @@ def test_the_documented_definition_is_valid_and_its_form_opens_ready():
 
     docs = (Path(__file__).resolve().parents[2] / "docs" / "workflows.md").read_text(encoding="utf-8")
     example = yaml.safe_load(docs.split("```yaml", 1)[1].split("```", 1)[0])
-    dag = workflows.build_dag(example, reserved=set())
+    dag = declarative.build_dag(example, reserved=set())
     assert dag.owner == "people-team" and dag.dag_display_name == "New contractor welcome"
     params = {name: param.dump() for name, param in dag.params.items()}
     assert form_problems(params, {"first_name", "email"}) == []
@@ -296,7 +334,7 @@ def test_an_empty_default_on_a_non_nullable_field_is_refused():
                   "params": {"department": {"type": "string", "default": "", "title": "Department"},
                              "team": {"type": ["string", "null"], "default": None, "title": "Team"}}}
     with pytest.raises(workflows.WorkflowInvalid) as raised:
-        workflows.validate(definition, reserved=set())
+        declarative.validate(definition, reserved=set())
     assert [p["path"] for p in raised.value.problems] == ["params.department.default"]
     assert "blocks the Airflow trigger form" in raised.value.problems[0]["message"]
 
@@ -304,7 +342,7 @@ def test_an_empty_default_on_a_non_nullable_field_is_refused():
 def test_an_empty_optional_param_renders_as_an_empty_string():
     from include.officeflow.templating import blank_for_none
 
-    dag = workflows.build_dag({"name": "blank_param", "params": {"team": {"type": ["string", "null"],
+    dag = declarative.build_dag({"name": "blank_param", "params": {"team": {"type": ["string", "null"],
                                                                         "default": None}},
                                "nodes": [{"id": "hi", "type": "slack_message",
                                           "config": {"channel": "#general", "text": "team={{ params.team }}"}}]},

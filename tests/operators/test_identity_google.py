@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
-from include.officeflow.identity import IdentityNotFound, Person
-from include.sandbox.google import service_account_key
+from include.officeflow.errors import NotFound
+from include.officeflow.identity import Person
 from operators.hooks.google_directory import GoogleDirectoryHook
 from operators.identity import DeprovisionUserOperator, ProvisionUserOperator, UpdateUserOperator
+from sandbox.google.oauth import service_account_key
 
 ADA = {"first_name": "Ada", "last_name": "Lovelace", "email": "Ada.Lovelace@officeflow.test",
        "department": "Engineering", "job_title": "Software Engineer", "manager_email": "admin@officeflow.test",
@@ -273,7 +274,7 @@ def test_deprovision_with_retention_defers_the_delete(sandbox):
 
 def test_hook_reports_missing_groups_and_adoption_by_id(sandbox):
     hook = GoogleDirectoryHook()
-    with pytest.raises(IdentityNotFound, match=r"not found: ghosts@officeflow\.test"):
+    with pytest.raises(NotFound, match=r"not found: ghosts@officeflow\.test"):
         hook.group_ids(["everyone@officeflow.test", "ghosts@officeflow.test"])
     account = hook.create_user(Person.from_mapping(ADA), "Temp-Passw0rd!")
     assert account.login == ADA_LOGIN and account.enabled and account.status == "ACTIVE"

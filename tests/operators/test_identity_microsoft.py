@@ -11,10 +11,11 @@ from datetime import timedelta
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
-from include.officeflow.identity import IdentityAuthError, IdentityError, IdentityRateLimited, Person
-from include.sandbox.microsoft import group_id_for
+from include.officeflow.errors import AuthError, RateLimited, ServiceError
+from include.officeflow.identity import Person
 from operators.hooks.msgraph_identity import MicrosoftGraphIdentityHook
 from operators.identity import DeprovisionUserOperator, ProvisionUserOperator, UpdateUserOperator
+from sandbox.microsoft.directory import group_id_for
 
 ADA = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@officeflow.test", "department": "Engineering",
        "job_title": "Software Engineer", "employee_id": "E-1001"}
@@ -239,13 +240,13 @@ def test_a_production_connection_resolves_to_the_real_endpoints(monkeypatch):
     with MicrosoftGraphIdentityHook("ms_ui") as hook:
         assert hook.settings().graph_base == "https://graph.microsoft.com/beta"
         hook._run(hook._provider_hook().assert_allowed_host("https://graph.microsoft.com/beta/users?$skiptoken=x"))
-        with pytest.raises(IdentityError, match="another host"):
+        with pytest.raises(ServiceError, match="another host"):
             hook._send("GET", "https://attacker.example/beta/users")
 
 
 def test_connection_without_tenant_is_an_auth_error(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_MS_BROKEN", json.dumps({"conn_type": "msgraph", "login": "c", "password": "s"}))
-    with pytest.raises(IdentityAuthError, match=r"extra\.tenant_id"):
+    with pytest.raises(AuthError, match=r"extra\.tenant_id"):
         MicrosoftGraphIdentityHook("ms_broken").find_user("ada@officeflow.test")
 
 
@@ -262,7 +263,7 @@ def test_a_token_graph_rejects_is_replaced_once(sandbox):
         sandbox.fault("microsoft", status=401, method="GET", path="/v1.0/users/")
         assert hook.find_user("ada@officeflow.test") is None
         sandbox.fault("microsoft", status=401, method="GET", path="/v1.0/users/", count=2)
-        with pytest.raises(IdentityAuthError, match="check the connection"):
+        with pytest.raises(AuthError, match="check the connection"):
             hook.find_user("ada@officeflow.test")
     statuses = [(r["method"], r["status"]) for r in sandbox.requests("microsoft")]
     assert statuses.count(("POST", 200)) == 3  # the first token, then one new token per rejection
@@ -272,16 +273,16 @@ def test_throttling_is_left_to_the_caller(sandbox):
     # kiota's retry handler and azure-core's retry policy are off: the 429 comes back at once with Retry-After
     with MicrosoftGraphIdentityHook("officeflow_microsoft") as hook:
         sandbox.fault("microsoft", status=429, retry_after=30, method="POST", path="/oauth2/v2.0/token")
-        with pytest.raises(IdentityRateLimited) as token_throttled:
+        with pytest.raises(RateLimited) as token_throttled:
             hook.find_user("ada@officeflow.test")
         assert token_throttled.value.retry_after == 30
         sandbox.fault("microsoft", status=429, retry_after=30, method="GET", path="/v1.0/users/")
         started = time.monotonic()
-        with pytest.raises(IdentityRateLimited) as graph_throttled:
+        with pytest.raises(RateLimited) as graph_throttled:
             hook.find_user("ada@officeflow.test")
         assert graph_throttled.value.retry_after == 30 and time.monotonic() - started < 5
         sandbox.fault("microsoft", status=503, method="GET", path="/v1.0/users/")
-        with pytest.raises(IdentityError, match="answered 503") as unavailable:
+        with pytest.raises(ServiceError, match="answered 503") as unavailable:
             hook.find_user("ada@officeflow.test")
         assert unavailable.value.retryable
     statuses = [(r["path"].rsplit("/", 1)[-1], r["status"]) for r in sandbox.requests("microsoft")]
@@ -293,6 +294,6 @@ def test_an_untrusted_certificate_is_a_connection_error(sandbox, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_OFFICEFLOW_MICROSOFT",
                        json.dumps({**conn, "extra": {**conn["extra"], "verify": True}}))  # the system CAs only
     with MicrosoftGraphIdentityHook("officeflow_microsoft") as hook, \
-            pytest.raises(IdentityAuthError, match=r"not trusted.*extra\.verify"):
+            pytest.raises(AuthError, match=r"not trusted.*extra\.verify"):
         hook.find_user("ada@officeflow.test")
     assert sandbox.requests("microsoft") == []

@@ -10,7 +10,8 @@ import httpx
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
-from include.officeflow.identity import IdentityInputError, IdentityNotFound, load_group_mapping
+from include.officeflow.errors import InvalidInput, NotFound
+from include.officeflow.identity import load_group_mapping
 from operators.hooks.okta import OktaHook
 from operators.identity import DeprovisionUserOperator, ProvisionUserOperator, UpdateUserOperator
 
@@ -270,9 +271,9 @@ def test_hook_lookups_groups_and_paging(sandbox):
     assert hook.find_user("nobody@officeflow.test") is None
     ids = hook.group_ids(["Engineering", "Everyone at OfficeFlow"])
     assert set(ids) == {"Engineering", "Everyone at OfficeFlow"}
-    with pytest.raises(IdentityNotFound, match="Nope, Nada"):
+    with pytest.raises(NotFound, match="Nope, Nada"):
         hook.group_ids(["Engineering", "Nope", "Nada"])
-    with pytest.raises(IdentityInputError, match="BUILT_IN"):
+    with pytest.raises(InvalidInput, match="BUILT_IN"):
         hook.group_ids(["Everyone"])
     account = hook.find_user("u0@officeflow.test")
     assert account is not None and account.enabled is False and account.status == "STAGED"

@@ -16,8 +16,8 @@ from operators.slack import (
     CreateChannelOperator,
     OfficeFlowSlackNotifier,
     SlackMessageOperator,
-    onboarding_channel_name,
 )
+from operators.slack.channels import onboarding_channel_name
 
 ADA = "ada.lovelace@officeflow.test"
 MANAGER = "people.manager@officeflow.test"  # seeded

@@ -6,7 +6,8 @@ import json
 import time
 from typing import Any
 
-from include.sandbox.bamboohr_sender import sample_hire, signed_headers
+from sandbox.bamboohr.samples import sample_hire
+from sandbox.bamboohr.sender import signed_headers
 from tests.conftest import BAMBOOHR_TEST_KEY
 
 URL = "/webhooks/bamboohr"  # the built-in endpoint (OFFICEFLOW_BAMBOOHR_WEBHOOK_KEY)

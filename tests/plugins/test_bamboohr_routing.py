@@ -15,17 +15,17 @@ from typing import Any
 
 import pytest
 
-from include.sandbox.bamboohr_sender import (
+from plugins.officeflow_gateway.adapters import Delivery
+from plugins.officeflow_gateway.adapters.bamboohr import BambooHRAdapter
+from plugins.officeflow_gateway.mapping import MappingError, ParamsValidator, apply_mapping
+from plugins.officeflow_gateway.triggering import run_id_for
+from sandbox.bamboohr.samples import (
     sample_deletion,
     sample_event,
     sample_hire,
     sample_job_change,
     sample_termination,
 )
-from plugins.officeflow_gateway.adapters import Delivery
-from plugins.officeflow_gateway.adapters.bamboohr import BambooHRAdapter
-from plugins.officeflow_gateway.mapping import MappingError, ParamsValidator, apply_mapping
-from plugins.officeflow_gateway.triggering import run_id_for
 from tests.plugins.gateway_client import URL, signed, wait_status
 from tests.plugins.test_endpoints_api import BAMBOOHR_SECRET, bamboohr_headers, create_endpoint, delivery_url
 from tests.plugins.test_webhook_gateway import assert_error, dag_runs, events, run_note

@@ -27,7 +27,7 @@ TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-feedback"
 
 @pytest.fixture
 def sns(settings_env):
-    from plugins.officeflow_gateway.email_events import certificates
+    from plugins.officeflow_gateway.email.sns import certificates
 
     signer = SnsSigner()
     settings_env.setenv("OFFICEFLOW_SNS_TRUSTED_URL_PATTERN", rf"^{signer.base}/")

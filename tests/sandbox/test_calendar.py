@@ -1,5 +1,5 @@
-"""The calendar parts of the sandbox over raw HTTP: Google Calendar v3 (include/sandbox/google_calendar.py)
-and Graph calendar (include/sandbox/microsoft_calendar.py). The operator tests
+"""The calendar parts of the sandbox over raw HTTP: Google Calendar v3 (sandbox/google/calendar.py)
+and Graph calendar (sandbox/microsoft/calendar.py). The operator tests
 (tests/operators/test_calendar.py) drive the same routes through the real client libraries."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from include.sandbox.google import SCOPE
+from sandbox.google.common import SCOPE
 from tests.sandbox.test_google import access_token
 from tests.sandbox.test_microsoft import PASSWORD, request_token
 

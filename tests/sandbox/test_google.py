@@ -1,4 +1,4 @@
-"""The Google sandbox (include/sandbox/google.py) over HTTP: OAuth JWT grant, Directory shapes, paging.
+"""The Google sandbox (sandbox/google/) over HTTP: OAuth JWT grant, Directory shapes, paging.
 
 These speak raw HTTP (httpx + PyJWT) to check what the client library would see; the operator tests
 (tests/operators/test_identity_google.py) drive the same sandbox through google-api-python-client.
@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from include.sandbox.google import SCOPE
+from sandbox.google.common import SCOPE
 
 DIRECTORY = "/google/admin/directory/v1"
 ALL_SCOPES = " ".join(f"{SCOPE}{s}" for s in ("admin.directory.user", "admin.directory.user.security",

@@ -1,4 +1,4 @@
-"""The Microsoft emulation (include/sandbox/microsoft.py) over real HTTP: the identity platform token
+"""The Microsoft emulation (sandbox/microsoft/) over real HTTP: the identity platform token
 endpoint (AAD error shape) and Graph users/groups (Graph error shape, paging, memberships, faults)."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from include.officeflow.identity import DEFAULT_GROUPS_FILE, load_group_mapping
-from include.sandbox.microsoft import GRAPH_SCOPE, MEMBER_EXISTS, group_id_for
+from sandbox.microsoft.common import GRAPH_SCOPE
+from sandbox.microsoft.directory import MEMBER_EXISTS, group_id_for
 
 PASSWORD = "Tmp-Passw0rd!x"
 

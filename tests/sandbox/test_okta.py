@@ -1,4 +1,4 @@
-"""The Okta emulation (include/sandbox/okta.py) over real HTTP: auth, errors, paging, lifecycle, groups.
+"""The Okta emulation (sandbox/okta/) over real HTTP: auth, errors, paging, lifecycle, groups.
 
 Most tests talk to the sandbox process (``sandbox`` fixture) with a plain httpx client; the
 rate-limit test builds the app in-process with a tiny per-minute limit to reach a real E0000047.
@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from include.officeflow.identity import DEFAULT_GROUPS_FILE, load_group_mapping
-from include.sandbox import okta
-from include.sandbox.core import Credentials
-from include.sandbox.server import create_app
+from sandbox import okta
+from sandbox.core import Credentials
+from sandbox.server import create_app
 
 PASSWORD = "Tmp-Passw0rd!x"
 

@@ -1,4 +1,4 @@
-"""The SendGrid emulation (include/sandbox/sendgrid.py) over real HTTP with the official sendgrid client."""
+"""The SendGrid emulation (sandbox/email/sendgrid.py) over real HTTP with the official sendgrid client."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The SES v2 emulation (include/sandbox/ses.py) over real HTTP with boto3's sesv2 client (SigV4)."""
+"""The SES v2 emulation (sandbox/email/ses.py) over real HTTP with boto3's sesv2 client (SigV4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Slack emulation (include/sandbox/slack.py) over real HTTP with slack_sdk's WebClient, configured
+"""The Slack emulation (sandbox/slack/) over real HTTP with slack_sdk's WebClient, configured
 from the provisioned connection the way providers-slack's SlackHook configures it."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from include.sandbox.slack import BOT_USER_ID
+from sandbox.slack.web_api import BOT_USER_ID
 
 
 def client(sandbox, token: str | None = None) -> WebClient:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -113,3 +114,44 @@ def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(_alembic_config("sqlite://")).get_current_head()
+
+
+def reset(url: str | None = None) -> None:
+    """Empty the store: every migration down to nothing, then up to the latest (all rows are lost)."""
+    from alembic import command
+
+    url = url or get_settings().db_url
+    command.downgrade(_alembic_config(url), "base")
+    migrate(url)
+
+
+def new_revision(message: str) -> Path:
+    """Autogenerate the next migration from the models: Alembic compares ``Base.metadata`` with a scratch
+    SQLite store migrated to the latest revision and writes what differs to ``migrations/versions/``.
+    Returns the new file (review it before committing: autogenerate misses some changes)."""
+    import tempfile
+
+    from alembic import command
+
+    versions = MIGRATIONS_DIR / "versions"
+    before = set(versions.glob("*.py"))
+    with tempfile.TemporaryDirectory(prefix="officeflow-revision-") as scratch:
+        url = f"sqlite:///{scratch}/store.db"
+        migrate(url)
+        cfg = _alembic_config(url)
+        ruff = Path(sys.executable).with_name("ruff")
+        if ruff.exists():  # the new file passes `./run.sh lint` as written
+            cfg.set_section_option("post_write_hooks", "hooks", "ruff")
+            cfg.set_section_option("post_write_hooks", "ruff.type", "exec")
+            cfg.set_section_option("post_write_hooks", "ruff.executable", str(ruff))
+            cfg.set_section_option("post_write_hooks", "ruff.options", "check --fix --quiet REVISION_SCRIPT_FILENAME")
+        command.revision(cfg, message=message, autogenerate=True, rev_id=_next_rev_id())
+        _engine.cache_clear()  # the scratch store's engine
+    [created] = set(versions.glob("*.py")) - before
+    return created
+
+
+def _next_rev_id() -> str:
+    """Revisions are numbered (0001, 0002, ...) like the existing ones."""
+    head = head_revision() or "0000"
+    return f"{int(head) + 1:04d}"

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from include.officeflow import documents as docs
+from include.officeflow.audit import audit
 from include.officeflow.store import Document, DocumentVersion, session_scope
 from plugins.officeflow_gateway.errors import ApiError, correlation_id
 
@@ -113,8 +114,8 @@ def principal_of(user: Any) -> docs.Principal:
 
 
 def _deny(document_id: str, who: docs.Principal, operation: str, cid: str) -> ApiError:
-    docs.audit("document.access_denied", actor=f"user:{who.name}", resource_id=document_id, outcome="denied",
-               correlation_id=cid, operation=operation)
+    audit("document.access_denied", actor=f"user:{who.name}", resource_type="document", resource_id=document_id,
+          outcome="denied", correlation_id=cid, operation=operation)
     return ApiError(403, "forbidden", f"user {who.name!r} may not {operation} document {document_id!r}")
 
 
@@ -251,8 +252,9 @@ def _change_readers(document_id: str, who: docs.Principal, cid: str, add: docs.R
             session.delete(row)
         session.flush()
         readers = docs.readers_of(session, document_id)
-    docs.audit("document.readers_changed", actor=f"user:{who.name}", resource_id=document_id, outcome="success",
-               correlation_id=cid, added=str(add) if add else None, removed=str(remove) if remove else None)
+    audit("document.readers_changed", actor=f"user:{who.name}", resource_type="document", resource_id=document_id,
+          outcome="success", correlation_id=cid, added=str(add) if add else None,
+          removed=str(remove) if remove else None)
     return ReaderList(readers=[ReaderIn(type=r.principal_type, name=r.principal)  # type: ignore[arg-type]
                                for r in readers])
 

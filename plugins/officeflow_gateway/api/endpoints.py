@@ -10,13 +10,13 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
 
+from include.officeflow.audit import audit
 from include.officeflow.settings import get_settings
 from include.officeflow.store import WebhookEndpoint, session_scope
 from plugins.officeflow_gateway import endpoints, secret_box
 from plugins.officeflow_gateway.adapters import ADAPTER_NAMES
 from plugins.officeflow_gateway.auth import CreateEndpoints, DeleteEndpoints, EditEndpoints, ReadEndpoints
 from plugins.officeflow_gateway.errors import ApiError, correlation_id
-from plugins.officeflow_gateway.inbox import audit
 from plugins.officeflow_gateway.mapping import MappingError, compile_mapping
 
 router = APIRouter(prefix="/api/v1/webhook-endpoints", tags=["webhook endpoints"])

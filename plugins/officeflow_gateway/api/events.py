@@ -10,12 +10,12 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
+from include.officeflow.audit import audit
 from include.officeflow.store import EventStatus, WebhookEvent, session_scope
 from plugins.officeflow_gateway import endpoints
 from plugins.officeflow_gateway.auth import ReadEvents, ReplayEvents
 from plugins.officeflow_gateway.dispatcher import dispatcher
 from plugins.officeflow_gateway.errors import ApiError, correlation_id
-from plugins.officeflow_gateway.inbox import audit
 from plugins.officeflow_gateway.mapping import MappingError, apply_mapping
 from plugins.officeflow_gateway.triggering import run_id_for
 

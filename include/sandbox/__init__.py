@@ -1,1 +1,0 @@
-"""Local stand-ins for external services in dev mode and tests (real protocols, local state)."""

@@ -1,3 +1,0 @@
-from include.sandbox.server import main
-
-main()

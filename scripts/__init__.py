@@ -1,0 +1,1 @@
+"""Developer and operator scripts (seed data, ...); they use the product through its public APIs."""
