@@ -123,8 +123,8 @@ def main() -> None:
     from include.officeflow.store import migrate
     from sandbox.bamboohr.samples import sample_hire
     from sandbox.bamboohr.sender import signed_headers
-    from tests.conftest import base_environment
     from tests.harness.airflow_platform import AirflowPlatform
+    from tests.harness.environment import base_environment
     from tests.harness.postgres import PostgresCluster
 
     cluster = PostgresCluster().start()

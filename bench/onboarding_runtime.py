@@ -42,11 +42,11 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.conftest import base_environment  # noqa: E402
 from tests.harness.airflow_platform import AirflowPlatform  # noqa: E402
+from tests.harness.environment import base_environment  # noqa: E402
 from tests.harness.postgres import PostgresCluster  # noqa: E402
 from tests.harness.sandbox import SandboxServer  # noqa: E402
-from tests.slack_interactions import SIGNING_SECRET, signed_click  # noqa: E402
+from tests.harness.slack import SIGNING_SECRET, signed_click  # noqa: E402
 
 DAG_ID = "employee_onboarding"
 NOOP_DAG_ID = "bench_onboarding_noop"

@@ -38,7 +38,7 @@ from bench.onboarding_runtime import (  # noqa: E402
     onboarding_platform,
     trigger,
 )
-from tests.plugins.gateway_client import hire_body, signed  # noqa: E402
+from tests.harness.gateway import hire_body, signed  # noqa: E402
 
 
 def summary(values: list[float]) -> str:

@@ -158,7 +158,7 @@ def _check_tags(tags: Any, problems: _Problems) -> None:
 
 
 def _check_retries(value: Any, path: str, problems: _Problems) -> None:
-    # OfficeFlow's rule for every DAG: external steps retry (tests/dags/test_dag_integrity.py).
+    # OfficeFlow's rule for every DAG: external steps retry (tests/unit/dags/test_dag_integrity.py).
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_RETRIES:
         problems.add(path, f"must be a whole number from 1 to {MAX_RETRIES}")
 

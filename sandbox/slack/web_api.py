@@ -39,7 +39,7 @@ three are merged, as Slack accepts them). What it covers, and how closely:
 - **Sandbox-only** ``POST /slack/_sandbox/response_url/<channel>/<ts>``: an interaction's
   ``response_url`` for that message (``replace_original`` replaces its text/blocks; ephemeral replies
   are kept in ``ephemeral``; every call in ``interaction_responses``). Clicks themselves are built and
-  signed by ``tests/slack_interactions.py`` (``signed_click``), as Slack signs them.
+  signed by ``tests/harness/slack.py`` (``signed_click``), as Slack signs them.
 - **Sandbox-only** ``POST /slack/_sandbox/users`` ``{"email", "real_name", "deleted"?, "is_bot"?}`` adds
   a workspace member (what an admin inviting someone would do); answers the user object.
 

@@ -9,11 +9,9 @@ import pytest
 from include.officeflow.store import migrate
 from sandbox.email.smtp_sink import SmtpSink
 from tests.harness.airflow_platform import AirflowPlatform
+from tests.harness.e2e_support import MANAGER, PEOPLE_TEAM
 from tests.harness.s3 import VERSIONED_BUCKET
-from tests.slack_interactions import SIGNING_SECRET
-
-PEOPLE_TEAM = "people.manager@officeflow.test"
-MANAGER = "admin@officeflow.test"  # in the sandbox's Google directory and Slack seeds
+from tests.harness.slack import SIGNING_SECRET
 
 
 @pytest.fixture(scope="package")

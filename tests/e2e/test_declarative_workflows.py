@@ -10,8 +10,8 @@ import uuid
 import pytest
 
 from sandbox.email.smtp_sink import SmtpSink
-from tests.e2e.test_identity_provisioning import wait_for_dag
 from tests.harness.airflow_platform import AirflowPlatform
+from tests.harness.e2e_support import wait_for_dag
 from tests.harness.sandbox import SandboxServer
 
 pytestmark = pytest.mark.e2e

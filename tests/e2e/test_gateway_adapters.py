@@ -17,8 +17,8 @@ import pytest
 
 from plugins.officeflow_gateway.adapters import bamboohr, generic
 from sandbox.email.smtp_sink import SmtpSink
-from tests.e2e.test_identity_provisioning import wait_for_dag
 from tests.harness.airflow_platform import AirflowPlatform
+from tests.harness.e2e_support import wait_for_dag
 
 pytestmark = pytest.mark.e2e
 API = "/officeflow/api/v1"

@@ -21,13 +21,11 @@ import httpx
 import pytest
 
 from sandbox.email.smtp_sink import SmtpSink
-from tests.e2e.conftest import MANAGER
-from tests.e2e.test_identity_provisioning import wait_for_dag
-from tests.e2e.test_onboarding_webhook import store_rows
 from tests.harness.airflow_platform import AirflowPlatform
+from tests.harness.e2e_support import MANAGER, store_rows, wait_for_dag
+from tests.harness.gateway import signed
 from tests.harness.sandbox import SandboxServer
-from tests.plugins.gateway_client import signed
-from tests.slack_interactions import signed_click
+from tests.harness.slack import signed_click
 
 pytestmark = pytest.mark.e2e
 WEBHOOK = "/officeflow/webhooks/bamboohr"

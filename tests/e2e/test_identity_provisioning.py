@@ -8,14 +8,11 @@ import uuid
 import pytest
 
 from tests.harness.airflow_platform import AirflowPlatform
+from tests.harness.e2e_support import wait_for_dag
 from tests.harness.sandbox import SandboxServer
 
 pytestmark = pytest.mark.e2e
 DAG_ID = "identity_provisioning"
-
-
-def wait_for_dag(platform: AirflowPlatform, dag_id: str, timeout: float = 120) -> None:
-    platform.wait_for_dag(dag_id, timeout)
 
 
 def trigger(platform: AirflowPlatform, conf: dict) -> str:

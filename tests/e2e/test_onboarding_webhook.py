@@ -10,11 +10,11 @@ import uuid
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
 from sandbox.email.smtp_sink import SmtpSink
 from tests.harness.airflow_platform import AirflowPlatform
-from tests.plugins.gateway_client import hire_body, signed
+from tests.harness.e2e_support import store_rows
+from tests.harness.gateway import hire_body, signed
 
 pytestmark = pytest.mark.e2e
 WEBHOOK = "/officeflow/webhooks/bamboohr"
@@ -22,15 +22,6 @@ WEBHOOK = "/officeflow/webhooks/bamboohr"
 
 def post(platform: AirflowPlatform, body: bytes, headers: dict[str, str]) -> httpx.Response:
     return httpx.post(platform.base_url + WEBHOOK, content=body, headers=headers, timeout=30)
-
-
-def store_rows(store: str, sql: str, **params: str) -> list:
-    engine = create_engine(store)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(sql), params))
-    finally:
-        engine.dispose()
 
 
 def mails_to(smtp: SmtpSink, address: str) -> list:

@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_identity_provisioning import wait_for_dag
 from tests.harness.airflow_platform import AirflowPlatform
+from tests.harness.e2e_support import wait_for_dag
 from tests.harness.sandbox import SandboxServer
-from tests.slack_interactions import signed_click
+from tests.harness.slack import signed_click
 
 pytestmark = pytest.mark.e2e
 DAG_ID = "officeflow_approval_smoke"

@@ -1,0 +1,37 @@
+"""Fixtures shared by the gateway API tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.harness.airflow_tools import api_token
+from tests.harness.endpoints import Env
+from tests.harness.gateway import gateway_client
+
+
+@pytest.fixture
+def auth_headers() -> Callable[[str], dict[str, str]]:
+    """``auth_headers("admin")`` -> a Bearer header for that role."""
+    return lambda role: {"Authorization": f"Bearer {api_token(role)}"}
+
+
+@pytest.fixture
+def client(airflow_db, clean_store) -> Iterator[TestClient]:
+    with gateway_client() as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def admin(auth_headers) -> dict[str, str]:
+    return auth_headers("admin")
+
+
+@pytest.fixture
+def env(settings_env):
+    """OFFICEFLOW_* overrides for one test (tests/harness/endpoints.py ``Env``), undone race-free."""
+    overrides = Env(settings_env)
+    yield overrides
+    overrides.restore()
