@@ -158,6 +158,9 @@ airflow_env() {
   export AIRFLOW__CORE__LOAD_EXAMPLES=False
   export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-LocalExecutor}"
   export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-sqlite:///$AIRFLOW_HOME/airflow.db}"
+  if [[ "$AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" == sqlite* ]]; then  # many writers, one file: wait, don't fail
+    export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS="${AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS:-config.dev_sqlite.CONNECT_ARGS}"
+  fi
   export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$OFFICEFLOW_PORT/execution/"
   export AIRFLOW__API__BASE_URL="http://localhost:$OFFICEFLOW_PORT"
   export AIRFLOW__API__PORT="$OFFICEFLOW_PORT"

@@ -1,0 +1,1 @@
+"""Airflow configuration as Python (``config.*`` import paths in ``AIRFLOW__*`` variables)."""
