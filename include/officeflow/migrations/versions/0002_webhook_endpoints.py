@@ -44,9 +44,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # On SQLite the batch rebuild in upgrade() lost this constraint (0004 added an index instead and
+    # its downgrade dropped it), so drop it only where it exists.
+    uniques = sa.inspect(op.get_bind()).get_unique_constraints("webhook_events")
+    has_key = any(c["name"] == "uq_webhook_events_endpoint_event" for c in uniques)
     with op.batch_alter_table("webhook_events") as batch:
         batch.drop_index("ix_webhook_events_next_attempt_at")
-        batch.drop_constraint("uq_webhook_events_endpoint_event", type_="unique")
+        if has_key:
+            batch.drop_constraint("uq_webhook_events_endpoint_event", type_="unique")
         batch.drop_column("next_attempt_at")
         batch.alter_column("endpoint_id", new_column_name="source", existing_type=sa.String(64),
                            existing_nullable=False)
