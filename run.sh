@@ -24,6 +24,11 @@ Usage: ./run.sh <command>
   dispatcher Run the webhook dispatcher in the foreground (for OFFICEFLOW_DISPATCHER_MODE=external;
              `dev` starts it by itself in that mode)
   lint       ruff + mypy + the import contracts (import-linter: layers, sandbox, no cycles)
+             + shellcheck on every script, hadolint on the Dockerfile
+  build      Build the production image with the local Docker engine (scripts/docker-build-push.sh
+             --local-only; options go to that script)
+  tools      Build and cache the deployment check tools (helm, kubeconform, trivy, kwok, etcd, the
+             Kubernetes control plane): ~20 min once per machine, then instant; `test` runs it
   bench      Measure webhook -> run success against a REST-API baseline (docs/BENCHMARKS.md)
   bench-gateway  Gateway throughput and latency under load, against a do-nothing route as ceiling
   bench-onboarding  Full employee_onboarding run time against a no-op DAG of the same shape
@@ -95,6 +100,18 @@ ensure_minio() {
   fi
   export OFFICEFLOW_MINIO_BIN="$bin"
 }
+
+# helm, kubeconform, trivy, kwok and a Kubernetes control plane for the deployment tests: Go builds,
+# cached per machine under ~/.cache/officeflow/tools (scripts/install-tools.sh).
+ensure_tools() {
+  scripts/install-tools.sh
+  OFFICEFLOW_TOOLS_BIN="$(scripts/install-tools.sh --print-dir)"
+  export OFFICEFLOW_TOOLS_BIN PATH="$OFFICEFLOW_TOOLS_BIN:$PATH"
+}
+
+cmd_tools() { ensure_tools; }
+
+cmd_build() { exec scripts/docker-build-push.sh --local-only "$@"; }
 
 # Documents are rendered to PDF with DejaVu fonts (Unicode names); Debian's fonts-dejavu-core has them.
 ensure_fonts() {
@@ -196,9 +213,9 @@ stop_all() {
   STOPPING=1
   ((${#PIDS[@]})) || return 0
   log "stopping OfficeFlow"
-  local pid i alive
+  local pid alive
   for pid in "${PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
-  for i in $(seq 1 30); do
+  for _ in $(seq 1 30); do
     alive=0
     for pid in "${PIDS[@]}"; do
       if kill -0 "$pid" 2>/dev/null; then alive=1; fi
@@ -251,8 +268,7 @@ cmd_dev() {
     start dispatcher python -m plugins.officeflow_gateway.dispatcher
   fi
   log "waiting for http://localhost:$OFFICEFLOW_PORT (logs in .officeflow/logs/)"
-  local i
-  for i in $(seq 1 120); do
+  for _ in $(seq 1 120); do
     curl -fsS "http://127.0.0.1:$OFFICEFLOW_PORT/officeflow/health/ready" >/dev/null 2>&1 && break
     sleep 1
   done
@@ -299,6 +315,7 @@ cmd_test() {
       args=(--cov=include --cov=operators --cov=plugins --cov=dags --cov-report=term-missing:skip-covered) ;;
   esac
   if [[ "$tier" != unit ]]; then
+    ensure_tools
     ensure_services
     ensure_fonts
     ensure_minio
@@ -367,6 +384,8 @@ cmd_lint() {
   "$VENV/bin/mypy"
   # The layers (docs/architecture.md): an upward import or an import cycle fails here.
   "$VENV/bin/lint-imports" --no-logo --no-cache
+  "$VENV/bin/shellcheck" run.sh scripts/*.sh .ci/run
+  "$VENV/bin/hadolint" Dockerfile
 }
 
 cmd_clean() {
@@ -392,6 +411,8 @@ case "${1:-help}" in
   bench-gateway) shift; cmd_bench_gateway "$@" ;;
   bench-onboarding) shift; cmd_bench_onboarding "$@" ;;
   clean) shift; cmd_clean "$@" ;;
+  build) shift; cmd_build "$@" ;;
+  tools) shift; cmd_tools "$@" ;;
   help|-h|--help) usage ;;
   *) usage; exit 2 ;;
 esac
