@@ -13,7 +13,7 @@ Usage: ./run.sh <command>
   dev        Install if needed, migrate, and run OfficeFlow on http://localhost:8080
              (api-server, scheduler, dag-processor, triggerer, SMTP sink, SaaS sandbox; Ctrl-C stops all)
   test       Install if needed and run the whole test suite (starts its own PostgreSQL, Redis, MinIO,
-             sandbox and Airflow); `test unit|integration|e2e` runs one tier, `test coverage` the suite
+             sandbox and Airflow); `test unit|integration|e2e|deploy` runs one tier, `test coverage` the suite
              with a coverage report; other arguments go to pytest
   seed       Add development data to the running dev platform: sample endpoints, a declarative
              workflow, three sample hires (onboarding runs)
@@ -310,7 +310,7 @@ cmd_test() {
   local tier="${1:-}" args=()
   case "$tier" in
     unit) shift; args=(tests/unit) ;;  # no services: nothing to install or start
-    integration|e2e) shift; args=("tests/$tier") ;;
+    integration|e2e|deploy) shift; args=("tests/$tier") ;;
     coverage) shift
       args=(--cov=include --cov=operators --cov=plugins --cov=dags --cov-report=term-missing:skip-covered) ;;
   esac

@@ -48,6 +48,9 @@ log() { printf '\033[1;34m[tools]\033[0m %s\n' "$*" >&2; }
 
 command -v go >/dev/null || { echo "Go is needed to build the deployment tools (https://go.dev/dl/)" >&2; exit 1; }
 mkdir -p "$BIN"
+# one build at a time per machine (parallel test runs call this too); the others wait and then find the tools
+exec 9>"$TOOLS_DIR/.lock"
+flock 9
 export GOBIN="$BIN" GOFLAGS="${GOFLAGS:--buildvcs=false}"
 
 have() { [[ -x "$BIN/$1" ]]; }

@@ -1,0 +1,188 @@
+{{/* Names, labels and the pod pieces every OfficeFlow component shares. */}}
+
+{{- define "officeflow.fullname" -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "officeflow.trafficGroup" -}}
+{{- .Values.trafficGroup | default .Release.Name -}}
+{{- end -}}
+
+{{- define "officeflow.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) -}}
+{{- end -}}
+
+{{- define "officeflow.secretName" -}}
+{{- if .Values.secrets.create -}}{{ include "officeflow.fullname" . }}-secrets{{- else -}}{{ .Values.existingSecret }}{{- end -}}
+{{- end -}}
+
+{{/* Labels of every object; "component" is the one of the caller (dict "root" . "component" "scheduler"). */}}
+{{- define "officeflow.labels" -}}
+app.kubernetes.io/name: officeflow
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/version: {{ .root.Values.image.tag | default .root.Chart.AppVersion | toString | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
+{{- with .component }}
+app.kubernetes.io/component: {{ . }}
+{{- end }}
+{{- end -}}
+
+{{- define "officeflow.selectorLabels" -}}
+app.kubernetes.io/name: officeflow
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "officeflow.execApiUrl" -}}
+{{- .Values.airflow.executionApiUrl | default (printf "http://%s-api-server.%s.svc.cluster.local:%v/execution/" (include "officeflow.fullname" .) .Release.Namespace .Values.apiServer.port) -}}
+{{- end -}}
+
+{{/* The environment of every OfficeFlow container (components, migration Job, worker pods). */}}
+{{- define "officeflow.envFrom" -}}
+- configMapRef:
+    name: {{ include "officeflow.fullname" . }}-env
+- secretRef:
+    name: {{ include "officeflow.secretName" . }}
+{{- end -}}
+
+{{- define "officeflow.configVolumeMounts" -}}
+- name: airflow-config
+  mountPath: /opt/airflow/airflow.cfg
+  subPath: airflow.cfg
+  readOnly: true
+- name: tmp
+  mountPath: /tmp
+- name: logs
+  mountPath: /opt/airflow/logs
+- name: home
+  mountPath: /opt/airflow/officeflow
+{{- end -}}
+
+{{- define "officeflow.configVolumes" -}}
+- name: airflow-config
+  configMap:
+    name: {{ include "officeflow.fullname" . }}-airflow-config
+- name: tmp
+  emptyDir: {}
+- name: logs
+  emptyDir: {}
+- name: home
+  emptyDir: {}
+{{- end -}}
+
+{{- define "officeflow.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 50000
+runAsGroup: 0
+fsGroup: 0
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "officeflow.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: ["ALL"]
+{{- end -}}
+
+{{/* One long-running component: a Deployment (dict "root" . "component" NAME "values" VALUES "args" LIST "probe" PROBE-OR-NIL "serviceAccount" NAME) */}}
+{{- define "officeflow.deployment" -}}
+{{- $root := .root -}}
+{{- $values := .values -}}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "officeflow.fullname" $root }}-{{ .component }}
+  labels:
+    {{- include "officeflow.labels" . | nindent 4 }}
+spec:
+  replicas: {{ $values.replicas }}
+  revisionHistoryLimit: 5
+  strategy:
+    type: RollingUpdate
+    rollingUpdate: {maxUnavailable: 0, maxSurge: 1}
+  selector:
+    matchLabels:
+      {{- include "officeflow.selectorLabels" . | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "officeflow.labels" . | nindent 8 }}
+        officeflow.io/traffic-group: {{ include "officeflow.trafficGroup" $root }}
+      annotations:
+        checksum/config: {{ include (print $root.Template.BasePath "/configmaps.yaml") $root | sha256sum }}
+    spec:
+      serviceAccountName: {{ .serviceAccount }}
+      automountServiceAccountToken: {{ .automountToken | default false }}
+      securityContext:
+        {{- include "officeflow.podSecurityContext" $root | nindent 8 }}
+      {{- with $root.Values.imagePullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      terminationGracePeriodSeconds: {{ $values.terminationGracePeriodSeconds | default 60 }}
+      containers:
+        - name: {{ .component }}
+          image: {{ include "officeflow.image" $root | quote }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          {{- with .command }}
+          command:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
+          args:
+            {{- toYaml .args | nindent 12 }}
+          envFrom:
+            {{- include "officeflow.envFrom" $root | nindent 12 }}
+          {{- with .ports }}
+          ports:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
+          {{- with .probes }}
+          {{- toYaml . | nindent 10 }}
+          {{- end }}
+          resources:
+            {{- toYaml $values.resources | nindent 12 }}
+          securityContext:
+            {{- include "officeflow.containerSecurityContext" $root | nindent 12 }}
+          volumeMounts:
+            {{- include "officeflow.configVolumeMounts" $root | nindent 12 }}
+            {{- with .extraMounts }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+      volumes:
+        {{- include "officeflow.configVolumes" $root | nindent 8 }}
+        {{- with .extraVolumes }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      {{- with $values.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $values.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $values.affinity }}
+      affinity:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+{{- end -}}
+
+{{- define "officeflow.pdb" -}}
+{{- if and .values.pdb.enabled (gt (int .values.replicas) 1) }}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "officeflow.fullname" .root }}-{{ .component }}
+  labels:
+    {{- include "officeflow.labels" . | nindent 4 }}
+spec:
+  maxUnavailable: 1
+  selector:
+    matchLabels:
+      {{- include "officeflow.selectorLabels" . | nindent 6 }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,217 @@
+"""The Helm chart, statically: helm lint, helm template per environment, kubeconform (strict, offline
+schemas) and what must hold in the rendered manifests. Installing it for real: test_cluster.py."""
+
+from __future__ import annotations
+
+import configparser
+import re
+
+import pytest
+import yaml
+
+from tests.harness.chart import CHART, ENVIRONMENTS, find, helm_template, kubeconform, render, values_file
+from tests.harness.tools import run, tool
+
+WORKLOADS = ("api-server", "scheduler", "dag-processor", "triggerer", "dispatcher")
+
+
+@pytest.fixture(scope="module", params=ENVIRONMENTS)
+def environment(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def docs(environment) -> list[dict]:
+    return render("-f", str(values_file(environment)))
+
+
+def airflow_cfg(docs: list[dict]) -> configparser.ConfigParser:
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read_string(find(docs, "ConfigMap", "officeflow-airflow-config")["data"]["airflow.cfg"])
+    return cfg
+
+
+def pod_specs(docs: list[dict]) -> dict[str, dict]:
+    """Every pod spec the chart makes: the Deployments, the migration Job and the worker pod template."""
+    specs = {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in docs if d["kind"] in ("Deployment", "Job")}
+    template = yaml.safe_load(find(docs, "ConfigMap", "officeflow-pod-template")["data"]["pod_template.yaml"])
+    specs["worker pod template"] = template["spec"]
+    return specs
+
+
+def test_helm_lint_strict(environment):
+    run(tool("helm"), "lint", "--strict", CHART, "-f", values_file(environment))
+
+
+def test_every_manifest_is_valid_kubernetes_1_37(environment, kube_schemas):
+    manifests = helm_template("-f", str(values_file(environment))).stdout
+    result = kubeconform(manifests, kube_schemas)
+    assert re.search(r"Invalid: 0, Errors: 0, Skipped: 0", result.stdout), result.stdout
+    pod = find(render("-f", str(values_file(environment))), "ConfigMap", "officeflow-pod-template")
+    assert "Valid: 1," in kubeconform(pod["data"]["pod_template.yaml"], kube_schemas).stdout  # the worker pod
+
+
+def test_kubeconform_rejects_an_unknown_field(kube_schemas):
+    bad = "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {selectorr: {a: b}, ports: [{port: 80}]}\n"
+    result = kubeconform(bad, kube_schemas, check=False)
+    assert result.returncode == 1 and "selectorr" in result.stdout
+
+
+def test_the_executor_is_kubernetes_with_the_pod_template_where_airflow_reads_it(docs):
+    cfg = airflow_cfg(docs)
+    assert cfg["core"]["executor"] == "KubernetesExecutor"
+    template_path = cfg["kubernetes_executor"]["pod_template_file"]
+    scheduler = find(docs, "Deployment", "officeflow-scheduler")["spec"]["template"]["spec"]
+    mount = next(m for m in scheduler["containers"][0]["volumeMounts"] if m["name"] == "pod-template")
+    volume = next(v for v in scheduler["volumes"] if v["name"] == "pod-template")
+    assert template_path == f"{mount['mountPath']}/pod_template.yaml"
+    assert volume["configMap"]["name"] == "officeflow-pod-template"
+    assert cfg["kubernetes_executor"]["namespace"] == "officeflow"
+    assert cfg["core"]["execution_api_server_url"] == (
+        "http://officeflow-api-server.officeflow.svc.cluster.local:8080/execution/")
+    for name, spec in pod_specs(docs).items():  # every pod reads the same airflow.cfg
+        if name == "officeflow-migrate":
+            continue  # a pre-install hook: runs before the ConfigMaps exist, needs only the DB URLs
+        mounts = {m["mountPath"]: m for m in spec["containers"][0]["volumeMounts"]}
+        assert mounts["/opt/airflow/airflow.cfg"]["subPath"] == "airflow.cfg", name
+
+
+def test_the_worker_pod_template(docs):
+    template = yaml.safe_load(find(docs, "ConfigMap", "officeflow-pod-template")["data"]["pod_template.yaml"])
+    spec = template["spec"]
+    assert [c["name"] for c in spec["containers"]] == ["base"]
+    assert spec["restartPolicy"] == "Never"
+    assert spec["serviceAccountName"] == "officeflow-worker" and spec["automountServiceAccountToken"] is False
+    base = spec["containers"][0]
+    assert base["command"] == ["tini", "--"]  # the executor's args are the whole command
+    assert base["image"] == "officeflow:0.2.0"
+
+
+def test_rbac_lets_only_the_scheduler_manage_worker_pods(docs):
+    roles = [d for d in docs if d["kind"] in ("Role", "ClusterRole")]
+    bindings = [d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")]
+    assert [r["kind"] for r in roles] == ["Role"] and [b["kind"] for b in bindings] == ["RoleBinding"]
+    assert roles[0]["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get", "list", "watch", "patch", "delete"]},
+        {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    ]
+    assert bindings[0]["subjects"] == [{"kind": "ServiceAccount", "name": "officeflow-scheduler",
+                                        "namespace": "officeflow"}]
+    accounts = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ServiceAccount"}
+    assert {n for n, a in accounts.items() if a["automountServiceAccountToken"]} == {"officeflow-scheduler"}
+    specs = pod_specs(docs)
+    assert specs["officeflow-scheduler"]["serviceAccountName"] == "officeflow-scheduler"
+    assert all(s["serviceAccountName"] != "officeflow-scheduler" for n, s in specs.items()
+               if n != "officeflow-scheduler")
+
+
+def test_probes(docs):
+    api = find(docs, "Deployment", "officeflow-api-server")["spec"]["template"]["spec"]["containers"][0]
+    assert api["livenessProbe"]["httpGet"]["path"] == "/officeflow/health/live"
+    assert api["startupProbe"]["httpGet"]["path"] == "/officeflow/health/live"
+    assert api["readinessProbe"]["httpGet"]["path"] == "/officeflow/health/ready"
+    for component, job in (("scheduler", "SchedulerJob"), ("dag-processor", "DagProcessorJob"),
+                           ("triggerer", "TriggererJob")):
+        container = find(docs, "Deployment", f"officeflow-{component}")["spec"]["template"]["spec"]["containers"][0]
+        assert container["livenessProbe"]["exec"]["command"][:5] == ["airflow", "jobs", "check", "--job-type", job]
+
+
+def test_every_container_has_requests_and_limits_and_runs_as_non_root(docs):
+    for name, spec in pod_specs(docs).items():
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        for container in spec["containers"]:
+            assert {"cpu", "memory"} <= container["resources"]["requests"].keys(), name
+            assert "memory" in container["resources"]["limits"], name
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False, name
+
+
+def test_no_secret_value_reaches_a_configmap_or_an_env_literal():
+    secret_values = {"AIRFLOW__CORE__FERNET_KEY": "fernet-Zq81-canary", "OFFICEFLOW_DB_URL": "postgresql://u:pw-canary@db/x",
+                     "AIRFLOW__API_AUTH__JWT_SECRET": "jwt-canary-77"}
+    args = ["--set", "secrets.create=true"] + [a for k, v in secret_values.items()
+                                              for a in ("--set-string", f"secrets.data.{k}={v}")]
+    docs = render(*args)
+    for doc in docs:
+        if doc["kind"] == "Secret":
+            continue
+        text = yaml.safe_dump(doc)
+        assert not any(v in text for v in secret_values.values()), doc["metadata"]["name"]
+    for name, spec in pod_specs(docs).items():
+        for container in spec["containers"]:
+            literal = {e["name"] for e in container.get("env", [])}
+            assert literal <= {"OFFICEFLOW_ENV"}, f"{name}: settings come from the ConfigMap and the Secret"
+            assert {"secretRef": {"name": "officeflow-secrets"}} in container["envFrom"], name
+    for doc in docs:
+        if doc["kind"] == "ConfigMap":
+            assert not [k for k in doc["data"] if re.search(r"SECRET|PASSWORD|TOKEN|FERNET|_KEY$|_CONN$", k)]
+
+
+def test_migrations_run_as_a_pre_install_and_pre_upgrade_hook(docs):
+    job = find(docs, "Job", "officeflow-migrate")
+    account = find(docs, "ServiceAccount", "officeflow-migrate")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    # what the Job needs exists before it: its ServiceAccount is an earlier hook, the Secret is made first
+    assert account["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert int(account["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
+        job["metadata"]["annotations"]["helm.sh/hook-weight"])
+    spec = job["spec"]["template"]["spec"]
+    assert spec["serviceAccountName"] == "officeflow-migrate"
+    assert spec["containers"][0]["envFrom"] == [{"secretRef": {"name": "officeflow-secrets"}}]
+    assert not [v for v in spec["volumes"] if "configMap" in v]
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "airflow db migrate && python -m include.officeflow.store migrate"]
+
+
+def test_environments_differ_where_they_should():
+    dev, prod = render("-f", str(values_file("dev"))), render("-f", str(values_file("production")))
+    assert find(dev, "Deployment", "officeflow-api-server")["spec"]["replicas"] == 1
+    assert find(prod, "Deployment", "officeflow-api-server")["spec"]["replicas"] == 3
+    assert find(prod, "HorizontalPodAutoscaler", "officeflow-api-server")["spec"]["maxReplicas"] == 10
+    assert not [d for d in dev if d["kind"] == "HorizontalPodAutoscaler"]
+    assert {d["metadata"]["name"] for d in prod if d["kind"] == "PodDisruptionBudget"} == {
+        "officeflow-api-server", "officeflow-scheduler", "officeflow-triggerer", "officeflow-dispatcher"}
+    assert find(prod, "Ingress", "officeflow")["spec"]["tls"][0]["hosts"] == ["officeflow.example.com"]
+    assert airflow_cfg(prod)["logging"]["remote_base_log_folder"] == "s3://officeflow-documents/logs"
+    assert find(prod, "ConfigMap", "officeflow-env")["data"]["OFFICEFLOW_DOCUMENTS_URL"] == "s3://officeflow-documents/documents"
+
+
+def test_network_policies_default_deny_and_open_only_the_api_server(docs):
+    policies = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "NetworkPolicy"}
+    assert policies["officeflow-default-deny"]["policyTypes"] == ["Ingress"]
+    assert "ingress" not in policies["officeflow-default-deny"]
+    assert policies["officeflow-api-server"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8080}]}]
+    egress_ports = {p["port"] for rule in policies["officeflow-egress"]["egress"] for p in rule.get("ports", [])}
+    assert {53, 8080, 5432, 6379, 9092, 443} <= egress_ports
+
+
+def test_a_canary_release_joins_the_stable_traffic_group_or_gets_a_weighted_ingress():
+    stable = render()
+    canary = render("--set", "trafficGroup=officeflow,apiServer.service.enabled=false,scheduler.enabled=false",
+                    release="officeflow-canary")
+    pod_labels = find(canary, "Deployment", "officeflow-canary-api-server")["spec"]["template"]["metadata"]["labels"]
+    selector = find(stable, "Service", "officeflow-api-server")["spec"]["selector"]
+    assert selector.items() <= pod_labels.items()
+    assert not [d for d in canary if d["kind"] == "Service"]
+    assert not [d for d in canary if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-scheduler")]
+    weighted = render("--set", "ingress.enabled=true,ingress.canary.enabled=true,ingress.canary.weight=20",
+                      release="officeflow-canary")
+    annotations = find(weighted, "Ingress", "officeflow-canary")["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/canary"] == "true"
+    assert annotations["nginx.ingress.kubernetes.io/canary-weight"] == "20"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--set", "apiServer.replicas=-1"], "/apiServer/replicas"),
+    (["--set", "image.pullPolicy=Sometimes"], "/image/pullPolicy"),
+    (["--set", "ingress.canary.weight=150"], "/ingress/canary/weight"),
+    (["--set", "ingress.host=Not A Host"], "/ingress/host"),
+    (["--set", "schedulr.enabled=true"], "schedulr"),
+    (["--set", "apiServer.resources=null"], "apiServer"),
+    (["--set", "existingSecret="], "existingSecret"),
+    (["--set", "external.kafka.bootstrapServers=broker"], "/external/kafka/bootstrapServers"),
+])
+def test_the_schema_rejects_bad_values_with_the_field_named(args, message):
+    result = helm_template(*args, check=False)
+    assert result.returncode != 0
+    assert "values don't meet the specifications of the schema" in result.stderr
+    assert message in result.stderr, result.stderr

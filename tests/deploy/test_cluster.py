@@ -1,0 +1,238 @@
+"""The chart installed and upgraded for real on a Kubernetes API server (kube-apiserver, etcd, scheduler and
+controller-manager built from their Go modules; kwok's fake nodes), and the KubernetesExecutor of a real
+Airflow scheduler running a DAG's tasks as worker pods.
+
+Real: every object goes through the API server's validation, admission and RBAC; Helm's pre-install and
+pre-upgrade hook Job is created, run to completion (kwok completes Job pods) and deleted; Deployments roll
+out through ReplicaSets and the scheduler binds their pods to nodes; the Airflow scheduler (outside the
+cluster, with the chart's airflow.cfg and pod template, as the chart's scheduler ServiceAccount) creates,
+watches and deletes worker pods; each worker runs the task through the Execution API.
+Not real: no image is pulled and no container runs. Deployment pods are only marked Running by kwok; the
+worker pods' command is run by the test's node agent (tests/harness/kube.py) as a local process."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.harness.airflow_platform import AirflowPlatform
+from tests.harness.chart import CHART, values_file
+from tests.harness.e2e_support import wait_for_dag
+from tests.harness.kube import KubeCluster, NodeAgent, image_env
+
+NAMESPACE = "officeflow-chart"
+RELEASE = "officeflow"
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "dispatcher")
+SECRET = {
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg2://officeflow:pw@postgres.example:5432/airflow",
+    "OFFICEFLOW_DB_URL": "postgresql+psycopg2://officeflow:pw@postgres.example:5432/officeflow",
+    "AIRFLOW__CORE__FERNET_KEY": "Z3YbTGZ2Tq2zJ8pVJ3s0C9xkq6mUu2o2XqFz1pF1b3c=",
+    "AIRFLOW__API_AUTH__JWT_SECRET": "cluster-test-jwt-secret-0123456789abcdefghijklmnopqrstuvwxyz0123456789",
+    "OFFICEFLOW_BAMBOOHR_WEBHOOK_KEY": "cluster-test-webhook-key",
+    "simple_auth_manager_passwords.json": '{"admin": "cluster-test-password"}',
+}
+
+
+def deployments(kube: KubeCluster, release: str = RELEASE) -> dict[str, dict]:
+    items = kube.json("get", "deployments", "-n", NAMESPACE, "-l", f"app.kubernetes.io/instance={release}")["items"]
+    return {d["metadata"]["labels"]["app.kubernetes.io/component"]: d for d in items}
+
+
+def wait_until(check, timeout: float = 90, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def installed(kube: KubeCluster) -> KubeCluster:
+    kube.kubectl("create", "namespace", NAMESPACE)
+    kube.create_secret(NAMESPACE, "officeflow-secrets", SECRET)
+    result = kube.helm("install", RELEASE, CHART, "--namespace", NAMESPACE, "-f", values_file("dev"),
+                       "--set", "image.tag=1.0.0", "--wait", "--timeout", "180s")
+    # NOTES.txt: where the UI and the webhooks are (dev values: an Ingress without TLS)
+    assert "Airflow UI:      http://officeflow.dev.example.com/" in result.stdout
+    assert "Webhook URL:     http://officeflow.dev.example.com/officeflow/webhooks/<endpoint id>" in result.stdout
+    return kube
+
+
+def test_install_creates_every_object_and_runs_the_migration_hook(installed: KubeCluster):
+    kube = installed
+    status = json.loads(kube.helm("status", RELEASE, "-n", NAMESPACE, "-o", "json").stdout)
+    assert status["info"]["status"] == "deployed" and status["version"] == 1
+    found = deployments(kube)
+    assert set(found) == set(COMPONENTS)
+    for component, deployment in found.items():
+        assert deployment["status"].get("availableReplicas") == deployment["spec"]["replicas"], component
+    pods = kube.json("get", "pods", "-n", NAMESPACE, "-l", f"app.kubernetes.io/instance={RELEASE}")["items"]
+    workload_pods = [p for p in pods if p["metadata"]["labels"]["app.kubernetes.io/component"] in COMPONENTS]
+    assert len(workload_pods) == 5
+    assert all(p["spec"]["nodeName"] and p["status"]["phase"] == "Running" for p in workload_pods)
+    assert {c["image"] for p in workload_pods for c in p["spec"]["containers"]} == {"officeflow:1.0.0"}
+    # The pre-install hook Job ran to completion before the Deployments, then was deleted (hook-succeeded).
+    events = kube.json("get", "events", "-n", NAMESPACE, "--field-selector", "involvedObject.kind=Job")["items"]
+    assert any(e["involvedObject"]["name"] == "officeflow-migrate" and e["reason"] == "Completed" for e in events)
+    assert kube.kubectl("get", "job", "officeflow-migrate", "-n", NAMESPACE, check=False).returncode != 0
+    for name in ("officeflow-env", "officeflow-airflow-config", "officeflow-pod-template"):
+        kube.kubectl("get", "configmap", name, "-n", NAMESPACE)
+    assert len(kube.json("get", "networkpolicies", "-n", NAMESPACE)["items"]) == 3
+
+
+def test_rbac_lets_the_scheduler_manage_pods_and_nothing_more(installed: KubeCluster):
+    def can(account: str, verb: str, resource: str) -> bool:
+        resource, _, sub = resource.partition("/")  # kubectl reads pods/x as the pod named x
+        result = installed.kubectl("auth", "can-i", verb, resource, *([f"--subresource={sub}"] if sub else []),
+                                   "-n", NAMESPACE, f"--as=system:serviceaccount:{NAMESPACE}:officeflow-{account}",
+                                   check=False)
+        return result.stdout.strip() == "yes"
+
+    for verb in ("create", "get", "list", "watch", "patch", "delete"):
+        assert can("scheduler", verb, "pods"), verb
+    assert can("scheduler", "get", "pods/log")
+    assert not can("scheduler", "get", "secrets")
+    assert not can("scheduler", "create", "deployments")
+    assert not can("scheduler", "create", "pods/exec")
+    assert installed.kubectl("auth", "can-i", "list", "pods", "-n", "default",
+                             f"--as=system:serviceaccount:{NAMESPACE}:officeflow-scheduler",
+                             check=False).stdout.strip() == "no"  # only in its own namespace
+    for account in ("api-server", "component", "worker"):
+        assert not can(account, "create", "pods"), account
+        assert not can(account, "list", "pods"), account
+
+
+def test_upgrade_rolls_the_deployments_to_the_new_image(installed: KubeCluster):
+    kube = installed
+    kube.helm("upgrade", RELEASE, CHART, "--namespace", NAMESPACE, "-f", values_file("dev"),
+              "--set", "image.tag=1.0.1", "--set", "apiServer.replicas=2", "--wait", "--timeout", "180s")
+    status = json.loads(kube.helm("status", RELEASE, "-n", NAMESPACE, "-o", "json").stdout)
+    assert status["info"]["status"] == "deployed" and status["version"] == 2
+    found = deployments(kube)
+    assert found["api-server"]["status"]["availableReplicas"] == 2
+    for component, deployment in found.items():
+        assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "officeflow:1.0.1", component
+        assert deployment["status"]["updatedReplicas"] == deployment["spec"]["replicas"], component
+
+    def only_new_pods():
+        pods = kube.json("get", "pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/component=api-server")["items"]
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        return len(live) == 2 and all(p["spec"]["containers"][0]["image"] == "officeflow:1.0.1" for p in live)
+    wait_until(only_new_pods, what="the old api-server pods to go")
+    events = kube.json("get", "events", "-n", NAMESPACE, "--field-selector", "involvedObject.kind=Job")["items"]
+    assert sum(e["involvedObject"]["name"] == "officeflow-migrate" and e["reason"] == "Completed"
+               for e in events) == 2  # the pre-upgrade hook ran again
+    history = json.loads(kube.helm("history", RELEASE, "-n", NAMESPACE, "-o", "json").stdout)
+    assert [h["status"] for h in history] == ["superseded", "deployed"]
+
+
+def test_the_api_server_refuses_what_the_schema_and_the_cluster_refuse(installed: KubeCluster):
+    bad = installed.helm("upgrade", RELEASE, CHART, "--namespace", NAMESPACE, "--set", "apiServer.replicas=-2",
+                         check=False)
+    assert bad.returncode != 0 and "/apiServer/replicas" in bad.stderr
+    history = json.loads(installed.helm("history", RELEASE, "-n", NAMESPACE, "-o", "json").stdout)
+    assert history[-1]["status"] == "deployed"  # nothing changed
+
+
+# --- the KubernetesExecutor ---------------------------------------------------------------------
+
+def chart_airflow_config(kube: KubeCluster, namespace: str, release: str) -> configparser.ConfigParser:
+    data = kube.json("get", "configmap", f"{release}-airflow-config", "-n", namespace)["data"]
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read_string(data["airflow.cfg"])
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def executor_platform(kube: KubeCluster, airflow_db, postgres, store, sandbox_server,
+                      tmp_path_factory) -> Iterator[tuple[AirflowPlatform, NodeAgent, str]]:
+    """Airflow's api-server, dag-processor and a scheduler running the KubernetesExecutor against the
+    cluster, configured from a chart release installed there (its Secret holds this platform's secrets)."""
+    namespace, release = "officeflow-exec", "officeflow"
+    home = tmp_path_factory.mktemp("executor")
+    airflow_url = postgres.create_database("airflow_k8s_executor", template="airflow_template")
+    secret = {**SECRET, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_url, "OFFICEFLOW_DB_URL": store,
+              **sandbox_server.env()}
+    platform = AirflowPlatform({**secret, "AIRFLOW__CORE__EXECUTOR": "KubernetesExecutor"}, smtp_port=1)
+    # the Execution API the worker pods call: this test's api-server (it runs outside the cluster)
+    kube.kubectl("create", "namespace", namespace)
+    kube.create_secret(namespace, "officeflow-secrets", secret)
+    kube.helm("install", release, CHART, "--namespace", namespace, "-f", values_file("dev"),
+              "--set", f"airflow.executionApiUrl={platform.base_url}/execution/", "--wait", "--timeout", "180s")
+
+    cfg = chart_airflow_config(kube, namespace, release)
+    template = home / "pod_template.yaml"
+    template.write_text(kube.json("get", "configmap", f"{release}-pod-template", "-n", namespace)
+                        ["data"]["pod_template.yaml"])
+    scheduler_kubeconfig = kube.service_account_kubeconfig(namespace, f"{release}-scheduler", home / "kubeconfig")
+    executor_env = {f"AIRFLOW__KUBERNETES_EXECUTOR__{k.upper()}": v for k, v in cfg["kubernetes_executor"].items()}
+    executor_env.update({
+        "AIRFLOW__CORE__EXECUTOR": cfg["core"]["executor"],
+        # outside the cluster: the pod template and the ServiceAccount's token from files, not the pod's mounts
+        "AIRFLOW__KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE": str(template),
+        "AIRFLOW__KUBERNETES_EXECUTOR__IN_CLUSTER": "False",
+        "AIRFLOW__KUBERNETES_EXECUTOR__CONFIG_FILE": str(scheduler_kubeconfig),
+    })
+    platform.env.update(executor_env)
+    agent = NodeAgent(kube, namespace).start()
+    try:
+        yield platform.start(components=("api-server", "scheduler", "dag-processor")), agent, namespace
+    finally:
+        platform.stop()
+        agent.stop()
+
+
+def test_the_kubernetes_executor_runs_a_dag_run_in_worker_pods(executor_platform, sandbox_server, kube):
+    platform, agent, namespace = executor_platform
+    assert platform.env["AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE"] == namespace
+    sandbox_server.reset()
+    wait_for_dag(platform, "identity_provisioning")
+    login = f"ada.lovelace.{uuid.uuid4().hex[:6]}@officeflow.test"
+    run_id = f"k8s-{uuid.uuid4().hex[:10]}"
+    response = platform.api("POST", "/api/v2/dags/identity_provisioning/dagRuns", json={
+        "dag_run_id": run_id, "logical_date": None,
+        "conf": {"first_name": "Ada", "last_name": "Lovelace", "email": login, "department": "Engineering",
+                 "job_title": "Software Engineer"}})
+    assert response.status_code == 200, response.text
+    run = platform.wait_for_run("identity_provisioning", run_id, timeout=300)
+    assert run["state"] == "success", (platform.task_states("identity_provisioning", run_id), agent.ran,
+                                        platform.logs_tail())
+
+    # Every task ran in its own worker pod, created by the executor from the chart's template ...
+    tis = platform.api("GET", f"/api/v2/dags/identity_provisioning/dagRuns/{run_id}/taskInstances").json()
+    assert len(tis["task_instances"]) == 5  # person, providers, provision x 3
+    # (a worker reports its task's state before its process exits: wait for the agent to see all five end)
+    wait_until(lambda: len(agent.ran) == 5, timeout=60, what=f"five worker pods to end: {agent.ran}")
+    assert set(agent.ran.values()) == {0}, agent.ran
+    # ... and did its work: the account exists in each provider (the sandbox), once.
+    for service in ("google", "microsoft", "okta"):
+        assert login in str(sandbox_server.state(service)).lower(), service
+
+    # The executor reconciled the pods' end: finished worker pods are deleted (delete_worker_pods) or,
+    # in dev values (delete_worker_pods=False), labelled done.
+    def reconciled():
+        pods = kube.json("get", "pods", "-n", namespace, "-l", "kubernetes_executor=True")["items"]
+        mine = [p for p in pods if p["metadata"]["annotations"].get("run_id") == run_id]
+        return all(p["metadata"]["labels"].get("airflow_executor_done") == "True" for p in mine) and mine
+    pods = wait_until(reconciled, timeout=60, what="the executor to mark its pods done")
+    assert {p["status"]["phase"] for p in pods} == {"Succeeded"}
+    template = pods[0]["spec"]
+    assert template["serviceAccountName"] == "officeflow-worker"
+    assert template["containers"][0]["name"] == "base"
+    assert template["containers"][0]["command"] == ["tini", "--"]
+    assert template["containers"][0]["args"][:3] == ["python", "-m", "airflow.sdk.execution_time.execute_workload"]
+    assert {p["metadata"]["annotations"]["task_id"] for p in pods} == {"person", "providers", "provision"}
+
+
+def test_the_agent_runs_pods_with_the_image_env():
+    """The node agent takes the image's ENV from the Dockerfile and maps its paths onto this checkout."""
+    env = image_env()
+    assert env["AIRFLOW_HOME"] == "/opt/airflow" and env["PYTHONPATH"] == "/opt/officeflow"
+    assert env["PATH"].startswith("/opt/venv/bin:/usr/local/sbin")
