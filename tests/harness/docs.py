@@ -17,3 +17,11 @@ def bash_blocks(doc: str, heading: str) -> list[str]:
     end = re.search(rf"\n#{{1,{level}}} ", rest)
     section = rest[: end.start()] if end else rest
     return re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+
+
+def bash_block_with(doc: str, fragment: str) -> str:
+    """The first ```bash block of ``doc`` that holds ``fragment``."""
+    for block in re.findall(r"```bash\n(.*?)```", (ROOT / doc).read_text(), flags=re.S):
+        if fragment in block:
+            return block
+    raise AssertionError(f"{doc} has no documented command with {fragment!r}")
