@@ -138,7 +138,7 @@ if ((creates_secret == 0)) && ! kubectl_error=$(kubectl get secret "$secret" -o 
   [[ -n "$kubeconfig" ]] && connection+=" --kubeconfig $(quote "$kubeconfig")"
   hint=$(cat <<EOF
 The chart reads AIRFLOW__DATABASE__SQL_ALCHEMY_CONN, OFFICEFLOW_DB_URL, AIRFLOW__API_AUTH__JWT_SECRET,
-AIRFLOW__CORE__FERNET_KEY, OFFICEFLOW_BAMBOOHR_WEBHOOK_KEY and simple_auth_manager_passwords.json (the UI's
+AIRFLOW__API__SECRET_KEY, AIRFLOW__CORE__FERNET_KEY, OFFICEFLOW_BAMBOOHR_WEBHOOK_KEY and simple_auth_manager_passwords.json (the UI's
 admin password) from it. Create it (once per namespace), e.g.:
 
   kubectl create namespace $namespace$connection   # if it does not exist yet
@@ -146,6 +146,7 @@ admin password) from it. Create it (once per namespace), e.g.:
     --from-literal=AIRFLOW__DATABASE__SQL_ALCHEMY_CONN='postgresql+psycopg2://USER:PASSWORD@HOST:5432/airflow' \\
     --from-literal=OFFICEFLOW_DB_URL='postgresql+psycopg2://USER:PASSWORD@HOST:5432/officeflow' \\
     --from-literal=AIRFLOW__API_AUTH__JWT_SECRET="\$(openssl rand -hex 32)" \\
+    --from-literal=AIRFLOW__API__SECRET_KEY="\$(openssl rand -hex 32)" \\
     --from-literal=AIRFLOW__CORE__FERNET_KEY="\$(openssl rand -base64 32 | tr '+/' '-_')" \\
     --from-literal=OFFICEFLOW_BAMBOOHR_WEBHOOK_KEY='<the webhook key configured in BambooHR>' \\
     --from-literal=simple_auth_manager_passwords.json="{\\"admin\\": \\"\$(openssl rand -hex 16)\\"}"

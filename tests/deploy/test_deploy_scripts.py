@@ -176,6 +176,7 @@ def test_k8s_deploy_stops_without_the_secret_and_shows_how_to_create_it(cli: Fak
     assert "Secret officeflow-secrets not found in namespace hr" in result.stderr
     assert "kubectl create secret generic officeflow-secrets --namespace hr --context prod" in result.stderr
     for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "OFFICEFLOW_DB_URL", "AIRFLOW__API_AUTH__JWT_SECRET",
+                "AIRFLOW__API__SECRET_KEY",
                 "AIRFLOW__CORE__FERNET_KEY", "OFFICEFLOW_BAMBOOHR_WEBHOOK_KEY", "simple_auth_manager_passwords.json"):
         assert f"--from-literal={key}=" in result.stderr
 
