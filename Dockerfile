@@ -63,13 +63,16 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends tini fonts-dejavu-core \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --uid 50000 --gid 0 --no-create-home --home-dir /opt/airflow --shell /usr/sbin/nologin airflow \
-    && mkdir -p /opt/airflow/logs /opt/airflow/auth /opt/airflow/officeflow \
+    && mkdir -p /opt/airflow/logs /opt/airflow/officeflow \
     && chown -R 50000:0 /opt/airflow \
     && chmod -R g=u /opt/airflow
 
 COPY --from=builder /opt/venv /opt/venv
 
 # The product only (.dockerignore keeps everything else out of the context): read-only for the runtime user.
+# Sign-in needs two of these files where the deployments point: config/webserver_config.py ([fab] config_file
+# = /opt/officeflow/config/webserver_config.py; FAB skips a missing file silently) and the login page's
+# template, plugins/officeflow_auth/templates/.
 WORKDIR /opt/officeflow
 COPY dags/ dags/
 COPY operators/ operators/

@@ -153,7 +153,7 @@ ensure_dotenv() {
   cat > "$ROOT/.env" <<EOF
 # OfficeFlow local configuration (dev). Environment variables override these values.
 OFFICEFLOW_ENV=dev
-OFFICEFLOW_ADMIN_PASSWORD=$(random_secret | cut -c1-16)
+OFFICEFLOW_ADMIN_PASSWORD=$("$VENV/bin/python" -c 'from include.officeflow.auth.passwords import generate_password; print(generate_password())')
 OFFICEFLOW_BAMBOOHR_WEBHOOK_KEY=$(random_secret)
 AIRFLOW__API_AUTH__JWT_SECRET=$(random_secret)
 AIRFLOW__CORE__FERNET_KEY=$("$VENV/bin/python" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')
@@ -181,15 +181,15 @@ airflow_env() {
   export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$OFFICEFLOW_PORT/execution/"
   export AIRFLOW__API__BASE_URL="http://localhost:$OFFICEFLOW_PORT"
   export AIRFLOW__API__PORT="$OFFICEFLOW_PORT"
-  # The address the api-server binds to, in Airflow's own config too: its Simple auth manager warns that a
-  # deployment "looks like production" when [api] host is not local (the default is 0.0.0.0).
+  # The address the api-server binds to, in Airflow's own config too (its default is 0.0.0.0).
   export AIRFLOW__API__HOST="${OFFICEFLOW_HOST:-127.0.0.1}"
   export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="${AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL:-30}"
-  export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin"
-  export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$AIRFLOW_HOME/simple_auth_manager_passwords.json"
-  if [[ -n "${OFFICEFLOW_ADMIN_PASSWORD:-}" ]]; then
-    printf '{"admin": "%s"}\n' "$OFFICEFLOW_ADMIN_PASSWORD" > "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
-  fi
+  # Users, roles and sign-in: Airflow's FAB auth manager, extended by OfficeFlow (MFA, password policy), with
+  # the FAB settings of config/webserver_config.py. The first admin comes from OFFICEFLOW_ADMIN_PASSWORD.
+  export AIRFLOW__CORE__AUTH_MANAGER="${AIRFLOW__CORE__AUTH_MANAGER:-plugins.officeflow_auth.manager.OfficeFlowFabAuthManager}"
+  export AIRFLOW__FAB__CONFIG_FILE="${AIRFLOW__FAB__CONFIG_FILE:-$ROOT/config/webserver_config.py}"
+  # The sandbox Slack's seeded admin has this e-mail: its approval clicks map to the admin user.
+  export OFFICEFLOW_ADMIN_EMAIL="${OFFICEFLOW_ADMIN_EMAIL:-admin@officeflow.test}"
   if [[ -z "${AIRFLOW_CONN_SMTP_DEFAULT:-}" ]]; then
     AIRFLOW_CONN_SMTP_DEFAULT="$(printf '{"conn_type": "smtp", "host": "127.0.0.1", "port": %s, "extra": {"disable_tls": true, "disable_ssl": true, "from_email": "people@officeflow.local", "timeout": 10, "retry_limit": 1}}' "$OFFICEFLOW_SMTP_PORT")"
     export AIRFLOW_CONN_SMTP_DEFAULT
@@ -204,6 +204,9 @@ cmd_migrate() {
   airflow db migrate >"$OFFICEFLOW_HOME/logs/migrate.log" 2>&1 || { tail -30 "$OFFICEFLOW_HOME/logs/migrate.log"; die "airflow db migrate failed"; }
   log "migrating the OfficeFlow store"
   python -m include.officeflow.store migrate
+  log "syncing the OfficeFlow roles; the first admin if missing"
+  python -m plugins.officeflow_auth.roles bootstrap >"$OFFICEFLOW_HOME/logs/roles.log" 2>&1 \
+    || { tail -5 "$OFFICEFLOW_HOME/logs/roles.log"; die "roles bootstrap failed (see above)"; }
 }
 
 PIDS=()
@@ -277,7 +280,7 @@ cmd_dev() {
   cat <<EOF
 
   OfficeFlow is running.
-    Airflow UI        http://localhost:$OFFICEFLOW_PORT      login: admin / ${OFFICEFLOW_ADMIN_PASSWORD:-see $AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE}
+    Airflow UI        http://localhost:$OFFICEFLOW_PORT      login: admin / ${OFFICEFLOW_ADMIN_PASSWORD:-(OFFICEFLOW_ADMIN_PASSWORD in .env)}
     Health            http://localhost:$OFFICEFLOW_PORT/officeflow/health
     Sample webhook    ./run.sh webhook          (in another terminal)
     Mailbox (.eml)    $OFFICEFLOW_HOME/mailbox/

@@ -148,7 +148,7 @@ def _new_dag(definition: dict[str, Any], doc_md: str | None) -> DAG:
         description=definition["description"] or None, owner=definition["owner"],
         tags=["declarative", *definition["tags"]], params=workflows.make_params(definition["params"]),
         doc_md=doc_md, schedule=workflows.schedule_of(definition["trigger"]), with_run_params=False,
-        default_args_overrides=overrides)
+        default_args_overrides=overrides, access=definition.get("access", []))
 
 
 def _operator_kwargs(kind: str, config: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ What every OfficeFlow DAG shares:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +23,7 @@ import pendulum
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowFailException
 
+from include.officeflow.auth.permissions import access_control, workflow_access_control
 from include.officeflow.hires import InvalidHire
 from include.officeflow.log_context import bind_log_context
 from include.officeflow.templating import blank_for_none
@@ -47,15 +48,20 @@ def default_args(**overrides: Any) -> dict[str, Any]:
 def workflow_dag(dag_id: str, *, display_name: str, description: str | None, owner: str, tags: list[str],
                  params: Mapping[str, Any], doc_md: str | None = None, schedule: str | None = None,
                  max_active_runs: int = 16, with_run_params: bool = True,
-                 default_args_overrides: Mapping[str, Any] | None = None) -> DAG:
-    """An OfficeFlow DAG with everything above; ``with_run_params`` adds the run details after ``params``."""
+                 default_args_overrides: Mapping[str, Any] | None = None, access: Iterable[str] = ()) -> DAG:
+    """An OfficeFlow DAG with everything above; ``with_run_params`` adds the run details after ``params``.
+
+    Who may see and trigger it: the roles its tags grant (``OFFICEFLOW_WORKFLOW_ACCESS``) and ``access``,
+    as the DAG's ``access_control`` (per-DAG permissions of the FAB auth manager)."""
+    grant = workflow_access_control(tags)
+    grant.update(access_control(role for role in access if role not in grant))
     return DAG(dag_id=dag_id, dag_display_name=display_name, description=description, doc_md=doc_md,
                schedule=schedule, start_date=START_DATE, catchup=False, is_paused_upon_creation=False,
                max_active_runs=max_active_runs, tags=list(dict.fromkeys(["officeflow", *tags])),
                default_args=default_args(owner=owner, **(default_args_overrides or {})),
                jinja_environment_kwargs={"finalize": blank_for_none},
                params={**params, **(run_params() if with_run_params else {})},
-               on_failure_callback=officeflow_failure_notifier)
+               on_failure_callback=officeflow_failure_notifier, access_control=grant)
 
 
 def checked(validate: Callable[[dict[str, Any]], Any], params: dict[str, Any] | None) -> Any:

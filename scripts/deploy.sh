@@ -21,7 +21,8 @@ Strategies (and what each needs from the cluster):
                selector. Needs nothing beyond Services (expose Service <base> with your Ingress or
                LoadBalancer; the colors are installed with ingress.enabled=false).
   canary       a release <base>-canary with the new tag, api-server only (no scheduler, dag-processor,
-               triggerer, dispatcher or migrations), next to the stable release <base>:
+               triggerer, dispatcher or migration Job: neither the databases' migrations nor the OfficeFlow
+               roles' sync run before --promote), next to the stable release <base>:
                --canary-mode replicas (default): its pods join Service <base>-api-server and get a share
                  of requests in proportion to replicas. Needs nothing beyond the chart.
                --canary-mode ingress: a canary Ingress gets --canary-weight percent of the requests to

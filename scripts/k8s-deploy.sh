@@ -29,9 +29,10 @@ and then prints the rollout status of the release's Deployments.
                         validation by the API server, nothing applied); a missing Secret is only a warning
   -h, --help            this text
 
-The Secret must exist before a real install (the chart's pods read the database URLs and keys from it);
-if it does not, the script stops and prints the kubectl command that creates it (not checked with
---set secrets.create=true, where the chart makes it from secrets.data: evaluation only).
+The Secret must exist before a real install (the chart's pods read the database URLs and keys from it,
+and the migration Job the first admin's password, OFFICEFLOW_ADMIN_PASSWORD); if it does not, the script
+stops and prints the kubectl command that creates it (not checked with --set secrets.create=true, where the
+chart makes it from secrets.data: evaluation only).
 
 Examples:
   $PROG --values staging --image-tag 1.4.0
@@ -119,22 +120,14 @@ if ((creates_secret == 0)) && ! kubectl_error=$(kubectl get secret "$secret" -o 
   connection=""
   [[ -n "$context" ]] && connection+=" --context $(quote "$context")"
   [[ -n "$kubeconfig" ]] && connection+=" --kubeconfig $(quote "$kubeconfig")"
-  hint=$(cat <<EOF
-The chart reads AIRFLOW__DATABASE__SQL_ALCHEMY_CONN, OFFICEFLOW_DB_URL, AIRFLOW__API_AUTH__JWT_SECRET,
-AIRFLOW__API__SECRET_KEY, AIRFLOW__CORE__FERNET_KEY, OFFICEFLOW_BAMBOOHR_WEBHOOK_KEY and simple_auth_manager_passwords.json (the UI's
-admin password) from it. Create it (once per namespace), e.g.:
-
-  kubectl create namespace $namespace$connection   # if it does not exist yet
-  kubectl create secret generic $secret --namespace $namespace$connection \\
-    --from-literal=AIRFLOW__DATABASE__SQL_ALCHEMY_CONN='postgresql+psycopg2://USER:PASSWORD@HOST:5432/airflow' \\
-    --from-literal=OFFICEFLOW_DB_URL='postgresql+psycopg2://USER:PASSWORD@HOST:5432/officeflow' \\
-    --from-literal=AIRFLOW__API_AUTH__JWT_SECRET="\$(openssl rand -hex 32)" \\
-    --from-literal=AIRFLOW__API__SECRET_KEY="\$(openssl rand -hex 32)" \\
-    --from-literal=AIRFLOW__CORE__FERNET_KEY="\$(openssl rand -base64 32 | tr '+/' '-_')" \\
-    --from-literal=OFFICEFLOW_BAMBOOHR_WEBHOOK_KEY='<the webhook key configured in BambooHR>' \\
-    --from-literal=simple_auth_manager_passwords.json="{\\"admin\\": \\"\$(openssl rand -hex 16)\\"}"
-EOF
-)
+  # the keys: SECRET_KEYS in scripts/lib/deploy-common.sh
+  hint="The chart's pods read the keys below from it (OFFICEFLOW_ADMIN_PASSWORD is the first admin's password:"
+  hint+=$'\n'"the migration Job creates user admin with it). Create it (once per namespace), e.g.:"$'\n\n'
+  hint+="  kubectl create namespace $namespace$connection   # if it does not exist yet"$'\n'
+  hint+="  kubectl create secret generic $secret --namespace $namespace$connection"
+  for key in "${SECRET_KEYS[@]}"; do
+    hint+=$' \\\n'"    --from-literal=$key=$(secret_example "$key")"
+  done
   if ((dry_run)); then
     printf 'warning: Secret %s not found in namespace %s (%s): a real install would stop here.\n%s\n' \
       "$secret" "$namespace" "${kubectl_error//$'\n'/ }" "$hint" >&2

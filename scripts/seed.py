@@ -4,7 +4,11 @@
   and a Standard Webhooks endpoint for any HR tool (``person.hired`` -> onboarding);
 - a declarative workflow, ``contractor_heads_up`` (an email to the manager, then a Slack note);
 - employees: three sample hires delivered as signed BambooHR webhooks, each starting an onboarding run
-  (they wait for the equipment approval in the Airflow UI's Required Actions).
+  (they wait for the equipment approval in the Airflow UI's Required Actions);
+- people: a user per OfficeFlow role besides the admin — ``hr.manager`` (HR Manager; the e-mail of the
+  sandbox Slack's approver, so its Slack clicks map to this user), ``it.operator`` (IT Operator) and
+  ``auditor`` (Auditor) — members of the organization ``default``, created through FAB's user API with a
+  generated password printed once.
 
 Idempotent: endpoints and the workflow are created when missing (a second run only lists them), and
 the hires are the same events each time (the gateway answers with the runs it already started).
@@ -21,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from include.officeflow.auth.passwords import generate_password
 from sandbox.bamboohr.samples import sample_hire
 from sandbox.bamboohr.sender import signed_headers, webhook_key
 
@@ -63,6 +68,11 @@ EMPLOYEES = [  # (employee id, first name, last name, department, job title)
     ("9002", "Grace", "Hopper", "Engineering", "Engineering Manager"),
     ("9003", "Katherine", "Johnson", "Finance", "Analyst"),
 ]
+USERS = [  # (user name, role, e-mail)
+    ("hr.manager", "HR Manager", "people.manager@officeflow.test"),
+    ("it.operator", "IT Operator", "it.operator@officeflow.test"),
+    ("auditor", "Auditor", "auditor@officeflow.test"),
+]
 #: Fixed, so a second seed delivers the same events (and the gateway starts no second run).
 HIRE_TIMESTAMP = "2026-11-30T09:00:00+0000"
 
@@ -99,6 +109,22 @@ def seed_workflow(api: httpx.Client) -> str:
     return f"workflow {created['name']}: created (version {created['version']}; a DAG once the dag-processor parses it)"
 
 
+def seed_users(api: httpx.Client) -> list[str]:
+    lines = []
+    for username, role, email in USERS:
+        if api.get(f"/auth/fab/v1/users/{username}").status_code == 200:
+            lines.append(f"user {username} ({role}): exists")
+        else:
+            password = generate_password()
+            _check(api.post("/auth/fab/v1/users", json={
+                "username": username, "first_name": username.split(".")[0].title(), "last_name": role,
+                "email": email, "roles": [{"name": role}], "password": password}), f"create user {username}")
+            lines.append(f"user {username} ({role}): created; password (shown once): {password}")
+        _check(api.put(f"/officeflow/api/v1/access/users/{username}/organizations",
+                       json={"organizations": ["default"]}), f"organizations of {username}")
+    return lines
+
+
 def seed_employees(base_url: str, key: str) -> list[str]:
     lines = []
     for employee_id, first, last, department, title in EMPLOYEES:
@@ -133,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                               timeout=10), "log in")["access_token"]
     with httpx.Client(base_url=args.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as api:
         try:
-            lines = [*seed_endpoints(api), seed_workflow(api), *seed_employees(args.url, key)]
+            lines = [*seed_users(api), *seed_endpoints(api), seed_workflow(api), *seed_employees(args.url, key)]
         except SeedError as exc:
             print(f"seed failed: {exc}", file=sys.stderr)
             return 1

@@ -11,6 +11,7 @@ service. The helpers live in ``tests/harness/``; fixtures only the integration t
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -60,11 +61,14 @@ def postgres() -> PostgresCluster:
 
 @pytest.fixture(scope="session")
 def airflow_db(postgres: PostgresCluster) -> str:
-    """Airflow's metadata DB migrated, with OfficeFlow's DAGs serialised; returns its URL.
+    """Airflow's metadata DB migrated, with OfficeFlow's roles and a user per role (tests/harness/auth_users.py)
+    and OfficeFlow's DAGs serialised; returns its URL.
 
     A pristine copy (``airflow_template``) is taken right after migration for the e2e tests.
     """
     run_airflow("db", "migrate")
+    # In a process of its own: FAB's app keeps connections open, and the template below needs none to "airflow".
+    subprocess.run([sys.executable, "-m", "tests.harness.auth_users"], check=True, capture_output=True)
     postgres.create_database("airflow_template", template="airflow")
     run_airflow("dags", "reserialize")
     return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]

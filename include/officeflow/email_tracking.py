@@ -16,12 +16,19 @@ template, so a retried task finds its earlier send:
 - ``suppressed``: the address is on the suppression list (checked again on every try).
 
 Status only moves forward (:data:`STATUS_RANK`): a late "delivered" never overwrites a bounce.
+
+Organizations (tenant isolation): every delivery belongs to the organization of the run that sent it, and
+the statistics can be limited to some organizations. The suppression list is global: an address that bounced
+or complained is not mailed again by any organization (one mailbox, one sender reputation). Readers limited to
+some organizations see only the suppressed addresses their organizations have mailed (``organizations`` of
+:func:`list_suppressions` / :func:`get_suppression`); the others stay hidden, since an address is personal data.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -88,6 +95,14 @@ def _insert_or_nothing(dialect: str) -> Any:
 
 def _is_suppressed(session: Session, address: str) -> EmailSuppression | None:
     return session.get(EmailSuppression, normalize_address(address))
+
+
+def _mailed_by(organizations: Collection[str]) -> Any:
+    """A WHERE clause: the suppressed address was mailed by one of ``organizations``."""
+    return (select(EmailDelivery.id)
+            .where(func.lower(EmailDelivery.recipient) == EmailSuppression.address,
+                   EmailDelivery.organization_id.in_(list(organizations)))
+            .exists())
 
 
 def claim(url: str | None, *, key: str, recipient: str, template: str, subject: str, provider: str,
@@ -183,10 +198,16 @@ def suppress(url: str | None, address: str, *, reason: str, source: str, detail:
     return bool(result.rowcount)
 
 
-def get_suppression(url: str | None, address: str) -> dict[str, Any] | None:
-    """The suppression of ``address`` (any case), or None."""
+def get_suppression(url: str | None, address: str, *,
+                    organizations: Collection[str] | None = None) -> dict[str, Any] | None:
+    """The suppression of ``address`` (any case), or None (also when ``organizations`` is given and none of
+    them mailed the address)."""
     with session_scope(url) as session:
-        r = _is_suppressed(session, address)
+        if organizations is None:
+            r = _is_suppressed(session, address)
+        else:
+            r = session.scalar(select(EmailSuppression).where(
+                EmailSuppression.address == normalize_address(address), _mailed_by(organizations)))
         return None if r is None else {"address": r.address, "reason": r.reason, "source": r.source,
                                        "detail": r.detail, "created_at": r.created_at}
 
@@ -201,10 +222,13 @@ def unsuppress(url: str | None, address: str) -> bool:
         return True
 
 
-def list_suppressions(url: str | None, *, limit: int = 100, offset: int = 0,
-                      prefix: str | None = None) -> tuple[list[dict[str, Any]], int]:
-    """Suppressions, newest first, and their total."""
+def list_suppressions(url: str | None, *, limit: int = 100, offset: int = 0, prefix: str | None = None,
+                      organizations: Collection[str] | None = None) -> tuple[list[dict[str, Any]], int]:
+    """Suppressions, newest first, and their total; with ``organizations``, only the addresses those
+    organizations mailed."""
     query = select(EmailSuppression)
+    if organizations is not None:
+        query = query.where(_mailed_by(organizations))
     if prefix:
         query = query.where(EmailSuppression.address.startswith(normalize_address(prefix), autoescape=True))
     with session_scope(url) as session:
@@ -260,10 +284,11 @@ def record_event(url: str | None, *, provider: str, event: str, recipient: str, 
 
 # --- statistics -----------------------------------------------------------------------------------
 
-def stats(url: str | None, *, start: date | None = None, end: date | None = None,
-          template: str | None = None) -> list[dict[str, Any]]:
+def stats(url: str | None, *, start: date | None = None, end: date | None = None, template: str | None = None,
+          organizations: Collection[str] | None = None) -> list[dict[str, Any]]:
     """Per template and (UTC) day: total, sent (accepted by the provider), delivered, bounced,
-    complained, suppressed, failed and sending counts. ``start``/``end`` are inclusive days.
+    complained, suppressed, failed and sending counts. ``start``/``end`` are inclusive days;
+    ``organizations``: count only those organizations' deliveries (None: all).
 
     Computed in SQL (``GROUP BY template, day``).
     """
@@ -291,6 +316,8 @@ def stats(url: str | None, *, start: date | None = None, end: date | None = None
         query = query.where(created < datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1))
     if template:
         query = query.where(EmailDelivery.template == template)
+    if organizations is not None:
+        query = query.where(EmailDelivery.organization_id.in_(list(organizations)))
     with session_scope(url) as session:
         rows = session.execute(query).mappings().all()
     result = []

@@ -196,6 +196,41 @@ class Settings(BaseSettings):
         description="Days a leaver's suspended accounts are kept before employee_offboarding deletes them.",
     )
 
+    auth_login_max_failures: int = Field(
+        default=5, ge=1, le=100,
+        description="Failed logins (per user name and per client address) within the window before logins "
+        "answer 429 with Retry-After.",
+    )
+    auth_login_window_seconds: int = Field(
+        default=900, ge=10, le=86_400, description="The login-throttling window (15 minutes by default).",
+    )
+    auth_trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="CIDRs of reverse proxies / ingress controllers whose X-Forwarded-For names the client "
+        "(JSON list); empty = the TCP peer is the client.",
+    )
+    auth_refresh_token_seconds: int = Field(
+        default=7 * 86_400, ge=60, le=90 * 86_400,
+        description="Lifetime of a refresh token from POST /officeflow/api/v1/auth/login (access tokens "
+        "live [api_auth] jwt_expiration_time).",
+    )
+    auth_mfa_required_roles: list[str] = Field(
+        default_factory=list,
+        description="Roles whose users must enrol in TOTP MFA (JSON list, e.g. [\"OfficeFlow Admin\"]): until "
+        "they do, POST /auth/token refuses them and the OfficeFlow API answers 403 mfa_enrolment_required.",
+    )
+    auth_mfa_issuer: str = Field(default="OfficeFlow", description="Issuer name authenticator apps show.")
+    password_min_length: int = Field(
+        default=12, ge=8, le=128,
+        description="Shortest password for database users; it also needs 3 of: lower case, upper case, "
+        "digit, symbol.",
+    )
+    workflow_access: dict[str, list[str]] = Field(
+        default_factory=lambda: {"people": ["HR Manager"], "onboarding": ["HR Manager"], "it": ["IT Operator"]},
+        description="DAG tag -> roles that may see, trigger and manage workflows with that tag (JSON). "
+        "OfficeFlow Admin, Admin and Op reach every workflow; Auditor and Viewer read them all.",
+    )
+
     @field_validator("default_time_zone")
     @classmethod
     def _known_time_zone(cls, value: str) -> str:

@@ -37,7 +37,8 @@ MAX_NODES = 100
 MAX_RETRIES = 10
 SCHEDULE_PRESETS = frozenset({"@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"})
 TOP_LEVEL_KEYS = frozenset({"name", "description", "organization_id", "owner", "trigger", "params", "nodes",
-                            "tags", "default_args"})
+                            "tags", "default_args", "access"})
+ROLE_RE = re.compile(r"^[A-Za-z0-9 _.-]{1,64}$")
 OWNER_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 DEFAULT_OWNER = "people-team"
 NODE_KEYS = frozenset({"id", "type", "config", "depends_on"})
@@ -127,6 +128,7 @@ def _check(definition: Any, reserved: set[str], node_types: Mapping[str, NodeSpe
     if not isinstance(owner, str) or not OWNER_RE.match(owner):
         problems.add("owner", "must be a team name: lowercase letters, digits and '-' (e.g. people-team)")
     _check_tags(definition.get("tags", []), problems)
+    _check_access(definition.get("access", []), problems)
     _check_default_args(definition.get("default_args", {}), problems)
     _check_trigger(definition.get("trigger", {"type": "manual"}), problems)
     _check_params(definition.get("params", {}), problems)
@@ -144,6 +146,7 @@ def _check(definition: Any, reserved: set[str], node_types: Mapping[str, NodeSpe
         "nodes": [{"id": n["id"], "type": n["type"], "config": dict(n.get("config", {})),
                    "depends_on": list(n.get("depends_on", []))} for n in definition["nodes"]],
         "tags": list(definition.get("tags", [])),
+        "access": list(definition.get("access", [])),
         "default_args": dict(definition.get("default_args", {})),
     }
 
@@ -155,6 +158,16 @@ def _check_tags(tags: Any, problems: _Problems) -> None:
     for i, tag in enumerate(tags):
         if not isinstance(tag, str) or not TAG_RE.match(tag):
             problems.add(f"tags[{i}]", "must be 1-50 letters, digits or '_.:-'")
+
+
+def _check_access(access: Any, problems: _Problems) -> None:
+    """``access``: roles that may see and trigger the workflow, besides those its tags grant."""
+    if not isinstance(access, list):
+        problems.add("access", "must be a list of role names")
+        return
+    for i, role in enumerate(access):
+        if not isinstance(role, str) or not ROLE_RE.match(role):
+            problems.add(f"access[{i}]", "must be a role name: 1-64 letters, digits, spaces or '_.-'")
 
 
 def _check_retries(value: Any, path: str, problems: _Problems) -> None:

@@ -7,7 +7,10 @@ from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from include.officeflow.settings import get_settings
-from plugins.officeflow_gateway import health, slack_interactions, webhooks
+from plugins.officeflow_gateway import admin, health, slack_interactions, webhooks
+from plugins.officeflow_gateway.api import access as access_api
+from plugins.officeflow_gateway.api import audit_log as audit_log_api
+from plugins.officeflow_gateway.api import auth as auth_api
 from plugins.officeflow_gateway.api import documents as documents_api
 from plugins.officeflow_gateway.api import email as email_api
 from plugins.officeflow_gateway.api import endpoints as endpoints_api
@@ -55,6 +58,9 @@ def create_app() -> FastAPI:
     app.add_middleware(StartDispatcher)
     app.include_router(health.router)
     app.include_router(webhooks.router)
+    app.include_router(auth_api.router)
+    app.include_router(access_api.router)
+    app.include_router(audit_log_api.router)
     app.include_router(endpoints_api.router)
     app.include_router(events_api.router)
     app.include_router(documents_api.router)
@@ -62,4 +68,5 @@ def create_app() -> FastAPI:
     app.include_router(email_routes.router)
     app.include_router(email_api.router)
     app.include_router(slack_interactions.router)
+    app.include_router(admin.router)
     return app

@@ -80,7 +80,8 @@ def dispatch_one(event_id: str, trigger: Trigger = trigger_run) -> str | None:
             event.next_attempt_at = None
             audit("workflow.triggered", actor=f"webhook:{event.endpoint_id}", resource_type="dag_run",
                   resource_id=event.dag_run_id, outcome="success", correlation_id=event.correlation_id,
-                  session=session, dag_id=event.dag_id, event_id=event.id)
+                  session=session, organization_id=conf.get("organization_id"), dag_id=event.dag_id,
+                  event_id=event.id)
         return event.status
 
 

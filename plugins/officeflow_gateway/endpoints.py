@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-
 from include.officeflow.settings import get_settings
 from include.officeflow.store import WebhookEndpoint, session_scope
 from plugins.officeflow_gateway import secret_box
@@ -167,14 +165,6 @@ class EndpointCache:
 
 
 cache = EndpointCache()
-
-
-def list_rows(organization_id: str | None = None) -> list[WebhookEndpoint]:
-    with session_scope() as session:
-        query = select(WebhookEndpoint).order_by(WebhookEndpoint.created_at)
-        if organization_id:
-            query = query.where(WebhookEndpoint.organization_id == organization_id)
-        return list(session.scalars(query))
 
 
 def rotate(row: WebhookEndpoint, overlap_seconds: int) -> str:

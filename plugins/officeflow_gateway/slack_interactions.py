@@ -7,8 +7,11 @@ Slack posts ``application/x-www-form-urlencoded`` with one field ``payload`` (JS
 
 A click on :class:`operators.slack.SlackApprovalOperator`'s buttons by one of the approvers records the
 HITL response exactly as Airflow's REST API does (the same function: options validated, only once,
-assigned users checked), with ``responded_by`` = the approver's e-mail, and the waiting task resumes.
-Anyone else gets an ephemeral "not allowed" and the task keeps waiting. The reply is 200 at once; the
+assigned users checked), and the waiting task resumes. The Slack user is mapped to the Airflow user with
+the approver's e-mail, who must be allowed to answer this workflow's approvals in Airflow too (the auth
+manager's HITL permission on the DAG); ``responded_by`` is that e-mail and user name. Anyone else (not an
+approver, no such Airflow user, or no permission) gets an ephemeral "not allowed", the task keeps waiting,
+and the refusal is audited, as is every recorded decision. The reply is 200 at once; the
 message update ("Approved by …") or the ephemeral goes to the payload's ``response_url`` after the
 answer (Slack wants the 200 within 3 s).
 """
@@ -25,8 +28,10 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import JSONResponse
 from slack_sdk.signature import SignatureVerifier
 
+from include.officeflow.audit import audit
 from include.officeflow.settings import get_settings
-from plugins.officeflow_gateway.errors import ApiError
+from plugins.officeflow_auth.fab import user_allowed_to_approve
+from plugins.officeflow_gateway.errors import ApiError, correlation_id
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["Slack"])
@@ -123,10 +128,27 @@ async def interactions(request: Request, background: BackgroundTasks) -> JSONRes
         return JSONResponse(reply)
     option = OPTIONS[str(action["action_id"])]
     email = approvers[slack_user_id]
-    responder = SlackResponder(email, email)
     from starlette.concurrency import run_in_threadpool
 
+    username = await run_in_threadpool(user_allowed_to_approve, email, str(target.get("dag_id", "")))
+    if username is None:
+        await run_in_threadpool(
+            audit, "approval.denied", actor=f"slack:{slack_user_id}", resource_type="workflow",
+            resource_id=str(target.get("dag_id")), outcome="denied", correlation_id=correlation_id(request),
+            run_id=str(target.get("run_id")), task_id=str(target.get("task_id")), email=email,
+            reason="no Airflow user with this e-mail may answer this workflow's approvals")
+        reply = _ephemeral("Sorry, your Airflow account may not decide on this request.")
+        if response_url:
+            background.add_task(_post_response_url, response_url, reply)
+        return JSONResponse(reply)
+    responder = SlackResponder(email, username)
     status, detail = await run_in_threadpool(record_response, target, option, responder)
+    if status == 200:
+        await run_in_threadpool(
+            audit, "approval.responded", actor=f"user:{username}", resource_type="workflow",
+            resource_id=str(target.get("dag_id")), outcome="success", correlation_id=correlation_id(request),
+            run_id=str(target.get("run_id")), task_id=str(target.get("task_id")), chosen=option, via="slack",
+            slack_user=slack_user_id)
     if status == 200:
         verb = "Approved" if option == "Approve" else "Rejected"
         original = (payload.get("message") or {}).get("blocks") or []

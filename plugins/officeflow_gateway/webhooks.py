@@ -77,7 +77,8 @@ def _log(event: str, **fields: Any) -> None:
 def _deny(endpoint: endpoints.EndpointConfig, cid: str, client: str | None, reason: str) -> ApiError:
     try:
         audit("webhook.rejected", actor=f"webhook:{endpoint.adapter}", resource_type="webhook_endpoint",
-              outcome="denied", correlation_id=cid, resource_id=endpoint.id, reason=reason, client=client)
+              outcome="denied", correlation_id=cid, resource_id=endpoint.id, reason=reason, client=client,
+              organization_id=endpoint.organization_id, source_ip=client)
     except SQLAlchemyError:
         # The audit trail is best effort here: an unverified sender gets its 401 regardless.
         log.exception("Could not audit a rejected delivery (correlationId=%s)", cid)

@@ -4,15 +4,22 @@ schemas) and what must hold in the rendered manifests. Installing it for real: t
 from __future__ import annotations
 
 import configparser
+import ipaddress
+import json
 import re
 
 import pytest
 import yaml
 
+from include.officeflow.auth.permissions import ROLES
 from tests.harness.chart import CHART, ENVIRONMENTS, find, helm_template, kubeconform, render, values_file
-from tests.harness.tools import run, tool
+from tests.harness.tools import ROOT, run, tool
 
 WORKLOADS = ("api-server", "scheduler", "dag-processor", "triggerer", "dispatcher")
+AUTH_MANAGER = "plugins.officeflow_auth.manager.OfficeFlowFabAuthManager"
+FAB_CONFIG = "/opt/officeflow/config/webserver_config.py"
+BOOTSTRAP = ("airflow db migrate && python -m include.officeflow.store migrate"
+             " && python -m plugins.officeflow_auth.roles bootstrap")
 
 
 @pytest.fixture(scope="module", params=ENVIRONMENTS)
@@ -76,6 +83,44 @@ def test_the_executor_is_kubernetes_with_the_pod_template_where_airflow_reads_it
         assert mounts["/opt/airflow/airflow.cfg"]["subPath"] == "airflow.cfg", name
 
 
+def test_sign_in_is_officeflows_fab_auth_manager_with_the_settings_file_in_the_image(docs):
+    cfg = airflow_cfg(docs)
+    assert cfg["core"]["auth_manager"] == AUTH_MANAGER
+    assert cfg["fab"]["config_file"] == FAB_CONFIG
+    # FAB skips a config file it cannot find, silently: the path must be the repository's file as the image
+    # holds it (the Dockerfile's WORKDIR /opt/officeflow, COPY config/ config/; test_image.py checks the context).
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "WORKDIR /opt/officeflow" in dockerfile and "COPY config/ config/" in dockerfile
+    assert (ROOT / FAB_CONFIG.removeprefix("/opt/officeflow/")).is_file()
+    module, _, name = cfg["core"]["auth_manager"].rpartition(".")
+    assert (ROOT / (module.replace(".", "/") + ".py")).is_file() and f"class {name}(" in (
+        ROOT / (module.replace(".", "/") + ".py")).read_text()
+    # nothing is read from Secret files any more (the simple auth manager's passwords file is gone): every
+    # secret is an environment variable from the Secret
+    for name, spec in pod_specs(docs).items():
+        assert not [v for v in spec.get("volumes", []) if "secret" in v], name
+        assert not [m for c in spec["containers"] for m in c.get("volumeMounts", []) if "auth" in m["mountPath"]]
+    assert "simple_auth" not in helm_template("-f", str(values_file("dev"))).stdout
+
+
+def test_airflow_config_values_merge_into_the_charts_sections():
+    """One section each (Airflow refuses a section written twice); a value from airflow.config wins, also for the
+    migration Job's auth manager."""
+    docs = render("--set", "airflow.config.core.parallelism=64",
+                  "--set", "airflow.config.fab.session_lifetime_minutes=480",
+                  "--set", "airflow.config.core.auth_manager=my.AuthManager",
+                  "--set", "airflow.config.smtp.smtp_port=2525")
+    text = find(docs, "ConfigMap", "officeflow-airflow-config")["data"]["airflow.cfg"]
+    cfg = configparser.ConfigParser(interpolation=None, strict=True)
+    cfg.read_string(text)  # strict: a duplicate section or option fails
+    assert cfg["core"]["parallelism"] == "64" and cfg["core"]["executor"] == "KubernetesExecutor"
+    assert cfg["fab"]["session_lifetime_minutes"] == "480" and cfg["fab"]["config_file"] == FAB_CONFIG
+    assert cfg["core"]["auth_manager"] == "my.AuthManager" and cfg["smtp"]["smtp_port"] == "2525"
+    env = {e["name"]: e["value"] for e in find(docs, "Job", "officeflow-migrate")["spec"]["template"]["spec"][
+        "containers"][0]["env"]}
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"] == "my.AuthManager" and env["AIRFLOW__FAB__CONFIG_FILE"] == FAB_CONFIG
+
+
 def test_the_worker_pod_template(docs):
     template = yaml.safe_load(find(docs, "ConfigMap", "officeflow-pod-template")["data"]["pod_template.yaml"])
     spec = template["spec"]
@@ -127,7 +172,7 @@ def test_every_container_has_requests_and_limits_and_runs_as_non_root(docs):
 
 def test_no_secret_value_reaches_a_configmap_or_an_env_literal():
     secret_values = {"AIRFLOW__CORE__FERNET_KEY": "fernet-Zq81-canary", "OFFICEFLOW_DB_URL": "postgresql://u:pw-canary@db/x",
-                     "AIRFLOW__API_AUTH__JWT_SECRET": "jwt-canary-77"}
+                     "AIRFLOW__API_AUTH__JWT_SECRET": "jwt-canary-77", "OFFICEFLOW_ADMIN_PASSWORD": "Root-Pw-canary-9"}
     args = ["--set", "secrets.create=true"] + [a for k, v in secret_values.items()
                                               for a in ("--set-string", f"secrets.data.{k}={v}")]
     docs = render(*args)
@@ -139,7 +184,10 @@ def test_no_secret_value_reaches_a_configmap_or_an_env_literal():
     for name, spec in pod_specs(docs).items():
         for container in spec["containers"]:
             literal = {e["name"] for e in container.get("env", [])}
-            assert literal <= {"OFFICEFLOW_ENV"}, f"{name}: settings come from the ConfigMap and the Secret"
+            # the migration Job runs before the ConfigMaps exist: it names the auth manager itself
+            allowed = {"OFFICEFLOW_ENV"} | ({"AIRFLOW__CORE__AUTH_MANAGER", "AIRFLOW__FAB__CONFIG_FILE"}
+                                            if name == "officeflow-migrate" else set())
+            assert literal <= allowed, f"{name}: settings come from the ConfigMap and the Secret"
             assert {"secretRef": {"name": "officeflow-secrets"}} in container["envFrom"], name
     for doc in docs:
         if doc["kind"] == "ConfigMap":
@@ -158,8 +206,20 @@ def test_migrations_run_as_a_pre_install_and_pre_upgrade_hook(docs):
     assert spec["serviceAccountName"] == "officeflow-migrate"
     assert spec["containers"][0]["envFrom"] == [{"secretRef": {"name": "officeflow-secrets"}}]
     assert not [v for v in spec["volumes"] if "configMap" in v]
-    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == [
-        "airflow db migrate && python -m include.officeflow.store migrate"]
+    container = spec["containers"][0]
+    assert container["command"] == ["tini", "--", "sh", "-c"] and container["args"] == [BOOTSTRAP]
+    # without airflow.cfg (a ConfigMap, made after the hook): the auth manager and its FAB settings as variables
+    # (airflow db migrate makes FAB's tables; the bootstrap reads the FAB settings), and the settings values,
+    # so the password policy the admin's password meets is the one the api-server applies
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"] == AUTH_MANAGER and env["AIRFLOW__FAB__CONFIG_FILE"] == FAB_CONFIG
+    settings = find(docs, "ConfigMap", "officeflow-env")["data"]
+    for key, value in env.items():
+        if key.startswith("OFFICEFLOW_AUTH_"):
+            assert settings[key] == value, key
+    custom = render("--set-string", "settings.OFFICEFLOW_PASSWORD_MIN_LENGTH=16")
+    job_env = find(custom, "Job", "officeflow-migrate")["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "OFFICEFLOW_PASSWORD_MIN_LENGTH", "value": "16"} in job_env
 
 
 def test_environments_differ_where_they_should():
@@ -173,6 +233,18 @@ def test_environments_differ_where_they_should():
     assert find(prod, "Ingress", "officeflow")["spec"]["tls"][0]["hosts"] == ["officeflow.example.com"]
     assert airflow_cfg(prod)["logging"]["remote_base_log_folder"] == "s3://officeflow-documents/logs"
     assert find(prod, "ConfigMap", "officeflow-env")["data"]["OFFICEFLOW_DOCUMENTS_URL"] == "s3://officeflow-documents/documents"
+
+
+def test_production_requires_mfa_of_administrators_and_believes_the_ingress_controller():
+    prod_env = find(render("-f", str(values_file("production"))), "ConfigMap", "officeflow-env")["data"]
+    roles = json.loads(prod_env["OFFICEFLOW_AUTH_MFA_REQUIRED_ROLES"])
+    assert set(roles) == {"OfficeFlow Admin", "Admin"} and set(roles) <= set(ROLES) | {"Admin"}
+    for environment in ("staging", "production"):  # both behind an Ingress
+        env = find(render("-f", str(values_file(environment))), "ConfigMap", "officeflow-env")["data"]
+        proxies = [ipaddress.ip_network(cidr) for cidr in json.loads(env["OFFICEFLOW_AUTH_TRUSTED_PROXIES"])]
+        assert proxies and all(net.is_private for net in proxies), environment
+    dev_env = find(render("-f", str(values_file("dev"))), "ConfigMap", "officeflow-env")["data"]
+    assert "OFFICEFLOW_AUTH_MFA_REQUIRED_ROLES" not in dev_env
 
 
 def test_network_policies_default_deny_and_open_only_the_api_server(docs):
@@ -209,6 +281,10 @@ def test_a_canary_release_joins_the_stable_traffic_group_or_gets_a_weighted_ingr
     (["--set", "apiServer.resources=null"], "apiServer"),
     (["--set", "existingSecret="], "existingSecret"),
     (["--set", "external.kafka.bootstrapServers=broker"], "/external/kafka/bootstrapServers"),
+    # secrets belong in the Secret, not in the env ConfigMap
+    (["--set", "settings.OFFICEFLOW_ADMIN_PASSWORD=Pw-1234567890"], "OFFICEFLOW_ADMIN_PASSWORD"),
+    (["--set", "settings.OFFICEFLOW_SSO_CLIENT_SECRET=x"], "OFFICEFLOW_SSO_CLIENT_SECRET"),
+    (["--set", "settings.AIRFLOW_CONN_SMTP_DEFAULT=smtp://u:p@h"], "AIRFLOW_CONN_SMTP_DEFAULT"),
 ])
 def test_the_schema_rejects_bad_values_with_the_field_named(args, message):
     result = helm_template(*args, check=False)

@@ -7,8 +7,11 @@ pre-upgrade hook Job is created, run to completion (kwok completes Job pods) and
 out through ReplicaSets and the scheduler binds their pods to nodes; the Airflow scheduler (outside the
 cluster, with the chart's airflow.cfg and pod template, as the chart's scheduler ServiceAccount) creates,
 watches and deletes worker pods; each worker runs the task through the Execution API.
-Not real: no image is pulled and no container runs. Deployment pods are only marked Running by kwok; the
-worker pods' command is run by the test's node agent (tests/harness/kube.py) as a local process."""
+The migration Job's command (Airflow's and the store's migrations, the OfficeFlow roles and the first admin
+from the Secret) is run the same way on an empty database, and the admin signs in with the Secret's password.
+Not real: no image is pulled and no container runs. Deployment pods are only marked Running by kwok (and Job
+pods Completed); the worker pods' and the migration Job's command is run by the test's node agent
+(tests/harness/kube.py) as a local process."""
 
 from __future__ import annotations
 
@@ -19,11 +22,13 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import yaml
 
+from include.officeflow.auth.passwords import check_password
 from tests.harness.airflow_platform import AirflowPlatform
-from tests.harness.chart import CHART, values_file
+from tests.harness.chart import CHART, find, values_file
 from tests.harness.e2e_support import wait_for_dag
-from tests.harness.kube import KubeCluster, NodeAgent, image_env
+from tests.harness.kube import IMAGE_PATHS, KubeCluster, NodeAgent, image_env
 
 NAMESPACE = "officeflow-chart"
 RELEASE = "officeflow"
@@ -34,7 +39,8 @@ SECRET = {
     "AIRFLOW__CORE__FERNET_KEY": "Z3YbTGZ2Tq2zJ8pVJ3s0C9xkq6mUu2o2XqFz1pF1b3c=",
     "AIRFLOW__API_AUTH__JWT_SECRET": "cluster-test-jwt-secret-0123456789abcdefghijklmnopqrstuvwxyz0123456789",
     "OFFICEFLOW_BAMBOOHR_WEBHOOK_KEY": "cluster-test-webhook-key",
-    "simple_auth_manager_passwords.json": '{"admin": "cluster-test-password"}',
+    # the first admin's (the migration Job's bootstrap makes user admin with it)
+    "OFFICEFLOW_ADMIN_PASSWORD": "Cluster-Test-Root-Pw-4",
 }
 
 
@@ -62,6 +68,7 @@ def installed(kube: KubeCluster) -> KubeCluster:
     # NOTES.txt: where the UI and the webhooks are (dev values: an Ingress without TLS)
     assert "Airflow UI:      http://officeflow.dev.example.com/" in result.stdout
     assert "Webhook URL:     http://officeflow.dev.example.com/officeflow/webhooks/<endpoint id>" in result.stdout
+    assert "user admin, with the password under the key OFFICEFLOW_ADMIN_PASSWORD" in result.stdout
     return kube
 
 
@@ -150,14 +157,21 @@ def chart_airflow_config(kube: KubeCluster, namespace: str, release: str) -> con
     return cfg
 
 
+def migration_job(kube: KubeCluster, namespace: str, release: str) -> dict:
+    """The release's migration hook Job, as installed (``helm get hooks``)."""
+    hooks = [doc for doc in yaml.safe_load_all(kube.helm("get", "hooks", release, "-n", namespace).stdout) if doc]
+    return find(hooks, "Job", f"{release}-migrate")
+
+
 @pytest.fixture(scope="module")
-def executor_platform(kube: KubeCluster, airflow_db, postgres, store, sandbox_server,
+def executor_platform(kube: KubeCluster, postgres, store, sandbox_server,
                       tmp_path_factory) -> Iterator[tuple[AirflowPlatform, NodeAgent, str]]:
     """Airflow's api-server, dag-processor and a scheduler running the KubernetesExecutor against the
-    cluster, configured from a chart release installed there (its Secret holds this platform's secrets)."""
+    cluster, configured from a chart release installed there (its Secret holds this platform's secrets).
+    Airflow's database starts empty: the release's migration Job, run by the node agent, makes it."""
     namespace, release = "officeflow-exec", "officeflow"
     home = tmp_path_factory.mktemp("executor")
-    airflow_url = postgres.create_database("airflow_k8s_executor", template="airflow_template")
+    airflow_url = postgres.create_database("airflow_k8s_executor")
     secret = {**SECRET, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_url, "OFFICEFLOW_DB_URL": store,
               **sandbox_server.env()}
     platform = AirflowPlatform({**secret, "AIRFLOW__CORE__EXECUTOR": "KubernetesExecutor"}, smtp_port=1)
@@ -166,6 +180,21 @@ def executor_platform(kube: KubeCluster, airflow_db, postgres, store, sandbox_se
     kube.create_secret(namespace, "officeflow-secrets", secret)
     kube.helm("install", release, CHART, "--namespace", namespace, "-f", values_file("dev"),
               "--set", f"airflow.executionApiUrl={platform.base_url}/execution/", "--wait", "--timeout", "180s")
+    agent = NodeAgent(kube, namespace)
+
+    # The migration Job's command, with its environment (the Secret, the auth manager), on the empty database:
+    # Airflow's and FAB's tables, the store, the OfficeFlow roles and the admin from OFFICEFLOW_ADMIN_PASSWORD.
+    job = migration_job(kube, namespace, release)["spec"]["template"]
+    code, log = agent.execute({"metadata": {"name": "migrate"}, "spec": job["spec"]})
+    assert code == 0 and "admin 'admin' created" in log, log[-3000:]
+    assert "role 'HR Manager'" in log
+    # At the next upgrade the admin exists: the bootstrap leaves it alone and no longer needs the password
+    # (docs/deployment.md: it may leave the Secret).
+    [container] = job["spec"]["containers"]
+    again = {**container, "args": ["python -m plugins.officeflow_auth.roles bootstrap"],
+             "env": [*container["env"], {"name": "OFFICEFLOW_ADMIN_PASSWORD", "value": ""}]}
+    code, log = agent.execute({"metadata": {"name": "bootstrap-again"}, "spec": {**job["spec"], "containers": [again]}})
+    assert code == 0 and "admin 'admin' exists" in log, log[-3000:]
 
     cfg = chart_airflow_config(kube, namespace, release)
     template = home / "pod_template.yaml"
@@ -179,14 +208,34 @@ def executor_platform(kube: KubeCluster, airflow_db, postgres, store, sandbox_se
         "AIRFLOW__KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE": str(template),
         "AIRFLOW__KUBERNETES_EXECUTOR__IN_CLUSTER": "False",
         "AIRFLOW__KUBERNETES_EXECUTOR__CONFIG_FILE": str(scheduler_kubeconfig),
+        # sign-in as the chart configures it: its auth manager and FAB settings file (in the image: this checkout)
+        "AIRFLOW__CORE__AUTH_MANAGER": cfg["core"]["auth_manager"],
+        "AIRFLOW__FAB__CONFIG_FILE": cfg["fab"]["config_file"].replace("/opt/officeflow",
+                                                                        IMAGE_PATHS["/opt/officeflow"]),
     })
     platform.env.update(executor_env)
-    agent = NodeAgent(kube, namespace).start()
+    platform.password = SECRET["OFFICEFLOW_ADMIN_PASSWORD"]  # the platform signs in as admin with it
+    agent.start()
     try:
         yield platform.start(components=("api-server", "scheduler", "dag-processor")), agent, namespace
     finally:
         platform.stop()
         agent.stop()
+
+
+def test_the_migration_job_made_the_first_admin_who_signs_in(executor_platform, kube):
+    """The Job's bootstrap (run by the fixture) made user admin (role Admin) from the Secret, who signs in (the
+    platform's token: POST /auth/token with the Secret's password), and the OfficeFlow roles; run again without
+    the password, it left the admin alone (the fixture)."""
+    platform, _, namespace = executor_platform
+    check_password(SECRET["OFFICEFLOW_ADMIN_PASSWORD"], username="admin", min_length=12)
+    me = platform.api("GET", "/auth/fab/v1/users/admin")
+    assert me.status_code == 200, me.text
+    assert [role["name"] for role in me.json()["roles"]] == ["Admin"]
+    roles = platform.api("GET", "/auth/fab/v1/roles", params={"limit": 100}).json()["roles"]
+    assert {"OfficeFlow Admin", "HR Manager", "IT Operator", "Auditor"} <= {role["name"] for role in roles}
+    job = migration_job(kube, namespace, "officeflow")["spec"]["template"]["spec"]["containers"][0]
+    assert job["args"][0].endswith("&& python -m plugins.officeflow_auth.roles bootstrap")
 
 
 def test_the_kubernetes_executor_runs_a_dag_run_in_worker_pods(executor_platform, sandbox_server, kube):

@@ -112,8 +112,7 @@ def test_long_running_services_have_healthchecks_and_one_shots_run_once(project)
 def test_state_lives_in_named_volumes(project):
     config = model(project, "sandbox")
     declared = set(config["volumes"])
-    assert {"postgres-data", "redis-data", "minio-data", "airflow-logs", "airflow-auth", "sandbox-state",
-            "mailbox"} <= declared
+    assert {"postgres-data", "redis-data", "minio-data", "airflow-logs", "sandbox-state", "mailbox"} == declared
     for name, service in config["services"].items():
         for volume in service.get("volumes") or []:
             if volume["type"] == "volume":
@@ -149,8 +148,10 @@ def test_one_image_runs_every_component(project):
     dispatcher = ["tini", "--", "python", "-m", "plugins.officeflow_gateway.dispatcher"]
     assert services["dispatcher"]["entrypoint"] == dispatcher
     assert services["dispatcher"]["environment"]["OFFICEFLOW_DISPATCHER_MODE"] == "external"
-    init = services["init"]["command"][0]
-    assert "airflow db migrate" in init and "python -m include.officeflow.store migrate" in init
+    init = services["init"]["command"][0].splitlines()
+    assert init[:3] == ["airflow db migrate", "python -m include.officeflow.store migrate",
+                        "python -m plugins.officeflow_auth.roles bootstrap"]  # the roles, the first admin
+    assert services["init"]["environment"]["OFFICEFLOW_ADMIN_PASSWORD"]
     assert services["sandbox-connections"]["command"][:2] == ["connections", "import"]
 
 
@@ -166,6 +167,20 @@ def test_connections_and_settings_reach_the_containers(project):
         "aws", example["MINIO_OFFICEFLOW_ACCESS_KEY"], example["MINIO_OFFICEFLOW_SECRET_KEY"])
     assert env["OFFICEFLOW_ENV"] == "production"
     assert env["AIRFLOW__CORE__FERNET_KEY"] == example["AIRFLOW__CORE__FERNET_KEY"]
+
+
+def test_every_officeflow_container_signs_in_with_officeflows_fab_auth_manager(project):
+    services = model(project, "sandbox")["services"]
+    for name, service in services.items():
+        if not service.get("image", "").startswith("officeflow:"):
+            continue
+        env = service["environment"]
+        assert env["AIRFLOW__CORE__AUTH_MANAGER"] == "plugins.officeflow_auth.manager.OfficeFlowFabAuthManager", name
+        # the FAB settings file as the image holds it (WORKDIR /opt/officeflow, COPY config/ config/)
+        assert env["AIRFLOW__FAB__CONFIG_FILE"] == "/opt/officeflow/config/webserver_config.py", name
+        assert not [key for key in env if "SIMPLE_AUTH_MANAGER" in key], name
+        assert not [v for v in service.get("volumes") or [] if v["target"].startswith("/opt/airflow/auth")], name
+    assert (ROOT / "config" / "webserver_config.py").is_file()
 
 
 def dotenv(path: Path) -> dict[str, str]:

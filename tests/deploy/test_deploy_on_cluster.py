@@ -22,7 +22,7 @@ SECRET = {
     "AIRFLOW__CORE__FERNET_KEY": "Z3YbTGZ2Tq2zJ8pVJ3s0C9xkq6mUu2o2XqFz1pF1b3c=",
     "AIRFLOW__API_AUTH__JWT_SECRET": "scripts-test-jwt-secret-0123456789abcdefghijklmnopqrstuvwxyz0123456789",
     "OFFICEFLOW_BAMBOOHR_WEBHOOK_KEY": "scripts-test-webhook-key",
-    "simple_auth_manager_passwords.json": '{"admin": "scripts-test-password"}',
+    "OFFICEFLOW_ADMIN_PASSWORD": "Scripts-Test-Root-Pw-5",
 }
 
 

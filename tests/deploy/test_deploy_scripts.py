@@ -8,6 +8,7 @@ Chart.yaml with empty values-<env>.yaml files; the others use the real chart pat
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -26,6 +27,9 @@ SELECTOR = ["kubectl", "get", "service", "officeflow", "-o",
             r"jsonpath={.spec.selector.officeflow\.io/traffic-group}"]
 PREVIOUS = ["kubectl", "get", "service", "officeflow", "-o",
             r"jsonpath={.metadata.annotations.officeflow\.io/previous-traffic-group}"]
+SECRET_KEYS = ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "OFFICEFLOW_DB_URL", "AIRFLOW__API_AUTH__JWT_SECRET",
+               "AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY", "OFFICEFLOW_BAMBOOHR_WEBHOOK_KEY",
+               "OFFICEFLOW_ADMIN_PASSWORD")
 CHANGING = {("helm", "upgrade"), ("helm", "install"), ("helm", "uninstall"), ("helm", "rollback"),
             ("kubectl", "apply"), ("kubectl", "patch"), ("kubectl", "scale"), ("kubectl", "delete"),
             ("kubectl", "create"), ("kubectl", "annotate"), ("kubectl", "label")}
@@ -175,10 +179,29 @@ def test_k8s_deploy_stops_without_the_secret_and_shows_how_to_create_it(cli: Fak
     assert cli.calls_to("helm") == []
     assert "Secret officeflow-secrets not found in namespace hr" in result.stderr
     assert "kubectl create secret generic officeflow-secrets --namespace hr --context prod" in result.stderr
-    for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "OFFICEFLOW_DB_URL", "AIRFLOW__API_AUTH__JWT_SECRET",
-                "AIRFLOW__API__SECRET_KEY",
-                "AIRFLOW__CORE__FERNET_KEY", "OFFICEFLOW_BAMBOOHR_WEBHOOK_KEY", "simple_auth_manager_passwords.json"):
+    for key in SECRET_KEYS:
         assert f"--from-literal={key}=" in result.stderr
+    assert "simple_auth_manager" not in result.stderr
+
+
+def test_the_suggested_secret_command_makes_a_valid_admin_password(cli: FakeCli) -> None:
+    """The hint's OFFICEFLOW_ADMIN_PASSWORD, run as printed: the migration Job's bootstrap (exit 2 otherwise)
+    accepts it under the password policy, every time."""
+    from include.officeflow.auth.passwords import check_password
+
+    cli.reply(["kubectl", "get", "secret"], exit=1, stderr="NotFound\n")
+    result = run(cli, K8S_DEPLOY)
+    [value] = re.findall(r"--from-literal=OFFICEFLOW_ADMIN_PASSWORD=(.+?)(?: \\)?$", result.stderr, re.M)
+    for _ in range(20):
+        made = subprocess.run(["bash", "-c", f"printf %s {value}"], capture_output=True, text=True, check=True)
+        check_password(made.stdout, username="admin", min_length=12)
+
+
+def test_the_secret_keys_are_those_the_docs_list() -> None:
+    """One list (scripts/lib/deploy-common.sh) for the script's hint; docs/deployment.md names the same keys."""
+    section = (ROOT / "docs" / "deployment.md").read_text().split("### The Secret comes first", 1)[1]
+    section = section.split("\n#", 1)[0]
+    assert set(re.findall(r"`([A-Z][A-Z0-9_]+)`", section)) >= set(SECRET_KEYS)
 
 
 def test_k8s_deploy_does_not_check_a_secret_the_chart_makes(cli: FakeCli) -> None:

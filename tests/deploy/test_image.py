@@ -152,6 +152,13 @@ def test_the_image_holds_the_product_only():
                      "include/officeflow/settings.py", "include/identity/groups.yaml", "config/postgres-init.sql"):
         assert expected in files
     assert any(f.startswith("include/officeflow/migrations/versions/") for f in files)
+    # sign-in: FAB's settings ([fab] config_file; FAB skips a missing file silently) and the login page
+    assert "config/webserver_config.py" in files
+    assert "plugins/officeflow_auth/manager.py" in files and "include/officeflow/auth/passwords.py" in files
+    templates = ROOT / "plugins" / "officeflow_auth" / "templates"
+    wanted = {p.relative_to(ROOT).as_posix() for p in templates.rglob("*")
+              if p.is_file() and "__pycache__" not in p.parts}
+    assert "plugins/officeflow_auth/templates/officeflow/login_db.html" in wanted and wanted <= files
     assert any(f.startswith("include/templates/email/") for f in files)
     assert not [f for f in files if f.startswith(NOT_IN_THE_IMAGE)]
     assert not [f for f in files if "__pycache__" in f or f.endswith((".pyc", ".md")) or "/.env" in f]
@@ -164,7 +171,8 @@ def test_the_build_context_leaves_out_dev_tooling_and_secrets():
                  "docs/architecture.md", "helm/officeflow/Chart.yaml", ".env", ".env.example", ".venv/bin/python",
                  ".git/HEAD", "requirements-dev.txt", "dags/__pycache__/x.cpython-311.pyc", "config/README.md"):
         assert ignore.excluded(path), f"{path} would be sent to the builder"
-    for path in ("requirements.txt", "dags/employee_onboarding.py", "include/officeflow/store/db.py"):
+    for path in ("requirements.txt", "dags/employee_onboarding.py", "include/officeflow/store/db.py",
+                 "config/webserver_config.py", "plugins/officeflow_auth/templates/officeflow/login_db.html"):
         assert not ignore.excluded(path)
 
 
@@ -219,6 +227,9 @@ def test_healthcheck_entrypoint_and_oci_labels():
         assert f"org.opencontainers.image.{key}=" in labels
     env = " ".join(i.args for i in stage if i.keyword == "ENV")
     assert "PYTHONPATH=/opt/officeflow" in env and "AIRFLOW__CORE__DAGS_FOLDER=/opt/officeflow/dags" in env
+    # the auth manager is the deployments' choice (chart airflow.cfg, compose), not baked in; nothing of the
+    # simple auth manager is left
+    assert "AUTH_MANAGER" not in env and "/opt/airflow/auth" not in DOCKERFILE.read_text()
 
 
 # --- trivy config: misconfigurations of the Dockerfiles (offline) -------------------------------------------

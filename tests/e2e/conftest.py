@@ -40,7 +40,13 @@ def platform(airflow_db, postgres, store, smtp, sandbox_server, s3_server) -> It
            # Calendar organizers must be users of the Google domain: the sandbox's seeded admin.
            "OFFICEFLOW_IT_TEAM_EMAIL": MANAGER,
            # Offboarding deletes the disabled accounts at once instead of after 30 days.
-           "OFFICEFLOW_OFFBOARDING_RETENTION_DAYS": "0"}
+           "OFFICEFLOW_OFFBOARDING_RETENTION_DAYS": "0",
+           # Login throttling counts per client address too: the tests, all on 127.0.0.1, name the client they
+           # play in X-Forwarded-For (a trusted proxy's header), so a throttling test locks only its own address.
+           "OFFICEFLOW_AUTH_TRUSTED_PROXIES": '["127.0.0.1/32"]',
+           "OFFICEFLOW_AUTH_LOGIN_WINDOW_SECONDS": "20",
+           # GET /api/v2/config answers by permission (Admin) instead of 403 for everyone.
+           "AIRFLOW__API__EXPOSE_CONFIG": "non-sensitive-only"}
     running = AirflowPlatform(env, smtp_port=smtp.port)
     try:
         yield running.start()

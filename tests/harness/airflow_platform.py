@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from tests.harness.auth_users import PASSWORD
 from tests.harness.ports import free_port
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -28,9 +29,7 @@ class AirflowPlatform:
         self.home = Path(tempfile.mkdtemp(prefix="officeflow-e2e-"))
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.password = "e2e-admin-password"
-        passwords = self.home / "passwords.json"
-        passwords.write_text(json.dumps({"admin": self.password}))
+        self.password = PASSWORD  # every test user's (tests/harness/auth_users.py); admin is the Admin role's
         venv_bin = str(Path(sys.executable).parent)
         self.env = {
             **os.environ,
@@ -40,8 +39,6 @@ class AirflowPlatform:
             "OFFICEFLOW_HOME": str(self.home / "officeflow"),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
             "AIRFLOW__API__BASE_URL": self.base_url,
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),

@@ -20,9 +20,8 @@ def run_airflow(*args: str, env: dict[str, str] | None = None, timeout: int = 30
     return result.stdout
 
 
-def api_token(role: str) -> str:
-    """An Airflow JWT for a Simple-auth-manager user with ``role`` (admin, op, viewer)."""
-    from airflow.api_fastapi.app import create_auth_manager
-    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+def api_token(username: str) -> str:
+    """An Airflow JWT for the test user ``username`` (tests/harness/auth_users.py)."""
+    from tests.harness.auth_users import api_token as token
 
-    return create_auth_manager().generate_jwt(SimpleAuthManagerUser(username=f"test-{role}", role=role))
+    return token(username)

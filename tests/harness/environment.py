@@ -34,8 +34,8 @@ def base_environment(airflow_home: Path, airflow_db: str, store_db: str) -> dict
         "AIRFLOW__API_AUTH__JWT_SECRET": "test-jwt-secret-that-is-long-enough-for-hs512-0123456789abcdefghijklmnop",
         "AIRFLOW__CORE__FERNET_KEY": "Z3YbTGZ2Tq2zJ8pVJ3s0C9xkq6mUu2o2XqFz1pF1b3c=",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,operator:op,viewer:viewer",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
+        "AIRFLOW__CORE__AUTH_MANAGER": "plugins.officeflow_auth.manager.OfficeFlowFabAuthManager",
+        "AIRFLOW__FAB__CONFIG_FILE": str(REPO_ROOT / "config" / "webserver_config.py"),
         "OFFICEFLOW_DISPATCH_POLL_SECONDS": "1",
     }
 

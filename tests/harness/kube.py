@@ -10,8 +10,9 @@ admission, validation, Deployments, ReplicaSets, Jobs and Helm's hooks all run f
 spec gives it (``env``, ``envFrom`` ConfigMaps and Secrets read from the cluster), its ConfigMap volumes
 written under a per-pod root, and the image's filesystem taken as this checkout (the Dockerfile copies
 the repository to /opt/officeflow and sets AIRFLOW_HOME=/opt/airflow). It then patches the pod's status
-with the exit code, as a kubelet does. What is not real: no image is pulled and no container isolates the
-process.
+with the exit code, as a kubelet does. ``NodeAgent.execute`` runs any pod spec that way, e.g. the chart's
+migration Job, whose pods kwok completes without running them. What is not real: no image is pulled and
+no container isolates the process.
 """
 
 from __future__ import annotations
@@ -61,6 +62,13 @@ class KubeCluster:
         return {**os.environ, "KWOK_WORKDIR": str(self.workdir), "KUBECONFIG": str(self.kubeconfig)}
 
     def start(self) -> KubeCluster:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # a half-started cluster's processes must not outlive the session
+            raise
+
+    def _start(self) -> KubeCluster:
         config = self.workdir / "kwok.yaml"  # every binary local: kwokctl downloads nothing
         config.write_text(yaml.safe_dump({"apiVersion": "config.kwok.x-k8s.io/v1alpha1",
                                           "kind": "KwokctlConfiguration",
@@ -72,12 +80,14 @@ class KubeCluster:
             "--kwok-controller-binary", tool("kwok"), "--etcd-binary", tool("etcd"),
             "--kubeconfig", self.workdir / "user-kubeconfig.yaml", "--wait", "60s", env=self._env(), timeout=180)
         run(tool("kwokctl"), "scale", "node", "--name", self.name, "--replicas", "2", env=self._env(), timeout=60)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0:
                 return self
             time.sleep(0.5)
-        raise RuntimeError("the cluster's controllers did not create the default ServiceAccount in 60 s")
+        log = self.workdir / "clusters" / self.name / "logs" / "kube-controller-manager.log"
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
+        raise RuntimeError(f"the cluster's controllers did not create the default ServiceAccount in 120 s\n{tail}")
 
     def stop(self) -> None:
         run(tool("kwokctl"), "delete", "cluster", "--name", self.name, env=self._env(), check=False, timeout=120)
@@ -157,7 +167,19 @@ class NodeAgent:
 
     def _run_pod(self, pod: dict) -> None:
         name = pod["metadata"]["name"]
-        pod_root = self.root / name
+        container = pod["spec"]["containers"][0]
+        started = _now()
+        self._patch_status(name, {"phase": "Running", "containerStatuses": [_status(container, running=started)]})
+        code, _ = self.execute(pod)
+        self.ran[name] = code
+        self._patch_status(name, {"phase": "Succeeded" if code == 0 else "Failed", "containerStatuses": [
+            _status(container, terminated={"exitCode": code, "startedAt": started, "finishedAt": _now(),
+                                           "reason": "Completed" if code == 0 else "Error"})]})
+
+    def execute(self, pod: dict, timeout: float = 600) -> tuple[int, str]:
+        """Run the pod's (first) container as a local process, as described in the module doc; returns its exit
+        code and its output. ``pod`` needs ``metadata.name`` and ``spec`` only."""
+        pod_root = self.root / pod["metadata"]["name"]
         home = pod_root / "opt" / "airflow"
         paths = {**IMAGE_PATHS, "/opt/airflow": str(home)}
         container = pod["spec"]["containers"][0]
@@ -170,15 +192,12 @@ class NodeAgent:
             argv = argv[2:]
         if argv and argv[0] == "python":  # the image's python: its venv's, first on the image's PATH
             argv[0] = shutil.which("python", path=env["PATH"]) or self.python
-        started = _now()
-        self._patch_status(name, {"phase": "Running", "containerStatuses": [_status(container, running=started)]})
-        log = (pod_root / "container.log").open("wb")
-        code = subprocess.run(argv, env=env, cwd=str(home), stdout=log, stderr=subprocess.STDOUT,
-                              timeout=600).returncode
-        self.ran[name] = code
-        self._patch_status(name, {"phase": "Succeeded" if code == 0 else "Failed", "containerStatuses": [
-            _status(container, terminated={"exitCode": code, "startedAt": started, "finishedAt": _now(),
-                                           "reason": "Completed" if code == 0 else "Error"})]})
+        home.mkdir(parents=True, exist_ok=True)
+        log = pod_root / "container.log"
+        with log.open("wb") as out:
+            code = subprocess.run(argv, env=env, cwd=str(home), stdout=out, stderr=subprocess.STDOUT,
+                                  timeout=timeout).returncode
+        return code, log.read_text(errors="replace")
 
     def _mount_volumes(self, pod: dict, container: dict, pod_root: Path, paths: dict[str, str]) -> None:
         volumes = {v["name"]: v for v in pod["spec"].get("volumes", [])}

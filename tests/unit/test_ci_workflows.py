@@ -14,7 +14,7 @@ from tests.harness.environment import REPO_ROOT
 
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 # Commands from the runner image, setup-* actions or the steps themselves (not from this repository).
-EXTERNAL = {"python", "python3", "pip", "sudo", "echo", "mkdir", "go", "helm", "kubeconform", "hadolint"}
+EXTERNAL = {"python", "python3", "pip", "sudo", "echo", "mkdir", "go", "helm", "kubeconform", "hadolint", "docker"}
 
 
 def workflows() -> dict[str, dict]:
@@ -140,3 +140,19 @@ def test_image_workflow_pushes_only_on_version_tags():
     assert pushing[0]["if"] == "startsWith(github.ref, 'refs/tags/v')"
     assert pushing[0]["with"]["platforms"] == "linux/amd64,linux/arm64"
     assert any(s.get("run", "").startswith("scripts/docker-security-scan.sh") for s in steps)
+
+
+def test_the_image_workflow_checks_the_sign_in_files_in_the_built_image():
+    """The deployments' [fab] config_file and the login template, loaded in the image the scan builds."""
+    steps = workflows()["image.yml"]["jobs"]["image"]["steps"]
+    names = [s.get("name", s.get("uses", "")) for s in steps]
+    check = next(s for s in steps if s.get("name") == "Sign-in files in the image")
+    assert names.index("Sign-in files in the image") > names.index("Build (linux/amd64, loaded for the scan)")
+    assert "officeflow:scan" in check["run"]
+    for path in ("/opt/officeflow/config/webserver_config.py",
+                 "/opt/officeflow/plugins/officeflow_auth/templates/officeflow/login_db.html"):
+        assert path in check["run"]
+        assert (REPO_ROOT / path.removeprefix("/opt/officeflow/")).is_file(), path
+    chart_cfg = (REPO_ROOT / "helm" / "officeflow" / "templates" / "_helpers.tpl").read_text()
+    assert "/opt/officeflow/config/webserver_config.py" in chart_cfg  # the path the chart's airflow.cfg names
+

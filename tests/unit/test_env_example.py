@@ -42,6 +42,11 @@ def setting_env_names() -> dict[str, list[str]]:
     return names
 
 
+def webserver_config_variables() -> set[str]:
+    """The OFFICEFLOW_* variables config/webserver_config.py (FAB's settings: sign-in type, SSO, LDAP) reads."""
+    return set(re.findall(r"OFFICEFLOW_[A-Z0-9_]+", (REPO_ROOT / "config" / "webserver_config.py").read_text()))
+
+
 def compose_variables() -> set[str]:
     text = (REPO_ROOT / "docker-compose.yaml").read_text().replace("$$", "")
     return set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", text))
@@ -56,11 +61,27 @@ def test_every_setting_is_in_env_example():
 def test_no_unknown_officeflow_variable():
     known = {name for env in setting_env_names().values() for name in env}
     known |= compose_variables()
-    # read outside the settings model: run.sh (dev mode, the admin's password) and the settings module itself
+    # read outside the settings model: run.sh (dev mode, the admin's password), FAB's settings file and the
+    # settings module itself
     known |= set(re.findall(r"OFFICEFLOW_[A-Z0-9_]+", (REPO_ROOT / "run.sh").read_text()))
+    known |= webserver_config_variables()
     known.add("OFFICEFLOW_ENV_FILE")
     unknown = sorted(name for name in listed() if name.startswith("OFFICEFLOW_") and name not in known)
     assert unknown == [], f".env.example lists variables nothing reads: {unknown}"
+
+
+def test_every_sign_in_variable_of_the_fab_settings_is_in_env_example():
+    missing = sorted(webserver_config_variables() - set(listed()))
+    assert missing == [], f"config/webserver_config.py reads {missing}: document them in .env.example"
+
+
+def test_the_admin_password_example_meets_the_password_policy():
+    """The bootstrap refuses a password that breaks the policy (and exits 2): the example must pass it, with
+    the default minimum length, or a copied .env.example stops docker compose's init."""
+    from include.officeflow.auth.passwords import check_password
+
+    password = listed(include_commented=False)["OFFICEFLOW_ADMIN_PASSWORD"]
+    check_password(password, username="admin", min_length=Settings.model_fields["password_min_length"].default)
 
 
 def test_every_compose_variable_is_in_env_example():

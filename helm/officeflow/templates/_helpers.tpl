@@ -38,6 +38,17 @@ app.kubernetes.io/component: {{ .component }}
 {{- .Values.airflow.executionApiUrl | default (printf "http://%s-api-server.%s.svc.cluster.local:%v/execution/" (include "officeflow.fullname" .) .Release.Namespace .Values.apiServer.port) -}}
 {{- end -}}
 
+{{/* The auth manager and its FAB settings file (config/webserver_config.py, copied into the image by the
+     Dockerfile): airflow.cfg names them for the components and worker pods; the migration Job, which runs
+     before that ConfigMap exists, gets them as environment variables. */}}
+{{- define "officeflow.authManager" -}}
+{{- dig "core" "auth_manager" "plugins.officeflow_auth.manager.OfficeFlowFabAuthManager" .Values.airflow.config -}}
+{{- end -}}
+
+{{- define "officeflow.fabConfigFile" -}}
+{{- dig "fab" "config_file" "/opt/officeflow/config/webserver_config.py" .Values.airflow.config -}}
+{{- end -}}
+
 {{/* The environment of every OfficeFlow container (components, migration Job, worker pods). */}}
 {{- define "officeflow.envFrom" -}}
 - configMapRef:

@@ -1,7 +1,9 @@
 """Readers and access: who may read a document's metadata and share it, and who may change its readers.
 
 The owner, admins, and listed readers (``user:``, ``group:`` or ``role:`` principals) may read a
-document and create share links; only the owner and admins change its readers.
+document and create share links; only the owner and admins change its readers. Nobody reads or manages a
+document of an organization outside the principal's ``organizations`` (tenant isolation; None = all), not
+even its owner, an admin or a reader.
 """
 
 from __future__ import annotations
@@ -43,12 +45,17 @@ class Reader:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is asking: a user name, their roles and groups, and whether the auth manager makes them admin."""
+    """Who is asking: a user name, their roles and groups, whether the auth manager makes them admin, and the
+    organizations they are a member of (None: every organization)."""
 
     name: str
     roles: frozenset[str] = frozenset()
     groups: frozenset[str] = frozenset()
     is_admin: bool = False
+    organizations: frozenset[str] | None = None
+
+    def sees(self, document: Document) -> bool:
+        return self.organizations is None or document.organization_id in self.organizations
 
 
 def add_readers(session: Session, document_id: str, readers: Iterable[Reader], granted_by: str) -> list[Reader]:
@@ -71,6 +78,8 @@ def readers_of(session: Session, document_id: str) -> list[Reader]:
 
 
 def can_read(document: Document, readers: Iterable[Reader], who: Principal) -> bool:
+    if not who.sees(document):
+        return False
     if who.is_admin or document.owner == who.name:
         return True
     for reader in readers:
@@ -82,5 +91,5 @@ def can_read(document: Document, readers: Iterable[Reader], who: Principal) -> b
 
 
 def can_manage(document: Document, who: Principal) -> bool:
-    """Changing readers is for the owner and admins only."""
-    return who.is_admin or document.owner == who.name
+    """Changing readers is for the owner and admins only (of the principal's organizations)."""
+    return who.sees(document) and (who.is_admin or document.owner == who.name)

@@ -42,7 +42,8 @@ class ShareLink:
 
 
 def share_document(document_id: str, version: int | None = None, expires_in: int | float | timedelta | None = None,
-                   *, actor: str, correlation_id: str | None = None, store_url: str | None = None) -> ShareLink:
+                   *, actor: str, correlation_id: str | None = None, store_url: str | None = None,
+                   source_ip: str | None = None) -> ShareLink:
     """A presigned GET URL for a version (current by default), recorded in the audit log (without the URL)."""
     seconds = share_seconds(expires_in)
     with session_scope(store_url) as session:
@@ -53,6 +54,7 @@ def share_document(document_id: str, version: int | None = None, expires_in: int
                                                    filename_for(document, row), row.content_type)
         expires_at = utcnow() + timedelta(seconds=seconds)
         audit("document.shared", actor=actor, resource_type="document", resource_id=document_id, outcome="success",
-              correlation_id=correlation_id, session=session, version=row.version,
+              correlation_id=correlation_id, session=session, organization_id=document.organization_id,
+              source_ip=source_ip, version=row.version,
               expires_at=expires_at.isoformat(), expires_in_seconds=seconds, url_sha256=sha256_hex(url.encode()))
         return ShareLink(document_id, row.version, url, expires_at, seconds)

@@ -210,7 +210,8 @@ def archive_documents(organization_id: str, key_prefix: str, *, new_owner: str,
                 document.tags = {**(document.tags or {}), "archived": "true"}
                 document.updated_at = utcnow()
                 audit("document.archived", actor=archived_by, resource_type="document", resource_id=document.id,
-                      outcome="success", session=session, new_owner=new_owner, logical_key=document.logical_key)
+                      outcome="success", session=session, organization_id=document.organization_id,
+                      new_owner=new_owner, logical_key=document.logical_key)
     log.info("Archived %d document(s) under %s/%s for %s", len(moved), organization_id, key_prefix, new_owner)
     return moved
 

@@ -104,6 +104,59 @@ class AuditLog(Base):
     outcome: Mapped[str] = mapped_column(String(16), nullable=False)
     correlation_id: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    organization_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    source_ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class UserOrganization(Base):
+    """A user's membership of an organization: what the user sees and acts on (tenant isolation).
+
+    Users are the auth manager's (keyed by user name); OfficeFlow keeps only this membership."""
+
+    __tablename__ = "user_organizations"
+
+    username: Mapped[str] = mapped_column(String(256), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    added_by: Mapped[str] = mapped_column(String(256), nullable=False)
+
+
+class LoginAttempt(Base):
+    """One login attempt (any login route), for throttling: failures per user and per address."""
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)
+    username: Mapped[str] = mapped_column(String(256), nullable=False, index=True)
+    source_ip: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    succeeded: Mapped[bool] = mapped_column(Boolean, nullable=False)
+
+
+class MfaEnrolment(Base):
+    """A database user's TOTP second factor: the secret (Fernet-encrypted), the last time step used (a
+    code is accepted once) and the hashes of the unused recovery codes."""
+
+    __tablename__ = "mfa_enrolments"
+
+    username: Mapped[str] = mapped_column(String(256), primary_key=True)
+    secret_encrypted: Mapped[str] = mapped_column(Text, nullable=False)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_time_step: Mapped[int | None] = mapped_column(BigInteger)
+    recovery_code_hashes: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class RefreshToken(Base):
+    """A refresh token of the auth API (stored as a SHA-256 hash), rotated on every use."""
+
+    __tablename__ = "refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(256), nullable=False, index=True)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class DeliveryStatus(enum.StrEnum):

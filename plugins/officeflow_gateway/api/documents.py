@@ -1,11 +1,15 @@
 """``/officeflow/api/v1/documents``: document metadata and versions, share links, readers.
 
-Any caller with an Airflow JWT may call these routes; each document then decides. Allowed are its
-owner (the JWT user name), admins — users the auth manager allows to DELETE the custom view
-``OfficeFlow Documents`` *and* connections (Simple auth manager: roles ``op`` and ``admin``) — and its
-readers (``user:<name>``, ``role:<role>``, ``group:<group or team>``). Others get 403 with the standard
-error shape, and the denial is audited. Readers may read metadata and create share links; only the
-owner and admins change readers. Every share is audited (without the URL, which is a bearer link).
+Two gates. The auth manager first: reading needs ``can_read`` on ``OfficeFlow Documents``, a share link
+``can_create``, changing readers ``can_edit``. Then each document decides: allowed are its owner (the user
+name), document admins (users the auth manager allows ``can_delete`` on ``OfficeFlow Documents``) and its
+readers (``user:<name>``, ``role:<role>``, ``group:<FAB group or team>``). Others get 403 with the standard
+error shape, and the denial is audited. Readers may read metadata and create share links; only the owner
+and admins change readers. Every share is audited (without the URL, which is a bearer link).
+
+Tenant isolation comes before both: a document of an organization the caller is not a member of does not
+exist for the caller (404, also for admins of the document rules and for its readers), and the list holds
+the caller's organizations only.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -21,11 +24,13 @@ from starlette.concurrency import run_in_threadpool
 
 from include.officeflow import documents as docs
 from include.officeflow.audit import audit
+from include.officeflow.auth.permissions import DOCUMENTS
 from include.officeflow.store import Document, DocumentVersion, session_scope
+from plugins.officeflow_gateway.auth import Caller, CreateDocuments, EditDocuments, ReadDocuments
 from plugins.officeflow_gateway.errors import ApiError, correlation_id
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
-RESOURCE_DOCUMENTS = "OfficeFlow Documents"
+RESOURCE_DOCUMENTS = DOCUMENTS
 
 
 class VersionOut(BaseModel):
@@ -98,31 +103,47 @@ def _names(value: Any) -> set[str]:
     return {str(getattr(item, "name", item)) for item in items if item}
 
 
-def principal_of(user: Any) -> docs.Principal:
-    """The caller as the document rules see it, with the auth manager deciding who is admin."""
-    from airflow.api_fastapi.app import get_auth_manager
+def _groups(user: Any) -> set[str]:
+    """The user's groups: FAB groups (read from Airflow's database: the user object is detached from its
+    session, and FAB loads groups lazily), or the ``groups`` / ``teams`` another auth manager gives."""
+    from airflow.providers.fab.auth_manager.models import Group, User, assoc_user_group
 
-    manager = get_auth_manager()
-    is_admin = bool(manager.is_authorized_custom_view(method="DELETE", resource_name=RESOURCE_DOCUMENTS, user=user)
-                    and manager.is_authorized_connection(method="DELETE", user=user))
+    if isinstance(user, User):
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            return set(session.scalars(select(Group.name).join(assoc_user_group,
+                                                               assoc_user_group.c.group_id == Group.id)
+                                       .where(assoc_user_group.c.user_id == user.id)))
+    return _names(getattr(user, "groups", None)) | _names(getattr(user, "teams", None))
+
+
+def principal_of(caller: Caller) -> docs.Principal:
+    """The caller as the document rules see it; document admins are those the auth manager allows to DELETE
+    ``OfficeFlow Documents``."""
+    user = caller.user
     return docs.Principal(
-        name=user.get_name(),
+        name=caller.name,
         roles=frozenset(_names(getattr(user, "role", None)) | _names(getattr(user, "roles", None))),
-        groups=frozenset(_names(getattr(user, "groups", None)) | _names(getattr(user, "teams", None))),
-        is_admin=is_admin,
+        groups=frozenset(_groups(user)),
+        is_admin=caller.can("DELETE", DOCUMENTS),
+        organizations=caller.organizations,
     )
 
 
-def _deny(document_id: str, who: docs.Principal, operation: str, cid: str) -> ApiError:
-    audit("document.access_denied", actor=f"user:{who.name}", resource_type="document", resource_id=document_id,
-          outcome="denied", correlation_id=cid, operation=operation)
-    return ApiError(403, "forbidden", f"user {who.name!r} may not {operation} document {document_id!r}")
+def _deny(document: Document, who: docs.Principal, operation: str, cid: str, caller: Caller) -> ApiError:
+    audit("document.access_denied", actor=caller.actor, resource_type="document", resource_id=document.id,
+          outcome="denied", correlation_id=cid, organization_id=document.organization_id,
+          source_ip=caller.source_ip, operation=operation)
+    return ApiError(403, "forbidden", f"user {who.name!r} may not {operation} document {document.id!r}")
 
 
-def _load(session: Any, document_id: str) -> Document:
+def _load(session: Any, document_id: str, caller: Caller) -> Document:
+    """The document, or 404 when it does not exist or belongs to an organization the caller does not see."""
     document = session.get(Document, document_id)
     if document is None:
         raise ApiError(404, "not_found", f"document {document_id!r} not found")
+    caller.visible(document.organization_id, "document", document_id)
     return document
 
 
@@ -149,21 +170,26 @@ def _parse_tags(values: list[str]) -> dict[str, str]:
 
 @router.get("", response_model=DocumentList)
 async def list_documents(
-    user: GetUserDep,
+    caller: ReadDocuments,
     owner: str | None = None,
+    organization_id: str | None = None,
     tag: Annotated[list[str], Query(description="name:value; repeat to require several")] = [],  # noqa: B006
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> DocumentList:
-    """Documents the caller may read, newest first, filtered by owner and tags."""
+    """Documents of the caller's organizations the caller may read, newest first, filtered by owner, tags and
+    organization."""
     wanted = _parse_tags(tag)
-    who = principal_of(user)
 
     def work() -> DocumentList:
+        who = principal_of(caller)
         with session_scope() as session:
-            query = select(Document).order_by(Document.updated_at.desc(), Document.id)
+            query = (select(Document).where(caller.scope(Document.organization_id))
+                     .order_by(Document.updated_at.desc(), Document.id))
             if owner:
                 query = query.where(Document.owner == owner)
+            if organization_id:
+                query = query.where(Document.organization_id == organization_id)
             visible = []
             for document in session.scalars(query):  # tag and reader checks are done here, portably
                 if any((document.tags or {}).get(k) != v for k, v in wanted.items()):
@@ -177,39 +203,40 @@ async def list_documents(
     return await run_in_threadpool(work)
 
 
-def _readable(session: Any, document_id: str, who: Any, action: str, cid: str) -> tuple[Any, list[Any]]:
-    """The document and its readers, or 404 / an audited 403 when ``who`` may not read it."""
-    document = _load(session, document_id)
+def _readable(session: Any, document_id: str, caller: Caller, action: str, cid: str) -> tuple[Any, list[Any]]:
+    """The document and its readers, or 404 / an audited 403 when the caller may not read it."""
+    document = _load(session, document_id, caller)
     readers = docs.readers_of(session, document_id)
+    who = principal_of(caller)
     if not docs.can_read(document, readers, who):
-        raise _deny(document_id, who, action, cid)
+        raise _deny(document, who, action, cid, caller)
     return document, readers
 
 
 @router.get("/{document_id}", response_model=DocumentDetail)
-async def get_document(document_id: str, request: Request, user: GetUserDep) -> DocumentDetail:
+async def get_document(document_id: str, request: Request, caller: ReadDocuments) -> DocumentDetail:
     """Metadata, readers and every version (newest first)."""
-    cid, who = correlation_id(request), principal_of(user)
+    cid = correlation_id(request)
 
     def work() -> DocumentDetail:
         with session_scope() as session:
-            document, _ = _readable(session, document_id, who, "read", cid)
+            document, _ = _readable(session, document_id, caller, "read", cid)
             return _detail(session, document)
 
     return await run_in_threadpool(work)
 
 
 @router.post("/{document_id}/share", response_model=ShareOut, status_code=201)
-async def share_document(document_id: str, body: ShareIn, request: Request, user: GetUserDep) -> ShareOut:
+async def share_document(document_id: str, body: ShareIn, request: Request, caller: CreateDocuments) -> ShareOut:
     """A presigned download URL for a version; the share is audited (the URL itself is not stored)."""
-    cid, who = correlation_id(request), principal_of(user)
+    cid = correlation_id(request)
 
     def work() -> ShareOut:
         with session_scope() as session:
-            _readable(session, document_id, who, "share", cid)
+            _readable(session, document_id, caller, "share", cid)
         try:
-            link = docs.share_document(document_id, body.version, body.expires_in_seconds, actor=f"user:{who.name}",
-                                       correlation_id=cid)
+            link = docs.share_document(document_id, body.version, body.expires_in_seconds, actor=caller.actor,
+                                       correlation_id=cid, source_ip=caller.source_ip)
         except docs.SharingUnavailable as exc:
             raise ApiError(409, "sharing_unavailable", str(exc)) from None
         except docs.DocumentError as exc:
@@ -223,28 +250,30 @@ async def share_document(document_id: str, body: ShareIn, request: Request, user
 
 
 @router.get("/{document_id}/readers", response_model=ReaderList)
-async def list_readers(document_id: str, request: Request, user: GetUserDep) -> ReaderList:
-    cid, who = correlation_id(request), principal_of(user)
+async def list_readers(document_id: str, request: Request, caller: ReadDocuments) -> ReaderList:
+    cid = correlation_id(request)
 
     def work() -> ReaderList:
         with session_scope() as session:
-            _, readers = _readable(session, document_id, who, "read", cid)
+            _, readers = _readable(session, document_id, caller, "read", cid)
             return ReaderList(readers=[ReaderIn(type=r.principal_type, name=r.principal)  # type: ignore[arg-type]
                                        for r in readers])
 
     return await run_in_threadpool(work)
 
 
-def _change_readers(document_id: str, who: docs.Principal, cid: str, add: docs.Reader | None,
+def _change_readers(document_id: str, caller: Caller, cid: str, add: docs.Reader | None,
                     remove: docs.Reader | None) -> ReaderList:
     from include.officeflow.store import DocumentReader
 
+    who = principal_of(caller)
     with session_scope() as session:
-        document = _load(session, document_id)
+        document = _load(session, document_id, caller)
+        organization_id = document.organization_id
         if not docs.can_manage(document, who):
-            raise _deny(document_id, who, "change readers of", cid)
+            raise _deny(document, who, "change readers of", cid, caller)
         if add is not None:
-            docs.add_readers(session, document_id, [add], granted_by=f"user:{who.name}")
+            docs.add_readers(session, document_id, [add], granted_by=caller.actor)
         if remove is not None:
             row = session.get(DocumentReader, (document_id, remove.principal_type, remove.principal))
             if row is None:
@@ -252,27 +281,27 @@ def _change_readers(document_id: str, who: docs.Principal, cid: str, add: docs.R
             session.delete(row)
         session.flush()
         readers = docs.readers_of(session, document_id)
-    audit("document.readers_changed", actor=f"user:{who.name}", resource_type="document", resource_id=document_id,
-          outcome="success", correlation_id=cid, added=str(add) if add else None,
-          removed=str(remove) if remove else None)
+    audit("document.readers_changed", actor=caller.actor, resource_type="document", resource_id=document_id,
+          outcome="success", correlation_id=cid, organization_id=organization_id, source_ip=caller.source_ip,
+          added=str(add) if add else None, removed=str(remove) if remove else None)
     return ReaderList(readers=[ReaderIn(type=r.principal_type, name=r.principal)  # type: ignore[arg-type]
                                for r in readers])
 
 
 @router.post("/{document_id}/readers", response_model=ReaderList, status_code=201)
-async def add_reader(document_id: str, body: ReaderIn, request: Request, user: GetUserDep) -> ReaderList:
+async def add_reader(document_id: str, body: ReaderIn, request: Request, caller: EditDocuments) -> ReaderList:
     """Grant read access to a user, group or role (owner and admins)."""
-    cid, who = correlation_id(request), principal_of(user)
+    cid = correlation_id(request)
     reader = docs.Reader(body.type, body.name.strip())
-    return await run_in_threadpool(_change_readers, document_id, who, cid, reader, None)
+    return await run_in_threadpool(_change_readers, document_id, caller, cid, reader, None)
 
 
 @router.delete("/{document_id}/readers/{principal_type}/{principal}", status_code=204)
 async def remove_reader(document_id: str, principal_type: Literal["user", "group", "role"], principal: str,
-                        request: Request, user: GetUserDep) -> Response:
+                        request: Request, caller: EditDocuments) -> Response:
     """Revoke a reader (owner and admins). Share links already handed out stay valid until they expire."""
-    cid, who = correlation_id(request), principal_of(user)
-    await run_in_threadpool(_change_readers, document_id, who, cid, None, docs.Reader(principal_type, principal))
+    cid = correlation_id(request)
+    await run_in_threadpool(_change_readers, document_id, caller, cid, None, docs.Reader(principal_type, principal))
     return Response(status_code=204)
 
 

@@ -1,4 +1,10 @@
-"""``/officeflow/api/v1/webhook-endpoints``: create, list, get, update, disable, delete, rotate secret."""
+"""``/officeflow/api/v1/webhook-endpoints``: create, list, get, update, disable, delete, rotate secret.
+
+Tenant isolation: an endpoint belongs to its ``organization_id``. The list shows the caller's organizations
+only; an endpoint of another organization answers 404 to every route (its existence stays hidden); creating
+one in an organization the caller is not a member of is 403 ``forbidden_organization``. The organization of
+an endpoint never changes (``EndpointUpdate`` has no such field).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, field_validator, model_validator
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from include.officeflow.audit import audit
@@ -15,7 +22,7 @@ from include.officeflow.settings import get_settings
 from include.officeflow.store import WebhookEndpoint, session_scope
 from plugins.officeflow_gateway import endpoints, secret_box
 from plugins.officeflow_gateway.adapters import ADAPTER_NAMES
-from plugins.officeflow_gateway.auth import CreateEndpoints, DeleteEndpoints, EditEndpoints, ReadEndpoints
+from plugins.officeflow_gateway.auth import Caller, CreateEndpoints, DeleteEndpoints, EditEndpoints, ReadEndpoints
 from plugins.officeflow_gateway.errors import ApiError, correlation_id
 from plugins.officeflow_gateway.mapping import MappingError, compile_mapping
 
@@ -173,21 +180,20 @@ class RotateRequest(BaseModel):
                                         "secret keeps verifying (default OFFICEFLOW_WEBHOOK_SECRET_OVERLAP_SECONDS).")
 
 
-def _actor(user: Any) -> str:
-    return f"user:{user.get_name()}"
-
-
-def _get_row(session: Any, endpoint_id: str) -> WebhookEndpoint:
-    row = session.get(WebhookEndpoint, endpoint_id)
+def _get_row(session: Any, endpoint_id: str, caller: Caller, *, lock: bool = False) -> WebhookEndpoint:
+    """The endpoint, or 404 when it does not exist or belongs to an organization the caller does not see."""
+    row = session.get(WebhookEndpoint, endpoint_id, with_for_update=True if lock else None)
     if row is None:
         raise ApiError(404, "not_found", f"webhook endpoint {endpoint_id!r} not found")
+    caller.visible(row.organization_id, "webhook endpoint", endpoint_id)
     return row
 
 
 @router.post("", status_code=201, response_model=EndpointWithSecret)
 async def create_endpoint(body: EndpointCreate, request: Request,
-                          user: CreateEndpoints) -> EndpointWithSecret:
+                          caller: CreateEndpoints) -> EndpointWithSecret:
     cid = correlation_id(request)
+    caller.check_organization(body.organization_id)
 
     def work() -> EndpointWithSecret:
         secret = body.secret or endpoints.new_secret_for(body.adapter)
@@ -201,37 +207,47 @@ async def create_endpoint(body: EndpointCreate, request: Request,
                 secret_encrypted=secret_box.encrypt(secret),
             )
             session.add(row)
-        audit("webhook_endpoint.created", actor=_actor(user), resource_type="webhook_endpoint",
-              resource_id=row.id, outcome="success", correlation_id=cid, adapter=body.adapter)
+        audit("webhook_endpoint.created", actor=caller.actor, resource_type="webhook_endpoint",
+              resource_id=row.id, outcome="success", correlation_id=cid, organization_id=row.organization_id,
+              source_ip=caller.source_ip, adapter=body.adapter)
         return EndpointWithSecret(**EndpointOut.of(row).model_dump(), secret=secret)
 
     return await run_in_threadpool(work)
 
 
 @router.get("", response_model=EndpointList)
-async def list_endpoints(_: ReadEndpoints, organization_id: str | None = None) -> EndpointList:
-    rows = await run_in_threadpool(endpoints.list_rows, organization_id)
+async def list_endpoints(caller: ReadEndpoints, organization_id: str | None = None) -> EndpointList:
+    """The endpoints of the caller's organizations (``organization_id`` narrows to one of them)."""
+
+    def work() -> list[WebhookEndpoint]:
+        query = select(WebhookEndpoint).where(caller.scope(WebhookEndpoint.organization_id))
+        if organization_id:
+            query = query.where(WebhookEndpoint.organization_id == organization_id)
+        with session_scope() as session:
+            return list(session.scalars(query.order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)))
+
+    rows = await run_in_threadpool(work)
     return EndpointList(endpoints=[EndpointOut.of(r) for r in rows], total_entries=len(rows))
 
 
 @router.get("/{endpoint_id}", response_model=EndpointOut)
-async def get_endpoint(endpoint_id: str, _: ReadEndpoints) -> EndpointOut:
+async def get_endpoint(endpoint_id: str, caller: ReadEndpoints) -> EndpointOut:
     def work() -> EndpointOut:
         with session_scope() as session:
-            return EndpointOut.of(_get_row(session, endpoint_id))
+            return EndpointOut.of(_get_row(session, endpoint_id, caller))
 
     return await run_in_threadpool(work)
 
 
 @router.patch("/{endpoint_id}", response_model=EndpointOut)
 async def update_endpoint(endpoint_id: str, body: EndpointUpdate, request: Request,
-                          user: EditEndpoints) -> EndpointOut:
+                          caller: EditEndpoints) -> EndpointOut:
     cid = correlation_id(request)
     changes = body.model_dump(exclude_unset=True)
 
     def work() -> EndpointOut:
         with session_scope() as session:
-            row = _get_row(session, endpoint_id)
+            row = _get_row(session, endpoint_id, caller, lock=True)
             if "verification" in changes:
                 changes["verification"] = body.verification.model_dump() if body.verification else {}
             verification = changes.get("verification", row.verification)
@@ -242,8 +258,9 @@ async def update_endpoint(endpoint_id: str, body: EndpointUpdate, request: Reque
             session.flush()
             out = EndpointOut.of(row)
         endpoints.cache.invalidate(endpoint_id)
-        audit("webhook_endpoint.updated", actor=_actor(user), resource_type="webhook_endpoint",
-              resource_id=endpoint_id, outcome="success", correlation_id=cid, fields=sorted(changes))
+        audit("webhook_endpoint.updated", actor=caller.actor, resource_type="webhook_endpoint",
+              resource_id=endpoint_id, outcome="success", correlation_id=cid, organization_id=out.organization_id,
+              source_ip=caller.source_ip, fields=sorted(changes))
         return out
 
     return await run_in_threadpool(work)
@@ -251,12 +268,12 @@ async def update_endpoint(endpoint_id: str, body: EndpointUpdate, request: Reque
 
 @router.post("/{endpoint_id}/disable", response_model=EndpointOut)
 async def disable_endpoint(endpoint_id: str, request: Request,
-                           user: EditEndpoints) -> EndpointOut:
-    return await update_endpoint(endpoint_id, EndpointUpdate(enabled=False), request, user)
+                           caller: EditEndpoints) -> EndpointOut:
+    return await update_endpoint(endpoint_id, EndpointUpdate(enabled=False), request, caller)
 
 
 @router.post("/{endpoint_id}/rotate-secret", response_model=EndpointWithSecret)
-async def rotate_secret(endpoint_id: str, request: Request, user: EditEndpoints,
+async def rotate_secret(endpoint_id: str, request: Request, caller: EditEndpoints,
                         body: RotateRequest | None = None) -> EndpointWithSecret:
     cid = correlation_id(request)
     overlap = (body.overlap_seconds if body and body.overlap_seconds is not None
@@ -264,13 +281,14 @@ async def rotate_secret(endpoint_id: str, request: Request, user: EditEndpoints,
 
     def work() -> EndpointWithSecret:
         with session_scope() as session:
-            row = _get_row(session, endpoint_id)
+            row = _get_row(session, endpoint_id, caller, lock=True)
             fresh = endpoints.rotate(row, overlap)
             session.flush()
             out = EndpointWithSecret(**EndpointOut.of(row).model_dump(), secret=fresh)
         endpoints.cache.invalidate(endpoint_id)
-        audit("webhook_endpoint.secret_rotated", actor=_actor(user), resource_type="webhook_endpoint",
-              resource_id=endpoint_id, outcome="success", correlation_id=cid, overlap_seconds=overlap)
+        audit("webhook_endpoint.secret_rotated", actor=caller.actor, resource_type="webhook_endpoint",
+              resource_id=endpoint_id, outcome="success", correlation_id=cid, organization_id=out.organization_id,
+              source_ip=caller.source_ip, overlap_seconds=overlap)
         return out
 
     return await run_in_threadpool(work)
@@ -278,15 +296,18 @@ async def rotate_secret(endpoint_id: str, request: Request, user: EditEndpoints,
 
 @router.delete("/{endpoint_id}", status_code=204)
 async def delete_endpoint(endpoint_id: str, request: Request,
-                          user: DeleteEndpoints) -> Response:
+                          caller: DeleteEndpoints) -> Response:
     cid = correlation_id(request)
 
     def work() -> None:
         with session_scope() as session:
-            session.delete(_get_row(session, endpoint_id))
+            row = _get_row(session, endpoint_id, caller, lock=True)
+            organization_id = row.organization_id
+            session.delete(row)
         endpoints.cache.invalidate(endpoint_id)
-        audit("webhook_endpoint.deleted", actor=_actor(user), resource_type="webhook_endpoint",
-              resource_id=endpoint_id, outcome="success", correlation_id=cid)
+        audit("webhook_endpoint.deleted", actor=caller.actor, resource_type="webhook_endpoint",
+              resource_id=endpoint_id, outcome="success", correlation_id=cid, organization_id=organization_id,
+              source_ip=caller.source_ip)
 
     await run_in_threadpool(work)
     return Response(status_code=204)

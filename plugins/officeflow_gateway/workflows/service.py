@@ -4,11 +4,20 @@ Callable without HTTP (the routes in ``api/workflows.py`` only translate). Decla
 from the store (defined through the API, versioned) and from ``include/workflows/*.yaml``; the bundled
 Python DAGs are listed too. Those two are read-only. A failure raises :class:`WorkflowError` with a
 ``reason`` code (never to be told apart by its message).
+
+Tenant isolation: a declarative workflow (store or file) belongs to its definition's ``organization_id``. The
+functions take ``organizations``, the caller's (None = every organization): a workflow of another organization
+is ``not_found`` to every operation, and creating one in (or moving one to) another organization is
+``forbidden_organization``. The bundled Python DAGs belong to no organization: they serve every organization,
+which each run names in its conf (``organization_id``); executing one for an organization the caller is not a
+member of is ``forbidden_organization``. A run started by :func:`execute` always carries its organization in
+its conf: the workflow's for a declarative workflow (a different one in the conf is ``invalid_conf``).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +34,18 @@ from plugins.officeflow_gateway.triggering import TriggerError, trigger_run
 from plugins.officeflow_gateway.workflows.schemas import ExecuteOut, Node, Source, VersionList, VersionOut, WorkflowOut
 
 Reason = Literal["not_found", "read_only", "conflict", "precondition_failed", "invalid_workflow", "invalid_conf",
-                 "forbidden", "not_available", "run_refused", "trigger_failed"]
+                 "forbidden", "forbidden_organization", "not_available", "run_refused", "trigger_failed"]
+Organizations = Collection[str] | None  # the caller's organizations; None: every organization
+DEFAULT_ORGANIZATION = "default"  # the organization_id run param's default (include/officeflow/workflow_params.py)
+
+
+def _sees(organizations: Organizations, organization_id: str | None) -> bool:
+    return organizations is None or organization_id in organizations
+
+
+def _check_member(organizations: Organizations, organization_id: str) -> None:
+    if not _sees(organizations, organization_id):
+        raise WorkflowError("forbidden_organization", f"you are not a member of organization {organization_id!r}")
 
 
 class WorkflowError(Exception):
@@ -122,9 +142,11 @@ def _version(session: Any, row: Workflow) -> WorkflowVersion:
     return version
 
 
-def _read_only_error(name: str) -> WorkflowError | None:
+def _read_only_error(name: str, organizations: Organizations = None) -> WorkflowError | None:
     files = _file_workflows()
     if name in files:
+        if not _sees(organizations, files[name][1]["organization_id"]):
+            return WorkflowError("not_found", f"workflow {name!r} not found")
         return WorkflowError("read_only", f"workflow {name!r} is defined in include/workflows/{files[name][0].name}; "
                                           "change that file (and deploy) instead of using the API")
     if name in workflows.python_dag_ids():
@@ -136,38 +158,52 @@ def _read_only_error(name: str) -> WorkflowError | None:
 # --- reading ---------------------------------------------------------------------------------------------
 
 
-def list_workflows(*, organization_id: str | None = None, source: Source | None = None) -> list[WorkflowOut]:
+def list_workflows(*, organization_id: str | None = None, source: Source | None = None,
+                   organizations: Organizations = None) -> list[WorkflowOut]:
+    """The workflows of ``organizations`` and the bundled Python DAGs (which serve every organization); an
+    ``organization_id`` filter keeps that organization's only."""
     listed: list[WorkflowOut] = []
     with session_scope() as session:
-        rows = session.scalars(select(Workflow).where(Workflow.deleted_at.is_(None)).order_by(Workflow.name))
+        query = select(Workflow).where(Workflow.deleted_at.is_(None)).order_by(Workflow.name)
+        if organizations is not None:
+            query = query.where(Workflow.organization_id.in_(list(organizations)))
+        rows = session.scalars(query)
         listed += [_from_row(row, _version(session, row)) for row in rows]
     listed += [_from_definition(d, "file", version=None, file=f"include/workflows/{p.name}")
                for p, d in _file_workflows().values()]
     listed += [_from_python_dag(dag_id) for dag_id in sorted(workflows.python_dag_ids())]
     return [w for w in listed if (source is None or w.source == source)
-            and (organization_id is None or w.organization_id == organization_id)]
+            and (organization_id is None or w.organization_id == organization_id)
+            and (w.organization_id is None or _sees(organizations, w.organization_id))]
 
 
-def describe(name: str) -> WorkflowOut:
+def describe(name: str, *, organizations: Organizations = None) -> WorkflowOut:
+    not_found = WorkflowError("not_found", f"workflow {name!r} not found")
     with session_scope() as session:
         row = _stored(session, name)
         if row is not None:
+            if not _sees(organizations, row.organization_id):
+                raise not_found
             return _from_row(row, _version(session, row))
     files = _file_workflows()
     if name in files:
         path, definition = files[name]
+        if not _sees(organizations, definition["organization_id"]):
+            raise not_found
         return _from_definition(definition, "file", version=None, file=f"include/workflows/{path.name}")
     if name in workflows.python_dag_ids():
         return _from_python_dag(name)
-    raise WorkflowError("not_found", f"workflow {name!r} not found")
+    raise not_found
 
 
-def versions(name: str) -> VersionList:
+def versions(name: str, *, organizations: Organizations = None) -> VersionList:
     """Every stored version, newest first (a deleted workflow's too)."""
     with session_scope() as session:
         row = _stored(session, name, deleted_ok=True)
+        if row is not None and not _sees(organizations, row.organization_id):
+            raise WorkflowError("not_found", f"workflow {name!r} not found")
         if row is None:
-            error = _read_only_error(name)
+            error = _read_only_error(name, organizations)
             raise WorkflowError("not_found", error.message.replace("cannot be changed", "has no versions")
                                 if error else f"workflow {name!r} not found")
         rows = session.scalars(select(WorkflowVersion).where(WorkflowVersion.workflow_id == row.id)
@@ -223,9 +259,15 @@ def _set_paused(dag_id: str, paused: bool) -> bool:
     return True
 
 
-def create(checked: dict[str, Any], *, actor: str, correlation_id: str) -> WorkflowOut:
-    """Store a validated definition as a new workflow (or version 1+n of one deleted before)."""
+def create(checked: dict[str, Any], *, actor: str, correlation_id: str, organizations: Organizations = None,
+           source_ip: str | None = None) -> WorkflowOut:
+    """Store a validated definition as a new workflow (or version 1+n of one deleted before).
+
+    Workflow names are DAG ids, unique across organizations: a name taken in another organization is a
+    ``conflict`` that names no organization, and a deleted workflow is revived only by a caller who sees
+    its organization (its versions come back with it)."""
     name = checked["name"]
+    _check_member(organizations, checked["organization_id"])
     if (error := _read_only_error(name)) is not None:
         raise WorkflowError("conflict", f"a bundled workflow is named {name!r}: {error.message}")
     revived = False
@@ -233,6 +275,8 @@ def create(checked: dict[str, Any], *, actor: str, correlation_id: str) -> Workf
         with session_scope() as session:
             row = _stored(session, name, lock=True, deleted_ok=True)
             now = datetime.now(UTC)
+            if row is not None and not _sees(organizations, row.organization_id):
+                raise WorkflowError("conflict", f"the name {name!r} is taken; choose another one")
             if row is not None and row.deleted_at is None:
                 raise WorkflowError("conflict", f"workflow {name!r} exists (version {row.latest_version}); "
                                                 "PUT a new version instead")
@@ -248,17 +292,19 @@ def create(checked: dict[str, Any], *, actor: str, correlation_id: str) -> Workf
         endpoints.cache.invalidate(connected)
     if revived:
         _set_paused(name, False)
-    audit("workflow.created", actor=actor, resource_type="workflow", resource_id=name,
-          outcome="success", correlation_id=correlation_id, version=out.version, revived=revived)
+    audit("workflow.created", actor=actor, resource_type="workflow", resource_id=name, outcome="success",
+          correlation_id=correlation_id, organization_id=checked["organization_id"], source_ip=source_ip,
+          version=out.version, revived=revived)
     return out
 
 
-def _locked_for_change(session: Any, name: str, expected: int | None) -> Workflow:
-    """The stored workflow, row-locked, after the read-only, 404 and ``expected`` version checks."""
-    if (error := _read_only_error(name)) is not None:
+def _locked_for_change(session: Any, name: str, expected: int | None, organizations: Organizations) -> Workflow:
+    """The stored workflow, row-locked, after the read-only, 404 (also for another organization's) and
+    ``expected`` version checks."""
+    if (error := _read_only_error(name, organizations)) is not None:
         raise error
     row = _stored(session, name, lock=True)
-    if row is None:
+    if row is None or not _sees(organizations, row.organization_id):
         raise WorkflowError("not_found", f"workflow {name!r} not found")
     if expected is not None and expected != row.latest_version:
         raise WorkflowError("precondition_failed", f"workflow {name!r} is at version {row.latest_version}, "
@@ -266,30 +312,38 @@ def _locked_for_change(session: Any, name: str, expected: int | None) -> Workflo
     return row
 
 
-def update(name: str, checked: dict[str, Any], *, expected: int | None, actor: str,
-           correlation_id: str) -> WorkflowOut:
-    """Store a validated definition as the workflow's next version (``expected``: the version edited)."""
+def update(name: str, checked: dict[str, Any], *, expected: int | None, actor: str, correlation_id: str,
+           organizations: Organizations = None, source_ip: str | None = None) -> WorkflowOut:
+    """Store a validated definition as the workflow's next version (``expected``: the version edited). Moving
+    it to another organization needs membership of both."""
     with session_scope() as session:
-        row = _locked_for_change(session, name, expected)
+        row = _locked_for_change(session, name, expected, organizations)
+        _check_member(organizations, checked["organization_id"])
+        previous_organization = row.organization_id
         row.latest_version += 1
         out, connected = _add_version(session, row, checked, actor, datetime.now(UTC))
     if connected:
         endpoints.cache.invalidate(connected)
-    audit("workflow.updated", actor=actor, resource_type="workflow", resource_id=name,
-          outcome="success", correlation_id=correlation_id, version=out.version)
+    details: dict[str, Any] = {"version": out.version}
+    if previous_organization != checked["organization_id"]:
+        details["moved_from"] = previous_organization
+    audit("workflow.updated", actor=actor, resource_type="workflow", resource_id=name, outcome="success",
+          correlation_id=correlation_id, organization_id=checked["organization_id"], source_ip=source_ip, **details)
     return out
 
 
-def delete(name: str, *, expected: int | None, actor: str, correlation_id: str) -> bool:
+def delete(name: str, *, expected: int | None, actor: str, correlation_id: str, organizations: Organizations = None,
+           source_ip: str | None = None) -> bool:
     """Soft delete: the DAG is paused and no longer generated; versions and run history stay. Returns
     whether Airflow knew the DAG (and paused it)."""
     with session_scope() as session:
-        row = _locked_for_change(session, name, expected)
+        row = _locked_for_change(session, name, expected, organizations)
         row.deleted_at = row.updated_at = datetime.now(UTC)
         row.updated_by = actor
+        organization_id = row.organization_id
     paused = _set_paused(name, True)
-    audit("workflow.deleted", actor=actor, resource_type="workflow", resource_id=name,
-          outcome="success", correlation_id=correlation_id, dag_paused=paused)
+    audit("workflow.deleted", actor=actor, resource_type="workflow", resource_id=name, outcome="success",
+          correlation_id=correlation_id, organization_id=organization_id, source_ip=source_ip, dag_paused=paused)
     return paused
 
 
@@ -304,11 +358,33 @@ def _can_run(user: Any, dag_id: str) -> bool:
                                                 details=DagDetails(id=dag_id), user=user)
 
 
-def execute(name: str, conf: dict[str, Any], *, dag_run_id: str | None, user: Any,
-            correlation_id: str) -> ExecuteOut:
+def _run_organization(workflow: WorkflowOut, conf: dict[str, Any], organizations: Organizations) -> str | None:
+    """The organization a run of ``workflow`` belongs to: a declarative workflow's own, or (bundled Python DAGs,
+    which serve every organization) the conf's ``organization_id``, else its param default ``default``.
+    None when the conf's value is not a string (the params check reports it)."""
+    given = conf.get("organization_id")
+    if workflow.organization_id is not None:
+        if given is not None and given != workflow.organization_id:
+            message = f"must be the workflow's organization {workflow.organization_id!r} (or left out)"
+            raise WorkflowError("invalid_conf", f"conf does not match the params of {workflow.name!r}",
+                                [{"path": "conf.organization_id", "message": message}])
+        return workflow.organization_id
+    organization = DEFAULT_ORGANIZATION if given is None else given
+    if not isinstance(organization, str):
+        return None
+    _check_member(organizations, organization)
+    return organization
+
+
+def execute(name: str, conf: dict[str, Any], *, dag_run_id: str | None, user: Any, correlation_id: str,
+            organizations: Organizations = None, source_ip: str | None = None) -> ExecuteOut:
     """Check ``conf`` against the workflow's params, then create a DAG run (the user needs the DAG-run
-    permission too); the run's note names who started it through this API."""
-    workflow = describe(name)
+    permission too); the run's note names who started it through this API. The run's conf carries its
+    organization (``organization_id``, see the module docstring)."""
+    workflow = describe(name, organizations=organizations)
+    organization = _run_organization(workflow, conf, organizations)
+    if organization is not None:
+        conf = {**conf, "organization_id": organization}
     if not _can_run(user, workflow.dag_id):
         raise WorkflowError("forbidden", f"this user may not create runs of DAG {workflow.dag_id!r}")
     if workflow.source == "python" and not workflow.nodes:
@@ -324,14 +400,15 @@ def execute(name: str, conf: dict[str, Any], *, dag_run_id: str | None, user: An
                               note=run_notes.start_note(conf, correlation_id=correlation_id,
                                                         started_by=f"{user.get_name()} through the workflows API"))
     except TriggerError as exc:
-        audit("workflow.executed", actor=actor, resource_type="workflow", resource_id=name,
-              outcome="failure", correlation_id=correlation_id, error=str(exc))
+        audit("workflow.executed", actor=actor, resource_type="workflow", resource_id=name, outcome="failure",
+              correlation_id=correlation_id, organization_id=organization, source_ip=source_ip, error=str(exc))
         if exc.reason == "refused":
             raise WorkflowError("run_refused", str(exc)) from None
         if exc.reason == "dag_not_available":
             raise WorkflowError("not_available", f"DAG {name!r} is not available yet (the dag-processor has not "
                                                  "parsed it); retry shortly") from None
         raise WorkflowError("trigger_failed", str(exc)) from None
-    audit("workflow.executed", actor=actor, resource_type="workflow", resource_id=name,
-          outcome="success", correlation_id=correlation_id, dag_run_id=created, version=workflow.version)
+    audit("workflow.executed", actor=actor, resource_type="workflow", resource_id=name, outcome="success",
+          correlation_id=correlation_id, organization_id=organization, source_ip=source_ip, dag_run_id=created,
+          version=workflow.version)
     return ExecuteOut(dag_id=workflow.dag_id, dag_run_id=created, version=workflow.version)

@@ -155,3 +155,20 @@ def test_models_match_the_migrations(store_url):
     with get_engine(store_url).connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_the_database_refuses_to_change_or_delete_audit_entries(dialect, clean_store, tmp_path):
+    from sqlalchemy import text
+
+    from include.officeflow.audit import audit
+
+    url = clean_store if dialect == "postgresql" else f"sqlite:///{tmp_path / 'store.db'}"
+    migrate(url)
+    audit("webhook_endpoint.created", actor="user:alice", resource_type="webhook_endpoint", outcome="success",
+          store_url=url)
+    for statement in ("UPDATE audit_log SET actor = 'user:mallory'", "DELETE FROM audit_log"):
+        with pytest.raises(Exception, match="append-only"), get_engine(url).begin() as conn:
+            conn.execute(text(statement))
+    with session_scope(url) as session:
+        assert [row.actor for row in session.scalars(select(AuditLog))] == ["user:alice"]

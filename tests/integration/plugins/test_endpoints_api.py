@@ -104,11 +104,12 @@ def test_every_route_needs_a_valid_token(client, admin, method, path, payload, t
 
 
 @pytest.mark.parametrize(("method", "path", "payload"), ROUTES, ids=ROUTE_IDS)
-def test_viewer_is_forbidden_on_every_route(client, admin, auth_headers, method, path, payload):
+@pytest.mark.parametrize("username", ["viewer", "op"])  # neither role holds an OfficeFlow permission
+def test_viewer_is_forbidden_on_every_route(client, admin, auth_headers, method, path, payload, username):
     endpoint = create_endpoint(client, admin)
     before = endpoint_row(endpoint["id"])
     response = client.request(method, path.format(id=endpoint["id"]), json=payload,
-                              headers=auth_headers("viewer"))
+                              headers=auth_headers(username))
     error = assert_error(response, 403, "forbidden")
     assert "not allowed" in error["message"]
     after = endpoint_row(endpoint["id"])
@@ -118,16 +119,17 @@ def test_viewer_is_forbidden_on_every_route(client, admin, auth_headers, method,
     assert [a.action for a in audit_rows()] == ["webhook_endpoint.created"]
 
 
-def test_op_role_may_manage_endpoints_and_is_the_audited_actor(client, auth_headers):
-    op = auth_headers("op")
-    endpoint = create_endpoint(client, op)
-    assert client.get(f"{API}/{endpoint['id']}", headers=op).status_code == 200
-    assert client.patch(f"{API}/{endpoint['id']}", json={"name": "renamed"}, headers=op).status_code == 200
-    assert client.delete(f"{API}/{endpoint['id']}", headers=op).status_code == 204
-    assert [(a.action, a.actor) for a in audit_rows(endpoint["id"])] == [
-        ("webhook_endpoint.created", "user:test-op"),
-        ("webhook_endpoint.updated", "user:test-op"),
-        ("webhook_endpoint.deleted", "user:test-op"),
+def test_officeflow_admin_may_manage_endpoints_and_is_the_audited_actor(client, auth_headers):
+    officeflow_admin = auth_headers("officeflow-admin")
+    endpoint = create_endpoint(client, officeflow_admin)
+    assert client.get(f"{API}/{endpoint['id']}", headers=officeflow_admin).status_code == 200
+    assert client.patch(f"{API}/{endpoint['id']}", json={"name": "renamed"},
+                        headers=officeflow_admin).status_code == 200
+    assert client.delete(f"{API}/{endpoint['id']}", headers=officeflow_admin).status_code == 204
+    assert [(a.action, a.actor, a.organization_id, a.source_ip) for a in audit_rows(endpoint["id"])] == [
+        ("webhook_endpoint.created", "user:officeflow-admin", "default", "testclient"),
+        ("webhook_endpoint.updated", "user:officeflow-admin", "default", "testclient"),
+        ("webhook_endpoint.deleted", "user:officeflow-admin", "default", "testclient"),
     ]
 
 
@@ -169,8 +171,8 @@ def test_create_shows_the_secret_once_and_stores_it_encrypted(client, admin):
     assert row.previous_secret_encrypted is None
 
     [entry] = audit_rows(created["id"])
-    assert (entry.action, entry.actor, entry.outcome, entry.correlation_id) == (
-        "webhook_endpoint.created", "user:test-admin", "success", "create-1")
+    assert (entry.action, entry.actor, entry.outcome, entry.correlation_id, entry.organization_id) == (
+        "webhook_endpoint.created", "user:admin", "success", "create-1", "acme")
     assert entry.details == {"adapter": "generic"}
     assert secret not in json.dumps(entry.details)
 
@@ -283,7 +285,7 @@ def test_patched_mapping_applies_to_the_next_delivery(client, admin):
 
     updates = [a for a in audit_rows(endpoint["id"]) if a.action == "webhook_endpoint.updated"]
     assert [(a.actor, a.outcome, a.correlation_id, a.details) for a in updates] == [
-        ("user:test-admin", "success", "patch-1", {"fields": ["mapping"]})]
+        ("user:admin", "success", "patch-1", {"fields": ["mapping"]})]
 
 
 def test_patched_event_types_apply_to_the_next_delivery(client, admin):
@@ -452,7 +454,7 @@ def test_rotation_with_overlap_accepts_the_old_and_the_new_secret(client, admin,
     assert old not in row.previous_secret_encrypted and new not in row.secret_encrypted
     assert (secret_box.decrypt(row.secret_encrypted), secret_box.decrypt(row.previous_secret_encrypted)) == (new, old)
     [entry] = [a for a in audit_rows(endpoint["id"]) if a.action == "webhook_endpoint.secret_rotated"]
-    assert entry.details == {"overlap_seconds": 3600} and entry.actor == "user:test-admin"
+    assert entry.details == {"overlap_seconds": 3600} and entry.actor == "user:admin"
     assert old not in json.dumps(entry.details) and new not in json.dumps(entry.details)
 
 

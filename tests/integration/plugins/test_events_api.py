@@ -65,23 +65,26 @@ def test_event_routes_need_a_token(client, rejected_event, method, path):
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES, ids=["list", "get", "replay"])
-def test_viewer_is_forbidden(client, auth_headers, rejected_event, method, path):
+@pytest.mark.parametrize("username", ["viewer", "op"])  # neither role holds an OfficeFlow permission
+def test_viewer_is_forbidden(client, auth_headers, rejected_event, method, path, username):
     endpoint, event_id = rejected_event
     client.patch(f"{API}/{endpoint['id']}", json={"mapping": GENERIC_MAPPING}, headers=auth_headers("admin"))
-    response = client.request(method, path.format(id=event_id), headers=auth_headers("viewer"))
+    response = client.request(method, path.format(id=event_id), headers=auth_headers(username))
     assert_error(response, 403, "forbidden")
     event = only_event()
     assert (event.status, event.attempts, event.dag_run_id) == ("rejected", 0, None)
     assert "webhook_event.replayed" not in [a.action for a in audit_rows()]
 
 
-def test_op_may_replay(client, auth_headers, rejected_event):
+def test_officeflow_admin_may_replay(client, auth_headers, rejected_event):
     endpoint, event_id = rejected_event
-    op = auth_headers("op")
-    assert client.patch(f"{API}/{endpoint['id']}", json={"mapping": GENERIC_MAPPING}, headers=op).status_code == 200
-    assert client.post(f"{EVENTS}/{event_id}/replay", headers=op).status_code == 202
+    officeflow_admin = auth_headers("officeflow-admin")
+    assert client.patch(f"{API}/{endpoint['id']}", json={"mapping": GENERIC_MAPPING},
+                        headers=officeflow_admin).status_code == 200
+    assert client.post(f"{EVENTS}/{event_id}/replay", headers=officeflow_admin).status_code == 202
     [replayed] = [a for a in audit_rows(event_id) if a.action == "webhook_event.replayed"]
-    assert replayed.actor == "user:test-op"
+    assert (replayed.actor, replayed.organization_id, replayed.source_ip) == (
+        "user:officeflow-admin", "default", "testclient")
     wait_status(event_id, "triggered")
 
 
@@ -144,7 +147,7 @@ def test_invalid_list_parameters_are_422(client, admin, params, fragment):
 # --- get -------------------------------------------------------------------------------------------
 
 
-def test_get_event_has_conf_document_and_run_id(client, admin):
+def test_get_event_has_conf_document_and_run_id_with_personal_data_redacted(client, admin):
     endpoint = create_endpoint(client, admin)
     body = generic_body("E-77", email="grace@example.com")
     response = deliver(client, endpoint, body, msg_id="msg_detail", **{"X-Correlation-ID": "detail-1"})
@@ -162,12 +165,23 @@ def test_get_event_has_conf_document_and_run_id(client, admin):
         "dag_run_id": run_id_for(endpoint["id"], "msg_detail"), "correlation_id": "detail-1", "error": None,
         "attempts": 1, "next_attempt_at": None}
     assert data["dag_run_id"] == response.json()["dag_run_id"]
-    assert data["conf"] == {"employee_id": "E-77", "first_name": "Ada", "last_name": "Lovelace",
-                            "email": "grace@example.com", "correlation_id": "detail-1", "source": "generic",
+    assert data["organization_id"] == "default" and data["redacted"] is True
+    # Ids, types and technical values stay; names and addresses do not leave the inbox through the API.
+    assert data["conf"] == {"employee_id": "E-77", "first_name": "[redacted]", "last_name": "[redacted]",
+                            "email": "[redacted]", "correlation_id": "detail-1", "source": "generic",
                             "organization_id": "default"}
-    assert data["document"] == json.loads(body)
+    assert data["document"] == {"type": "employee.created", "data": {
+        "id": "E-77", "first_name": "[redacted]", "last_name": "[redacted]", "email": "[redacted]"}}
+    assert data["payload_keys"] == ["data.email", "data.first_name", "data.id", "data.last_name", "type"]
+    for personal in ("grace@example.com", "Ada", "Lovelace"):
+        assert personal not in detail.text
+    stored = only_event()
+    assert stored.payload["conf"] == {"employee_id": "E-77", "first_name": "Ada", "last_name": "Lovelace",
+                                      "email": "grace@example.com", "correlation_id": "detail-1",
+                                      "source": "generic", "organization_id": "default"}
+    assert stored.payload["document"] == json.loads(body)  # the inbox keeps everything (for replays)
     [(_, _, run_conf, _)] = dag_runs(data["dag_run_id"])
-    assert run_conf == data["conf"]
+    assert run_conf == stored.payload["conf"]
 
 
 def test_get_unknown_event_is_404(client, admin):
@@ -222,19 +236,23 @@ def test_rejected_event_is_replayed_once_its_endpoint_mapping_is_fixed(client, a
     run_id = run_id_for(endpoint["id"], "msg_rejected")
     assert (data["id"], data["dag_id"], data["dag_run_id"], data["error"], data["attempts"]) == (
         event_id, DAG, run_id, None, 0)
-    assert data["conf"]["email"] == "ada@example.com"
+    assert data["conf"]["email"] == "[redacted]" and "ada@example.com" not in replay.text
     assert data["conf"]["correlation_id"] == original.correlation_id  # the delivery's, not the replay's
 
     event = wait_status(event_id, "triggered")
     assert event.attempts == 1 and event.dag_run_id == run_id
+    assert event.payload["conf"]["email"] == "ada@example.com"
+    assert event.payload["conf"]["correlation_id"] == original.correlation_id
+    assert set(event.payload["conf"]) == set(data["conf"])
     [(dag_id, _, conf, _)] = dag_runs(run_id)
-    assert dag_id == DAG and conf == data["conf"]
+    assert dag_id == DAG and conf == event.payload["conf"]
     assert len(events()) == 1  # replayed in place, no second inbox row
     assert_error(client.post(f"{EVENTS}/{event_id}/replay", headers=admin), 409, "conflict")
     assert len(dag_runs(run_id)) == 1
     [replayed] = [a for a in audit_rows(event_id) if a.action == "webhook_event.replayed"]
     assert (replayed.actor, replayed.outcome, replayed.correlation_id, replayed.resource_type) == (
-        "user:test-admin", "success", "replay-1", "webhook_event")
+        "user:admin", "success", "replay-1", "webhook_event")
+    assert (replayed.organization_id, replayed.source_ip) == ("default", "testclient")
 
 
 def test_ignored_event_is_replayed_after_its_type_is_listed(client, admin):

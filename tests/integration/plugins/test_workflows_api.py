@@ -79,7 +79,7 @@ def test_create_get_list_and_versions(api, admin):
     created = create(api, admin, body)
     name = body["name"]
     assert created["id"] == created["dag_id"] == name and created["source"] == "store"
-    assert created["version"] == 1 and created["read_only"] is False and created["created_by"] == "user:test-admin"
+    assert created["version"] == 1 and created["read_only"] is False and created["created_by"] == "user:admin"
     assert created["organization_id"] == "default" and created["params"]["team"]["default"] == "Ops"
     assert [(n["id"], n["depends_on"]) for n in created["nodes"]] == [("welcome", []), ("announce", ["welcome"])]
 
@@ -189,15 +189,21 @@ def test_authorization(api, auth_headers):
     body = definition()
     assert_error(api.get(API), 401, "unauthorized")
     assert_error(api.post(API, json=body), 401, "unauthorized")
-    viewer = auth_headers("viewer")  # workflows hold operator config (connection ids): like connections, op and up
-    assert_error(api.get(API, headers=viewer), 403, "forbidden")
-    assert_error(api.post(API, json=body, headers=viewer), 403, "forbidden")
-    assert_error(api.post(f"{API}/new_contractor_welcome/execute", json={"conf": {}}, headers=viewer), 403,
-                 "forbidden")
-    operator = auth_headers("op")
+    # Workflows hold operator config (connection ids): only the OfficeFlow permissions open them; Airflow's
+    # Viewer and Op roles hold none.
+    for username in ("viewer", "op"):
+        viewer = auth_headers(username)
+        assert_error(api.get(API, headers=viewer), 403, "forbidden")
+        assert_error(api.post(API, json=body, headers=viewer), 403, "forbidden")
+        assert_error(api.post(f"{API}/new_contractor_welcome/execute", json={"conf": {}}, headers=viewer), 403,
+                     "forbidden")
+    viewer = auth_headers("viewer")
+    operator = auth_headers("officeflow-admin")
     assert api.get(API, headers=operator).status_code == 200
-    create(api, operator, body)
+    created = create(api, operator, body)
+    assert created["created_by"] == "user:officeflow-admin"
     assert_error(api.delete(f"{API}/{body['name']}", headers=viewer), 403, "forbidden")
+    assert_error(api.delete(f"{API}/{body['name']}", headers=auth_headers("op")), 403, "forbidden")
     assert api.delete(f"{API}/{body['name']}", headers=operator).status_code == 204
 
 
@@ -214,7 +220,8 @@ def test_execute_creates_a_run_of_the_generated_dag(api, admin):
     response = api.post(f"{API}/{name}/execute", json={"conf": conf, "dag_run_id": f"run_{name}"}, headers=admin)
     assert response.status_code == 201, response.text
     assert response.json() == {"dag_id": name, "dag_run_id": f"run_{name}", "version": 1}
-    assert [(d, c) for d, _, c, _ in dag_runs(f"run_{name}")] == [(name, conf)]
+    # The run carries the workflow's organization.
+    assert [(d, c) for d, _, c, _ in dag_runs(f"run_{name}")] == [(name, {**conf, "organization_id": "default"})]
     again = api.post(f"{API}/{name}/execute", json={"conf": conf, "dag_run_id": f"run_{name}"}, headers=admin)
     assert again.status_code == 201 and len(dag_runs(f"run_{name}")) == 1  # same run id: no second run
 
@@ -240,9 +247,10 @@ def test_bundled_yaml_workflow_executes(api, admin):
                         headers=admin)
     assert response.status_code == 201, response.text
     assert response.json()["version"] is None
-    assert [(d, c) for d, _, c, _ in dag_runs(run_id)] == [("new_contractor_welcome", conf)]
+    assert [(d, c) for d, _, c, _ in dag_runs(run_id)] == [
+        ("new_contractor_welcome", {**conf, "organization_id": "default"})]
     # The run's note in the UI says whose run it is and who started it how.
-    assert run_note(run_id).startswith("**Grace (grace@example.com)** · started by test-admin through the workflows "
+    assert run_note(run_id).startswith("**Grace (grace@example.com)** · started by admin through the workflows "
                                        "API · correlation `")
 
 

@@ -1,0 +1,156 @@
+"""OfficeFlow's roles in the FAB auth manager, kept in sync with ``include/officeflow/auth/permissions``,
+and the user commands an operator needs without the UI.
+
+    python -m plugins.officeflow_auth.roles sync
+    python -m plugins.officeflow_auth.roles bootstrap [--admin admin] [--password-env OFFICEFLOW_ADMIN_PASSWORD]
+    python -m plugins.officeflow_auth.roles create-user USER EMAIL ROLE [--password-env VAR] [--org ORG ...]
+    python -m plugins.officeflow_auth.roles set-orgs USER ORG...
+    python -m plugins.officeflow_auth.roles unlock USER
+
+``sync`` is idempotent: each OfficeFlow role gets exactly its declared permissions besides the per-workflow
+ones (``DAG:<id>`` / ``DAG Run:<id>``, which the dag-processor syncs from each DAG's ``access_control``).
+``bootstrap`` is ``sync`` plus the first administrator (role Admin) when it does not exist yet: ``./run.sh
+migrate`` (so ``./run.sh dev``), docker compose's init service and the Helm chart's migration job run it at
+every start or upgrade.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from include.officeflow.auth import organizations, throttle
+from include.officeflow.auth.passwords import PasswordPolicyError, check_password
+from include.officeflow.auth.permissions import RESOURCES, ROLE_PERMISSIONS, ROLES
+
+PER_WORKFLOW_PREFIXES = ("DAG:", "DAG Run:")
+
+
+@contextmanager
+def security_manager() -> Iterator[Any]:
+    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+
+    with get_application_builder() as appbuilder:
+        yield appbuilder.sm
+
+
+def sync_roles(sm: Any) -> dict[str, int]:
+    """Create the OfficeFlow resources and roles; set each role's permissions. Returns role -> count."""
+    for resource in RESOURCES:
+        sm.create_resource(resource)
+    counts = {}
+    for name in ROLES:
+        role = sm.find_role(name) or sm.add_role(name)
+        wanted = []
+        for action, resource in dict.fromkeys(ROLE_PERMISSIONS[name]):
+            permission = sm.create_permission(action, resource)
+            if permission is None:
+                raise RuntimeError(f"could not create permission {action} on {resource}")
+            wanted.append(permission)
+        per_workflow = [p for p in role.permissions
+                        if p.resource and p.resource.name.startswith(PER_WORKFLOW_PREFIXES)]
+        role.permissions = list(dict.fromkeys([*wanted, *per_workflow]))
+        counts[name] = len(wanted)
+    sm.session.commit()
+    # Admin holds every permission that exists (FAB's rule); give it the new OfficeFlow ones now rather than
+    # at the api-server's next start.
+    sm.update_admin_permission()
+    return counts
+
+
+def create_user(sm: Any, username: str, email: str, role: str, password: str, *, first_name: str = "",
+                last_name: str = "") -> Any:
+    check_password(password, username=username)
+    found = sm.find_role(role)
+    if found is None:
+        raise SystemExit(f"no role {role!r}; roles: {', '.join(r.name for r in sm.get_all_roles())}")
+    if sm.find_user(username=username):
+        raise SystemExit(f"user {username!r} exists")
+    user = sm.add_user(username, first_name or username, last_name or "-", email, found, password)
+    if not user:
+        raise SystemExit(f"could not create user {username!r} (is {email!r} taken?)")
+    return user
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m plugins.officeflow_auth.roles", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("sync", help="create or update the OfficeFlow roles")
+    boot = commands.add_parser("bootstrap", help="sync the roles and create the first admin if missing")
+    boot.add_argument("--admin", default="admin", help="the admin's user name (default %(default)s)")
+    boot.add_argument("--email", default=os.environ.get("OFFICEFLOW_ADMIN_EMAIL", "admin@officeflow.local"),
+                      help="the admin's e-mail (default: OFFICEFLOW_ADMIN_EMAIL or %(default)s)")
+    boot.add_argument("--password-env", default="OFFICEFLOW_ADMIN_PASSWORD",
+                      help="environment variable holding the admin's password (default %(default)s)")
+    create = commands.add_parser("create-user", help="add a database user (password policy applies)")
+    create.add_argument("username")
+    create.add_argument("email")
+    create.add_argument("role")
+    create.add_argument("--password-env", default="OFFICEFLOW_NEW_USER_PASSWORD",
+                        help="environment variable holding the password (default %(default)s)")
+    create.add_argument("--org", action="append", default=[], help="organization membership (repeat)")
+    create.add_argument("--if-missing", action="store_true", help="do nothing when the user exists")
+    orgs = commands.add_parser("set-orgs", help="set a user's organizations (none: no access)")
+    orgs.add_argument("username")
+    orgs.add_argument("organizations", nargs="*")
+    unlock = commands.add_parser("unlock", help="forget a user's failed logins (throttling)")
+    unlock.add_argument("username")
+    args = parser.parse_args(argv)
+
+    if args.command == "set-orgs":
+        added, removed = organizations.set_user(args.username, args.organizations, by="cli")
+        print(f"{args.username}: added {sorted(added)}, removed {sorted(removed)}")
+        return 0
+    if args.command == "unlock":
+        print(f"{args.username}: {throttle.reset(username=args.username)} failed attempts forgotten")
+        return 0
+    if args.command == "create-user" and not args.if_missing:
+        # Refuse a weak password before connecting to anything (create_user checks again).
+        try:
+            check_password(os.environ.get(args.password_env, ""), username=args.username)
+        except PasswordPolicyError as exc:
+            print(f"{args.password_env}: {exc}", file=sys.stderr)
+            return 2
+    with security_manager() as sm:
+        if args.command in ("sync", "bootstrap"):
+            for name, count in sync_roles(sm).items():
+                print(f"role {name!r}: {count} permissions")
+        if args.command == "sync":
+            return 0
+        if args.command == "bootstrap":
+            if sm.find_user(username=args.admin):
+                print(f"admin {args.admin!r} exists")
+                return 0
+            password = os.environ.get(args.password_env, "")
+            if not password:
+                print(f"set {args.password_env} to create the admin {args.admin!r}", file=sys.stderr)
+                return 2
+            try:
+                create_user(sm, args.admin, args.email, "Admin", password)
+            except PasswordPolicyError as exc:
+                print(f"{args.password_env}: {exc}", file=sys.stderr)
+                return 2
+            print(f"admin {args.admin!r} created")
+            return 0
+        if args.if_missing and sm.find_user(username=args.username):
+            print(f"user {args.username!r} exists")
+            return 0
+        password = os.environ.get(args.password_env, "")
+        try:
+            create_user(sm, args.username, args.email, args.role, password)
+        except PasswordPolicyError as exc:
+            print(f"{args.password_env}: {exc}", file=sys.stderr)
+            return 2
+    if args.org:
+        organizations.set_user(args.username, args.org, by="cli")
+    print(f"user {args.username!r} created with role {args.role!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""OfficeFlow's roles and users in the FAB auth manager of the test's Airflow DB (plugins/officeflow_auth/roles.py and
+the security manager of plugins/officeflow_auth/manager.py): every declared permission exists after a sync, a sync
+keeps the per-workflow permissions, and the password policy holds wherever FAB or OfficeFlow creates a user or
+sets a password."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from werkzeug.security import check_password_hash
+
+from include.officeflow.auth import organizations
+from include.officeflow.auth.passwords import PasswordPolicyError
+from include.officeflow.auth.permissions import RESOURCES, ROLE_PERMISSIONS, ROLES
+from plugins.officeflow_auth.roles import PER_WORKFLOW_PREFIXES, security_manager, sync_roles
+from tests.harness.auth_users import PASSWORD
+
+WEAK = "password123"
+
+
+def pairs(role: Any) -> set[tuple[str, str]]:
+    return {(p.action.name, p.resource.name) for p in role.permissions if p.action and p.resource}
+
+
+@pytest.fixture
+def sm(airflow_db) -> Iterator[Any]:
+    with security_manager() as manager:
+        yield manager
+
+
+@pytest.fixture
+def username(sm) -> Iterator[str]:
+    """A fresh user name; the user is deleted afterwards if a test created it."""
+    name = f"policy-{uuid.uuid4().hex[:8]}"
+    yield name
+    user = sm.find_user(username=name)
+    if user is not None:
+        sm.session.delete(user)
+        sm.session.commit()
+
+
+def test_every_officeflow_role_holds_exactly_its_declared_permissions(sm):
+    sync_roles(sm)
+    for name in ROLES:
+        role = sm.find_role(name)
+        assert role is not None, name
+        declared = pairs(role) - {p for p in pairs(role) if p[1].startswith(PER_WORKFLOW_PREFIXES)}
+        assert declared == set(ROLE_PERMISSIONS[name]), name
+    for resource in RESOURCES:
+        assert sm.get_resource(resource) is not None, resource
+    admin = pairs(sm.find_role("Admin"))
+    assert {(action, resource) for resource in RESOURCES for action in ("can_read",)} <= admin
+
+
+def test_a_sync_keeps_per_workflow_permissions_and_drops_undeclared_ones(sm):
+    hr = sm.find_role("HR Manager")
+    per_workflow = sm.create_permission("can_read", "DAG:employee_onboarding")
+    stray = sm.create_permission("can_read", "Connections")
+    hr.permissions = [*hr.permissions, per_workflow, stray]
+    sm.session.commit()
+
+    counts = sync_roles(sm)
+    assert counts["HR Manager"] == len(set(ROLE_PERMISSIONS["HR Manager"]))
+    hr = sm.find_role("HR Manager")
+    assert ("can_read", "DAG:employee_onboarding") in pairs(hr)
+    assert ("can_read", "Connections") not in pairs(hr)
+    assert sync_roles(sm) == counts  # idempotent
+
+
+def test_fab_user_creation_refuses_weak_passwords(sm, username):
+    role = sm.find_role("Viewer")
+    with pytest.raises(PasswordPolicyError, match="at least 12 characters"):
+        sm.add_user(username, "Weak", "Password", f"{username}@officeflow.test", role, password=WEAK)
+    with pytest.raises(PasswordPolicyError, match="not contain the user name"):
+        sm.add_user(username, "Weak", "Password", f"{username}@officeflow.test", role,
+                    password=f"X-{username.upper()}-9")
+    assert sm.find_user(username=username) is None
+    user = sm.add_user(username, "Strong", "Password", f"{username}@officeflow.test", role, password=PASSWORD)
+    assert user and check_password_hash(user.password, PASSWORD)
+
+
+def test_password_changes_refuse_weak_passwords(sm, username):
+    user = sm.add_user(username, "Strong", "Password", f"{username}@officeflow.test", sm.find_role("Viewer"),
+                       password=PASSWORD)
+    with pytest.raises(PasswordPolicyError):
+        sm.reset_password(user.id, WEAK)
+    sm.session.rollback()
+    assert check_password_hash(sm.find_user(username=username).password, PASSWORD)
+    assert sm.reset_password(user.id, "Another-G00d-one") is True
+    assert check_password_hash(sm.find_user(username=username).password, "Another-G00d-one")
+
+
+def test_users_without_a_password_are_still_created(sm, username):
+    """Single sign-on users (OAuth, LDAP) arrive without a password: the policy does not apply."""
+    user = sm.add_user(username, "Single", "Sign-on", f"{username}@officeflow.test", sm.find_role("Viewer"))
+    assert user and sm.find_user(username=username) is not None
+
+
+def _roles_cli(*args: str, password: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "plugins.officeflow_auth.roles", *args], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "OFFICEFLOW_NEW_USER_PASSWORD": password})
+
+
+def test_create_user_command_refuses_weak_passwords(sm, username, store_url):
+    email = f"{username}@officeflow.test"
+    weak = _roles_cli("create-user", username, email, "HR Manager", password=WEAK)
+    assert weak.returncode == 2, weak.stdout + weak.stderr
+    assert "OFFICEFLOW_NEW_USER_PASSWORD: the password must have at least 12 characters" in weak.stderr
+    sm.session.expire_all()
+    assert sm.find_user(username=username) is None
+
+    created = _roles_cli("create-user", username, email, "HR Manager", "--org", "default", password=PASSWORD)
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert f"user {username!r} created with role 'HR Manager'" in created.stdout
+    sm.session.expire_all()
+    assert [r.name for r in sm.find_user(username=username).roles] == ["HR Manager"]
+    assert organizations.of_user(username) == {"default"}
+    organizations.set_user(username, [], by="test")
