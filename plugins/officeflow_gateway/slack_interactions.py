@@ -141,7 +141,7 @@ async def interactions(request: Request, background: BackgroundTasks) -> JSONRes
         if response_url:
             background.add_task(_post_response_url, response_url, reply)
         return JSONResponse(reply)
-    responder = SlackResponder(email, username)
+    responder = SlackResponder(email, email)  # as assigned (by e-mail); the audit names the Airflow user
     status, detail = await run_in_threadpool(record_response, target, option, responder)
     if status == 200:
         await run_in_threadpool(

@@ -144,7 +144,7 @@ def test_an_approver_click_is_recorded_once(client, secret):
     assert first.json()["replace_original"] is True
     responded_by, chosen, state = hitl_state(run_id)
     # The approver's e-mail, and the Airflow (FAB) user with that e-mail: the test user "admin".
-    assert responded_by == {"id": "admin@officeflow.test", "name": "admin"}
+    assert responded_by == {"id": "admin@officeflow.test", "name": "admin@officeflow.test"}
     assert chosen == ["Approve"] and state == "scheduled"  # resumed: the scheduler runs execute_complete
 
     body, headers = signed_click(message(run_id), "C0GENERAL0", "officeflow_reject", APPROVER)
