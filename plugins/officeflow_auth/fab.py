@@ -1,4 +1,7 @@
-"""Calling the FAB security manager from FastAPI code: it needs its Flask app's context."""
+"""Calling the FAB security manager from FastAPI code: it needs its Flask app's context.
+
+The auth manager comes from ``create_auth_manager``: the api-server's instance where there is one (the same
+singleton), else one made here (a test's in-process gateway app, a CLI)."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ _app: Any = None
 def _flask_app() -> Any:
     """The auth manager's Flask app (the api-server made it), or one made here (a process without it)."""
     global _app
-    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.app import create_auth_manager as get_auth_manager
 
     manager: Any = get_auth_manager()
     existing = getattr(manager, "flask_app", None)
@@ -38,7 +41,7 @@ def security_manager() -> Iterator[Any]:
     api-server's threads are many. Leaving, the thread's session is removed (the connection goes back to the
     pool); objects read inside stay readable, detached."""
     from airflow import settings
-    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.app import create_auth_manager as get_auth_manager
 
     manager: Any = get_auth_manager()
     try:
@@ -50,7 +53,7 @@ def security_manager() -> Iterator[Any]:
 
 
 def is_fab() -> bool:
-    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.app import create_auth_manager as get_auth_manager
     from airflow.providers.fab.auth_manager.fab_auth_manager import FabAuthManager
 
     return isinstance(get_auth_manager(), FabAuthManager)
@@ -59,7 +62,7 @@ def is_fab() -> bool:
 def user_allowed_to_approve(email: str, dag_id: str) -> str | None:
     """The user name of the active Airflow user with this e-mail if the auth manager lets that user answer
     the approvals (HITL) of ``dag_id``; None otherwise (no such user, disabled, or not allowed)."""
-    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.app import create_auth_manager as get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 
     with security_manager() as sm:

@@ -160,7 +160,7 @@ def test_signed_out_visitors_go_to_the_login_form_and_back(browser, platform, ac
 
 
 def test_admin_creates_rotates_disables_and_deletes_an_endpoint(browser, platform, shots):
-    name = f"Globex BambooHR {uuid.uuid4().hex[:4]}"
+    name = f"Globex HR feed {uuid.uuid4().hex[:4]}"
     with signed_in(browser, platform, "admin") as page:
         page.context.grant_permissions(["clipboard-read", "clipboard-write"])
         open_view(page, platform, "endpoints")
