@@ -66,6 +66,7 @@ _MONITOR = [
     *_pairs(XCOMS, CAN_READ), *_pairs(HITL, CAN_READ), *_pairs(DAG_DEPENDENCIES, CAN_READ),
     *_pairs(DAG_CODE, CAN_READ), *_pairs(DAG_VERSIONS, CAN_READ), *_pairs(DAG_WARNINGS, CAN_READ),
     *_pairs(IMPORT_ERRORS, CAN_READ), *_pairs(ASSETS, CAN_READ),
+    *_pairs(PLUGINS, CAN_READ),  # the Airflow UI lists plugin views (OfficeFlow's admin views) only with it
     *_pairs(BROWSE_MENU, "menu_access"), *_pairs(DOCS_MENU, "menu_access"),
 ]
 
@@ -76,7 +77,6 @@ ROLE_PERMISSIONS: dict[str, list[Pair]] = {
         *_MONITOR,
         *_pairs(DAGS, CAN_READ, CAN_EDIT), *_pairs(DAG_RUNS, *CRUD), *_pairs(TASK_INSTANCES, *CRUD),
         *_pairs(HITL, CAN_EDIT), *_pairs(AUDIT_LOGS, CAN_READ), *_pairs(JOBS, CAN_READ),
-        *_pairs(PLUGINS, CAN_READ),
         *(pair for resource in RESOURCES if resource != ALL_ORGANIZATIONS for pair in _pairs(resource, *CRUD)),
         *_pairs(ALL_ORGANIZATIONS, CAN_READ),
     ],
