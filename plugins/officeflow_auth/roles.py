@@ -5,25 +5,28 @@ and the user commands an operator needs without the UI.
     python -m plugins.officeflow_auth.roles bootstrap [--admin admin] [--password-env OFFICEFLOW_ADMIN_PASSWORD]
     python -m plugins.officeflow_auth.roles create-user USER EMAIL ROLE [--password-env VAR] [--org ORG ...]
     python -m plugins.officeflow_auth.roles set-orgs USER ORG...
-    python -m plugins.officeflow_auth.roles unlock USER
+    python -m plugins.officeflow_auth.roles unlock [USER] [--address IP]
+    python -m plugins.officeflow_auth.roles reset-mfa USER
 
 ``sync`` is idempotent: each OfficeFlow role gets exactly its declared permissions besides the per-workflow
 ones (``DAG:<id>`` / ``DAG Run:<id>``, which the dag-processor syncs from each DAG's ``access_control``).
 ``bootstrap`` is ``sync`` plus the first administrator (role Admin) when it does not exist yet: ``./run.sh
 migrate`` (so ``./run.sh dev``), docker compose's init service and the Helm chart's migration job run it at
-every start or upgrade.
+every start or upgrade. ``set-orgs``, ``unlock`` and ``reset-mfa`` are audited with the actor ``cli:<OS user>``.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from include.officeflow.auth import organizations, throttle
+from include.officeflow.audit import audit
+from include.officeflow.auth import mfa, organizations, throttle
 from include.officeflow.auth.passwords import PasswordPolicyError, check_password
 from include.officeflow.auth.permissions import RESOURCES, ROLE_PERMISSIONS, ROLES
 
@@ -98,17 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     orgs = commands.add_parser("set-orgs", help="set a user's organizations (none: no access)")
     orgs.add_argument("username")
     orgs.add_argument("organizations", nargs="*")
-    unlock = commands.add_parser("unlock", help="forget a user's failed logins (throttling)")
-    unlock.add_argument("username")
+    unlock = commands.add_parser("unlock", help="forget the failed logins of a user and/or a client address")
+    unlock.add_argument("username", nargs="?")
+    unlock.add_argument("--address", help="client address whose failed logins to forget")
+    reset_mfa = commands.add_parser("reset-mfa", help="remove a user's second factor (lost phone)")
+    reset_mfa.add_argument("username")
     args = parser.parse_args(argv)
 
-    if args.command == "set-orgs":
-        added, removed = organizations.set_user(args.username, args.organizations, by="cli")
-        print(f"{args.username}: added {sorted(added)}, removed {sorted(removed)}")
-        return 0
-    if args.command == "unlock":
-        print(f"{args.username}: {throttle.reset(username=args.username)} failed attempts forgotten")
-        return 0
+    if args.command in ("set-orgs", "unlock", "reset-mfa"):
+        return _membership_command(args)
     if args.command == "create-user" and not args.if_missing:
         # Refuse a weak password before connecting to anything (create_user checks again).
         try:
@@ -149,6 +150,38 @@ def main(argv: list[str] | None = None) -> int:
     if args.org:
         organizations.set_user(args.username, args.org, by="cli")
     print(f"user {args.username!r} created with role {args.role!r}")
+    return 0
+
+
+def _cli_audit(action: str, username: str | None, organization_ids: Iterable[str], **details: Any) -> None:
+    concerned: list[str | None] = [*sorted(set(organization_ids))] or [None]
+    for organization_id in concerned:
+        audit(action, actor=f"cli:{getpass.getuser()}", resource_type="user", resource_id=username,
+              outcome="success", organization_id=organization_id, **details)
+
+
+def _membership_command(args: argparse.Namespace) -> int:
+    """set-orgs, unlock and reset-mfa: changes to OfficeFlow's store only, audited."""
+    if args.command == "set-orgs":
+        added, removed = organizations.set_user(args.username, args.organizations, by="cli")
+        _cli_audit("access.organizations_changed", args.username, [*added, *removed],
+                   added=sorted(added), removed=sorted(removed))
+        print(f"{args.username}: added {sorted(added)}, removed {sorted(removed)}")
+        return 0
+    if args.command == "unlock":
+        if not args.username and not args.address:
+            print("name a user, an --address, or both", file=sys.stderr)
+            return 2
+        forgotten = throttle.reset(username=args.username, source_ip=args.address)
+        _cli_audit("access.login_unlocked", args.username, organizations.of_user(args.username or ""),
+                   removed=forgotten, **({"address": args.address} if args.address else {}))
+        print(f"{' and '.join(filter(None, (args.username, args.address)))}: {forgotten} failed attempts forgotten")
+        return 0
+    if not mfa.reset(args.username):
+        print(f"{args.username}: no second factor to remove")
+        return 0
+    _cli_audit("access.mfa_reset", args.username, organizations.of_user(args.username))
+    print(f"{args.username}: second factor removed; the next sign-in enrols again where the role requires it")
     return 0
 
 

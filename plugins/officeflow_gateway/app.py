@@ -19,6 +19,7 @@ from plugins.officeflow_gateway.api import workflows as workflows_api
 from plugins.officeflow_gateway.dispatcher import dispatcher
 from plugins.officeflow_gateway.email import routes as email_routes
 from plugins.officeflow_gateway.errors import install_error_handlers
+from plugins.officeflow_gateway.same_origin import SameOriginGuard
 
 
 class StartDispatcher:
@@ -55,6 +56,7 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
 
+    app.add_middleware(SameOriginGuard)
     app.add_middleware(StartDispatcher)
     app.include_router(health.router)
     app.include_router(webhooks.router)

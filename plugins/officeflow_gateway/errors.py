@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
 
 CORRELATION_HEADER = "X-Correlation-ID"
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def correlation_id(request: Request) -> str:
+def correlation_id(request: HTTPConnection) -> str:
     """The caller's correlation id (if sane) or a new one; stored on the request for reuse."""
     existing = getattr(request.state, "correlation_id", None)
     if existing:
@@ -37,7 +38,7 @@ def correlation_id(request: Request) -> str:
     return value
 
 
-def error_response(request: Request, status_code: int, code: str, message: str,
+def error_response(request: HTTPConnection, status_code: int, code: str, message: str,
                    headers: dict[str, str] | None = None) -> JSONResponse:
     cid = correlation_id(request)
     return JSONResponse(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from include.officeflow.store import migrate
 from sandbox.email.smtp_sink import SmtpSink
 from tests.harness.airflow_platform import AirflowPlatform
+from tests.harness.browser import Screenshots, chromium
 from tests.harness.e2e_support import MANAGER, PEOPLE_TEAM
 from tests.harness.s3 import VERSIONED_BUCKET
 from tests.harness.slack import SIGNING_SECRET
@@ -52,3 +54,16 @@ def platform(airflow_db, postgres, store, smtp, sandbox_server, s3_server) -> It
         yield running.start()
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium (Playwright), one per test module."""
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture(scope="module")
+def shots() -> Screenshots:
+    """Saves the screenshots the README and docs show, under docs/screenshots/."""
+    return Screenshots()

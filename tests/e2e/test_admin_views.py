@@ -15,8 +15,6 @@ import csv
 import re
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ import pyotp
 import pytest
 
 from tests.harness.airflow_platform import AirflowPlatform
-from tests.harness.browser import OffMachineRequests, Screenshots, chromium
+from tests.harness.browser import OffMachineRequests, log_in, signed_in
 from tests.harness.endpoints import generic_body, generic_headers
 
 pytestmark = pytest.mark.e2e
@@ -46,17 +44,6 @@ RESOURCES = {"endpoints": "OfficeFlow Webhook Endpoints", "events": "OfficeFlow 
 
 
 # --- fixtures and helpers ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
-def shots() -> Screenshots:
-    return Screenshots()
 
 
 def deliver(platform: AirflowPlatform, endpoint: dict[str, Any], secret: str, body: bytes,
@@ -83,30 +70,6 @@ def create_endpoint(platform: AirflowPlatform, name: str) -> dict[str, Any]:
         "event_types": ["employee.created"], "mapping": MAPPING})
     assert response.status_code == 201, response.text
     return response.json()
-
-
-def log_in(page: Any, platform: AirflowPlatform, username: str, otp: str | None = None) -> None:
-    """Fill and send the FAB login form the page shows."""
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", platform.password)
-    if otp is not None:
-        page.fill("input[name=otp]", otp)
-    page.click("input[type=submit]")
-
-
-@contextmanager
-def signed_in(browser: Any, platform: AirflowPlatform, username: str, otp: str | None = None) -> Iterator[Any]:
-    """A new browser tab signed in as ``username`` through the login form (at Airflow's home page)."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)  # generous: a loaded 2-core machine runs the whole platform
-    try:
-        page.goto(f"{platform.base_url}/auth/login/")
-        log_in(page, platform, username, otp)
-        page.wait_for_url(f"{platform.base_url}/")
-        yield page
-    finally:
-        context.close()
 
 
 def open_view(page: Any, platform: AirflowPlatform, slug: str, status: int = 200) -> Any:
@@ -152,7 +115,7 @@ def test_signed_out_visitors_go_to_the_login_form_and_back(browser, platform, ac
         page.set_default_timeout(TIMEOUT_MS)
         page.goto(f"{platform.base_url}{ADMIN}/audit")
         page.wait_for_url(re.compile(r"/auth/login/\?next=%2Fofficeflow%2Fadmin%2Faudit$"))
-        log_in(page, platform, "auditor")
+        log_in(page, "auditor", platform.password)
         page.wait_for_url(f"{platform.base_url}{ADMIN}/audit")
         assert rows(page, "audit").count() >= 1
     finally:
@@ -361,9 +324,9 @@ def test_two_factor_enrolment_from_the_qr_page_and_an_admin_reset(browser, platf
         page = context.new_page()
         page.set_default_timeout(TIMEOUT_MS)
         page.goto(f"{platform.base_url}/auth/login/")
-        log_in(page, platform, "it")
+        log_in(page, "it", platform.password)
         page.get_by_text("Wrong or reused one-time code.").wait_for()
-        log_in(page, platform, "it", otp=pyotp.TOTP(secret).at(time.time() + 30))
+        log_in(page, "it", platform.password, otp=pyotp.TOTP(secret).at(time.time() + 30))
         page.wait_for_url(f"{platform.base_url}/")
     finally:
         context.close()

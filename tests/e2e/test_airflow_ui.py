@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.harness.airflow_platform import AirflowPlatform
-from tests.harness.browser import OffMachineRequests, Screenshots, chromium
+from tests.harness.browser import OffMachineRequests, signed_in
 
 pytestmark = pytest.mark.e2e
 
@@ -32,31 +32,12 @@ MUST_FILL = {
 }
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
-def shots() -> Screenshots:
-    return Screenshots()
-
-
 @pytest.fixture
 def page(browser: Any, platform: AirflowPlatform) -> Iterator[Any]:
     """A new browser tab, logged in to the platform as an admin would: through the FAB login form."""
-    context = browser.new_context(viewport={"width": 1440, "height": 960})
-    tab = context.new_page()
     # Opening a trigger form renders it in one go: 15-25 s of the browser's main thread on a loaded 2-core machine.
-    tab.set_default_timeout(90_000)
-    tab.goto(f"{platform.base_url}/auth/login/")
-    tab.fill("input[name=username]", "admin")
-    tab.fill("input[name=password]", platform.password)
-    tab.get_by_role("button", name="Sign In").click()
-    tab.wait_for_url(f"{platform.base_url}/")
-    yield tab
-    context.close()
+    with signed_in(browser, platform, "admin", timeout_ms=90_000, viewport=(1440, 960)) as tab:
+        yield tab
 
 
 def open_trigger_form(page: Any, platform: AirflowPlatform, dag_id: str) -> Any:

@@ -26,6 +26,7 @@ import pytest
 from plugins.officeflow_gateway.adapters import generic
 from tests.harness.airflow_platform import AirflowPlatform
 from tests.harness.auth_users import PASSWORD, Browser, add_user, client_headers, made_up_address, refused, token_of
+from tests.harness.workflows import welcome_email
 
 pytestmark = pytest.mark.e2e
 
@@ -131,13 +132,7 @@ def endpoint_and_replay(platform: AirflowPlatform, trail: Trail) -> None:
 
 def workflow_definition(platform: AirflowPlatform, trail: Trail) -> None:
     name = f"audit_e2e_{uuid.uuid4().hex[:8]}"
-    created = trail.call(platform, "POST", f"{API}/workflows", json={
-        "name": name, "description": "audit e2e", "trigger": {"type": "manual"},
-        "params": {"email": {"type": "string", "format": "idn-email"}},
-        "nodes": [{"id": "welcome", "type": "email",
-                   "config": {"template": "welcome", "to": "{{ params.email }}",
-                              "variables": {"first_name": "x", "department": "", "job_title": "", "start_date": ""}}}],
-    })
+    created = trail.call(platform, "POST", f"{API}/workflows", json=welcome_email(name, "audit e2e"))
     assert created.status_code == 201, created.text
     trail.expect("workflow.created", resource_id=name)
     assert trail.call(platform, "DELETE", f"{API}/workflows/{name}").status_code == 204

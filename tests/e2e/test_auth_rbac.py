@@ -19,6 +19,7 @@ import pytest
 
 from tests.harness.airflow_platform import AirflowPlatform
 from tests.harness.auth_users import USERS, client_headers, made_up_address, sign_in
+from tests.harness.workflows import welcome_email
 
 pytestmark = pytest.mark.e2e
 
@@ -106,13 +107,7 @@ def create_endpoint(rbac: Rbac, user: str) -> httpx.Response:
 
 def create_workflow(rbac: Rbac, user: str) -> httpx.Response:
     name = f"rbac_{user.replace('-', '_')}_{uuid.uuid4().hex[:6]}"
-    response = rbac.call(user, "POST", f"{API}/workflows", json={
-        "name": name, "description": "e2e RBAC check", "trigger": {"type": "manual"},
-        "params": {"email": {"type": "string", "format": "idn-email"}},
-        "nodes": [{"id": "welcome", "type": "email",
-                   "config": {"template": "welcome", "to": "{{ params.email }}",
-                              "variables": {"first_name": "x", "department": "", "job_title": "", "start_date": ""}}}],
-    })
+    response = rbac.call(user, "POST", f"{API}/workflows", json=welcome_email(name, "e2e RBAC check"))
     if response.status_code == 201:
         rbac.workflows.append(name)
     return response

@@ -42,6 +42,35 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
+
+def log_in(page: Any, username: str, password: str, otp: str | None = None) -> None:
+    """Fill and send the FAB login form the page shows."""
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    if otp is not None:
+        page.fill("input[name=otp]", otp)
+    page.click("input[type=submit]")
+
+
+@contextmanager
+def signed_in(browser: Any, platform: Any, username: str, otp: str | None = None, *, timeout_ms: int = 60_000,
+              viewport: tuple[int, int] = (1440, 900)) -> Iterator[Any]:
+    """A new browser tab signed in as ``username`` through the login form, at Airflow's home page.
+
+    ``platform``: the e2e platform (its ``base_url``; every test user has its ``password``). The default
+    timeout is generous: a loaded 2-core machine runs the whole platform.
+    """
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    page = context.new_page()
+    page.set_default_timeout(timeout_ms)
+    try:
+        page.goto(f"{platform.base_url}/auth/login/")
+        log_in(page, username, platform.password, otp)
+        page.wait_for_url(f"{platform.base_url}/")
+        yield page
+    finally:
+        context.close()
+
 class OffMachineRequests(list[str]):
     """Blocks every request that would leave the machine (the page sees a network error) and lists them."""
 

@@ -1,4 +1,4 @@
-"""A valid declarative workflow definition to vary in the workflow tests (unit and integration)."""
+"""Valid declarative workflow definitions to vary in the workflow tests (unit, integration and e2e)."""
 
 from __future__ import annotations
 
@@ -27,3 +27,14 @@ def good(**changes: Any) -> dict[str, Any]:
     }
     body.update(changes)
     return body
+
+
+def welcome_email(name: str, description: str) -> dict[str, Any]:
+    """The smallest useful definition: a manual trigger and one welcome email to ``params.email``."""
+    return {
+        "name": name, "description": description, "trigger": {"type": "manual"},
+        "params": {"email": {"type": "string", "format": "idn-email"}},
+        "nodes": [{"id": "welcome", "type": "email",
+                   "config": {"template": "welcome", "to": "{{ params.email }}",
+                              "variables": {"first_name": "x", "department": "", "job_title": "", "start_date": ""}}}],
+    }

@@ -3,6 +3,7 @@ membership, MFA reset, unlocking a throttled user). Users and roles are the auth
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -12,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from include.officeflow.audit import audit
 from include.officeflow.auth import mfa, organizations, permissions, throttle
 from plugins.officeflow_auth import fab
-from plugins.officeflow_gateway.auth import EditAccess, ReadAccess
+from plugins.officeflow_gateway.auth import Caller, EditAccess, ReadAccess
 from plugins.officeflow_gateway.errors import ApiError, correlation_id
 
 router = APIRouter(prefix="/api/v1/access", tags=["access"])
@@ -66,10 +67,26 @@ async def list_users(caller: ReadAccess) -> UserList:
     return await run_in_threadpool(load)
 
 
-def _existing_user(username: str) -> None:
+def _managed_user(username: str, caller: Caller) -> set[str]:
+    """The organizations of the user ``caller`` manages; 404 when the user doesn't exist or, for an
+    organization's admin, belongs to none of the caller's organizations (such a user stays hidden)."""
     with fab.security_manager() as sm:
-        if sm.find_user(username=username) is None:
-            raise ApiError(404, "not_found", f"user {username!r} not found")
+        exists = sm.find_user(username=username) is not None
+    memberships = organizations.of_user(username)
+    if not exists or (caller.organizations is not None and not caller.only(memberships)):
+        raise ApiError(404, "not_found", f"user {username!r} not found")
+    return memberships
+
+
+def _audit_access(action: str, caller: Caller, request: Request, username: str, organization_ids: Iterable[str],
+                  **details: Any) -> None:
+    """One record per organization concerned (each organization's auditors see the change), or one
+    without an organization for a user who belongs to none."""
+    concerned: list[str | None] = [*sorted(set(caller.only(organization_ids)))] or [None]
+    for organization_id in concerned:
+        audit(action, actor=caller.actor, resource_type="user", resource_id=username, outcome="success",
+              correlation_id=correlation_id(request), source_ip=caller.source_ip,
+              organization_id=organization_id, **details)
 
 
 @router.put("/users/{username}/organizations", response_model=UserOut, summary="Set a user's organizations")
@@ -83,14 +100,15 @@ async def set_organizations(username: str, payload: OrganizationsIn, caller: Edi
         caller.check_organization(org)
 
     def change() -> UserOut:
-        _existing_user(username)
+        with fab.security_manager() as sm:
+            if sm.find_user(username=username) is None:
+                raise ApiError(404, "not_found", f"user {username!r} not found")
         current = organizations.of_user(username)
         # A tenant admin changes only the memberships of the organizations they administer.
         keep_hidden = {org for org in current if not caller.sees(org)}
         added, removed = organizations.set_user(username, set(payload.organizations) | keep_hidden, by=caller.name)
-        audit("access.organizations_changed", actor=caller.actor, resource_type="user", resource_id=username,
-              outcome="success", correlation_id=correlation_id(request), source_ip=caller.source_ip,
-              added=sorted(added), removed=sorted(removed))
+        _audit_access("access.organizations_changed", caller, request, username, added | removed,
+                      added=sorted(added), removed=sorted(removed))
         with fab.security_manager() as sm:
             return _user_out(sm.find_user(username=username), organizations.all_memberships())
 
@@ -100,11 +118,10 @@ async def set_organizations(username: str, payload: OrganizationsIn, caller: Edi
 @router.delete("/users/{username}/mfa", status_code=204, summary="Remove a user's second factor (lost phone)")
 async def reset_mfa(username: str, caller: EditAccess, request: Request) -> None:
     def reset() -> None:
-        _existing_user(username)
+        memberships = _managed_user(username, caller)
         if not mfa.reset(username):
             raise ApiError(404, "not_found", f"user {username!r} has no second factor")
-        audit("access.mfa_reset", actor=caller.actor, resource_type="user", resource_id=username, outcome="success",
-              correlation_id=correlation_id(request), source_ip=caller.source_ip)
+        _audit_access("access.mfa_reset", caller, request, username, memberships)
 
     await run_in_threadpool(reset)
 
@@ -112,9 +129,9 @@ async def reset_mfa(username: str, caller: EditAccess, request: Request) -> None
 @router.post("/users/{username}/unlock", summary="Forget a user's failed logins (login throttling)")
 async def unlock(username: str, caller: EditAccess, request: Request) -> dict[str, int]:
     def forget() -> dict[str, int]:
+        memberships = _managed_user(username, caller)
         removed = throttle.reset(username=username)
-        audit("access.login_unlocked", actor=caller.actor, resource_type="user", resource_id=username,
-              outcome="success", correlation_id=correlation_id(request), source_ip=caller.source_ip, removed=removed)
+        _audit_access("access.login_unlocked", caller, request, username, memberships, removed=removed)
         return {"failed_attempts_removed": removed}
 
     return await run_in_threadpool(forget)

@@ -122,3 +122,63 @@ def test_create_user_command_refuses_weak_passwords(sm, username, store_url):
     assert [r.name for r in sm.find_user(username=username).roles] == ["HR Manager"]
     assert organizations.of_user(username) == {"default"}
     organizations.set_user(username, [], by="test")
+
+
+def test_membership_commands_change_the_store_and_are_audited(store_url, capsys):
+    """set-orgs, unlock (by user and by address) and reset-mfa from the command line, each audited as cli:<user>."""
+    import getpass
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from include.officeflow.auth import mfa, throttle
+    from include.officeflow.store import AuditLog, MfaEnrolment, session_scope
+    from plugins.officeflow_auth.roles import main
+    from tests.harness.store import truncate
+
+    truncate(store_url, "login_attempts", "mfa_enrolments")
+    user = f"cli-{uuid.uuid4().hex[:8]}"
+    actor = f"cli:{getpass.getuser()}"
+    start = _last_audit_id()
+
+    assert main(["set-orgs", user, "acme", "default"]) == 0
+    assert organizations.of_user(user) == {"acme", "default"}
+    for _ in range(3):
+        throttle.record(user, "192.0.2.40", False)
+    throttle.record("someone-else", "192.0.2.41", False)
+    assert main(["unlock", user]) == 0
+    assert main(["unlock", "--address", "192.0.2.41"]) == 0
+    assert throttle.check(user, "") is None and throttle.check("someone-else", "192.0.2.41") is None
+    assert main(["unlock"]) == 2  # neither a user nor an address
+
+    with session_scope() as session:
+        session.add(MfaEnrolment(username=user, secret_encrypted="x", recovery_code_hashes=[],
+                                 confirmed_at=datetime.now(UTC)))
+    assert main(["reset-mfa", user]) == 0 and not mfa.is_enrolled(user)
+    assert main(["reset-mfa", user]) == 0  # nothing left: says so, still succeeds
+    out = capsys.readouterr().out
+    assert "3 failed attempts forgotten" in out and "192.0.2.41: 1 failed attempts forgotten" in out
+    assert f"{user}: no second factor to remove" in out
+
+    with session_scope() as session:
+        rows = [(r.actor, r.action, r.resource_id, r.organization_id, r.details)
+                for r in session.scalars(select(AuditLog).where(AuditLog.id > start).order_by(AuditLog.id))]
+    assert rows == [
+        (actor, "access.organizations_changed", user, "acme", {"added": ["acme", "default"], "removed": []}),
+        (actor, "access.organizations_changed", user, "default", {"added": ["acme", "default"], "removed": []}),
+        (actor, "access.login_unlocked", user, "acme", {"removed": 3}),
+        (actor, "access.login_unlocked", user, "default", {"removed": 3}),
+        (actor, "access.login_unlocked", None, None, {"removed": 1, "address": "192.0.2.41"}),
+        (actor, "access.mfa_reset", user, "acme", {}),
+        (actor, "access.mfa_reset", user, "default", {}),
+    ]
+    organizations.set_user(user, [], by="test")
+
+
+def _last_audit_id() -> int:
+    from sqlalchemy import func, select
+
+    from include.officeflow.store import AuditLog, session_scope
+
+    with session_scope() as session:
+        return session.scalar(select(func.coalesce(func.max(AuditLog.id), 0)))

@@ -11,7 +11,7 @@ from include.officeflow.store.db import current_revision, head_revision, migrate
 
 
 def test_migrations_reach_head_and_create_the_tables(store_url):
-    assert current_revision(store_url) == head_revision() == "0007"
+    assert current_revision(store_url) == head_revision()
     tables = set(inspect(get_engine(store_url)).get_table_names())
     assert {"webhook_events", "audit_log", "workflows", "workflow_versions", "alembic_version"} <= tables
 

@@ -101,3 +101,62 @@ def test_unlock_forgets_a_users_failed_logins(client, admin, store_url):
     assert throttle.check("viewer", "") is None
     assert throttle.check("someone", "192.0.2.9") is None
     assert audited("access.login_unlocked")[-1].details == {"removed": 5}
+
+
+@pytest.fixture
+def tenant_admin(airflow_db, memberships) -> Iterator[dict[str, str]]:
+    """``acme-admin``: every OfficeFlow permission but "All Organizations", a member of acme only."""
+    from include.officeflow.auth.permissions import ALL_ORGANIZATIONS, OFFICEFLOW_ADMIN, ROLE_PERMISSIONS
+    from tests.harness.airflow_tools import api_token
+    from tests.integration.plugins.extra_users import created
+
+    pairs = [[a, r] for a, r in ROLE_PERMISSIONS[OFFICEFLOW_ADMIN] if r != ALL_ORGANIZATIONS]
+    with created({"roles": {"Acme Admin": pairs}, "users": {"acme-admin": "Acme Admin"}}):
+        organizations.set_user("acme-admin", ["acme"], by="test")
+        try:
+            yield {"Authorization": f"Bearer {api_token('acme-admin')}"}
+        finally:
+            organizations.set_user("acme-admin", [], by="test")
+
+
+def test_an_organizations_admin_fixes_only_its_members(client, tenant_admin, store_url):
+    """MFA reset and unlock of a user outside the admin's organizations: 404 (hidden), nothing changed."""
+    truncate(store_url, "mfa_enrolments", "login_attempts")
+    organizations.set_user("hr", ["acme", "default"], by="test")
+    organizations.set_user("it", ["default"], by="test")
+    with session_scope() as session:
+        for user in ("hr", "it"):
+            session.add(MfaEnrolment(username=user, secret_encrypted="x", recovery_code_hashes=[],
+                                     confirmed_at=datetime.now(UTC)))
+    for user in ("hr", "it"):
+        throttle.record(user, "192.0.2.7", False)
+
+    assert client.delete(f"{URL}/it/mfa", headers=tenant_admin).status_code == 404
+    assert client.post(f"{URL}/it/unlock", headers=tenant_admin).status_code == 404
+    assert mfa.is_enrolled("it") and throttle.reset(username="it") == 1  # untouched until this reset
+
+    assert client.delete(f"{URL}/hr/mfa", headers=tenant_admin).status_code == 204
+    assert client.post(f"{URL}/hr/unlock", headers=tenant_admin).json() == {"failed_attempts_removed": 1}
+    assert not mfa.is_enrolled("hr")
+    # Audited in the admin's organization only: acme's auditors see it, default's learn nothing of acme.
+    for action in ("access.mfa_reset", "access.login_unlocked"):
+        [entry] = [e for e in audited(action) if e.actor == "user:acme-admin"]
+        assert (entry.resource_id, entry.organization_id) == ("hr", "acme")
+
+
+def test_membership_changes_are_audited_in_each_organization_concerned(client, admin, tenant_admin):
+    organizations.set_user("it", ["default"], by="test")
+    client.put(f"{URL}/it/organizations", json={"organizations": ["acme", "globex"]}, headers=admin)
+    entries = [e for e in audited("access.organizations_changed") if e.resource_id == "it"][-3:]
+    assert sorted(e.organization_id for e in entries) == ["acme", "default", "globex"]
+    assert {json_details(e) for e in entries} == {(("acme", "globex"), ("default",))}
+
+    # acme's admin keeps globex (hidden from it) while removing acme; only acme's record is written.
+    changed = client.put(f"{URL}/it/organizations", json={"organizations": []}, headers=tenant_admin)
+    assert changed.json()["organizations"] == ["globex"]
+    [last] = [e for e in audited("access.organizations_changed") if e.actor == "user:acme-admin"]
+    assert last.organization_id == "acme" and last.details == {"added": [], "removed": ["acme"]}
+
+
+def json_details(entry: AuditLog) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return tuple(entry.details["added"]), tuple(entry.details["removed"])
