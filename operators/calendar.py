@@ -19,6 +19,15 @@ already deleted) has nothing to cancel unless ``missing_ok=False``.
 
 Validation happens before any call; 429s (``Retry-After``) and 5xx are retried in the task
 (``with_retries``), permanent errors fail the task without Airflow retries.
+
+Calendar sync (docs/slack-and-calendar.md): with ``track_changes`` (the default) a booked meeting is
+recorded in the OfficeFlow store with what to do when it changes (``on_change``: ``notify`` / ``rebook``,
+default ``OFFICEFLOW_CALENDAR_CHANGE_ACTION``), and the organizer's calendar is watched (a Google watch
+channel / a Graph subscription) when a public notification URL is configured. :func:`process_subscription`
+turns the stored notifications of a subscription into meeting changes (a decline, a move, a
+cancellation) and tells the organizer in Slack; the ``calendar_maintenance`` DAG runs
+:class:`ProcessCalendarNotificationsOperator`, :class:`RenewCalendarSubscriptionsOperator` and
+:class:`MeetingRemindersOperator`.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from include.officeflow import calendar_sync as sync
 from include.officeflow.calendar import (
     PROVIDERS,
     CalendarClient,
@@ -41,9 +51,10 @@ from include.officeflow.calendar import (
     parse_instant,
     run_key,
 )
-from include.officeflow.errors import NotFound, ServiceError
+from include.officeflow.errors import NotFound, ServiceError, with_retries
 from include.officeflow.identity import DEFAULT_CONN_IDS
-from operators.base import for_airflow
+from include.officeflow.settings import get_settings
+from operators.base import ServiceOperator, for_airflow
 from operators.provider_base import ProviderOperator
 
 if TYPE_CHECKING:
@@ -141,8 +152,13 @@ class ScheduleMeetingOperator(_MeetingOperator):
     def __init__(self, *, provider: str, organizer: str, attendees: Any, title: str, window_start: Any,
                  window_end: Any, duration: timedelta | int = 30, working_hours: tuple[str, str] = ("09:00", "17:00"),
                  time_zone: str = "UTC", description: str = "", slot_step_minutes: int = 15,
-                 conn_id: str | None = None, **kwargs: Any) -> None:
+                 conn_id: str | None = None, track_changes: bool = True, on_change: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(provider=provider, organizer=organizer, time_zone=time_zone, conn_id=conn_id, **kwargs)
+        if on_change is not None and on_change not in sync.ON_CHANGE:
+            raise ValueError(f"on_change must be one of {', '.join(sync.ON_CHANGE)}, got {on_change!r}")
+        self.track_changes = track_changes
+        self.on_change = on_change
         self.attendees = attendees
         self.title = title
         self.description = description
@@ -177,7 +193,7 @@ class ScheduleMeetingOperator(_MeetingOperator):
                                      lambda: hook.find_meeting(organizer, key, start, end))
         if existing is not None and not existing.cancelled:
             self.log.info("meeting %s was already booked by an earlier try", existing.event_id)
-            return existing.as_result()
+            return self._tracked(existing.as_result(), organizer, zone, inputs, context)
         if existing is not None:
             raise AirflowFailException(f"{self.provider}: the meeting this task booked ({existing.event_id}) has "
                                        "been cancelled since; not booking it again")
@@ -195,7 +211,36 @@ class ScheduleMeetingOperator(_MeetingOperator):
         meeting = self.service_call("meeting creation", lambda: hook.create_meeting(
             organizer, key, title=str(self.title), description=str(self.description or ""), start=slot[0],
             end=slot[1], attendees=inputs["attendees"], time_zone=zone.key))
-        return meeting.as_result()
+        return self._tracked(meeting.as_result(), organizer, zone, inputs, context)
+
+    def _tracked(self, result: dict[str, Any], organizer: str, zone: ZoneInfo, inputs: dict[str, Any],
+                 context: Context) -> dict[str, Any]:
+        """Record the booking and watch the organizer's calendar (``track_changes``). The meeting is booked
+        either way: a failure here is logged, and calendar_maintenance subscribes later."""
+        if not self.track_changes:
+            return result
+        from include.officeflow.store import task_store_url
+
+        ti = context.get("ti")
+        params = context.get("params") or {}
+        organization = str(params.get("organization_id") or "default")
+        booking = {"title": str(self.title), "description": str(self.description or ""),
+                   "duration_minutes": inputs["duration"].total_seconds() / 60,
+                   "working_hours": [inputs["opens"].strftime("%H:%M"), inputs["closes"].strftime("%H:%M")],
+                   "time_zone": zone.key, "window_end": inputs["end"].isoformat(),
+                   "slot_step_minutes": self.slot_step_minutes, "conn_id": self.conn_id}
+        try:
+            url = task_store_url()
+            sync.record_booking(result, organization_id=organization, organizer=organizer,
+                                dag_id=str(getattr(ti, "dag_id", "")), run_id=str(getattr(ti, "run_id", "")),
+                                task_id=self.task_id, on_change=self.on_change or get_settings().calendar_change_action,
+                                booking=booking, store_url=url)
+            ensure_subscription(self.provider, organizer, conn_id=self.conn_id, organization_id=organization,
+                                created_by=f"dag:{getattr(ti, 'dag_id', '')}", store_url=url)
+        except Exception as exc:  # the store or the provider; the booking itself stands
+            self.log.warning("meeting %s is booked but its changes are not tracked: %s: %s", result["event_id"],
+                             type(exc).__name__, exc)
+        return result
 
 
 class UpdateMeetingOperator(_MeetingOperator):
@@ -336,5 +381,329 @@ def _organized_or_none(client: CalendarClient, organizer: str, start: datetime, 
         return None
 
 
-__all__ = ["CancelMeetingOperator", "CancelOrganizedMeetingsOperator", "ScheduleMeetingOperator",
-           "UpdateMeetingOperator", "calendar_client"]
+# --- calendar sync: subscriptions, notifications, reminders -------------------------------------------
+
+GOOGLE_CHANNEL_LIFETIME = timedelta(days=7)
+GRAPH_SUBSCRIPTION_LIFETIME = timedelta(minutes=4200)  # Graph allows 4230 minutes for events
+
+
+def _google(conn_id: str | None, organizer: str) -> Any:
+    from operators.hooks.google_calendar import GoogleCalendarHook
+
+    return GoogleCalendarHook(conn_id or DEFAULT_CONN_IDS["google"], organizer=organizer)
+
+
+def _graph(conn_id: str | None) -> Any:
+    from operators.hooks.msgraph_calendar import MicrosoftGraphCalendarHook
+
+    return MicrosoftGraphCalendarHook(conn_id or DEFAULT_CONN_IDS["microsoft"])
+
+
+def ensure_subscription(provider: str, organizer: str, *, conn_id: str | None = None,
+                        organization_id: str = "default", created_by: str, store_url: str | None = None) -> str | None:
+    """The id of a live subscription on ``organizer``'s calendar, made now if there is none; None when no
+    public notification URL is configured."""
+    address = sync.notifications_url(provider)
+    if address is None:
+        return None
+    renew_before = timedelta(minutes=get_settings().calendar_renew_before_minutes)
+    live = sync.live_subscription(provider, organizer, within=renew_before, store_url=store_url)
+    if live is not None:
+        return live.id
+    return subscribe(provider, organizer, address, conn_id=conn_id, organization_id=organization_id,
+                     created_by=created_by, store_url=store_url)
+
+
+def subscribe(provider: str, organizer: str, address: str, *, conn_id: str | None = None,
+              organization_id: str = "default", created_by: str, sync_token: str | None = None,
+              store_url: str | None = None) -> str:
+    """Watch ``organizer``'s calendar: stored first (``pending``, so the provider's first message already
+    verifies), then created at the provider and confirmed with its id and expiry."""
+    channel_id, secret = sync.new_channel()
+    now = datetime.now(UTC)
+    if provider == "google":
+        with closing(_google(conn_id, organizer)) as hook:
+            token = sync_token or with_retries(hook.sync_token, describe="google: full sync")
+            sub_id = sync.add_subscription(provider=provider, calendar=organizer, channel_id=channel_id,
+                                           secret=secret, organization_id=organization_id, created_by=created_by,
+                                           store_url=store_url)
+            sync.set_sync_token(sub_id, token, store_url=store_url)
+            try:
+                channel = with_retries(lambda: hook.watch(channel_id, secret, address, now + GOOGLE_CHANNEL_LIFETIME),
+                                       describe="google: events.watch")
+            except Exception:
+                sync.set_status(sub_id, "failed", store_url=store_url)
+                raise
+        sync.confirm_subscription(sub_id, resource_id=str(channel["resourceId"]), store_url=store_url,
+                                  expires_at=datetime.fromtimestamp(int(channel["expiration"]) / 1000, UTC))
+        return sub_id
+    sub_id = sync.add_subscription(provider=provider, calendar=organizer, channel_id=f"pending:{channel_id}",
+                                   secret=secret, organization_id=organization_id, created_by=created_by,
+                                   store_url=store_url)
+    try:
+        with closing(_graph(conn_id)) as graph:
+            created = with_retries(lambda: graph.subscribe(organizer, address, secret,
+                                                           now + GRAPH_SUBSCRIPTION_LIFETIME),
+                                   describe="microsoft: subscription")
+    except Exception:
+        sync.set_status(sub_id, "failed", store_url=store_url)
+        raise
+    sync.confirm_subscription(sub_id, channel_id=str(created["id"]), store_url=store_url,
+                              expires_at=_graph_time(created["expirationDateTime"]))
+    return sub_id
+
+
+def renew(subscription: Any, *, conn_id: str | None = None, store_url: str | None = None) -> str:
+    """Keep watching past ``subscription``'s expiry: Graph's is extended (``PATCH``; an expired one, which
+    Graph has deleted, is replaced); Google channels cannot be extended, so a new channel replaces it (the
+    sync token carries over) and the old one is stopped. The id of the live subscription."""
+    now = datetime.now(UTC)
+    if subscription.provider == "microsoft":
+        try:
+            with closing(_graph(conn_id)) as graph:
+                renewed = with_retries(lambda: graph.renew(subscription.channel_id, now + GRAPH_SUBSCRIPTION_LIFETIME),
+                                       describe="microsoft: subscription renewal")
+            sync.confirm_subscription(subscription.id, expires_at=_graph_time(renewed["expirationDateTime"]),
+                                      renewed=True, store_url=store_url)
+            return str(subscription.id)
+        except NotFound:
+            sync.set_status(subscription.id, "expired", store_url=store_url)
+    address = sync.notifications_url(subscription.provider)
+    if address is None:
+        raise NotFound("no public notification URL is configured (OFFICEFLOW_CALENDAR_NOTIFICATIONS_URL)")
+    new_id = subscribe(subscription.provider, subscription.calendar, address, conn_id=conn_id,
+                       organization_id=subscription.organization_id, created_by=subscription.created_by,
+                       sync_token=subscription.sync_token if subscription.provider == "google" else None,
+                       store_url=store_url)
+    if subscription.provider == "google":
+        sync.set_status(subscription.id, "stopped", store_url=store_url)
+        if subscription.resource_id:
+            with closing(_google(conn_id, subscription.calendar)) as hook:
+                hook.stop_channel(subscription.channel_id, subscription.resource_id)
+    return new_id
+
+
+def _graph_time(text: str) -> datetime:
+    """Graph's ``2026-12-04T10:00:00.0000000Z`` (seven fraction digits) as an aware datetime."""
+    return datetime.fromisoformat(str(text).rstrip("Z")[:26]).replace(tzinfo=UTC)
+
+
+def _changed_events(subscription: Any, notes: list[Any], conn_id: str | None,
+                    store_url: str | None) -> list[sync.EventState]:
+    if subscription.provider == "google":
+        from operators.hooks.google_calendar import event_state as google_state
+
+        with closing(_google(conn_id, subscription.calendar)) as hook:
+            listed = with_retries(lambda: hook.changes(subscription.sync_token), describe="google: incremental sync") \
+                if subscription.sync_token else None
+            if listed is None:  # no token, or Google wants a full sync: compare every booked meeting
+                token = with_retries(hook.sync_token, describe="google: full sync")
+                events = []
+                for meeting in sync.booked("google", subscription.calendar, store_url=store_url):
+                    try:
+                        events.append(hook._execute("get event", lambda c, e=meeting.event_id: c.events().get(
+                            calendarId="primary", eventId=e)))
+                    except NotFound:
+                        events.append({"id": meeting.event_id, "status": "cancelled"})
+            else:
+                events, token = listed
+        sync.set_sync_token(subscription.id, token, store_url=store_url)
+        return [google_state(e) for e in events]
+    from operators.hooks.msgraph_calendar import event_state as graph_state
+
+    ids = list(dict.fromkeys(str(n.resource or "").rstrip("/").rsplit("/", 1)[-1] for n in notes if n.resource))
+    with closing(_graph(conn_id)) as graph:
+        return [graph_state(i, with_retries(partial(graph.event, subscription.calendar, i),
+                                             describe="microsoft: event look-up")) for i in ids]
+
+
+def process_subscription(subscription_id: str, *, conn_id: str | None = None, slack_conn_id: str | None = None,
+                         store_url: str | None = None) -> dict[str, Any]:
+    """Handle a subscription's pending notifications: read what changed, compare it with the meetings
+    OfficeFlow booked, record each decline / move / cancellation once and act on it (a Slack notice to
+    the organizer; with ``on_change="rebook"`` a decline is also listed under ``rebook`` and recorded as
+    ``rebook_requested``: the rebooking run itself is not built yet).
+    Returns ``{"changes": [change ids], "rebook": [change ids], "notifications": n}``. A provider failure
+    leaves the notifications pending (with the error) for calendar_maintenance to retry."""
+    subscription = sync.get_subscription(subscription_id, store_url=store_url)
+    notes = sync.pending_notifications(subscription_id, store_url=store_url)
+    if subscription is None or not notes:
+        return {"changes": [], "rebook": [], "notifications": 0}
+    try:
+        states = _changed_events(subscription, notes, conn_id, store_url)
+    except Exception as exc:  # kept pending, with the error, for calendar_maintenance
+        sync.note_error([n.id for n in notes], f"{type(exc).__name__}: {exc}", store_url=store_url)
+        raise
+    meetings = {m.event_id: m for m in sync.booked(subscription.provider, subscription.calendar,
+                                                    [s.event_id for s in states], store_url=store_url)}
+    found: list[str] = []
+    rebook: list[str] = []
+    for state in states:
+        meeting = meetings.get(state.event_id)
+        if meeting is None:
+            continue  # not a meeting OfficeFlow booked
+        for change in sync.changes_of(meeting, state):
+            change_id = sync.record_change(meeting.id, change, notification_id=notes[-1].id, store_url=store_url)
+            if change_id is None:
+                continue  # found and handled by an earlier notification
+            found.append(change_id)
+            wants_rebook = meeting.on_change == "rebook" and change.kind == "declined"
+            if wants_rebook:
+                rebook.append(change_id)
+            error = notify_organizer(meeting, change, slack_conn_id=slack_conn_id)
+            action = "rebook_requested" if wants_rebook else "notified"
+            sync.change_handled(change_id, "none" if error else action, error, store_url=store_url)
+    sync.finish_notifications([n.id for n in notes], store_url=store_url)
+    return {"changes": found, "rebook": rebook, "notifications": len(notes)}
+
+
+def _when_text(moment: datetime, zone_name: str) -> str:
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    return moment.astimezone(zone).strftime(f"%a %d %b %Y %H:%M ({zone.key})")
+
+
+def change_text(meeting: Any, change: sync.Change) -> str:
+    """The Slack notice of a change, for the meeting's organizer."""
+    zone = str((meeting.booking or {}).get("time_zone") or "UTC")
+    title = f"\u201c{meeting.title}\u201d"
+    if change.kind == "declined":
+        text = f"{change.attendee} declined {title} on {_when_text(meeting.starts_at, zone)}."
+    elif change.kind == "moved":
+        text = (f"{title} moved from {_when_text(datetime.fromisoformat(change.details['was_start']), zone)} to "
+                f"{_when_text(datetime.fromisoformat(change.details['start']), zone)}.")
+    else:
+        text = f"{title} on {_when_text(meeting.starts_at, zone)} was cancelled."
+    return f":calendar: {text} (booked by OfficeFlow for {', '.join(meeting.attendees) or 'nobody'})"
+
+
+def post_to_person(email: str, text: str, *, slack_conn_id: str | None = None) -> None:
+    """A direct message to the Slack member with ``email`` (with the Slack hook's retries and errors)."""
+    from operators.hooks.slack import DEFAULT_CONN_ID, OfficeFlowSlackHook
+
+    hook = OfficeFlowSlackHook(slack_conn_id=slack_conn_id or DEFAULT_CONN_ID)
+    user_id = with_retries(lambda: hook.user_id_by_email(email), describe="slack: users.lookupByEmail")
+    channel = with_retries(lambda: hook.call_method("conversations.open", users=[user_id]),
+                           describe="slack: conversations.open")["channel"]["id"]
+    with_retries(lambda: hook.call_method("chat.postMessage", channel=channel, text=text,
+                                          blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}]),
+                 describe="slack: chat.postMessage")
+
+
+def notify_organizer(meeting: Any, change: sync.Change, *, slack_conn_id: str | None = None) -> str | None:
+    """Tell the organizer in Slack; the error text when that failed (recorded on the change)."""
+    try:
+        post_to_person(meeting.organizer, change_text(meeting, change), slack_conn_id=slack_conn_id)
+    except ServiceError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+class ProcessCalendarNotificationsOperator(ServiceOperator):
+    """Process every subscription's pending calendar notifications (those the gateway could not finish,
+    e.g. a provider failure); see :func:`process_subscription`. Returns the change ids found."""
+
+    def __init__(self, *, conn_ids: dict[str, str] | None = None, slack_conn_id: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.conn_ids, self.slack_conn_id = conn_ids or {}, slack_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from include.officeflow.store import task_store_url
+
+        url = task_store_url()
+        found: dict[str, Any] = {"changes": [], "rebook": []}
+        for subscription_id in sync.subscriptions_with_pending(store_url=url):
+            subscription = sync.get_subscription(subscription_id, store_url=url)
+            if subscription is None:
+                continue
+            result = self.service_call(f"processing of subscription {subscription_id}", partial(
+                process_subscription, subscription.id, conn_id=self.conn_ids.get(subscription.provider),
+                slack_conn_id=self.slack_conn_id, store_url=url), in_task_retries=False)
+            found["changes"] += result["changes"]
+            found["rebook"] += result["rebook"]
+        return found
+
+
+class RenewCalendarSubscriptionsOperator(ServiceOperator):
+    """Renew the watch channels / Graph subscriptions that expire within ``OFFICEFLOW_CALENDAR_RENEW_BEFORE_
+    MINUTES`` (expired ones are replaced) while their calendar has meetings to come, and watch the organizers
+    of upcoming booked meetings that have no subscription yet. Returns ``{"renewed": [...], "created": [...],
+    "failed": [...]}`` (one failure does not stop the others; any failure fails the task after the rest)."""
+
+    def __init__(self, *, conn_ids: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.conn_ids = conn_ids or {}
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from include.officeflow.store import task_store_url
+
+        url = task_store_url()
+        horizon = datetime.now(UTC) + timedelta(minutes=get_settings().calendar_renew_before_minutes)
+        out: dict[str, list[str]] = {"renewed": [], "created": [], "failed": []}
+        for subscription in sync.expiring(horizon, store_url=url):
+            try:
+                out["renewed"].append(renew(subscription, conn_id=self.conn_ids.get(subscription.provider),
+                                            store_url=url))
+            except ServiceError as exc:
+                self.log.error("renewal of %s subscription %s failed: %s", subscription.provider, subscription.id, exc)
+                out["failed"].append(subscription.id)
+        for provider, organizer, organization in sync.unwatched_organizers(store_url=url):
+            try:
+                made = ensure_subscription(provider, organizer, conn_id=self.conn_ids.get(provider),
+                                           organization_id=organization, created_by="dag:calendar_maintenance",
+                                           store_url=url)
+            except ServiceError as exc:
+                self.log.error("watching %s's %s calendar failed: %s", organizer, provider, exc)
+                out["failed"].append(f"{provider}:{organizer}")
+                continue
+            if made:
+                out["created"].append(made)
+        if out["failed"]:
+            raise for_airflow(ServiceError("some subscriptions could not be renewed"), f"failed: {out['failed']}")
+        return out
+
+
+class MeetingRemindersOperator(ServiceOperator):
+    """Remind each booked meeting's organizer in Slack ``lead_minutes`` before it starts (default
+    ``OFFICEFLOW_CALENDAR_REMINDER_LEAD_MINUTES``), once per meeting: the meeting is claimed in the store
+    before posting, and released again when the post fails (the next run retries it)."""
+
+    template_fields: Sequence[str] = ("lead_minutes",)
+
+    def __init__(self, *, lead_minutes: int | None = None, slack_conn_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.lead_minutes, self.slack_conn_id = lead_minutes, slack_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from include.officeflow.store import task_store_url
+
+        url = task_store_url()
+        lead = timedelta(minutes=int(self.lead_minutes or get_settings().calendar_reminder_lead_minutes))
+        sent: list[str] = []
+        failed: list[str] = []
+        for meeting in sync.due_reminders(lead, store_url=url):
+            if not sync.claim_reminder(meeting.id, store_url=url):
+                continue
+            zone = str((meeting.booking or {}).get("time_zone") or "UTC")
+            link = f" Join: {meeting.join_url}" if meeting.join_url else ""
+            text = (f":alarm_clock: Reminder: \u201c{meeting.title}\u201d with {', '.join(meeting.attendees)} starts "
+                    f"{_when_text(meeting.starts_at, zone)}.{link}")
+            try:
+                post_to_person(meeting.organizer, text, slack_conn_id=self.slack_conn_id)
+            except ServiceError as exc:
+                sync.release_reminder(meeting.id, store_url=url)
+                self.log.error("reminder for meeting %s failed: %s", meeting.event_id, exc)
+                failed.append(meeting.id)
+                continue
+            sent.append(meeting.id)
+        if failed:
+            raise for_airflow(ServiceError("reminders failed"), f"reminders not sent (retried next run): {failed}")
+        return {"sent": sent}
+
+
+__all__ = ["CancelMeetingOperator", "CancelOrganizedMeetingsOperator", "MeetingRemindersOperator",
+           "ProcessCalendarNotificationsOperator", "RenewCalendarSubscriptionsOperator", "ScheduleMeetingOperator",
+           "UpdateMeetingOperator", "calendar_client", "ensure_subscription", "process_subscription", "renew"]

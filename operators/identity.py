@@ -324,3 +324,72 @@ class DeprovisionUserOperator(_IdentityOperator):
             self.service_call(f"delete {login}", lambda: self.hook.delete_user(gone))
             self.log.info("%s: deleted %s", self.provider, login)
         return {**result, "deleted": True}
+
+
+# --- team membership (dags/team_membership.py) ----------------------------------------------------------
+
+MEMBERSHIP_ACTIONS = ("add", "remove")
+
+
+class GroupMembershipOperator(_IdentityOperator):
+    """Add an existing account to named groups, or remove it from them: a team's groups (the teams API).
+
+    Unlike the provisioning operators it does not use the department/role mapping: the groups are given.
+    Checks the current memberships first, so a retry adds or removes nothing twice.
+
+    :param login: the work email / login of an existing account (templated).
+    :param groups: group names as the provider resolves them (Google: group email; Microsoft: displayName;
+        Okta: profile.name) (templated). Empty: nothing to do, no call is made.
+    :param action: ``add`` or ``remove`` (templated).
+    :return: ``{provider, login, account_id, action, added, removed, groups}``. Adding to an account that does not
+        exist fails the task for good (provision it first); removing from one is a no-op (``account_id`` None).
+
+    .. code-block:: python
+
+        GroupMembershipOperator(task_id="groups", provider="okta", login="ada@example.com",
+                                groups=["Engineering"], action="add")
+    """
+
+    template_fields: Sequence[str] = ("login", "groups", "action", "provider")
+
+    def __init__(self, *, login: str, groups: Sequence[str] | str = (), action: str = "add", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.login = login
+        self.groups = groups
+        self.action = action
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        login = str(self.login or "").strip().lower()
+        groups = list(dict.fromkeys(str(g).strip() for g in (self.groups or ()) if str(g).strip()))
+        if not login:
+            raise AirflowFailException("login is required")
+        if self.action not in MEMBERSHIP_ACTIONS:
+            raise AirflowFailException(f"action must be one of {', '.join(MEMBERSHIP_ACTIONS)}, got {self.action!r}")
+        result: dict[str, Any] = {"provider": self.provider, "login": login, "account_id": None,
+                                  "action": self.action, "added": [], "removed": [], "groups": groups}
+        if not groups:
+            return result
+        with closing(self.hook):
+            account = self._find(login)
+            if account is None:
+                if self.action == "remove":
+                    self.log.info("%s: no account for %s; nothing to remove", self.provider, login)
+                    return result
+                raise AirflowFailException(f"{self.provider}: no account for {login}; provision it first "
+                                           "(identity_provisioning or employee_onboarding)")
+            return {**result, "account_id": account.id, **self._change(account, groups)}
+
+    def _change(self, account: Account, groups: list[str]) -> dict[str, list[str]]:
+        hook = self.hook
+        ids = self.service_call("resolve groups", lambda: hook.group_ids(groups))
+        current = self.service_call("list groups", lambda: hook.user_groups(account))
+        added, removed = [], []
+        for name in groups:
+            member = ids[name] in current
+            if self.action == "add" and not member and \
+                    self.service_call(f"add to {name}", partial(hook.add_member, account, ids[name])):
+                added.append(name)
+            if self.action == "remove" and member and \
+                    self.service_call(f"remove from {name}", partial(hook.remove_member, account, ids[name])):
+                removed.append(name)
+        return {"added": added, "removed": removed}

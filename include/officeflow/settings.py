@@ -138,6 +138,15 @@ class Settings(BaseSettings):
         default=7 * 86_400, ge=1, le=7 * 86_400,
         description="Longest lifetime of a document share link (presigned URL); S3 allows at most 7 days.",
     )
+    # Documents API: uploads and soft delete (docs/documents.md).
+    documents_max_upload_bytes: int = Field(
+        default=25 * 1_048_576, ge=1,
+        description="Largest file accepted by POST /officeflow/api/v1/documents (and .../versions); 413 above it.",
+    )
+    documents_retention_days: int = Field(
+        default=30, ge=0, le=3650,
+        description="Days a deleted document's bytes are kept (restorable) before the purge removes them.",
+    )
     email_brands_file: Path | None = Field(
         default=None,
         description="YAML of per-organization email branding (include/templates/email/brands.yaml when unset).",
@@ -229,6 +238,28 @@ class Settings(BaseSettings):
         default_factory=lambda: {"people": ["HR Manager"], "onboarding": ["HR Manager"], "it": ["IT Operator"]},
         description="DAG tag -> roles that may see, trigger and manage workflows with that tag (JSON). "
         "OfficeFlow Admin, Admin and Op reach every workflow; Auditor and Viewer read them all.",
+    )
+
+    # --- calendar sync (docs/slack-and-calendar.md) ---
+    calendar_notifications_url: str = Field(
+        default="",
+        description="Public URL of the OfficeFlow app (https://airflow.example.com/officeflow) that Google and "
+        "Microsoft post calendar notifications to (+ /calendar/<provider>/notifications); empty = "
+        "AIRFLOW__API__BASE_URL + /officeflow, and no subscriptions when neither is set.",
+    )
+    calendar_change_action: Literal["notify", "rebook"] = Field(
+        default="notify",
+        description="What a declined or moved first-day meeting leads to: `notify` (the organizer is told in "
+        "Slack) or `rebook` (also recorded as `rebook_requested`; booking the next common free slot "
+        "automatically is not built yet, so the organizer is told in Slack either way).",
+    )
+    calendar_reminder_lead_minutes: int = Field(
+        default=60, ge=5, le=7 * 24 * 60,
+        description="How long before a booked meeting calendar_maintenance reminds its organizer in Slack.",
+    )
+    calendar_renew_before_minutes: int = Field(
+        default=24 * 60, ge=10, le=7 * 24 * 60,
+        description="calendar_maintenance renews a watch channel / Graph subscription expiring within this time.",
     )
 
     @field_validator("default_time_zone")

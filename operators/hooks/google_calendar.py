@@ -17,6 +17,10 @@ it) and the **organizer** as the delegation subject: the service account acts as
   organizer (``organizer.self``): the calendar also shows the meetings they were only invited to. A
   delegation subject Google does not know ("Invalid email or User ID", a deleted user) has no calendar:
   :class:`NotFound`.
+- push notifications: ``events.watch`` on the organizer's ``primary`` calendar (a ``web_hook`` channel
+  with OfficeFlow's channel id and token), ``channels.stop``; incremental sync: ``events.list`` paged to
+  its ``nextSyncToken`` (:meth:`sync_token`), then ``syncToken=`` lists what changed since
+  (:meth:`changes`; None when Google answers 410 ``fullSyncRequired``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from include.officeflow.calendar import Interval, Meeting, google_event_id, transaction_id
+from include.officeflow.calendar_sync import EventState
 from include.officeflow.errors import AuthError, Conflict, NotFound
 from include.officeflow.identity import DEFAULT_CONN_IDS
 from operators.hooks.google_workspace import GoogleWorkspaceHook
@@ -163,6 +168,53 @@ class GoogleCalendarHook(GoogleWorkspaceHook):
         meetings = [_meeting(e) for e in events if e.get("status") != "cancelled" and self._organizes(e)]
         return [m for m in meetings if start <= m.start < end]  # the listing also has those already under way
 
+    # --- push notifications and incremental sync --------------------------------------------------
+    def watch(self, channel_id: str, token: str, address: str, expiration: datetime | None = None) -> dict[str, Any]:
+        """``events.watch`` on the organizer's calendar: the channel (``id``, ``resourceId``, ``expiration``
+        in Unix ms as text)."""
+        body: dict[str, Any] = {"id": channel_id, "type": "web_hook", "address": address, "token": token}
+        if expiration is not None:
+            body["expiration"] = int(expiration.timestamp() * 1000)
+        return dict(self._execute(f"watch of {self.organizer}'s calendar",
+                                  lambda c: c.events().watch(calendarId="primary", body=body)))
+
+    def stop_channel(self, channel_id: str, resource_id: str) -> bool:
+        """``channels.stop``: True when stopped now, False when Google no longer knows the channel."""
+        try:
+            self._execute(f"stop of channel {channel_id}", lambda c: c.channels().stop(
+                body={"id": channel_id, "resourceId": resource_id}))
+        except NotFound:
+            return False
+        return True
+
+    def sync_token(self) -> str:
+        """A ``nextSyncToken`` for the organizer's calendar as it is now (a full listing, paged)."""
+        token: str | None = None
+        while True:
+            page = self._execute("full sync", lambda c, t=token: c.events().list(
+                calendarId="primary", maxResults=2500, pageToken=t))
+            token = page.get("nextPageToken")
+            if not token:
+                return str(page["nextSyncToken"])
+
+    def changes(self, sync_token: str) -> tuple[list[dict[str, Any]], str] | None:
+        """The events changed since ``sync_token`` (cancelled ones included) and the next token; None when
+        Google wants a full sync again (410 ``fullSyncRequired``)."""
+        events: list[dict[str, Any]] = []
+        page_token: str | None = None
+        while True:
+            try:
+                page = self._execute("incremental sync", lambda c, t=page_token: c.events().list(
+                    calendarId="primary", syncToken=sync_token, maxResults=2500, pageToken=t))
+            except NotFound as exc:
+                if "full sync" in str(exc) or "fullSyncRequired" in str(exc):
+                    return None
+                raise
+            events.extend(page.get("items", []))
+            page_token = page.get("nextPageToken")
+            if not page_token:
+                return events, str(page["nextSyncToken"])
+
     def _organizes(self, event: dict[str, Any]) -> bool:
         organizer = event.get("organizer") or {}
         return bool(organizer.get("self")) or str(organizer.get("email", "")).lower() == self.organizer
@@ -191,3 +243,13 @@ def _meeting(event: dict[str, Any]) -> Meeting:
                    end=_when(event["end"]), join_url=event.get("hangoutLink") or entry,
                    attendees=tuple(a["email"] for a in event.get("attendees", [])),
                    cancelled=event.get("status") == "cancelled", raw=event)
+
+
+def event_state(event: dict[str, Any]) -> EventState:
+    """A Calendar event as the change check reads it (times, cancelled, each attendee's responseStatus)."""
+    cancelled = event.get("status") == "cancelled"
+    timed = not cancelled and "start" in event and "end" in event
+    return EventState(event_id=str(event["id"]), start=_when(event["start"]) if timed else None,
+                      end=_when(event["end"]) if timed else None, cancelled=cancelled,
+                      responses={str(a.get("email", "")).lower(): str(a.get("responseStatus", ""))
+                                 for a in event.get("attendees", [])})

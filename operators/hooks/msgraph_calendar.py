@@ -16,6 +16,10 @@ needs the ``Calendars.ReadWrite`` application permission (admin-consented).
   ``@odata.nextLink``), keeping ``isOrganizer`` and not ``isCancelled`` events: the view also holds the
   meetings they were only invited to. An unknown user or one without a mailbox is a 404:
   :class:`NotFound`.
+- change notifications: ``POST /subscriptions`` (``created,updated,deleted`` on ``users/{organizer}/events``
+  with OfficeFlow's ``clientState``; Graph validates the notification URL before it answers), ``PATCH
+  /subscriptions/{id}`` to renew (404 once expired: :class:`NotFound`), ``DELETE``; the changed event is
+  read with ``GET /users/{organizer}/events/{id}`` (gone: None).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from include.officeflow.calendar import Interval, Meeting, transaction_id
+from include.officeflow.calendar_sync import EventState
 from include.officeflow.errors import NotFound
 from operators.hooks.msgraph import MicrosoftGraphHook
 
@@ -120,6 +125,52 @@ class MicrosoftGraphCalendarHook(MicrosoftGraphHook):
                                                      f"calendar of {organizer}")
                     if e.get("isOrganizer") and not e.get("isCancelled")]
         return [m for m in meetings if start <= m.start < end]  # the view also has those already under way
+
+    # --- change notifications ----------------------------------------------------------------------
+    def subscribe(self, organizer: str, notification_url: str, client_state: str,
+                  expires_at: datetime) -> dict[str, Any]:
+        """A subscription to changes of ``organizer``'s events (Graph checks ``notification_url`` first)."""
+        body = {"changeType": "created,updated,deleted", "notificationUrl": notification_url,
+                "resource": f"users/{self._user(organizer)}/events", "clientState": client_state,
+                "expirationDateTime": _iso(expires_at)}
+        return dict(self._call("POST", "subscriptions", f"subscription to {organizer}'s events", body=body).json())
+
+    def renew(self, subscription_id: str, expires_at: datetime) -> dict[str, Any]:
+        """A later expiry; :class:`NotFound` once the subscription expired (Graph deleted it)."""
+        return dict(self._call("PATCH", f"subscriptions/{quote(subscription_id, safe='')}",
+                               f"renewal of subscription {subscription_id}",
+                               body={"expirationDateTime": _iso(expires_at)}).json())
+
+    def unsubscribe(self, subscription_id: str) -> bool:
+        response = self._send("DELETE", f"subscriptions/{quote(subscription_id, safe='')}")
+        if response.is_success:
+            return True
+        if response.status_code == 404:
+            return False
+        raise self._error(response, f"deletion of subscription {subscription_id}")
+
+    def event(self, organizer: str, event_id: str) -> dict[str, Any] | None:
+        """The event in ``organizer``'s calendar, or None when it is gone (deleted or cancelled)."""
+        response = self._send("GET", f"users/{self._user(organizer)}/events/{quote(event_id, safe='')}",
+                              headers=UTC_PREFERENCE)
+        if response.status_code == 404:
+            return None
+        if not response.is_success:
+            raise self._error(response, f"look-up of event {event_id}")
+        return dict(response.json())
+
+
+def event_state(event_id: str, event: dict[str, Any] | None) -> EventState:
+    """A Graph event as the change check reads it; a missing one (None) is cancelled."""
+    if event is None or event.get("isCancelled"):
+        return EventState(event_id=event_id, start=None, end=None, cancelled=True)
+    return EventState(event_id=event_id, start=_parse(event["start"]), end=_parse(event["end"]), cancelled=False,
+                      responses={str(a["emailAddress"]["address"]).lower(): str((a.get("status") or {}).get("response"))
+                                 for a in event.get("attendees", [])})
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
 
 
 def _utc(moment: datetime) -> dict[str, str]:

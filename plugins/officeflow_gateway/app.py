@@ -7,15 +7,20 @@ from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from include.officeflow.settings import get_settings
-from plugins.officeflow_gateway import admin, health, slack_interactions, webhooks
+from plugins.officeflow_gateway import admin, health, slack_commands, slack_home, slack_interactions, webhooks
 from plugins.officeflow_gateway.api import access as access_api
 from plugins.officeflow_gateway.api import audit_log as audit_log_api
 from plugins.officeflow_gateway.api import auth as auth_api
+from plugins.officeflow_gateway.api import calendar as calendar_api
 from plugins.officeflow_gateway.api import documents as documents_api
 from plugins.officeflow_gateway.api import email as email_api
+from plugins.officeflow_gateway.api import email_templates as email_templates_api
 from plugins.officeflow_gateway.api import endpoints as endpoints_api
 from plugins.officeflow_gateway.api import events as events_api
+from plugins.officeflow_gateway.api import organizations as organizations_api
+from plugins.officeflow_gateway.api import teams as teams_api
 from plugins.officeflow_gateway.api import workflows as workflows_api
+from plugins.officeflow_gateway.calendar_notifications import router as calendar_notifications_router
 from plugins.officeflow_gateway.dispatcher import dispatcher
 from plugins.officeflow_gateway.email import routes as email_routes
 from plugins.officeflow_gateway.errors import install_error_handlers
@@ -67,8 +72,15 @@ def create_app() -> FastAPI:
     app.include_router(events_api.router)
     app.include_router(documents_api.router)
     app.include_router(workflows_api.router)
+    app.include_router(organizations_api.router)
+    app.include_router(teams_api.router)
     app.include_router(email_routes.router)
     app.include_router(email_api.router)
+    app.include_router(email_templates_api.router)
     app.include_router(slack_interactions.router)
+    app.include_router(slack_commands.router)
+    app.include_router(slack_home.router)
+    app.include_router(calendar_notifications_router)
+    app.include_router(calendar_api.router)
     app.include_router(admin.router)
     return app

@@ -1,4 +1,5 @@
-"""``POST /officeflow/slack/interactions``: Slack's interactivity Request URL for approval buttons.
+"""``POST /officeflow/slack/interactions``: Slack's interactivity Request URL for approval buttons, the
+"Request equipment" button and the equipment request modal's submission (:mod:`.slack_modals`).
 
 Slack posts ``application/x-www-form-urlencoded`` with one field ``payload`` (JSON, ``type`` =
 ``block_actions``), signed with the app's signing secret: ``X-Slack-Signature: v0=<hex HMAC-SHA256 of
@@ -27,11 +28,14 @@ import httpx
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import JSONResponse
 from slack_sdk.signature import SignatureVerifier
+from starlette.concurrency import run_in_threadpool
 
 from include.officeflow.audit import audit
 from include.officeflow.settings import get_settings
 from plugins.officeflow_auth.fab import user_allowed_to_approve
+from plugins.officeflow_gateway import slack_modals
 from plugins.officeflow_gateway.errors import ApiError, correlation_id
+from plugins.officeflow_gateway.slack_summary import REQUEST_ACTION_ID
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["Slack"])
@@ -61,6 +65,16 @@ def verify(body: bytes, timestamp: str | None, signature: str | None) -> None:
         raise ApiError(401, "unauthorized", "Slack interactions are not configured (no signing secret)")
     if not SignatureVerifier(secret.get_secret_value()).is_valid(body, timestamp, signature):
         raise ApiError(401, "invalid_signature", "Slack signature invalid or timestamp outside 300 s")
+
+
+async def read_signed(request: Request) -> bytes:
+    """The raw body of a request Slack signed (commands, interactions, events): 413 when too large, 401
+    unless the signature and timestamp verify."""
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise ApiError(413, "payload_too_large", "body too large")
+    verify(body, request.headers.get("X-Slack-Request-Timestamp"), request.headers.get("X-Slack-Signature"))
+    return body
 
 
 def record_response(target: dict[str, Any], option: str, responder: SlackResponder) -> tuple[int, str]:
@@ -98,19 +112,30 @@ def _ephemeral(text: str) -> dict[str, Any]:
     return {"response_type": "ephemeral", "replace_original": False, "text": text}
 
 
-@router.post("/slack/interactions", summary="Slack interactivity (approval buttons)")
+@router.post("/slack/interactions", summary="Slack interactivity (approval buttons, the equipment request modal)")
 async def interactions(request: Request, background: BackgroundTasks) -> JSONResponse:
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise ApiError(413, "payload_too_large", "body too large")
-    verify(body, request.headers.get("X-Slack-Request-Timestamp"), request.headers.get("X-Slack-Signature"))
+    body = await read_signed(request)
     try:
         payload = json.loads(parse_qs(body.decode("utf-8"))["payload"][0])
     except (KeyError, IndexError, ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid_payload", "expected a form field 'payload' with JSON") from None
-    if not isinstance(payload, dict) or payload.get("type") != "block_actions":
+    if not isinstance(payload, dict):
+        return JSONResponse({})
+    if payload.get("type") == "view_submission" and (payload.get("view") or {}).get("callback_id") == \
+            slack_modals.CALLBACK_ID:
+        answer, confirmation = await run_in_threadpool(slack_modals.submit, payload, correlation_id(request))
+        if confirmation is not None:  # after the answer: Slack wants it within 3 s, the run goes on anyway
+            background.add_task(slack_modals.send_dm, confirmation)
+        return JSONResponse(answer)
+    if payload.get("type") != "block_actions":
         return JSONResponse({})  # other interaction types: acknowledged, nothing to do
-    action = next((a for a in payload.get("actions") or [] if a.get("action_id") in OPTIONS), None)
+    actions = payload.get("actions") or []
+    if any(a.get("action_id") == REQUEST_ACTION_ID for a in actions):
+        background.add_task(slack_modals.open_modal, str((payload.get("user") or {}).get("id") or ""),
+                            str(payload.get("trigger_id") or ""), str((payload.get("channel") or {}).get("id") or ""),
+                            str(payload.get("response_url") or ""))
+        return JSONResponse({})
+    action = next((a for a in actions if a.get("action_id") in OPTIONS), None)
     if action is None:
         return JSONResponse({})
     try:
@@ -128,8 +153,6 @@ async def interactions(request: Request, background: BackgroundTasks) -> JSONRes
         return JSONResponse(reply)
     option = OPTIONS[str(action["action_id"])]
     email = approvers[slack_user_id]
-    from starlette.concurrency import run_in_threadpool
-
     username = await run_in_threadpool(user_allowed_to_approve, email, str(target.get("dag_id", "")))
     if username is None:
         await run_in_threadpool(

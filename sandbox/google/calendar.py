@@ -27,23 +27,46 @@ builds ``https://www.googleapis.com/calendar/v3/...``.
   ``timeMin``/``timeMax``, ``showDeleted``, ``q``, ``maxResults`` (≤ 2500) + ``pageToken``. An event
   appears in its organizer's calendar and in those of its attendees; as Google does, ``self`` (on
   ``organizer``, ``creator`` and the attendee entry) is set only for the calendar it is read from.
+- **Attendee responses**: an attendee (the delegation subject is the attendee) may ``events.patch`` the
+  event through their own calendar with only their own ``attendees[].responseStatus`` changed
+  (``accepted``/``declined``/``tentative``/``needsAction``); anything else from a non-organizer is 403.
+- **Push notifications** (``events.watch`` ``POST /calendars/{id}/events/watch``): body ``id`` (required,
+  ≤ 64 of ``[A-Za-z0-9-_/+=]``, unique: else 400 "Channel id not unique"), ``type`` ``web_hook``,
+  ``address`` (https; the sandbox also takes http to a loopback host), ``token`` (≤ 256 chars),
+  ``expiration`` (Unix ms; default in 7 days, capped at 30 days; past -> 400) -> ``api#channel`` with a
+  ``resourceId``. Google then POSTs a ``sync`` message, and one ``exists`` message per change of an event
+  the watched calendar shows (created, moved, cancelled, an attendee's response), with the headers
+  ``X-Goog-Channel-ID``, ``X-Goog-Channel-Token``, ``X-Goog-Channel-Expiration``, ``X-Goog-Resource-ID``,
+  ``X-Goog-Resource-URI``, ``X-Goog-Resource-State`` and ``X-Goog-Message-Number`` (1, 2, … per channel)
+  and no body (delivered by :mod:`sandbox.push`). Expired or stopped channels send nothing.
+  ``channels.stop`` ``POST /channels/stop`` ``{id, resourceId}`` -> 204 (unknown: 404).
+- **Incremental sync**: every ``events.list`` that ends (no ``nextPageToken``) carries a ``nextSyncToken``;
+  ``syncToken=`` lists only the events changed since (cancelled ones included, ``timeMin``/``timeMax``/``q``
+  refused with it); an unknown token is 410 ``fullSyncRequired``.
 - State (under ``GET /_sandbox/state/google``): ``calendar_events`` (``"<calendar>/<event id>"`` ->
-  event, times kept as given) and ``calendar_notifications`` (what ``sendUpdates`` would have sent).
+  event, times kept as given), ``calendar_notifications`` (what ``sendUpdates`` would have sent),
+  ``calendar_channels`` (id -> channel), ``calendar_changes`` (event key -> change sequence) and
+  ``push_deliveries`` (every push: channel, headers, HTTP status, error, attempts).
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
+import json
 import re
+import time
 from datetime import UTC, datetime
+from email.utils import formatdate
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from sandbox.core import SandboxError
+from sandbox import push
+from sandbox.core import SandboxError, SandboxState
 from sandbox.google.common import (
     SCOPE,
     bearer_grant,
@@ -63,6 +86,10 @@ READ = (*WRITE, f"{SCOPE}calendar.readonly", f"{SCOPE}calendar.events.readonly")
 FREEBUSY = (*READ, f"{SCOPE}calendar.freebusy", f"{SCOPE}calendar.events.freebusy")
 EVENT_ID = re.compile(r"^[a-v0-9]{5,1024}$")
 SEND_UPDATES = ("all", "externalOnly", "none")
+CHANNEL_ID = re.compile(r"^[A-Za-z0-9\-_/+=]{1,64}$")
+RESPONSES = ("needsAction", "declined", "tentative", "accepted")
+CHANNEL_DEFAULT_MS = 7 * 86_400_000
+CHANNEL_MAX_MS = 30 * 86_400_000
 
 router: APIRouter = APIRouter(tags=["google calendar"])
 
@@ -201,7 +228,7 @@ def _attends(event: dict[str, Any], calendar: str) -> bool:
 def _find(events: dict[str, dict[str, Any]], calendar: str, event_id: str) -> dict[str, Any]:
     event = events.get(f"{calendar}/{event_id}")
     if event is None:  # an event the calendar's owner attends has the organizer's id
-        event = next((e for e in events.values() if e["id"] == event_id and _attends(e, calendar)), None)
+        event = next((e for e in events.values() if e["id"] == event_id and _involves(e, calendar)), None)
     if event is None:
         raise SandboxError(404, "Not Found", reason="notFound")
     return event
@@ -221,6 +248,76 @@ def _touch(event: dict[str, Any]) -> None:
     event["updated"] = now_iso()
     event["sequence"] = event.get("sequence", 0)
     event["etag"] = etag(event)
+
+
+# --- push notifications and incremental sync -----------------------------------------------------------
+
+def _channels(svc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return svc.setdefault("calendar_channels", {})  # type: ignore[no-any-return]
+
+
+def _involves(event: dict[str, Any], calendar: str) -> bool:
+    """The event is in ``calendar`` (organized or invited, declined included: what a watch or a sync sees)."""
+    return event["organizer"]["email"] == calendar or any(a["email"].lower() == calendar
+                                                           for a in event.get("attendees", []))
+
+
+def _push(sandbox: SandboxState, svc: dict[str, Any], channel: dict[str, Any], state: str) -> None:
+    channel["message_number"] = channel.get("message_number", 0) + 1
+    headers = {
+        "X-Goog-Channel-ID": channel["id"],
+        "X-Goog-Channel-Expiration": formatdate(channel["expiration"] / 1000, usegmt=True),
+        "X-Goog-Resource-ID": channel["resourceId"],
+        "X-Goog-Resource-URI": channel["resourceUri"],
+        "X-Goog-Resource-State": state,
+        "X-Goog-Message-Number": str(channel["message_number"]),
+        "Content-Length": "0",
+    }
+    if channel.get("token"):
+        headers["X-Goog-Channel-Token"] = channel["token"]
+    record = {"channel_id": channel["id"], "address": channel["address"], "headers": headers, "status": None,
+              "error": None, "attempts": 0, "queued_at": time.time()}
+    svc.setdefault("push_deliveries", []).append(record)
+    push.send(push.Push(sandbox, record, channel["address"], headers))
+
+
+def _changed(sandbox: SandboxState, svc: dict[str, Any], event: dict[str, Any]) -> None:
+    """Record a change of ``event`` (for syncToken lists) and notify the channels watching a calendar it is in."""
+    svc["calendar_seq"] = seq = int(svc.get("calendar_seq", 0)) + 1
+    svc.setdefault("calendar_changes", {})[f"{event['organizer']['email']}/{event['id']}"] = seq
+    now_ms = time.time() * 1000
+    for channel in _channels(svc).values():
+        if channel.get("stopped") or channel["expiration"] <= now_ms:
+            continue
+        if _involves(event, channel["calendar"]):
+            _push(sandbox, svc, channel, "exists")
+
+
+def _sync_token(calendar: str, seq: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"c": calendar, "s": seq}).encode()).decode()
+
+
+def _since(token: str, calendar: str) -> int:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if data["c"] == calendar:
+            return int(data["s"])
+    except (ValueError, KeyError, TypeError):
+        pass
+    raise SandboxError(410, "Sync token is no longer valid, a full sync is required.", reason="fullSyncRequired")
+
+
+def _respond(event: dict[str, Any], calendar: str, body: dict[str, Any]) -> None:
+    """An attendee's own response (the only change a non-organizer may make)."""
+    if set(body) - {"attendees"} or not isinstance(body.get("attendees"), list):
+        raise SandboxError(403, "You need to have writer access to this calendar.", reason="requiredAccessLevel")
+    mine = [a for a in body["attendees"] if isinstance(a, dict) and str(a.get("email", "")).lower() == calendar]
+    if len(mine) != 1 or mine[0].get("responseStatus") not in RESPONSES:
+        raise SandboxError(403, "You need to have writer access to this calendar.", reason="requiredAccessLevel")
+    entry = next(a for a in event["attendees"] if a["email"].lower() == calendar)
+    entry["responseStatus"] = mine[0]["responseStatus"]
+    if mine[0].get("comment"):
+        entry["comment"] = str(mine[0]["comment"])
 
 
 @router.post(f"{CALENDAR}/freeBusy")
@@ -302,6 +399,7 @@ async def events_insert(calendar_id: str, request: Request) -> JSONResponse:
         _touch(event)
         events[f"{calendar}/{event_id}"] = event
         _notify(svc, event, how, "invitation")
+        _changed(sandbox, svc, event)
         return JSONResponse(copy.deepcopy(event))
 
 
@@ -321,7 +419,13 @@ async def _events_modify(calendar_id: str, event_id: str, request: Request) -> J
     with sandbox.lock:
         event = _find(_state(svc)[0], calendar, event_id)
         if event["organizer"]["email"] != calendar:
-            raise SandboxError(403, "You need to have writer access to this calendar.", reason="requiredAccessLevel")
+            if not _involves(event, calendar):
+                raise SandboxError(403, "You need to have writer access to this calendar.",
+                                   reason="requiredAccessLevel")
+            _respond(event, calendar, body)
+            _touch(event)
+            _changed(sandbox, svc, event)
+            return JSONResponse(_as_seen_by(event, calendar))
         merged = {**event, **{k: v for k, v in body.items() if k in ("start", "end", "attendees")}}
         _validate(merged)
         changed_time = any(k in body and body[k] != event[k] for k in ("start", "end"))
@@ -337,6 +441,7 @@ async def _events_modify(calendar_id: str, event_id: str, request: Request) -> J
             event["sequence"] = event.get("sequence", 0) + 1
         _touch(event)
         _notify(svc, event, how, "cancellation" if body.get("status") == "cancelled" else "update")
+        _changed(sandbox, svc, event)
         return JSONResponse(copy.deepcopy(event))
 
 
@@ -365,6 +470,7 @@ async def events_delete(calendar_id: str, event_id: str, request: Request) -> Re
         event["sequence"] = event.get("sequence", 0) + 1
         _touch(event)
         _notify(svc, event, how, "cancellation")
+        _changed(sandbox, svc, event)
     return Response(status_code=204)
 
 
@@ -373,14 +479,23 @@ async def events_list(calendar_id: str, request: Request) -> JSONResponse:
     calendar = _calendar(request, calendar_id, READ)
     sandbox, svc, _ = state_of(request)
     offset, limit = page_params(request, default=250, maximum=2500)
+    sync = request.query_params.get("syncToken")
+    if sync is not None and any(request.query_params.get(k) for k in ("timeMin", "timeMax", "q", "orderBy")):
+        raise SandboxError(400, "Bad Request: syncToken cannot be combined with timeMin, timeMax, q or orderBy",
+                           reason="invalid")
     low = _rfc3339(request.query_params.get("timeMin"), "timeMin")
     high = _rfc3339(request.query_params.get("timeMax"), "timeMax")
-    show_deleted = request.query_params.get("showDeleted", "false") == "true"
+    show_deleted = sync is not None or request.query_params.get("showDeleted", "false") == "true"
     text = request.query_params.get("q", "").lower()
     with sandbox.lock:
+        since = _since(sync, calendar) if sync is not None else None
+        changes = svc.get("calendar_changes", {})
         items = []
-        for event in _state(svc)[0].values():
-            if not _attends(event, calendar) or (event["status"] == "cancelled" and not show_deleted):
+        for key, event in _state(svc)[0].items():
+            if since is not None:
+                if changes.get(key, 0) <= since or not _involves(event, calendar):
+                    continue
+            elif not _attends(event, calendar) or (event["status"] == "cancelled" and not show_deleted):
                 continue
             start, end = _instant(event["start"], "start"), _instant(event["end"], "end")
             if (high is not None and start >= high) or (low is not None and end <= low):
@@ -392,4 +507,63 @@ async def events_list(calendar_id: str, request: Request) -> JSONResponse:
         body = paged("calendar#events", "items", [_as_seen_by(e, calendar) for _, e in items], offset, limit)
         body.update(summary=calendar, timeZone="UTC", accessRole="owner")
         body.setdefault("items", [])
+        if "nextPageToken" not in body:
+            body["nextSyncToken"] = _sync_token(calendar, int(svc.get("calendar_seq", 0)))
         return JSONResponse(body)
+
+
+@router.post(f"{CALENDAR}/calendars/{{calendar_id}}/events/watch")
+async def events_watch(calendar_id: str, request: Request) -> JSONResponse:
+    calendar = _calendar(request, calendar_id, READ)
+    body = await read_json(request)
+    sandbox, svc, credentials = state_of(request)
+    channel_id, address = body.get("id"), body.get("address")
+    if not isinstance(channel_id, str) or not CHANNEL_ID.match(channel_id):
+        raise SandboxError(400, "Invalid channel id: it must be 1-64 characters of [A-Za-z0-9-_/+=]",
+                           reason="invalid")
+    if body.get("type") not in ("web_hook", "webhook"):
+        raise SandboxError(400, f"Invalid value for: type ({body.get('type')!r}): only web_hook is supported",
+                           reason="invalid")
+    if not isinstance(address, str) or not push.acceptable_address(address):
+        raise SandboxError(400, f"WebHook callback must be HTTPS: {address}", reason="push.webhookUrlNotHttps")
+    token = body.get("token")
+    if token is not None and (not isinstance(token, str) or len(token) > 256):
+        raise SandboxError(400, "Invalid value for: token (at most 256 characters)", reason="invalid")
+    now_ms = int(time.time() * 1000)
+    try:
+        expiration = int(body["expiration"]) if body.get("expiration") is not None else now_ms + CHANNEL_DEFAULT_MS
+    except (TypeError, ValueError):
+        raise SandboxError(400, "Invalid value for: expiration", reason="invalid") from None
+    if expiration <= now_ms:
+        raise SandboxError(400, "The expiration time of the channel is in the past.", reason="invalid")
+    expiration = min(expiration, now_ms + int(credentials.extra.get("google_channel_max_ms", CHANNEL_MAX_MS)))
+    with sandbox.lock:
+        channels = _channels(svc)
+        if channel_id in channels:
+            raise SandboxError(400, "Channel id not unique", reason="channelIdNotUnique")
+        resource_id = hashlib.sha256(f"{calendar}:events".encode()).hexdigest()[:27]
+        channel = {"kind": "api#channel", "id": channel_id, "resourceId": resource_id,
+                   "resourceUri": f"https://www.googleapis.com/calendar/v3/calendars/{calendar}/events?alt=json",
+                   "token": token, "expiration": expiration, "address": address, "calendar": calendar,
+                   "created": now_ms, "stopped": False, "message_number": 0}
+        channels[channel_id] = channel
+        _push(sandbox, svc, channel, "sync")
+        answer = {k: channel[k] for k in ("kind", "id", "resourceId", "resourceUri", "expiration")}
+        if token is not None:
+            answer["token"] = token
+        answer["expiration"] = str(expiration)
+        return JSONResponse(answer)
+
+
+@router.post(f"{CALENDAR}/channels/stop")
+async def channels_stop(request: Request) -> Response:
+    _authorize(request, READ)
+    body = await read_json(request)
+    sandbox, svc, _ = state_of(request)
+    with sandbox.lock:
+        channel = _channels(svc).get(str(body.get("id") or ""))
+        if channel is None or channel["resourceId"] != body.get("resourceId") or channel["stopped"]:
+            raise SandboxError(404, f"Channel '{body.get('id')}' not found for project 'officeflow-sandbox'",
+                               reason="notFound")
+        channel["stopped"] = True
+    return Response(status_code=204)

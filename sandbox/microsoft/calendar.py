@@ -19,8 +19,27 @@ calendar holding the events it organizes and, for getSchedule, those it attends.
   ``GET / PATCH /users/{id}/events/{eventId}`` (PATCH merges subject, body, start, end, attendees, location),
   ``DELETE`` (204; then 404 ``ErrorItemNotFound``), ``POST .../events/{eventId}/cancel`` (organizer only,
   202, optional ``comment``; the event leaves the calendar; 404 afterwards).
+- Attendee responses: ``POST /users/{attendee}/events/{eventId}/accept | tentativelyAccept | decline``
+  (``comment``, ``sendResponse``; 202). The sandbox keeps one copy of an event, so the attendee answers
+  with the organizer's event id (Graph gives each attendee a copy with its own id); a user who is not
+  an attendee gets 404.
+- **Change notifications** (``/v1.0/subscriptions``): ``POST`` with ``changeType`` (``created``,
+  ``updated``, ``deleted``, comma-separated), ``notificationUrl`` (https; the sandbox also takes http to a
+  loopback host), ``resource`` (``users/{id | userPrincipalName}/events``), ``expirationDateTime`` (in
+  the future, at most ``Credentials.extra["graph_subscription_max_minutes"]`` = 4230 minutes away, else
+  400 ``ExtensionError``), ``clientState`` (≤ 128 characters). Before answering 201, Graph validates the
+  endpoint: ``POST {notificationUrl}?validationToken=…`` must answer 200 with the token as text/plain
+  within 10 s, else 400 ``ValidationError``. ``PATCH /subscriptions/{id}`` ``{expirationDateTime}``
+  renews (validated again); ``GET`` one or the list, ``DELETE`` (204). An expired subscription is gone
+  (404 to ``GET``/``PATCH``/``DELETE``) and notifies nothing. Each change of an event in the subscribed
+  user's calendar (created, patched, cancelled, deleted, an attendee's response) POSTs
+  ``{"value": [{subscriptionId, subscriptionExpirationDateTime, changeType, resource, resourceData:
+  {@odata.type, @odata.id, @odata.etag, id}, clientState, tenantId}]}`` (delivered by
+  :mod:`sandbox.push`; Graph expects a 2xx within 3 s).
 - State (``GET /_sandbox/state/microsoft``): ``events`` (id -> event, with ``organizerId``),
-  ``cancellations`` (event id, comment, attendees told).
+  ``cancellations`` (event id, comment, attendees told), ``subscriptions`` (id -> subscription,
+  ``clientState`` included) and ``notification_deliveries`` (every notification: body, HTTP status,
+  error, attempts).
 """
 
 from __future__ import annotations
@@ -28,6 +47,8 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,11 +57,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from sandbox.core import SandboxError
-from sandbox.microsoft.common import collection, find_user, graph_base, graph_state, now_iso, read_json
+from sandbox import push
+from sandbox.core import SandboxError, SandboxState
+from sandbox.microsoft.common import authorize, collection, find_user, graph_base, graph_state, now_iso, read_json
 
 router: APIRouter = APIRouter(tags=["microsoft calendar"])
 NOT_FOUND = "The specified object was not found in the store."
+CHANGE_TYPES = ("created", "updated", "deleted")
+MAX_SUBSCRIPTION_MINUTES = 4230
+VALIDATION_FAILED = ("Subscription validation request failed. Notification endpoint must respond with 200 OK to "
+                     "validation request.")
 WINDOWS_ZONES = {"Pacific Standard Time": "America/Los_Angeles", "Eastern Standard Time": "America/New_York",
                  "Central Standard Time": "America/Chicago", "GMT Standard Time": "Europe/London",
                  "W. Europe Standard Time": "Europe/Berlin", "Romance Standard Time": "Europe/Paris",
@@ -140,6 +166,184 @@ def _stamp(event: dict[str, Any]) -> None:
     event["changeKey"] = base64.b64encode(hashlib.sha256(repr(sorted(event.items())).encode()).digest()[:12]).decode()
 
 
+# --- change notifications ----------------------------------------------------------------------------
+
+def _subscriptions(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return data.setdefault("subscriptions", {})  # type: ignore[no-any-return]
+
+
+def _expires(subscription: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(subscription["expirationDateTime"].replace("Z", "+00:00"))
+
+
+def _live(data: dict[str, Any], subscription_id: str) -> dict[str, Any]:
+    """The subscription, unless unknown or expired (Graph deletes expired subscriptions)."""
+    subscription = _subscriptions(data).get(subscription_id)
+    if subscription is None or _expires(subscription) <= datetime.now(UTC):
+        raise SandboxError(404, f"The object was not found. Subscription '{subscription_id}' does not exist.",
+                           reason="ResourceNotFound")
+    return subscription
+
+
+def _notify_change(request: Request, data: dict[str, Any], event: dict[str, Any], change: str) -> None:
+    """POST a change notification to every live subscription on the organizer's events that wants ``change``."""
+    sandbox: SandboxState = request.app.state.sandbox
+    tenant = request.app.state.credentials.microsoft_tenant
+    now = datetime.now(UTC)
+    for subscription in _subscriptions(data).values():
+        if subscription["_userId"] != event["organizerId"] or _expires(subscription) <= now:
+            continue
+        if change not in subscription["changeType"].split(","):
+            continue
+        resource = f"Users/{event['organizerId']}/Events/{event['id']}"
+        item = {"subscriptionId": subscription["id"],
+                "subscriptionExpirationDateTime": subscription["expirationDateTime"],
+                "changeType": change, "resource": resource,
+                "resourceData": {"@odata.type": "#Microsoft.Graph.Event", "@odata.id": resource,
+                                 "@odata.etag": f'W/"{event.get("changeKey", "")}"', "id": event["id"]},
+                "clientState": subscription.get("clientState"), "tenantId": tenant}
+        body = json.dumps({"value": [item]}).encode()
+        record = {"subscription_id": subscription["id"], "url": subscription["notificationUrl"],
+                  "body": {"value": [item]}, "status": None, "error": None, "attempts": 0, "queued_at": time.time()}
+        data.setdefault("notification_deliveries", []).append(record)
+        push.send(push.Push(sandbox, record, subscription["notificationUrl"],
+                            {"Content-Type": "application/json; charset=utf-8"}, body, timeout=3.0))
+
+
+def _expiration(value: Any, request: Request) -> str:
+    limit = int(request.app.state.credentials.extra.get("graph_subscription_max_minutes", MAX_SUBSCRIPTION_MINUTES))
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise SandboxError(400, f"Invalid expirationDateTime '{value}'.", reason="InvalidRequest") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    now = datetime.now(UTC)
+    if moment <= now:
+        raise SandboxError(400, "Subscription expiration can only be in the future.", reason="ExtensionError")
+    if moment > now + timedelta(minutes=limit):
+        raise SandboxError(400, f"Subscription expiration can only be {limit} minutes in the future.",
+                           reason="ExtensionError")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
+
+
+async def _validate_endpoint(url: str) -> None:
+    ok, why = await push.handshake(url, f"Validation: Testing client application reachability for subscription "
+                                        f"Request-Id: {uuid.uuid4()}")
+    if not ok:
+        raise SandboxError(400, f"{VALIDATION_FAILED} ({why})", reason="ValidationError")
+
+
+def _subscription_view(subscription: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in subscription.items() if not k.startswith("_")}
+
+
+@router.post("/v1.0/subscriptions", status_code=201)
+async def create_subscription(request: Request) -> JSONResponse:
+    state, data = graph_state(request)
+    body = await read_json(request)
+    changes = [c.strip() for c in str(body.get("changeType") or "").split(",") if c.strip()]
+    if not changes or any(c not in CHANGE_TYPES for c in changes):
+        raise SandboxError(400, f"Invalid changeType '{body.get('changeType')}'.", reason="InvalidRequest")
+    url = body.get("notificationUrl")
+    if not isinstance(url, str) or not push.acceptable_address(url):
+        raise SandboxError(400, "The Notification Url must be an https url.", reason="InvalidRequest")
+    client_state = body.get("clientState")
+    if client_state is not None and (not isinstance(client_state, str) or len(client_state) > 128):
+        raise SandboxError(400, "clientState must be at most 128 characters.", reason="InvalidRequest")
+    parts = str(body.get("resource") or "").strip("/").split("/")
+    if len(parts) != 3 or parts[0].lower() != "users" or parts[2].lower() != "events":
+        raise SandboxError(400, f"Resource '{body.get('resource')}' is not supported (users/{{id}}/events).",
+                           reason="InvalidRequest")
+    expiration = _expiration(body.get("expirationDateTime"), request)
+    with state.lock:
+        user = find_user(data, parts[1])
+    await _validate_endpoint(url)  # not under the lock: the endpoint may call the sandbox meanwhile
+    subscription = {"id": str(uuid.uuid4()), "resource": str(body["resource"]),
+                    "applicationId": authorize(request).get("client_id", ""), "changeType": ",".join(changes),
+                    "clientState": client_state,
+                    "notificationUrl": url, "expirationDateTime": expiration, "creatorId": user["id"],
+                    "latestSupportedTlsVersion": "v1_2", "notificationContentType": "application/json",
+                    "includeResourceData": False, "_userId": user["id"]}
+    with state.lock:
+        _subscriptions(data)[subscription["id"]] = subscription
+    return JSONResponse(_subscription_view(subscription), status_code=201, headers={
+        "Location": f"{graph_base(request)}/subscriptions/{subscription['id']}"})
+
+
+@router.get("/v1.0/subscriptions")
+def list_subscriptions(request: Request) -> dict[str, Any]:
+    state, data = graph_state(request)
+    now = datetime.now(UTC)
+    with state.lock:
+        live = [_subscription_view(s) for s in _subscriptions(data).values() if _expires(s) > now]
+        return collection(request, live, context="subscriptions", fields=None)
+
+
+@router.get("/v1.0/subscriptions/{subscription_id}")
+def get_subscription(subscription_id: str, request: Request) -> dict[str, Any]:
+    state, data = graph_state(request)
+    with state.lock:
+        return _subscription_view(_live(data, subscription_id))
+
+
+@router.patch("/v1.0/subscriptions/{subscription_id}")
+async def renew_subscription(subscription_id: str, request: Request) -> dict[str, Any]:
+    state, data = graph_state(request)
+    body = await read_json(request)
+    expiration = _expiration(body.get("expirationDateTime"), request)
+    with state.lock:
+        url = _live(data, subscription_id)["notificationUrl"]
+    await _validate_endpoint(url)
+    with state.lock:
+        subscription = _live(data, subscription_id)
+        subscription["expirationDateTime"] = expiration
+        return _subscription_view(subscription)
+
+
+@router.delete("/v1.0/subscriptions/{subscription_id}", status_code=204)
+def delete_subscription(subscription_id: str, request: Request) -> Response:
+    state, data = graph_state(request)
+    with state.lock:
+        _live(data, subscription_id)
+        del _subscriptions(data)[subscription_id]
+    return Response(status_code=204)
+
+
+async def _respond(key: str, event_id: str, request: Request, response: str) -> Response:
+    state, data = graph_state(request)
+    raw = await request.body()
+    body = await read_json(request) if raw.strip() else {}
+    with state.lock:
+        user = find_user(data, key)
+        event = _events(data)[0].get(event_id)
+        emails = {_address(user), str(user["userPrincipalName"]).lower()}
+        mine = [a for a in (event or {}).get("attendees", []) if a["emailAddress"]["address"].lower() in emails]
+        if event is None or not mine:
+            raise SandboxError(404, NOT_FOUND, reason="ErrorItemNotFound")
+        mine[0]["status"] = {"response": response, "time": now_iso()}
+        if body.get("comment"):
+            mine[0]["comment"] = str(body["comment"])
+        _stamp(event)
+        _notify_change(request, data, event, "updated")
+    return Response(status_code=202)
+
+
+@router.post("/v1.0/users/{key}/events/{event_id}/accept", status_code=202)
+async def accept_event(key: str, event_id: str, request: Request) -> Response:
+    return await _respond(key, event_id, request, "accepted")
+
+
+@router.post("/v1.0/users/{key}/events/{event_id}/tentativelyAccept", status_code=202)
+async def tentatively_accept_event(key: str, event_id: str, request: Request) -> Response:
+    return await _respond(key, event_id, request, "tentativelyAccepted")
+
+
+@router.post("/v1.0/users/{key}/events/{event_id}/decline", status_code=202)
+async def decline_event(key: str, event_id: str, request: Request) -> Response:
+    return await _respond(key, event_id, request, "declined")
+
+
 @router.post("/v1.0/users/{key}/calendar/getSchedule")
 async def get_schedule(key: str, request: Request) -> dict[str, Any]:
     state, data = graph_state(request)
@@ -237,6 +441,7 @@ async def create_event(key: str, request: Request) -> JSONResponse:
         }
         _stamp(event)
         events[event_id] = event
+        _notify_change(request, data, event, "created")
         return JSONResponse(_view(event, zone), status_code=201,
                             headers={"Location": f"{graph_base(request)}/users/{user['id']}/events/{event_id}"})
 
@@ -300,6 +505,7 @@ async def update_event(key: str, event_id: str, request: Request) -> dict[str, A
             event["bodyPreview"] = str(body["body"].get("content", ""))[:255]
         event["_start"], event["_end"] = start.isoformat(), end.isoformat()
         _stamp(event)
+        _notify_change(request, data, event, "updated")
         return _view(event, zone)
 
 
@@ -308,8 +514,9 @@ def delete_event(key: str, event_id: str, request: Request) -> Response:
     state, data = graph_state(request)
     with state.lock:
         events, _ = _events(data)
-        _find_event(events, find_user(data, key), event_id)
+        event = _find_event(events, find_user(data, key), event_id)
         del events[event_id]
+        _notify_change(request, data, event, "deleted")
     return Response(status_code=204)
 
 
@@ -325,6 +532,7 @@ async def cancel_event(key: str, event_id: str, request: Request) -> Response:
             raise SandboxError(400, "Your request can't be completed. You need to be an organizer to cancel a "
                                "meeting.", reason="ErrorAccessDenied")
         del events[event_id]
+        _notify_change(request, data, event, "deleted")
         cancellations.append({"event_id": event_id, "transactionId": event.get("transactionId"),
                               "comment": body.get("comment", ""),
                               "attendees": [a["emailAddress"]["address"] for a in event["attendees"]], "at": now_iso()})

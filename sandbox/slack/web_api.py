@@ -43,8 +43,11 @@ three are merged, as Slack accepts them). What it covers, and how closely:
 - **Sandbox-only** ``POST /slack/_sandbox/users`` ``{"email", "real_name", "deleted"?, "is_bot"?}`` adds
   a workspace member (what an admin inviting someone would do); answers the user object.
 
-Not covered: user tokens and scopes (``missing_scope``), Enterprise Grid, files, reactions,
-interactivity, Events API, message updates/deletes, ``chat.postMessage``'s per-channel 1/s burst rule.
+Interactivity (views, ``users.info``, and the user's side: signed slash commands, clicks, view
+submissions and Events API callbacks sent to the app) is in :mod:`sandbox.slack.interactivity`.
+
+Not covered: user tokens and scopes (``missing_scope``), Enterprise Grid, files, reactions, message
+updates/deletes, Events API retries, ``chat.postMessage``'s per-channel 1/s burst rule.
 
 State (``GET /_sandbox/state/slack``): ``team``, ``bot_user_id``, ``users`` (id -> user),
 ``channels`` (id -> conversation with ``members``), ``messages`` (channel id -> messages, oldest
@@ -274,13 +277,14 @@ def _check_text_object(obj: Any, where: str, problems: list[str], *, plain_only:
         problems.append(f"[ERROR] must be less than {max_length + 1} characters [json-pointer:{where}/text]")
 
 
-def validate_blocks(blocks: Any) -> list[str]:
-    """Slack's basic Block Kit checks: the messages it lists under ``response_metadata.messages``."""
+def validate_blocks(blocks: Any, max_blocks: int = MAX_BLOCKS) -> list[str]:
+    """Slack's basic Block Kit checks: the messages it lists under ``response_metadata.messages``
+    (a message holds up to 50 blocks, a modal or Home tab 100)."""
     problems: list[str] = []
     if not isinstance(blocks, list):
         return ["[ERROR] must be an array [json-pointer:/blocks]"]
-    if len(blocks) > MAX_BLOCKS:
-        problems.append(f"[ERROR] no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]")
+    if len(blocks) > max_blocks:
+        problems.append(f"[ERROR] no more than {max_blocks} items allowed [json-pointer:/blocks]")
     seen: set[str] = set()
     for i, block in enumerate(blocks):
         where = f"/blocks/{i}"

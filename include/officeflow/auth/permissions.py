@@ -20,7 +20,13 @@ DOCUMENTS = "OfficeFlow Documents"
 EMAIL = "OfficeFlow Email"
 ACCESS = "OfficeFlow Access"  # who has which OfficeFlow role, organization membership
 ALL_ORGANIZATIONS = "OfficeFlow All Organizations"  # can_read: see and act in every organization
-RESOURCES = (ENDPOINTS, EVENTS, AUDIT_LOG, WORKFLOWS, DOCUMENTS, EMAIL, ACCESS, ALL_ORGANIZATIONS)
+ORGANIZATIONS = "OfficeFlow Organizations"  # the organizations themselves: name, domain, settings
+TEAMS = "OfficeFlow Teams"  # teams and what they map to (identity-provider groups, a Slack channel)
+# Adding a member puts the person into the team's groups: a separate permission from editing the team, so
+# whoever manages members (HR) cannot change which groups membership grants.
+TEAM_MEMBERS = "OfficeFlow Team Members"
+RESOURCES = (ENDPOINTS, EVENTS, AUDIT_LOG, WORKFLOWS, DOCUMENTS, EMAIL, ACCESS, ALL_ORGANIZATIONS, ORGANIZATIONS,
+             TEAMS, TEAM_MEMBERS)
 
 OFFICEFLOW_ADMIN = "OfficeFlow Admin"
 HR_MANAGER = "HR Manager"
@@ -81,22 +87,27 @@ ROLE_PERMISSIONS: dict[str, list[Pair]] = {
         *_pairs(ALL_ORGANIZATIONS, CAN_READ),
     ],
     # Triggers and follows the HR workflows (per workflow, see ``workflow_access_control``), answers their
-    # approvals, reads the events that started them, works with documents and mail reports.
+    # approvals, reads the events that started them, works with documents and mail reports, adds and removes
+    # team members (not the teams' groups and channel).
     HR_MANAGER: [
         *_MONITOR, *_pairs(HITL, CAN_EDIT),
         *_pairs(EVENTS, CAN_READ), *_pairs(WORKFLOWS, CAN_READ),
         *_pairs(DOCUMENTS, CAN_READ, CAN_CREATE, CAN_EDIT), *_pairs(EMAIL, CAN_READ),
+        *_pairs(ORGANIZATIONS, CAN_READ), *_pairs(TEAMS, CAN_READ),
+        *_pairs(TEAM_MEMBERS, CAN_READ, CAN_CREATE, CAN_DELETE),
     ],
     # Runs the identity and equipment workflows and repairs their runs (clear, retry, mark).
     IT_OPERATOR: [
         *_MONITOR, *_pairs(HITL, CAN_EDIT),
         *_pairs(DAG_RUNS, CAN_EDIT), *_pairs(TASK_INSTANCES, CAN_EDIT, CAN_DELETE),
         *_pairs(EVENTS, CAN_READ), *_pairs(WORKFLOWS, CAN_READ),
+        *_pairs(ORGANIZATIONS, CAN_READ), *_pairs(TEAMS, CAN_READ), *_pairs(TEAM_MEMBERS, CAN_READ),
     ],
     # Reads everything in its organizations, changes nothing.
     AUDITOR: [
         *_MONITOR, *_pairs(DAGS, CAN_READ), *_pairs(AUDIT_LOGS, CAN_READ),
-        *(pair for resource in (ENDPOINTS, EVENTS, AUDIT_LOG, WORKFLOWS, DOCUMENTS, EMAIL, ACCESS)
+        *(pair for resource in (ENDPOINTS, EVENTS, AUDIT_LOG, WORKFLOWS, DOCUMENTS, EMAIL, ACCESS, ORGANIZATIONS,
+                                TEAMS, TEAM_MEMBERS)
           for pair in _pairs(resource, CAN_READ)),
     ],
 }

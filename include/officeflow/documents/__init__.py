@@ -8,6 +8,10 @@ One module per concern; this package exposes the names operators, DAGs and the g
   reading versions, archiving at offboarding;
 - :mod:`.access`: readers and who may read or manage a document;
 - :mod:`.sharing`: presigned share links, audited;
+- :mod:`.content_type`: what an uploaded file is, from its bytes;
+- :mod:`.upload`: streamed multipart uploads, stored as a new document or the next version;
+- :mod:`.metadata`: title, tags and metadata edits (merge patches);
+- :mod:`.retention`: soft delete, restore within retention, the purge;
 - :mod:`.errors`: :class:`DocumentError`, :class:`SharingUnavailable`.
 
 Audit records go through :func:`include.officeflow.audit.audit`.

@@ -11,13 +11,15 @@ Anything else (a path or ``file://`` URI, default ``OFFICEFLOW_DOCUMENTS_DIR``):
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import mimetypes
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import quote, unquote, urlparse
 
 from include.officeflow.documents.errors import DocumentError, SharingUnavailable
@@ -37,6 +39,25 @@ class Storage(Protocol):
 
     def presign(self, storage_uri: str, storage_version_id: str | None, expires_in: int,
                 filename: str, content_type: str) -> str: ...
+
+    # Uploads and downloads through the API stream: never a whole file in memory.
+    def put_file(self, object_key: str, version: int, path: Path, content_type: str,
+                 sha256_hex: str) -> PutResult: ...
+
+    def open(self, storage_uri: str, storage_version_id: str | None) -> Iterator[bytes]: ...
+
+    def delete(self, storage_uri: str, storage_version_id: str | None) -> None: ...
+
+
+CHUNK_BYTES = 1_048_576
+
+
+def _chunks(handle: BinaryIO) -> Iterator[bytes]:
+    try:
+        while chunk := handle.read(CHUNK_BYTES):
+            yield chunk
+    finally:
+        handle.close()
 
 
 class LocalStorage:
@@ -61,7 +82,43 @@ class LocalStorage:
         return PutResult(target.as_uri(), None)
 
     def read(self, storage_uri: str, storage_version_id: str | None) -> bytes:
-        return Path(unquote(urlparse(storage_uri).path)).read_bytes()
+        return self._path(storage_uri).read_bytes()
+
+    def put_file(self, object_key: str, version: int, path: Path, content_type: str,
+                 sha256_hex: str) -> PutResult:
+        """Copy ``path`` in chunks (temp file + rename), checking the SHA-256 of what was written."""
+        target = self.root / object_key / f"v{version}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+        digest = hashlib.sha256()
+        try:
+            with os.fdopen(fd, "wb") as handle, path.open("rb") as source:
+                while chunk := source.read(CHUNK_BYTES):
+                    digest.update(chunk)
+                    handle.write(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if digest.hexdigest() != sha256_hex:
+                raise DocumentError(f"checksum mismatch while writing {target}; version not recorded")
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return PutResult(target.as_uri(), None)
+
+    def open(self, storage_uri: str, storage_version_id: str | None) -> Iterator[bytes]:
+        return _chunks(self._path(storage_uri).open("rb"))
+
+    def delete(self, storage_uri: str, storage_version_id: str | None) -> None:
+        """Remove the file (already gone is fine) and its folder if that leaves it empty."""
+        path = self._path(storage_uri)
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
+
+    @staticmethod
+    def _path(storage_uri: str) -> Path:
+        return Path(unquote(urlparse(storage_uri).path))
 
     def presign(self, storage_uri: str, storage_version_id: str | None, expires_in: int,
                 filename: str, content_type: str) -> str:
@@ -117,6 +174,44 @@ class S3Storage:
             return bytes(body.read())
         finally:
             body.close()
+
+    def put_file(self, object_key: str, version: int, path: Path, content_type: str,
+                 sha256_hex: str) -> PutResult:
+        """Upload ``path`` (streamed from the file); S3 checks the SHA-256 and refuses the object on a mismatch."""
+        key = "/".join(p for p in (self.prefix, object_key) if p)
+        versioned = self.versioned()
+        if not versioned:
+            key = f"{key}/v{version}"
+        with path.open("rb") as body:
+            response = self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
+                ContentLength=path.stat().st_size,
+                ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256_hex)).decode(),
+                Metadata={"sha256": sha256_hex, "officeflow-version": str(version)},
+            )
+        version_id = response.get("VersionId") if versioned else None
+        if versioned and not version_id:
+            raise DocumentError(f"bucket {self.bucket!r} reports versioning Enabled but returned no VersionId")
+        return PutResult(f"s3://{self.bucket}/{key}", version_id)
+
+    def open(self, storage_uri: str, storage_version_id: str | None) -> Iterator[bytes]:
+        bucket, key = parse_s3_uri(storage_uri)
+        extra = {"VersionId": storage_version_id} if storage_version_id else {}
+        body = self.client.get_object(Bucket=bucket, Key=key, **extra)["Body"]
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from body.iter_chunks(CHUNK_BYTES)
+            finally:
+                body.close()
+
+        return chunks()
+
+    def delete(self, storage_uri: str, storage_version_id: str | None) -> None:
+        """Delete the object version for good (a versioned bucket keeps no delete marker for it)."""
+        bucket, key = parse_s3_uri(storage_uri)
+        extra = {"VersionId": storage_version_id} if storage_version_id else {}
+        self.client.delete_object(Bucket=bucket, Key=key, **extra)
 
     def presign(self, storage_uri: str, storage_version_id: str | None, expires_in: int,
                 filename: str, content_type: str) -> str:

@@ -68,8 +68,8 @@ class StoredVersion:
         return data
 
 
-def _validate(organization_id: str, logical_key: str, title: str, owner: str, content_type: str,
-              tags: Mapping[str, Any]) -> None:
+def validate_document(organization_id: str, logical_key: str, title: str, owner: str, content_type: str,
+                      tags: Mapping[str, Any]) -> None:
     if not _ORGANIZATION.match(organization_id or ""):
         raise DocumentError(f"organization_id must match {_ORGANIZATION.pattern}, got {organization_id!r}")
     if not logical_key or len(logical_key) > 512 or not _LOGICAL_KEY.match(logical_key) or ".." in logical_key:
@@ -134,7 +134,7 @@ def store_document(
     ``tags`` (merged) follow the latest store; ``readers`` are added to the document's readers.
     """
     tags = dict(tags or {})
-    _validate(organization_id, logical_key, title, owner, content_type, tags)
+    validate_document(organization_id, logical_key, title, owner, content_type, tags)
     parsed_readers = [Reader.parse(r) for r in readers]
     if not isinstance(data, bytes | bytearray) or not data:
         raise DocumentError("document content must be non-empty bytes")
@@ -147,6 +147,9 @@ def store_document(
         try:
             with session_scope(store_url) as session:
                 document = _lock_document(session, organization_id, logical_key, title, owner, tags)
+                if document.deleted_at is not None:
+                    raise DocumentError(f"document {document.id} ({organization_id}/{logical_key}) is deleted: "
+                                        f"restore it (POST /documents/{document.id}/restore) or wait for its purge")
                 add_readers(session, document.id, parsed_readers, granted_by=creator)
                 if run is not None:
                     previous = session.scalars(select(DocumentVersion).where(
@@ -243,7 +246,7 @@ def read_file(document_id: str, version: int | None = None, *,
 
 def get_version(session: Session, document_id: str, version: int | None = None) -> DocumentVersion:
     document = session.get(Document, document_id)
-    if document is None:
+    if document is None or document.deleted_at is not None:  # a deleted document is kept for restore only
         raise LookupError(f"document {document_id!r} not found")
     number = version if version is not None else document.current_version
     row = session.scalars(select(DocumentVersion).where(DocumentVersion.document_id == document_id,

@@ -228,6 +228,14 @@ class Document(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow
     )
+    # Documents API (0008): free-form metadata, and soft delete: hidden from then on, bytes kept until
+    # purge_after (OFFICEFLOW_DOCUMENTS_RETENTION_DAYS after the delete), restorable until then.
+    # ("metadata" is taken on declarative classes, hence the attribute name.)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, nullable=False, default=dict,
+                                                 server_default="{}")
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted_by: Mapped[str | None] = mapped_column(String(255))
+    purge_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class DocumentVersion(Base):
@@ -251,6 +259,7 @@ class DocumentVersion(Base):
     task_id: Mapped[str | None] = mapped_column(String(250))
     created_by: Mapped[str] = mapped_column(String(255), nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    filename: Mapped[str | None] = mapped_column(String(255))  # an uploaded file's name (0008)
 
 
 class DocumentReader(Base):
@@ -297,3 +306,225 @@ class WorkflowVersion(Base):
     definition: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(255), nullable=False)
+
+
+# --- email templates: per-organization overrides of the shipped templates (migration 0009) ---------------
+
+
+class EmailTemplateOverride(Base):
+    """An organization's override of a shipped email template; its sources live in versions.
+
+    ``current_version`` is the version emails use, or None when the organization went back to the shipped
+    default (the versions stay, to restore one later).
+    """
+
+    __tablename__ = "email_template_overrides"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "template", name="uq_email_template_overrides_org_template"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    organization_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    template: Mapped[str] = mapped_column(String(128), nullable=False)
+    current_version: Mapped[int | None] = mapped_column(Integer)
+    latest_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(255), nullable=False)
+
+
+class EmailTemplateOverrideVersion(Base):
+    """One version of an override's sources, never changed once written (an edit or a restore adds one)."""
+
+    __tablename__ = "email_template_override_versions"
+
+    override_id: Mapped[str] = mapped_column(String(36), ForeignKey("email_template_overrides.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject: Mapped[str] = mapped_column(Text, nullable=False)
+    html: Mapped[str] = mapped_column(Text, nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    restored_from: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(255), nullable=False)
+
+
+# --- organizations and teams (migration 0010) -----------------------------------------------------------
+
+
+class Organization(Base):
+    """An organization (tenant). Every OfficeFlow object names one by ``id`` in its ``organization_id``."""
+
+    __tablename__ = "organizations"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    domain: Mapped[str | None] = mapped_column(String(253))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(255), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow
+    )
+
+
+class Team(Base):
+    """A team of an organization and what membership grants: identity-provider groups (per provider, the
+    names the provider resolves: Google group email, Entra displayName, Okta profile.name) and a Slack channel."""
+
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("organization_id", "name", name="uq_teams_org_name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    organization_id: Mapped[str] = mapped_column(String(64), ForeignKey("organizations.id"), nullable=False,
+                                                 index=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    identity_groups: Mapped[dict[str, list[str]]] = mapped_column(JSON, nullable=False, default=dict)
+    slack_channel: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(255), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow
+    )
+
+
+class MemberProfile(Base):
+    """A person's profile in an organization (one per work email), shared by the teams they are in."""
+
+    __tablename__ = "member_profiles"
+    __table_args__ = (UniqueConstraint("organization_id", "email", name="uq_member_profiles_org_email"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    organization_id: Mapped[str] = mapped_column(String(64), ForeignKey("organizations.id"), nullable=False)
+    email: Mapped[str] = mapped_column(String(320), nullable=False)  # lower-cased
+    display_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    title: Mapped[str | None] = mapped_column(String(200))
+    manager_email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    slack_user_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow
+    )
+
+
+class TeamMember(Base):
+    """A person's membership of a team, and the ``team_membership`` runs that provisioned and removed it.
+    A removed membership stays (``status`` removed) so its history is kept; adding the person again reuses it."""
+
+    __tablename__ = "team_members"
+
+    team_id: Mapped[str] = mapped_column(String(36), ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
+    profile_id: Mapped[str] = mapped_column(String(36), ForeignKey("member_profiles.id"), primary_key=True,
+                                            index=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")  # active, removed
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    added_by: Mapped[str] = mapped_column(String(255), nullable=False)
+    add_run_id: Mapped[str | None] = mapped_column(String(250))
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    removed_by: Mapped[str | None] = mapped_column(String(255))
+    remove_run_id: Mapped[str | None] = mapped_column(String(250))
+
+
+# --- calendar sync (migration 0011): watch channels / subscriptions, booked meetings, their changes ------
+
+
+class CalendarSubscription(Base):
+    """A Google watch channel or a Microsoft Graph subscription on an organizer's calendar.
+
+    ``channel_id`` is the Google channel id (OfficeFlow chooses it) or the Graph subscription id (Graph
+    assigns it). The channel token / ``clientState`` that authenticates the provider's notifications is
+    stored Fernet-encrypted with Airflow's key. ``sync_token`` is Google's ``nextSyncToken``;
+    ``last_message_number`` the highest ``X-Goog-Message-Number`` accepted (older ones are replays)."""
+
+    __tablename__ = "calendar_subscriptions"
+    __table_args__ = (UniqueConstraint("provider", "channel_id", name="uq_calendar_subscriptions_channel"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    organization_id: Mapped[str] = mapped_column(String(64), nullable=False, default="default", index=True)
+    provider: Mapped[str] = mapped_column(String(16), nullable=False)
+    calendar: Mapped[str] = mapped_column(String(320), nullable=False, index=True)
+    channel_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    resource_id: Mapped[str | None] = mapped_column(String(255))
+    secret_encrypted: Mapped[str] = mapped_column(Text, nullable=False)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sync_token: Mapped[str | None] = mapped_column(Text)
+    last_message_number: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")  # pending active stopped expired
+    created_by: Mapped[str] = mapped_column(String(255), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    renewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class BookedMeeting(Base):
+    """A meeting OfficeFlow booked (ScheduleMeetingOperator): what a calendar change is compared with.
+
+    ``booking`` keeps what rebooking needs (duration, working hours, time zone, search window);
+    ``on_change`` is ``notify`` (tell the organizer in Slack) or ``rebook`` (book the next common free slot)."""
+
+    __tablename__ = "booked_meetings"
+    __table_args__ = (UniqueConstraint("provider", "event_id", name="uq_booked_meetings_event"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    organization_id: Mapped[str] = mapped_column(String(64), nullable=False, default="default", index=True)
+    provider: Mapped[str] = mapped_column(String(16), nullable=False)
+    organizer: Mapped[str] = mapped_column(String(320), nullable=False, index=True)
+    event_id: Mapped[str] = mapped_column(String(512), nullable=False)
+    title: Mapped[str] = mapped_column(String(500), nullable=False)
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    attendees: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    join_url: Mapped[str | None] = mapped_column(Text)
+    dag_id: Mapped[str] = mapped_column(String(250), nullable=False)
+    run_id: Mapped[str] = mapped_column(String(250), nullable=False)
+    task_id: Mapped[str] = mapped_column(String(250), nullable=False)
+    on_change: Mapped[str] = mapped_column(String(16), nullable=False, default="notify")
+    booking: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="booked")  # booked declined moved ...
+    reminder_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow,
+                                                 onupdate=utcnow)
+
+
+class CalendarNotification(Base):
+    """A verified push notification (Google message / Graph notification item), stored before the 2xx.
+
+    ``message_key`` is unique per subscription (Google's message number; a digest of a Graph item), so
+    a replayed delivery is recognised and not processed twice."""
+
+    __tablename__ = "calendar_notifications"
+    __table_args__ = (UniqueConstraint("subscription_id", "message_key", name="uq_calendar_notifications_message"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    subscription_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("calendar_subscriptions.id", ondelete="CASCADE"), nullable=False, index=True)
+    message_key: Mapped[str] = mapped_column(String(255), nullable=False)
+    state: Mapped[str] = mapped_column(String(32), nullable=False)  # sync/exists/not_exists, created/updated/deleted
+    resource: Mapped[str | None] = mapped_column(String(1024))
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending", index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    correlation_id: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class MeetingChange(Base):
+    """A change of a booked meeting found by a notification: an attendee declined, the meeting moved or was
+    cancelled; and what OfficeFlow did about it (``action``: notified / rebooked / none)."""
+
+    __tablename__ = "meeting_changes"
+    __table_args__ = (UniqueConstraint("meeting_id", "fingerprint", name="uq_meeting_changes_fingerprint"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    meeting_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("booked_meetings.id", ondelete="CASCADE"), nullable=False, index=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)  # declined, moved, cancelled
+    attendee: Mapped[str | None] = mapped_column(String(320))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
+    action: Mapped[str] = mapped_column(String(16), nullable=False, default="none")
+    error: Mapped[str | None] = mapped_column(Text)
+    notification_id: Mapped[str | None] = mapped_column(String(36))
+    detected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

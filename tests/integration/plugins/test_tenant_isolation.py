@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from include.officeflow import documents
+from include.officeflow import documents, email_templates
 from include.officeflow import email_tracking as tracking
 from include.officeflow.auth import organizations
 from include.officeflow.auth.permissions import ALL_ORGANIZATIONS, OFFICEFLOW_ADMIN, ROLE_PERMISSIONS
@@ -46,7 +46,13 @@ TENANT_ADMIN_ROLE = "Tenant Admin"
 # username -> the organizations it is a member of (None: sees every organization).
 CALLERS: dict[str, set[str] | None] = {"admin": None, "tenant-admin": {ACME}, "hr": {ACME}, "auditor": {GLOBEX}}
 TABLES = ("webhook_endpoints", "webhook_events", "audit_log", "workflows", "workflow_versions", "documents",
-          "document_versions", "document_readers", "email_deliveries", "email_suppressions")
+          "document_versions", "document_readers", "email_deliveries", "email_suppressions",
+          "email_template_overrides", "email_template_override_versions",
+          "organizations", "teams", "member_profiles", "team_members")
+ORGS, TEAMS = "/api/v1/organizations", "/api/v1/teams"
+# Email template overrides (tests/integration/plugins/test_email_templates_api.py): each organization overrides
+# "welcome"; their ids in World are the organizations' own.
+ETPL = "/api/v1/email/templates"
 
 
 def bearer(username: str) -> dict[str, str]:
@@ -105,6 +111,9 @@ def definition(name: str, organization_id: str, **changes: Any) -> dict[str, Any
 @pytest.fixture
 def world(client, admin, store_url, local_folder, email_store) -> World:
     truncate(store_url, "workflow_versions", "workflows", cascade=True)
+    truncate(store_url, "email_template_override_versions", "email_template_overrides", cascade=True)
+    for org in (ACME, GLOBEX):
+        email_templates.save("welcome", org, email_templates.shipped("welcome").sources, actor="user:admin")
     seeded = World()
     endpoints, events, workflow_names, docs, templates, addresses = {}, {}, {}, {}, {}, {}
     for org in (ACME, GLOBEX):
@@ -144,8 +153,23 @@ def world(client, admin, store_url, local_folder, email_store) -> World:
 
     seeded.ids = {"endpoints": endpoints, "events": events, "workflows": workflow_names, "documents": docs,
                   "email-stats": templates, "email-suppressions": addresses,
-                  "audit": dict(endpoints)}  # the audit entries of the endpoints' creation
+                  "audit": dict(endpoints),  # the audit entries of the endpoints' creation
+                  "email-templates": {ACME: ACME, GLOBEX: GLOBEX}}
+    seeded.ids.update(_organizations_and_teams(client, admin, store_url))
     return seeded
+
+
+def _organizations_and_teams(client, admin, store_url) -> dict[str, dict[str | None, str]]:
+    """acme and globex as organizations (the teams API), with a team each."""
+    truncate(store_url, "team_members", "member_profiles", "teams", "organizations", cascade=True)
+    teams = {}
+    for org in (ACME, GLOBEX):
+        assert client.post(ORGS, json={"id": org, "name": org.title()}, headers=admin).status_code == 201
+        team = client.post(f"{ORGS}/{org}/teams", json={"name": f"{org} platform",
+                                                       "identity_groups": {"okta": ["Engineering"]}}, headers=admin)
+        assert team.status_code == 201, team.text
+        teams[org] = team.json()["id"]
+    return {"organizations": {ACME: ACME, GLOBEX: GLOBEX}, "teams": teams}
 
 
 def snapshot() -> dict[str, list[str]]:
@@ -187,7 +211,8 @@ READABLE = {
     "workflows": Readable(lambda c, h, **p: c.get(WF, headers=h, params={"source": "store", **p}),
                           lambda body: {w["name"] for w in body["workflows"]}, (WF + "/{id}", WF + "/{id}/versions")),
     "documents": Readable(lambda c, h, **p: c.get(DOC, headers=h, params=p),
-                          lambda body: {d["id"] for d in body["documents"]}, (DOC + "/{id}", DOC + "/{id}/readers")),
+                          lambda body: {d["id"] for d in body["documents"]},
+                          (DOC + "/{id}", DOC + "/{id}/readers", DOC + "/{id}/content")),
     "email-stats": Readable(lambda c, h, **p: c.get(EMAIL + "/stats", headers=h, params=p),
                             lambda body: {r["template"] for r in body["stats"]}),
     "email-suppressions": Readable(lambda c, h, **p: c.get(EMAIL + "/suppressions", headers=h, params=p),
@@ -196,6 +221,9 @@ READABLE = {
     "audit": Readable(lambda c, h, **p: c.get(AUDIT, headers=h, params={"action": "webhook_endpoint.created", **p}),
                       lambda body: {e["resource_id"] for e in body["entries"]},
                       readers=frozenset({"admin", "tenant-admin", "auditor"}), org_filter=False),
+    "email-templates": Readable(lambda c, h, **p: c.get(ETPL, headers=h, params=p),
+                                lambda body: {o["organization_id"] for t in body["templates"] for o in t["overrides"]},
+                                (ETPL + "/welcome/overrides/{id}", ETPL + "/welcome?organization_id={id}")),
 }
 
 
@@ -225,6 +253,23 @@ def test_lists_and_reads_show_only_the_callers_organizations(client, world, reso
         other = GLOBEX if ACME in orgs else ACME
         narrowed = spec.list(client, headers, organization_id=other)
         assert narrowed.status_code == 200 and spec.ids(narrowed.json()) & world.everything(resource) == set()
+
+
+@pytest.mark.parametrize("username", CALLERS)
+def test_organizations_and_teams_show_only_the_callers_organizations(client, world, username):
+    orgs, headers = CALLERS[username], bearer(username)
+    listed = client.get(ORGS, headers=headers)
+    assert listed.status_code == 200, listed.text
+    assert {o["id"] for o in listed.json()["organizations"]} == world.visible("organizations", orgs)
+    for org in (ACME, GLOBEX):
+        team = world.of("teams", org)
+        for path in (f"{ORGS}/{org}", f"{ORGS}/{org}/teams", f"{TEAMS}/{team}", f"{TEAMS}/{team}/members"):
+            response = client.get(path, headers=headers)
+            if orgs is None or org in orgs:
+                assert response.status_code == 200, (path, response.text)
+            else:
+                error = assert_error(response, 404, "not_found")
+                assert path.startswith(ORGS) or org not in error["message"]
 
 
 def test_stats_count_only_the_callers_organizations(client, world):
@@ -294,6 +339,7 @@ class Write:
     body: Callable[[str, str | None], Any] | None
     other: tuple[int, str]  # the answer in globex
     own: int  # the answer in acme: the tenant check passed (success, or a refusal of another kind)
+    multipart: bool = False  # the body goes as form fields beside a small PDF (document uploads)
 
 
 def _endpoint_body(org: str, _: str | None) -> dict[str, Any]:
@@ -329,13 +375,49 @@ WRITES = {
     "remove-reader": Write("hr", "DELETE", DOC + "/{id}/readers/user/it", "documents", None, NOT_FOUND, 204),
     "admin-adds-reader": Write("tenant-admin", "POST", DOC + "/{id}/readers", "documents",
                                lambda o, i: {"type": "user", "name": "viewer"}, NOT_FOUND, 201),
+    # Documents API: uploads (multipart), edits, soft delete and restore.
+    "upload-document": Write("hr", "POST", DOC, None, lambda o, i: {"organization_id": o, "title": "Contract"},
+                             FORBIDDEN_ORG, 201, multipart=True),
+    "upload-document-version": Write("hr", "POST", DOC + "/{id}/versions", "documents", None, NOT_FOUND, 201,
+                                     multipart=True),
+    "edit-document": Write("hr", "PATCH", DOC + "/{id}", "documents", lambda o, i: {"tags": {"status": "signed"}},
+                           NOT_FOUND, 200),
+    "delete-document": Write("tenant-admin", "DELETE", DOC + "/{id}", "documents", None, NOT_FOUND, 200),
+    # Own organization: past the tenant check, the document is not deleted (409 conflict).
+    "restore-document": Write("tenant-admin", "POST", DOC + "/{id}/restore", "documents", None, NOT_FOUND, 409),
+    "put-email-template-override": Write("tenant-admin", "PUT", ETPL + "/welcome/overrides/{id}", "email-templates",
+                                         lambda o, i: {"subject": "Hi {{ first_name }}", "html": "<p>Hi</p>",
+                                                       "text": "Hi"}, FORBIDDEN_ORG, 200),
+    "revert-email-template-override": Write("tenant-admin", "DELETE", ETPL + "/welcome/overrides/{id}",
+                                            "email-templates", None, NOT_FOUND, 204),
+    "restore-email-template-version": Write("tenant-admin", "POST", ETPL + "/welcome/overrides/{id}/versions/1/restore",
+                                            "email-templates", None, NOT_FOUND, 200),
+    # Organizations and teams (the organization is in the path of a team's creation).
+    "patch-organization": Write("tenant-admin", "PATCH", ORGS + "/{id}", "organizations",
+                                lambda o, i: {"name": "Renamed"}, NOT_FOUND, 200),
+    "create-team": Write("tenant-admin", "POST", ORGS + "/{id}/teams", "organizations",
+                         lambda o, i: {"name": f"team {uuid.uuid4().hex[:8]}"}, FORBIDDEN_ORG, 201),
+    "patch-team": Write("tenant-admin", "PATCH", TEAMS + "/{id}", "teams", lambda o, i: {"description": "x"},
+                        NOT_FOUND, 200),
+    "delete-team": Write("tenant-admin", "DELETE", TEAMS + "/{id}", "teams", None, NOT_FOUND, 204),
+    # Starts a team_membership run in the caller's organization (202).
+    "add-team-member": Write("hr", "POST", TEAMS + "/{id}/members", "teams",
+                             lambda o, i: {"email": f"p-{uuid.uuid4().hex[:8]}@example.com", "display_name": "P"},
+                             NOT_FOUND, 202),
 }
 
 
 def _call(client, world: World, write: Write, org: str):
     ident = world.of(write.resource, org) if write.resource else None
     body = write.body(org, ident) if write.body else None
-    return client.request(write.method, write.path.format(id=ident), json=body, headers=bearer(write.username))
+    return _send(client, write, write.path.format(id=ident), body, write.username)
+
+
+def _send(client, write: Write, path: str, body: Any, username: str):
+    if write.multipart:
+        return client.request(write.method, path, data=body, headers=bearer(username),
+                              files={"file": ("contract.pdf", b"%PDF-1.7 contract", "application/pdf")})
+    return client.request(write.method, path, json=body, headers=bearer(username))
 
 
 @pytest.mark.parametrize("name", WRITES)
@@ -361,7 +443,7 @@ def test_the_admin_may_change_either_organization(client, world, name):
     for org in (ACME, GLOBEX):
         ident = world.of(write.resource, org) if write.resource else None
         body = write.body(org, ident) if write.body else None
-        response = client.request(write.method, write.path.format(id=ident), json=body, headers=bearer("admin"))
+        response = _send(client, write, write.path.format(id=ident), body, "admin")
         assert response.status_code == write.own, (org, response.text)
 
 

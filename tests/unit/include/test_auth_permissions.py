@@ -10,7 +10,7 @@ from tests.harness.environment import REPO_ROOT
 
 DEFAULT_ACCESS = {"people": ["HR Manager"], "onboarding": ["HR Manager"], "it": ["IT Operator"]}
 HR_WORKFLOWS = {"employee_onboarding", "employee_offboarding", "employee_role_change", "manager_heads_up",
-                "new_contractor_welcome"}
+                "new_contractor_welcome", "team_membership"}
 IT_WORKFLOWS = {"identity_provisioning", "equipment_request", "officeflow_approval_smoke"}
 GRANT = {"DAGs": {"can_read", "can_edit"}, "DAG Runs": {"can_read", "can_create"}}
 
@@ -53,6 +53,12 @@ def test_roles_hold_what_their_job_needs_and_no_more():
     assert has(P.HR_MANAGER, P.CAN_CREATE, P.DOCUMENTS) and has(P.HR_MANAGER, P.CAN_READ, P.EMAIL)
     assert not has(P.HR_MANAGER, P.CAN_EDIT, P.TASK_INSTANCES)
     assert has(P.IT_OPERATOR, P.CAN_EDIT, P.TASK_INSTANCES) and not has(P.IT_OPERATOR, P.CAN_READ, P.DOCUMENTS)
+    # Teams: HR adds and removes members but does not change what a team grants; IT and auditors read.
+    assert {a for a, r in P.ROLE_PERMISSIONS[P.HR_MANAGER] if r == P.TEAM_MEMBERS} == {P.CAN_READ, P.CAN_CREATE,
+                                                                                         P.CAN_DELETE}
+    for role in (P.HR_MANAGER, P.IT_OPERATOR, P.AUDITOR):
+        assert {a for a, r in P.ROLE_PERMISSIONS[role] if r in (P.ORGANIZATIONS, P.TEAMS)} == {P.CAN_READ}, role
+    assert {a for a, r in P.ROLE_PERMISSIONS[P.IT_OPERATOR] if r == P.TEAM_MEMBERS} == {P.CAN_READ}
 
 
 @pytest.mark.parametrize(("tags", "roles"), [
