@@ -25,7 +25,7 @@ pytestmark = pytest.mark.e2e
 
 API = "/officeflow/api/v1"
 HR_WORKFLOWS = {"employee_onboarding", "employee_offboarding", "employee_role_change", "manager_heads_up",
-                "new_contractor_welcome"}
+                "new_contractor_welcome", "team_membership"}
 IT_WORKFLOWS = {"identity_provisioning", "equipment_request", "officeflow_approval_smoke"}
 HR_DAG, IT_DAG = "employee_onboarding", "identity_provisioning"
 CONF = {HR_DAG: {"first_name": "Ada", "last_name": "Lovelace", "email": "ada.rbac@officeflow.test"},
@@ -201,9 +201,12 @@ def test_what_the_auth_api_says_each_user_may_do_matches(rbac):
     """``/auth/me`` lists the OfficeFlow permissions the routes above enforce."""
     me = {user: rbac.call(user, "GET", f"{API}/auth/me").json() for user in USERS}
     assert me["hr"]["permissions"] == {"OfficeFlow Events": ["GET"], "OfficeFlow Workflows": ["GET"],
-                                       "OfficeFlow Documents": ["GET", "POST", "PUT"], "OfficeFlow Email": ["GET"]}
+                                       "OfficeFlow Documents": ["GET", "POST", "PUT"], "OfficeFlow Email": ["GET"],
+                                       "OfficeFlow Organizations": ["GET"], "OfficeFlow Teams": ["GET"],
+                                       "OfficeFlow Team Members": ["GET", "POST", "DELETE"]}
     assert me["hr"]["organizations"] == ["default"] and me["officeflow-admin"]["organizations"] is None
     assert me["viewer"]["permissions"] == {} and me["op"]["permissions"] == {}
     assert me["auditor"]["permissions"] == {resource: ["GET"] for resource in (
         "OfficeFlow Webhook Endpoints", "OfficeFlow Events", "OfficeFlow Audit Log", "OfficeFlow Workflows",
-        "OfficeFlow Documents", "OfficeFlow Email", "OfficeFlow Access")}
+        "OfficeFlow Documents", "OfficeFlow Email", "OfficeFlow Access", "OfficeFlow Organizations",
+        "OfficeFlow Teams", "OfficeFlow Team Members")}

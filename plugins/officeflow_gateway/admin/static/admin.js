@@ -85,6 +85,21 @@
     dead: "danger", failure: "danger", denied: "warning",
   };
 
+  /** Run a row action, reload the table, then show the action's notice: once the notice is up the rows are
+   *  the new ones (a click on a row that is being replaced would be lost). */
+  async function actThenReload(action, reload) {
+    let message = null;
+    try {
+      message = await action();
+    } catch (err) {
+      await reload();
+      failed(err);
+      return;
+    }
+    await reload();
+    if (message) notify(message);
+  }
+
   let noticeTimer = null;
   function notify(message, tone = "success") {
     const box = $("#notice");
@@ -289,11 +304,11 @@
         });
         if (!ok) return;
         await busy(button, api("POST", `${path(e.id)}/disable`, {}));
-        notify(`“${e.name}” is disabled.`);
+        return `“${e.name}” is disabled.`;
       },
       async enable(e, button) {
         await busy(button, api("PATCH", path(e.id), { enabled: true }));
-        notify(`“${e.name}” is enabled.`);
+        return `“${e.name}” is enabled.`;
       },
       async delete(e, button) {
         const ok = await confirmAction({
@@ -303,7 +318,7 @@
         });
         if (!ok) return;
         await busy(button, api("DELETE", path(e.id)));
-        notify(`“${e.name}” was deleted.`);
+        return `“${e.name}” was deleted.`;
       },
     };
 
@@ -311,12 +326,7 @@
       const button = event.target.closest("[data-row-action]");
       if (!button) return;
       const endpoint = rows.get(button.closest("tr").dataset.id);
-      try {
-        await ROW_ACTIONS[button.dataset.rowAction](endpoint, button);
-      } catch (err) {
-        failed(err);
-      }
-      await load();
+      await actThenReload(() => ROW_ACTIONS[button.dataset.rowAction](endpoint, button), load);
     });
 
     if (createCard && form) {
@@ -488,9 +498,9 @@
       });
       if (!ok) return;
       const e = await busy(button, api("POST", `/events/${encodeURIComponent(id)}/replay`, {}));
-      notify(`Event ${e.provider_event_id} queued again for ${e.dag_id}.`);
       if (dialog.open) dialog.close();
       await load();
+      notify(`Event ${e.provider_event_id} queued again for ${e.dag_id}.`);
     }
 
     table.addEventListener("click", async (event) => {
@@ -661,7 +671,7 @@
         if (!saved) return;
         const organizations = input.value.split(",").map((s) => s.trim()).filter(Boolean);
         await api("PUT", `${path(u)}/organizations`, { organizations });
-        notify(`Organizations of ${u.username}: ${organizations.join(", ") || "none"}.`);
+        return `Organizations of ${u.username}: ${organizations.join(", ") || "none"}.`;
       },
       async "reset-mfa"(u, button) {
         const ok = await confirmAction({
@@ -672,24 +682,20 @@
         });
         if (!ok) return;
         await busy(button, api("DELETE", `${path(u)}/mfa`));
-        notify(`Two-factor sign-in of ${u.username} was reset.`);
+        return `Two-factor sign-in of ${u.username} was reset.`;
       },
       async unlock(u, button) {
         const result = await busy(button, api("POST", `${path(u)}/unlock`, {}));
         const n = result.failed_attempts_removed;
-        notify(`${u.username} can sign in again (${n} failed attempt${n === 1 ? "" : "s"} forgotten).`);
+        return `${u.username} can sign in again (${n} failed attempt${n === 1 ? "" : "s"} forgotten).`;
       },
     };
 
     table.addEventListener("click", async (event) => {
       const button = event.target.closest("[data-row-action]");
       if (!button) return;
-      try {
-        await ROW_ACTIONS[button.dataset.rowAction](users.get(button.closest("tr").dataset.user), button);
-      } catch (err) {
-        failed(err);
-      }
-      await load();
+      await actThenReload(() => ROW_ACTIONS[button.dataset.rowAction](users.get(button.closest("tr").dataset.user), button),
+        load);
     });
     load();
   }
