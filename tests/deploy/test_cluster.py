@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import configparser
 import json
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -29,6 +28,7 @@ from tests.harness.airflow_platform import AirflowPlatform
 from tests.harness.chart import CHART, find, values_file
 from tests.harness.e2e_support import wait_for_dag
 from tests.harness.kube import IMAGE_PATHS, KubeCluster, NodeAgent, image_env
+from tests.harness.waiting import wait_until
 
 NAMESPACE = "officeflow-chart"
 RELEASE = "officeflow"
@@ -47,16 +47,6 @@ SECRET = {
 def deployments(kube: KubeCluster, release: str = RELEASE) -> dict[str, dict]:
     items = kube.json("get", "deployments", "-n", NAMESPACE, "-l", f"app.kubernetes.io/instance={release}")["items"]
     return {d["metadata"]["labels"]["app.kubernetes.io/component"]: d for d in items}
-
-
-def wait_until(check, timeout: float = 90, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +122,7 @@ def test_upgrade_rolls_the_deployments_to_the_new_image(installed: KubeCluster):
         pods = kube.json("get", "pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/component=api-server")["items"]
         live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
         return len(live) == 2 and all(p["spec"]["containers"][0]["image"] == "officeflow:1.0.1" for p in live)
-    wait_until(only_new_pods, what="the old api-server pods to go")
+    wait_until(only_new_pods, timeout=90, what="the old api-server pods to go", interval=0.5)
     events = kube.json("get", "events", "-n", NAMESPACE, "--field-selector", "involvedObject.kind=Job")["items"]
     assert sum(e["involvedObject"]["name"] == "officeflow-migrate" and e["reason"] == "Completed"
                for e in events) == 2  # the pre-upgrade hook ran again
@@ -258,7 +248,8 @@ def test_the_kubernetes_executor_runs_a_dag_run_in_worker_pods(executor_platform
     tis = platform.api("GET", f"/api/v2/dags/identity_provisioning/dagRuns/{run_id}/taskInstances").json()
     assert len(tis["task_instances"]) == 5  # person, providers, provision x 3
     # (a worker reports its task's state before its process exits: wait for the agent to see all five end)
-    wait_until(lambda: len(agent.ran) == 5, timeout=60, what=f"five worker pods to end: {agent.ran}")
+    wait_until(lambda: len(agent.ran) == 5, timeout=60, what=f"five worker pods to end: {agent.ran}",
+               interval=0.5)
     assert set(agent.ran.values()) == {0}, agent.ran
     # ... and did its work: the account exists in each provider (the sandbox), once.
     for service in ("google", "microsoft", "okta"):
@@ -270,7 +261,7 @@ def test_the_kubernetes_executor_runs_a_dag_run_in_worker_pods(executor_platform
         pods = kube.json("get", "pods", "-n", namespace, "-l", "kubernetes_executor=True")["items"]
         mine = [p for p in pods if p["metadata"]["annotations"].get("run_id") == run_id]
         return all(p["metadata"]["labels"].get("airflow_executor_done") == "True" for p in mine) and mine
-    pods = wait_until(reconciled, timeout=60, what="the executor to mark its pods done")
+    pods = wait_until(reconciled, timeout=60, what="the executor to mark its pods done", interval=0.5)
     assert {p["status"]["phase"] for p in pods} == {"Succeeded"}
     template = pods[0]["spec"]
     assert template["serviceAccountName"] == "officeflow-worker"

@@ -21,6 +21,7 @@ from tests.harness.docs import bash_block_with
 from tests.harness.e2e_support import MANAGER, store_rows, wait_for_dag
 from tests.harness.sandbox import SandboxServer
 from tests.harness.sandbox_clients import google_client, google_user
+from tests.harness.waiting import wait_until
 
 # The first e2e test of a session also pays for starting the platform (minutes on a loaded machine).
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
@@ -50,16 +51,6 @@ def run_state(platform: AirflowPlatform, dag_id: str, run_id: str) -> str | None
     return state if state in ("success", "failed") else None
 
 
-def wait_for(check, timeout: float, what: str, platform: AirflowPlatform):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}\n{platform.logs_tail()}")
-
-
 def test_declined_first_day_meeting_reaches_the_organizer_in_slack(platform: AirflowPlatform, store: str,
                                                                    sandbox_server: SandboxServer, tmp_path: Path):
     sandbox_server.reset()
@@ -78,14 +69,16 @@ def test_declined_first_day_meeting_reaches_the_organizer_in_slack(platform: Air
         time.sleep(2)
     assert response.status_code == 201, response.text
     run_id = response.json()["dag_run_id"]
-    state = wait_for(lambda: run_state(platform, name, run_id), 300, "the booking run", platform)
+    state = wait_until(lambda: run_state(platform, name, run_id), 300, "the booking run", interval=1,
+                       detail=platform.logs_tail)
     assert state == "success", f"{platform.task_states(name, run_id)}\n{platform.logs_tail()}"
 
     [(event_id,)] = store_rows(store, "SELECT event_id FROM booked_meetings WHERE run_id = :run", run=run_id)
     [(channel,)] = store_rows(store, "SELECT channel_id FROM calendar_subscriptions "
                                      "WHERE calendar = :cal AND status = 'active'", cal=MANAGER)
-    wait_for(lambda: [d for d in sandbox_server.state("google").get("push_deliveries", [])
-                      if d["channel_id"] == channel and d["status"] == 200], 30, "the sync message", platform)
+    wait_until(lambda: [d for d in sandbox_server.state("google").get("push_deliveries", [])
+                        if d["channel_id"] == channel and d["status"] == 200], 30, "the sync message", interval=1,
+               detail=platform.logs_tail)
 
     with google_client(sandbox_server, attendee) as cal:
         cal.patch(f"/calendars/primary/events/{event_id}",
@@ -96,7 +89,7 @@ def test_declined_first_day_meeting_reaches_the_organizer_in_slack(platform: Air
         return [m["text"] for c, ms in messages.items() if c.startswith("D") for m in ms
                 if f"{attendee} declined" in m.get("text", "")]
 
-    [notice_text] = wait_for(notice, 60, "the Slack notice", platform)
+    [notice_text] = wait_until(notice, 60, "the Slack notice", interval=1, detail=platform.logs_tail)
     assert "First day: welcome" in notice_text
     rows = store_rows(store, "SELECT c.kind, c.action FROM meeting_changes c JOIN booked_meetings m "
                              "ON m.id = c.meeting_id WHERE m.run_id = :run", run=run_id)

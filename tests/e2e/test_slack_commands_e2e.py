@@ -14,7 +14,8 @@ import pytest
 from tests.harness.airflow_platform import AirflowPlatform
 from tests.harness.e2e_support import wait_for_dag
 from tests.harness.sandbox import SandboxServer
-from tests.harness.slack import act, configure_app, wait_until
+from tests.harness.slack import act, configure_app
+from tests.harness.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 DAG_ID = "equipment_request"

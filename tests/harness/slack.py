@@ -13,6 +13,8 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
+from tests.harness.waiting import wait_until
+
 SIGNING_SECRET = "e2e-slack-signing-secret-0123456789abcdef"
 
 
@@ -81,17 +83,6 @@ def act(sandbox: Any, kind: str, **body: Any) -> dict[str, Any]:
     response = sandbox.client.post(f"/slack/_sandbox/act/{kind}", json=body, timeout=15)
     response.raise_for_status()
     return response.json()  # type: ignore[no-any-return]
-
-
-def wait_until(check: Any, timeout: float = 15, what: str = "condition") -> Any:
-    """Poll ``check()`` until it returns something truthy (work Slack sees after the answer)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class ServedGateway:
