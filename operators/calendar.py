@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import closing
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
@@ -384,6 +385,8 @@ def _organized_or_none(client: CalendarClient, organizer: str, start: datetime, 
 # --- calendar sync: subscriptions, notifications, reminders -------------------------------------------
 
 GOOGLE_CHANNEL_LIFETIME = timedelta(days=7)
+#: How often one meeting is rebooked after declines before OfficeFlow leaves it to the organizer.
+MAX_REBOOKS = 3
 GRAPH_SUBSCRIPTION_LIFETIME = timedelta(minutes=4200)  # Graph allows 4230 minutes for events
 
 
@@ -521,8 +524,8 @@ def process_subscription(subscription_id: str, *, conn_id: str | None = None, sl
                          store_url: str | None = None) -> dict[str, Any]:
     """Handle a subscription's pending notifications: read what changed, compare it with the meetings
     OfficeFlow booked, record each decline / move / cancellation once and act on it (a Slack notice to
-    the organizer; with ``on_change="rebook"`` a decline is also listed under ``rebook`` and recorded as
-    ``rebook_requested``: the rebooking run itself is not built yet).
+    the organizer; with ``on_change="rebook"`` a decline first moves the meeting to the next common free
+    slot (:func:`rebook_meeting`), listed under ``rebook``, and the notice says where to).
     Returns ``{"changes": [change ids], "rebook": [change ids], "notifications": n}``. A provider failure
     leaves the notifications pending (with the error) for calendar_maintenance to retry."""
     subscription = sync.get_subscription(subscription_id, store_url=store_url)
@@ -538,6 +541,7 @@ def process_subscription(subscription_id: str, *, conn_id: str | None = None, sl
                                                     [s.event_id for s in states], store_url=store_url)}
     found: list[str] = []
     rebook: list[str] = []
+    rebooked: set[str] = set()  # a meeting moved once in this pass: its other declines were for the old time
     for state in states:
         meeting = meetings.get(state.event_id)
         if meeting is None:
@@ -547,29 +551,101 @@ def process_subscription(subscription_id: str, *, conn_id: str | None = None, sl
             if change_id is None:
                 continue  # found and handled by an earlier notification
             found.append(change_id)
-            wants_rebook = meeting.on_change == "rebook" and change.kind == "declined"
-            if wants_rebook:
-                rebook.append(change_id)
-            error = notify_organizer(meeting, change, slack_conn_id=slack_conn_id)
-            action = "rebook_requested" if wants_rebook else "notified"
-            sync.change_handled(change_id, "none" if error else action, error, store_url=store_url)
+            outcome = Rebooking()
+            if meeting.on_change == "rebook" and change.kind == "declined" and meeting.id not in rebooked:
+                outcome = rebook_meeting(meeting, change_id, conn_id=conn_id, store_url=store_url)
+                if outcome.action == "rebooked":
+                    rebook.append(change_id)
+                    rebooked.add(meeting.id)
+            error = notify_organizer(meeting, change, outcome, slack_conn_id=slack_conn_id)
+            action = outcome.action or ("none" if error else "notified")
+            sync.change_handled(change_id, action, "; ".join(filter(None, (outcome.error, error))) or None,
+                                store_url=store_url)
     sync.finish_notifications([n.id for n in notes], store_url=store_url)
     return {"changes": found, "rebook": rebook, "notifications": len(notes)}
 
 
-def _when_text(moment: datetime, zone_name: str) -> str:
+@dataclass(frozen=True)
+class Rebooking:
+    """What :func:`rebook_meeting` did: ``action`` ``rebooked`` (``start``/``end`` the new time),
+    ``rebook_failed`` (``error`` says why: no common free slot, the limit reached, a provider error), or
+    None (not asked to rebook)."""
+
+    action: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    error: str | None = None
+
+
+def rebook_meeting(meeting: Any, change_id: str, *, conn_id: str | None = None,
+                   store_url: str | None = None) -> Rebooking:
+    """Move a meeting an attendee declined to the next slot after it in which the organizer and every
+    attendee are free (working hours and time zone as booked; within ``OFFICEFLOW_CALENDAR_REBOOK_SEARCH_
+    DAYS``), asking every attendee again. At most :data:`MAX_REBOOKS` times per meeting, so a decline of
+    every new time does not move it forever. The store learns the new time before the provider does (the
+    move's own notification is then no change) and is put back when the move fails."""
+    booking = dict(meeting.booking or {})
+    rebooks = list(booking.get("rebooks") or [])
+    if len(rebooks) >= MAX_REBOOKS:
+        return Rebooking("rebook_failed", error=f"already rebooked {len(rebooks)} times; not moved again")
+    zone = _zone_or_utc(str(booking.get("time_zone") or "UTC"))
+    duration = meeting.ends_at - meeting.starts_at
+    opens, closes = (parse_clock(v) for v in booking.get("working_hours") or ("09:00", "17:00"))
+    start = max(datetime.now(UTC), meeting.ends_at.astimezone(UTC))
+    end = start + timedelta(days=get_settings().calendar_rebook_search_days)
+    everyone = [meeting.organizer, *meeting.attendees]
     try:
-        zone = ZoneInfo(zone_name)
+        with closing(calendar_client(meeting.provider, meeting.organizer, conn_id or booking.get("conn_id"))) as hook:
+            busy = with_retries(lambda: hook.busy(meeting.organizer, everyone, start, end),
+                                describe=f"{meeting.provider}: availability look-up")
+            slot = find_slot([b for blocks in busy.values() for b in blocks], window_start=start, window_end=end,
+                             duration=duration, day_start=opens, day_end=closes, zone=zone,
+                             step=timedelta(minutes=int(booking.get("slot_step_minutes") or 15)))
+            if slot is None:
+                return Rebooking("rebook_failed", error=f"no common free slot in the {(end - start).days} days after "
+                                                        f"{start.isoformat()}")
+            moved = {"change_id": change_id, "from": meeting.starts_at.isoformat(), "to": slot[0].isoformat()}
+            sync.move_booking(meeting.id, start=slot[0], end=slot[1], status="rebooked", rebooks=[*rebooks, moved],
+                              store_url=store_url)
+            try:
+                with_retries(lambda: hook.update_meeting(meeting.organizer, meeting.event_id, start=slot[0],
+                                                         end=slot[1], attendees=list(meeting.attendees),
+                                                         time_zone=zone.key, ask_again=True),
+                             describe=f"{meeting.provider}: rebooking of {meeting.event_id}")
+            except Exception:
+                sync.move_booking(meeting.id, start=meeting.starts_at, end=meeting.ends_at, status="declined",
+                                  rebooks=rebooks, reminder_sent_at=meeting.reminder_sent_at, store_url=store_url)
+                raise
+    except ServiceError as exc:
+        return Rebooking("rebook_failed", error=f"{type(exc).__name__}: {exc}")
+    return Rebooking("rebooked", slot[0], slot[1])
+
+
+def _zone_or_utc(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
+        return ZoneInfo("UTC")
+
+
+def _when_text(moment: datetime, zone_name: str) -> str:
+    zone = _zone_or_utc(zone_name)
     return moment.astimezone(zone).strftime(f"%a %d %b %Y %H:%M ({zone.key})")
 
 
-def change_text(meeting: Any, change: sync.Change) -> str:
-    """The Slack notice of a change, for the meeting's organizer."""
+def change_text(meeting: Any, change: sync.Change, rebooking: Rebooking | None = None) -> str:
+    """The Slack notice of a change (and of what OfficeFlow did about it), for the meeting's organizer."""
     zone = str((meeting.booking or {}).get("time_zone") or "UTC")
     title = f"\u201c{meeting.title}\u201d"
-    if change.kind == "declined":
+    rebooking = rebooking or Rebooking()
+    if change.kind == "declined" and rebooking.action == "rebooked" and rebooking.start is not None:
+        text = (f"{change.attendee} declined {title} on {_when_text(meeting.starts_at, zone)}, so OfficeFlow moved "
+                f"it to {_when_text(rebooking.start, zone)}, the next time everyone is free, and asked everyone "
+                "again.")
+    elif change.kind == "declined" and rebooking.action == "rebook_failed":
+        text = (f"{change.attendee} declined {title} on {_when_text(meeting.starts_at, zone)}. OfficeFlow could not "
+                f"rebook it ({rebooking.error}); please find a new time.")
+    elif change.kind == "declined":
         text = f"{change.attendee} declined {title} on {_when_text(meeting.starts_at, zone)}."
     elif change.kind == "moved":
         text = (f"{title} moved from {_when_text(datetime.fromisoformat(change.details['was_start']), zone)} to "
@@ -592,10 +668,11 @@ def post_to_person(email: str, text: str, *, slack_conn_id: str | None = None) -
                  describe="slack: chat.postMessage")
 
 
-def notify_organizer(meeting: Any, change: sync.Change, *, slack_conn_id: str | None = None) -> str | None:
+def notify_organizer(meeting: Any, change: sync.Change, rebooking: Rebooking | None = None, *,
+                     slack_conn_id: str | None = None) -> str | None:
     """Tell the organizer in Slack; the error text when that failed (recorded on the change)."""
     try:
-        post_to_person(meeting.organizer, change_text(meeting, change), slack_conn_id=slack_conn_id)
+        post_to_person(meeting.organizer, change_text(meeting, change, rebooking), slack_conn_id=slack_conn_id)
     except ServiceError as exc:
         return f"{type(exc).__name__}: {exc}"
     return None

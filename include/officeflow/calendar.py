@@ -53,7 +53,9 @@ class CalendarClient(Protocol):
         """Create it, or return the one ``key`` already created."""
 
     def update_meeting(self, organizer: str, event_id: str, *, start: datetime | None, end: datetime | None,
-                       attendees: list[str] | None, time_zone: str) -> Meeting: ...
+                       attendees: list[str] | None, time_zone: str, ask_again: bool = False) -> Meeting:
+        """Change its time and/or attendees; ``ask_again``: every attendee is asked to answer anew (a new
+        time: an earlier accept or decline was for the old one)."""
 
     def cancel_meeting(self, organizer: str, event_id: str, comment: str) -> bool:
         """True when this call cancelled it, False when it was already cancelled or deleted."""

@@ -385,6 +385,20 @@ def record_change(meeting_id: str, change: Change, *, notification_id: str | Non
         return row.id
 
 
+def move_booking(meeting_id: str, *, start: datetime, end: datetime, status: str, rebooks: list[dict[str, Any]],
+                 reminder_sent_at: datetime | None = None, store_url: str | None = None) -> None:
+    """Set a booked meeting's time, status and ``booking["rebooks"]`` (what OfficeFlow moved it for). Done
+    before OfficeFlow moves the event, so the provider's notice of that move is no change, and undone
+    (called again with the earlier values) when the move failed."""
+    with session_scope(store_url) as session:
+        meeting = session.get(BookedMeeting, meeting_id, with_for_update=True)
+        if meeting is None:
+            raise LookupError(f"no booked meeting {meeting_id}")
+        meeting.starts_at, meeting.ends_at, meeting.status = start, end, status
+        meeting.booking = {**(meeting.booking or {}), "rebooks": rebooks}
+        meeting.reminder_sent_at = reminder_sent_at
+
+
 def change_handled(change_id: str, action: str, error: str | None = None, store_url: str | None = None) -> None:
     with session_scope(store_url) as session:
         session.execute(update(MeetingChange).where(MeetingChange.id == change_id).values(

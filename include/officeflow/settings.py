@@ -249,9 +249,13 @@ class Settings(BaseSettings):
     )
     calendar_change_action: Literal["notify", "rebook"] = Field(
         default="notify",
-        description="What a declined or moved first-day meeting leads to: `notify` (the organizer is told in "
-        "Slack) or `rebook` (also recorded as `rebook_requested`; booking the next common free slot "
-        "automatically is not built yet, so the organizer is told in Slack either way).",
+        description="What a declined first-day meeting leads to: `notify` (the organizer is told in Slack) or "
+        "`rebook` (OfficeFlow moves it to the next slot in which the organizer and every attendee are free, asks "
+        "everyone again, and tells the organizer where it went). Moves and cancellations are told either way.",
+    )
+    calendar_rebook_search_days: int = Field(
+        default=14, ge=1, le=60,
+        description="How many days after a declined meeting rebooking looks for a common free slot.",
     )
     calendar_reminder_lead_minutes: int = Field(
         default=60, ge=5, le=7 * 24 * 60,

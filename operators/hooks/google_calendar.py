@@ -124,15 +124,16 @@ class GoogleCalendarHook(GoogleWorkspaceHook):
         return _meeting(event)
 
     def update_meeting(self, organizer: str, event_id: str, *, start: datetime | None, end: datetime | None,
-                       attendees: list[str] | None, time_zone: str) -> Meeting:
+                       attendees: list[str] | None, time_zone: str, ask_again: bool = False) -> Meeting:
         self._check(organizer)
         body: dict[str, Any] = {}
         if start is not None:
             body["start"] = {"dateTime": start.isoformat(), "timeZone": time_zone}
         if end is not None:
             body["end"] = {"dateTime": end.isoformat(), "timeZone": time_zone}
-        if attendees is not None:
-            body["attendees"] = [{"email": a} for a in attendees]
+        if attendees is not None:  # the organizer may set responseStatus: needsAction asks again
+            body["attendees"] = [{"email": a, **({"responseStatus": "needsAction"} if ask_again else {})}
+                                 for a in attendees]
         event = self._execute(f"update event {event_id}", lambda c: c.events().patch(
             calendarId="primary", eventId=event_id, body=body, sendUpdates="all"))
         return _meeting(event)

@@ -97,7 +97,8 @@ class MicrosoftGraphCalendarHook(MicrosoftGraphHook):
         return _meeting(event)
 
     def update_meeting(self, organizer: str, event_id: str, *, start: datetime | None, end: datetime | None,
-                       attendees: list[str] | None, time_zone: str) -> Meeting:
+                       attendees: list[str] | None, time_zone: str, ask_again: bool = False) -> Meeting:
+        # ask_again needs nothing here: Exchange asks every attendee again when the organizer moves a meeting
         body: dict[str, Any] = {}
         if start is not None:
             body["start"] = _utc(start)

@@ -27,9 +27,11 @@ builds ``https://www.googleapis.com/calendar/v3/...``.
   ``timeMin``/``timeMax``, ``showDeleted``, ``q``, ``maxResults`` (≤ 2500) + ``pageToken``. An event
   appears in its organizer's calendar and in those of its attendees; as Google does, ``self`` (on
   ``organizer``, ``creator`` and the attendee entry) is set only for the calendar it is read from.
-- **Attendee responses**: an attendee (the delegation subject is the attendee) may ``events.patch`` the
-  event through their own calendar with only their own ``attendees[].responseStatus`` changed
-  (``accepted``/``declined``/``tentative``/``needsAction``); anything else from a non-organizer is 403.
+- **Attendee responses**: the organizer's patch keeps each attendee's ``responseStatus`` unless it gives
+  one (``needsAction`` asks again, as after a new time); an attendee (the delegation subject is the
+  attendee) may ``events.patch`` the event through their own calendar with only their own
+  ``attendees[].responseStatus`` changed (``accepted``/``declined``/``tentative``/``needsAction``); anything
+  else from a non-organizer is 403.
 - **Push notifications** (``events.watch`` ``POST /calendars/{id}/events/watch``): body ``id`` (required,
   ≤ 64 of ``[A-Za-z0-9-_/+=]``, unique: else 400 "Channel id not unique"), ``type`` ``web_hook``,
   ``address`` (https; the sandbox also takes http to a loopback host), ``token`` (≤ 256 chars),
@@ -435,6 +437,8 @@ async def _events_modify(calendar_id: str, event_id: str, request: Request) -> J
         if "attendees" in body:
             previous = {a["email"]: a for a in event.get("attendees", [])}
             event["attendees"] = [{**previous.get(a["email"].lower(), {"responseStatus": "needsAction"}),
+                                   **({"responseStatus": a["responseStatus"]}
+                                      if a.get("responseStatus") in RESPONSES else {}),
                                    "email": a["email"].lower()} for a in body["attendees"]]
         _conference(event, body, request)
         if changed_time:

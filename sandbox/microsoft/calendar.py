@@ -16,7 +16,8 @@ calendar holding the events it organizes and, for getSchedule, those it attends.
   used in that calendar returns the existing event (201) instead of creating another.
 - ``GET /users/{id}/events`` (paged), ``GET /users/{id}/calendarView?startDateTime&endDateTime`` (paged; the
   events the user organizes and attends, ``isOrganizer`` true only on the former),
-  ``GET / PATCH /users/{id}/events/{eventId}`` (PATCH merges subject, body, start, end, attendees, location),
+  ``GET / PATCH /users/{id}/events/{eventId}`` (PATCH merges subject, body, start, end, attendees, location;
+  a new start or end resets every attendee's response to ``none``, as Exchange asks them again),
   ``DELETE`` (204; then 404 ``ErrorItemNotFound``), ``POST .../events/{eventId}/cancel`` (organizer only,
   202, optional ``comment``; the event leaves the calendar; 404 afterwards).
 - Attendee responses: ``POST /users/{attendee}/events/{eventId}/accept | tentativelyAccept | decline``
@@ -503,6 +504,9 @@ async def update_event(key: str, event_id: str, request: Request) -> dict[str, A
         if "body" in body:
             event["body"] = body["body"]
             event["bodyPreview"] = str(body["body"].get("content", ""))[:255]
+        if (start.isoformat(), end.isoformat()) != (event["_start"], event["_end"]):
+            for attendee in event["attendees"]:  # a new time: Exchange asks every attendee again
+                attendee["status"] = {"response": "none", "time": "0001-01-01T00:00:00Z"}
         event["_start"], event["_end"] = start.isoformat(), end.isoformat()
         _stamp(event)
         _notify_change(request, data, event, "updated")

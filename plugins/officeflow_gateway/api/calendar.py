@@ -51,10 +51,11 @@ class SubscriptionList(BaseModel):
 
 class ChangeOut(BaseModel):
     id: str
-    kind: str
-    attendee: str | None
-    action: str
-    error: str | None
+    kind: str = Field(description="declined, moved or cancelled")
+    attendee: str | None = Field(description="Who declined (declines only)")
+    action: str = Field(description="What OfficeFlow did: notified (Slack), rebooked (moved to the next common free "
+                                    "slot), rebook_failed (see error), none (nothing yet: see error)")
+    error: str | None = Field(description="Why a rebooking or the Slack notice failed")
     detected_at: datetime
     details: dict[str, Any]
     meeting_id: str

@@ -24,6 +24,7 @@ from operators.calendar import RenewCalendarSubscriptionsOperator, ScheduleMeeti
 from tests.harness.ports import free_port
 from tests.harness.sandbox_clients import PASSWORD, google_client, google_user, request_token
 from tests.harness.store import truncate
+from tests.harness.waiting import wait_until
 
 ADMIN, BOB = "admin@officeflow.test", "bob@officeflow.test"
 TABLES = ("meeting_changes", "calendar_notifications", "booked_meetings", "calendar_subscriptions")
@@ -54,28 +55,19 @@ def gateway(airflow_db, store_url, sandbox, settings_env):
     thread.join(10)
 
 
-def wait_for(check, timeout: float = 20, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def context(run_id: str) -> Any:
     return {"ti": SimpleNamespace(dag_id="employee_onboarding", run_id=run_id, task_id="schedule_manager_1on1",
                                   map_index=-1),
             "params": {"organization_id": "default"}}
 
 
-def book(provider: str, run_id: str = "manual__sync-1") -> dict[str, Any]:
+def book(provider: str, run_id: str = "manual__sync-1", on_change: str | None = None) -> dict[str, Any]:
     monday = (datetime.now(UTC) + timedelta(days=14)).date()
     monday -= timedelta(days=monday.weekday())
     operator = ScheduleMeetingOperator(task_id="schedule_manager_1on1", provider=provider, organizer=ADMIN,
                                        attendees=[BOB], title="Welcome 1:1", window_start=monday.isoformat(),
-                                       window_end=(monday + timedelta(days=5)).isoformat(), duration=30)
+                                       window_end=(monday + timedelta(days=5)).isoformat(), duration=30,
+                                       on_change=on_change)
     return operator.execute(context(run_id))  # type: ignore[no-any-return]
 
 
@@ -114,15 +106,15 @@ def test_google_decline_is_verified_recorded_and_told_in_slack(gateway, sandbox)
     meeting = book("google")
     sub = subscription_of("google")
     assert sub.calendar == ADMIN and sub.resource_id and sub.sync_token and sub.expires_at > datetime.now(UTC)
-    wait_for(lambda: [n for n in notifications() if n.state == "sync"], what="the sync message")
+    wait_until(lambda: [n for n in notifications() if n.state == "sync"], what="the sync message")
     assert "channel token" not in sub.secret_encrypted and len(sub.secret_encrypted) > 60  # Fernet, not plain
 
     with google_client(sandbox, BOB) as bob:
         bob.patch(f"/calendars/primary/events/{meeting['event_id']}",
                   json={"attendees": [{"email": BOB, "responseStatus": "declined"}]}).raise_for_status()
-    [change] = wait_for(lambda: [c for c in changes() if c.action != "none" or c.error], what="the change")
+    [change] = wait_until(lambda: [c for c in changes() if c.action != "none" or c.error], what="the change")
     assert change.kind == "declined" and change.attendee == BOB and change.action == "notified", change.error
-    dms = wait_for(lambda: [t for t in slack_dms(sandbox) if "declined" in t], what="the Slack notice")
+    dms = wait_until(lambda: [t for t in slack_dms(sandbox) if "declined" in t], what="the Slack notice")
     assert dms == [f":calendar: {BOB} declined \u201cWelcome 1:1\u201d on "
                    f"{datetime.fromisoformat(meeting['start']).strftime('%a %d %b %Y %H:%M')} (UTC). "
                    f"(booked by OfficeFlow for {BOB})"]
@@ -145,7 +137,7 @@ def test_google_forged_unknown_and_malformed_notifications_are_refused(gateway, 
     sub = subscription_of("google")
     headers = {"X-Goog-Channel-ID": sub.channel_id, "X-Goog-Channel-Token": "forged", "X-Goog-Resource-ID":
                sub.resource_id, "X-Goog-Resource-State": "exists", "X-Goog-Message-Number": "999"}
-    wait_for(lambda: notifications(), what="the sync message")
+    wait_until(lambda: notifications(), what="the sync message")
     before = len(notifications())
     assert_error(gateway.post("/calendar/google/notifications", headers=headers), 401, "invalid_token")
     assert_error(gateway.post("/calendar/google/notifications", headers={**headers, "X-Goog-Channel-Token": ""}),
@@ -185,7 +177,7 @@ def test_expired_google_channel_is_replaced_by_the_maintenance_operator(gateway,
     with google_client(sandbox, BOB) as bob:  # the new channel carries the next change
         bob.patch(f"/calendars/primary/events/{meeting['event_id']}",
                   json={"attendees": [{"email": BOB, "responseStatus": "declined"}]}).raise_for_status()
-    wait_for(lambda: [c for c in changes() if c.action == "notified"], what="the change via the new channel")
+    wait_until(lambda: [c for c in changes() if c.action == "notified"], what="the change via the new channel")
 
 
 # --- Microsoft ------------------------------------------------------------------------------------------
@@ -213,9 +205,9 @@ def test_graph_handshake_decline_and_slack_notice(gateway, sandbox, graph_users)
     assert sandbox.state("microsoft")["subscriptions"][sub.channel_id]["notificationUrl"].endswith(
         "/calendar/microsoft/notifications")
     graph_users.post(f"/users/{BOB}/events/{meeting['event_id']}/decline", json={}).raise_for_status()
-    [change] = wait_for(lambda: [c for c in changes() if c.action == "notified"], what="the change")
+    [change] = wait_until(lambda: [c for c in changes() if c.action == "notified"], what="the change")
     assert change.kind == "declined" and change.attendee == BOB
-    wait_for(lambda: [t for t in slack_dms(sandbox) if f"{BOB} declined" in t], what="the Slack notice")
+    wait_until(lambda: [t for t in slack_dms(sandbox) if f"{BOB} declined" in t], what="the Slack notice")
 
     [delivery] = [d for d in sandbox.state("microsoft")["notification_deliveries"]
                   if d["body"]["value"][0]["changeType"] == "updated"]
@@ -292,20 +284,98 @@ def test_management_api_subscribes_lists_and_keeps_tenants_apart(gateway, sandbo
 def test_google_move_then_cancel_are_recorded_once_each(gateway, sandbox):
     google_user(sandbox, BOB)
     meeting = book("google")
-    wait_for(lambda: notifications(), what="the sync message")
+    wait_until(lambda: notifications(), what="the sync message")
     start = datetime.fromisoformat(meeting["start"]) + timedelta(days=1)
     with google_client(sandbox, ADMIN) as cal:
         cal.patch(f"/calendars/primary/events/{meeting['event_id']}", json={
             "start": {"dateTime": start.isoformat()},
             "end": {"dateTime": (start + timedelta(minutes=30)).isoformat()}}).raise_for_status()
-        wait_for(lambda: [c for c in changes() if c.kind == "moved" and c.action == "notified"], what="the move")
+        wait_until(lambda: [c for c in changes() if c.kind == "moved" and c.action == "notified"], what="the move")
         cal.delete(f"/calendars/primary/events/{meeting['event_id']}").raise_for_status()
-    wait_for(lambda: [c for c in changes() if c.kind == "cancelled" and c.action == "notified"], what="the cancel")
+    wait_until(lambda: [c for c in changes() if c.kind == "cancelled" and c.action == "notified"], what="the cancel")
     assert sorted(c.kind for c in changes()) == ["cancelled", "moved"]
-    texts = wait_for(lambda: len(slack_dms(sandbox)) == 2 and slack_dms(sandbox), what="two notices")
+    texts = wait_until(lambda: len(slack_dms(sandbox)) == 2 and slack_dms(sandbox), what="two notices")
     assert "moved from" in texts[0] and "was cancelled" in texts[1]
     [row] = sync.booked("google", ADMIN)
     assert row.status == "cancelled" and row.starts_at == start  # the move moved the booked meeting too
+
+
+# --- rebooking ------------------------------------------------------------------------------------------
+
+def decline(provider: str, sandbox, event_id: str, graph_users=None) -> None:
+    if provider == "google":
+        with google_client(sandbox, BOB) as bob:
+            bob.patch(f"/calendars/primary/events/{event_id}",
+                      json={"attendees": [{"email": BOB, "responseStatus": "declined"}]}).raise_for_status()
+    else:
+        graph_users.post(f"/users/{BOB}/events/{event_id}/decline", json={}).raise_for_status()
+
+
+def organizer_view(provider: str, sandbox, event_id: str, graph_users=None) -> tuple[datetime, str]:
+    """The event's start and Bob's response, as the organizer's calendar shows them."""
+    if provider == "google":
+        with google_client(sandbox, ADMIN) as cal:
+            event = cal.get(f"/calendars/primary/events/{event_id}").raise_for_status().json()
+        [bob] = [a for a in event["attendees"] if a["email"] == BOB]
+        return datetime.fromisoformat(event["start"]["dateTime"]), bob["responseStatus"]
+    event = graph_users.get(f"/users/{ADMIN}/events/{event_id}",
+                            headers={"Prefer": 'outlook.timezone="UTC"'}).raise_for_status().json()
+    [bob] = [a for a in event["attendees"] if a["emailAddress"]["address"].lower() == BOB]
+    return (datetime.fromisoformat(event["start"]["dateTime"][:26]).replace(tzinfo=UTC),
+            bob["status"]["response"])
+
+
+@pytest.mark.parametrize("provider", ["google", "microsoft"])
+def test_declined_meeting_is_rebooked_in_the_next_common_free_slot(gateway, sandbox, provider, request):
+    graph_users = request.getfixturevalue("graph_users") if provider == "microsoft" else None
+    if provider == "google":
+        google_user(sandbox, BOB)
+    meeting = book(provider, on_change="rebook")
+    booked_start = datetime.fromisoformat(meeting["start"])
+    decline(provider, sandbox, meeting["event_id"], graph_users)
+
+    [change] = wait_until(lambda: [c for c in changes() if c.action != "none" or c.error], what="the change")
+    assert (change.kind, change.attendee, change.action, change.error) == ("declined", BOB, "rebooked", None)
+    new_start = booked_start + timedelta(minutes=30)  # right after it: nobody is busy there
+    assert organizer_view(provider, sandbox, meeting["event_id"], graph_users) == (
+        new_start, "needsAction" if provider == "google" else "none")  # everyone is asked again
+    [row] = sync.booked(provider, ADMIN)
+    assert (row.status, row.starts_at, row.ends_at) == ("rebooked", new_start, new_start + timedelta(minutes=30))
+    assert [r["to"] for r in row.booking["rebooks"]] == [new_start.isoformat()]
+    [text] = wait_until(lambda: [t for t in slack_dms(sandbox) if "declined" in t], what="the Slack notice")
+    assert f"so OfficeFlow moved it to {new_start.strftime('%a %d %b %Y %H:%M')} (UTC)" in text
+
+    # OfficeFlow's own move reaches the gateway too, and is no change of the booked meeting
+    wait_until(lambda: len(notifications()) >= 2 and all(n.status == "processed" for n in notifications()),
+             what="the move's own notification")
+    assert len(changes()) == 1 and len(slack_dms(sandbox)) == 1
+
+
+def test_rebooking_without_a_free_slot_or_past_the_limit_leaves_the_meeting(gateway, sandbox, settings_env):
+    settings_env.setenv("OFFICEFLOW_CALENDAR_REBOOK_SEARCH_DAYS", "2")
+    google_user(sandbox, BOB)
+    first = book("google", on_change="rebook")
+    second = book("google", run_id="manual__sync-2", on_change="rebook")
+    end = datetime.fromisoformat(first["end"])
+    with google_client(sandbox, BOB) as bob:  # Bob is busy for the three days after the first meeting
+        bob.post("/calendars/primary/events", json={
+            "summary": "Offsite", "start": {"dateTime": end.isoformat()},
+            "end": {"dateTime": (end + timedelta(days=3)).isoformat()}}).raise_for_status()
+    [row] = sync.booked("google", ADMIN, [second["event_id"]])
+    sync.move_booking(row.id, start=row.starts_at, end=row.ends_at, status="booked",
+                      rebooks=[{"change_id": f"c{i}", "from": "", "to": ""} for i in range(3)])
+
+    decline("google", sandbox, first["event_id"])
+    [change] = wait_until(lambda: [c for c in changes() if c.action != "none" or c.error], what="the first change")
+    assert change.action == "rebook_failed" and change.error.startswith("no common free slot in the 2 days")
+    decline("google", sandbox, second["event_id"])
+    wait_until(lambda: len([c for c in changes() if c.action != "none"]) == 2, what="the second change")
+    [limited] = [c for c in changes() if c.id != change.id]
+    assert limited.action == "rebook_failed" and limited.error == "already rebooked 3 times; not moved again"
+    for meeting in (first, second):  # both stay where they were
+        assert organizer_view("google", sandbox, meeting["event_id"])[0] == datetime.fromisoformat(meeting["start"])
+    texts = wait_until(lambda: len(slack_dms(sandbox)) == 2 and slack_dms(sandbox), what="two notices")
+    assert all("OfficeFlow could not rebook it" in t and "please find a new time" in t for t in texts)
 
 
 # --- reminders ------------------------------------------------------------------------------------------
