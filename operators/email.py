@@ -188,7 +188,7 @@ class SendTemplatedEmailOperator(ServiceOperator):
 
         recipients = self._recipients()
         organization = self.organization or DEFAULT_ORGANIZATION
-        rendered = render_email(self.template, self.variables, organization)
+        rendered = render_email(self.template, self.variables, organization, store_url=self.store_url)
         attachments = self._attachments()
         sender = self._sender(organization)
         identity = task_identity(context)

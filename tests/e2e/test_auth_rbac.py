@@ -201,7 +201,8 @@ def test_what_the_auth_api_says_each_user_may_do_matches(rbac):
     """``/auth/me`` lists the OfficeFlow permissions the routes above enforce."""
     me = {user: rbac.call(user, "GET", f"{API}/auth/me").json() for user in USERS}
     assert me["hr"]["permissions"] == {"OfficeFlow Events": ["GET"], "OfficeFlow Workflows": ["GET"],
-                                       "OfficeFlow Documents": ["GET", "POST", "PUT"], "OfficeFlow Email": ["GET"],
+                                       "OfficeFlow Documents": ["GET", "POST", "PUT"],
+                                       "OfficeFlow Email": ["GET", "PUT"],
                                        "OfficeFlow Organizations": ["GET"], "OfficeFlow Teams": ["GET"],
                                        "OfficeFlow Team Members": ["GET", "POST", "DELETE"]}
     assert me["hr"]["organizations"] == ["default"] and me["officeflow-admin"]["organizations"] is None

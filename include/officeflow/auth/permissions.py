@@ -87,12 +87,12 @@ ROLE_PERMISSIONS: dict[str, list[Pair]] = {
         *_pairs(ALL_ORGANIZATIONS, CAN_READ),
     ],
     # Triggers and follows the HR workflows (per workflow, see ``workflow_access_control``), answers their
-    # approvals, reads the events that started them, works with documents and mail reports, adds and removes
-    # team members (not the teams' groups and channel).
+    # approvals, reads the events that started them, works with documents and mail reports, words their
+    # organizations' email templates (overrides), adds and removes team members (not the teams' groups and channel).
     HR_MANAGER: [
         *_MONITOR, *_pairs(HITL, CAN_EDIT),
         *_pairs(EVENTS, CAN_READ), *_pairs(WORKFLOWS, CAN_READ),
-        *_pairs(DOCUMENTS, CAN_READ, CAN_CREATE, CAN_EDIT), *_pairs(EMAIL, CAN_READ),
+        *_pairs(DOCUMENTS, CAN_READ, CAN_CREATE, CAN_EDIT), *_pairs(EMAIL, CAN_READ, CAN_EDIT),
         *_pairs(ORGANIZATIONS, CAN_READ), *_pairs(TEAMS, CAN_READ),
         *_pairs(TEAM_MEMBERS, CAN_READ, CAN_CREATE, CAN_DELETE),
     ],

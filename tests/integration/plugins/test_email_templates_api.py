@@ -278,21 +278,26 @@ def test_malformed_bodies_are_422_validation_errors(api, admin):
 # --- who may do what ------------------------------------------------------------------------------------------
 
 
-def test_readers_read_and_preview_but_only_editors_change_overrides(api, admin, auth_headers):
-    hr = auth_headers("hr")  # HR Manager: can_read on OfficeFlow Email, a member of acme
+def test_hr_managers_word_their_organizations_templates_and_readers_only_read(api, admin, auth_headers):
+    hr = auth_headers("hr")  # HR Manager: can_read + can_edit on OfficeFlow Email, a member of acme only
     assert api.get(API, headers=hr).status_code == 200
     assert api.get(f"{API}/welcome", params={"organization_id": ACME}, headers=hr).status_code == 200
     assert api.post(f"{API}/welcome/preview", json={"draft": OVERRIDE}, headers=hr).status_code == 200
-    assert_error(put(api, hr, OVERRIDE), 403, "forbidden")
-    assert put(api, admin, OVERRIDE).status_code == 201
+    assert put(api, hr, OVERRIDE).status_code == 201
     assert api.get(f"{API}/welcome/overrides/{ACME}", headers=hr).status_code == 200
-    assert_error(api.delete(f"{API}/welcome/overrides/{ACME}", headers=hr), 403, "forbidden")
-    assert_error(api.post(f"{API}/welcome/overrides/{ACME}/versions/1/restore", headers=hr), 403, "forbidden")
+    assert api.post(f"{API}/welcome/overrides/{ACME}/versions/1/restore", headers=hr).status_code == 200
+    assert_error(put(api, hr, OVERRIDE, organization=GLOBEX), 403, "forbidden_organization")
+    assert api.delete(f"{API}/welcome/overrides/{ACME}", headers=hr).status_code == 204
+    auditor = auth_headers("auditor")  # can_read only, a member of globex
+    assert api.get(API, headers=auditor).status_code == 200
+    assert_error(put(api, auditor, OVERRIDE, organization=GLOBEX), 403, "forbidden")
+    assert_error(api.delete(f"{API}/welcome/overrides/{GLOBEX}", headers=auditor), 403, "forbidden")
     for username in ("viewer", "it"):  # no permission on OfficeFlow Email at all
         assert_error(api.get(API, headers=auth_headers(username)), 403, "forbidden")
         assert_error(api.post(f"{API}/welcome/preview", json={}, headers=auth_headers(username)), 403, "forbidden")
     assert_error(api.get(API), 401, "unauthorized")
-    assert catalog.get_override("welcome", ACME).latest_version == 1  # type: ignore[union-attr]
+    assert catalog.get_override("welcome", ACME).latest_version == 2  # type: ignore[union-attr]
+    assert catalog.get_override("welcome", GLOBEX) is None
 
 
 def test_readers_see_only_their_organizations_overrides(api, admin, auth_headers):

@@ -50,7 +50,7 @@ def test_roles_hold_what_their_job_needs_and_no_more():
         (P.CAN_EDIT, P.MY_PROFILE), (P.CAN_EDIT, P.MY_PASSWORD)]
     assert has(P.AUDITOR, P.CAN_READ, P.AUDIT_LOG)
     # HR works with documents and mail reports; IT repairs runs (clears task instances).
-    assert has(P.HR_MANAGER, P.CAN_CREATE, P.DOCUMENTS) and has(P.HR_MANAGER, P.CAN_READ, P.EMAIL)
+    assert has(P.HR_MANAGER, P.CAN_CREATE, P.DOCUMENTS) and has(P.HR_MANAGER, P.CAN_EDIT, P.EMAIL)
     assert not has(P.HR_MANAGER, P.CAN_EDIT, P.TASK_INSTANCES)
     assert has(P.IT_OPERATOR, P.CAN_EDIT, P.TASK_INSTANCES) and not has(P.IT_OPERATOR, P.CAN_READ, P.DOCUMENTS)
     # Teams: HR adds and removes members but does not change what a team grants; IT and auditors read.
