@@ -6,7 +6,8 @@ Everything goes through :class:`operators.hooks.slack.OfficeFlowSlackHook` (prov
 
 - :mod:`~operators.slack.messages`: :class:`SlackMessageOperator` (a template or text to a channel, a
   person's DM or a thread);
-- :mod:`~operators.slack.channels`: :class:`CreateChannelOperator`, :class:`ArchiveChannelOperator`;
+- :mod:`~operators.slack.channels`: :class:`CreateChannelOperator`, :class:`RemoveFromChannelOperator`,
+  :class:`ArchiveChannelOperator`;
 - :mod:`~operators.slack.notifier`: :class:`OfficeFlowSlackNotifier`, ``officeflow_failure_notifier``,
   ``officeflow_success_notifier``;
 - :mod:`~operators.slack.approvals`: :class:`SlackApprovalOperator` (Airflow's HITL ``ApprovalOperator``
@@ -19,9 +20,10 @@ without Airflow retries (``AirflowFailException``); transient ones (``ratelimite
 """
 
 from operators.slack.approvals import SlackApprovalOperator
-from operators.slack.channels import ArchiveChannelOperator, CreateChannelOperator
+from operators.slack.channels import ArchiveChannelOperator, CreateChannelOperator, RemoveFromChannelOperator
 from operators.slack.messages import SlackMessageOperator
 from operators.slack.notifier import OfficeFlowSlackNotifier, officeflow_failure_notifier, officeflow_success_notifier
 
-__all__ = ["ArchiveChannelOperator", "CreateChannelOperator", "OfficeFlowSlackNotifier", "SlackApprovalOperator",
-           "SlackMessageOperator", "officeflow_failure_notifier", "officeflow_success_notifier"]
+__all__ = ["ArchiveChannelOperator", "CreateChannelOperator", "OfficeFlowSlackNotifier", "RemoveFromChannelOperator",
+           "SlackApprovalOperator", "SlackMessageOperator", "officeflow_failure_notifier",
+           "officeflow_success_notifier"]

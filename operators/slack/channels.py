@@ -1,4 +1,4 @@
-"""Slack channels: create (or reuse) an onboarding channel with its members and topic; archive it."""
+"""Slack channels: create (or reuse) a channel with its members and topic; remove members; archive it."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from operators.slack.base import CHANNEL_ID_RE, CHANNEL_NAME_RE, SlackOperator, 
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from operators.hooks.slack import OfficeFlowSlackHook
 
 MAX_TOPIC = 250  # Slack's limit on a channel topic
 
@@ -123,7 +125,7 @@ class ArchiveChannelOperator(SlackOperator):
 
     def _archive(self) -> dict[str, Any]:
         target = str(self.channel).lstrip("#")
-        channel_id = self._channel_id(target)
+        channel_id = _channel_id(self.hook, target)
         if channel_id is None:
             return self._missing(target)
         answer = self.hook.call_method("conversations.archive", channel=channel_id,
@@ -132,16 +134,85 @@ class ArchiveChannelOperator(SlackOperator):
             return self._missing(target)
         return {"channel_id": channel_id, "archived": True, "already_archived": not answer.get("ok", True)}
 
-    def _channel_id(self, target: str) -> str | None:
-        if CHANNEL_ID_RE.match(target):
-            return target
-        if not CHANNEL_NAME_RE.match(target):
-            raise InvalidInput(f"invalid Slack channel {self.channel!r}")
-        found = self.hook.channel_by_name(target)
-        return str(found["id"]) if found else None
-
     def _missing(self, target: str) -> dict[str, Any]:
         if not self.missing_ok:
             raise NotFound(f"Slack channel {target!r} not found")
         self.log.warning("Slack channel %r not found; nothing to archive", target)
         return {"channel_id": None, "archived": False, "already_archived": False}
+
+
+class RemoveFromChannelOperator(SlackOperator):
+    """Remove ``emails`` from ``channel`` (``conversations.kick``), as leaving a team does. Re-running removes
+    nobody twice: someone who is not in the channel (Slack's ``not_in_channel``, also after a retry whose
+    answer was lost) is left as they are.
+
+    Nothing to remove is success, logged: a person with no Slack account (``users.lookupByEmail`` answers
+    ``users_not_found``, as it does for deactivated ones), and with ``missing_ok`` a channel that does not
+    exist (any more) or that the bot cannot see.
+
+    :param channel: Channel id, or name with or without ``#``. (templated)
+    :param emails: Workspace members to remove, by e-mail address. (templated)
+    :param missing_ok: Succeed when there is no such channel. Default True.
+    :param conn_id: The Slack connection. Default ``officeflow_slack``.
+
+    Returns ``{"channel_id", "removed", "not_members", "no_slack_account"}`` (e-mail addresses; ``channel_id``
+    None when the channel is missing). Slack's other refusals fail the task for good: ``restricted_action``
+    (the workspace lets only admins remove members), ``cant_kick_from_general``, ``cant_kick_self``.
+
+    .. code-block:: python
+
+        RemoveFromChannelOperator(task_id="leave_channel", channel="#team-platform", emails=["ada@example.com"])
+    """
+
+    template_fields: Sequence[str] = ("channel", "emails")
+
+    def __init__(self, *, channel: str, emails: Sequence[str], missing_ok: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.channel, self.emails, self.missing_ok = channel, emails, missing_ok
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        return self.service_call(f"Removing members from Slack channel {self.channel}", self._remove,
+                                 in_task_retries=False)
+
+    def _remove(self) -> dict[str, Any]:
+        target, emails = str(self.channel).lstrip("#"), [str(e) for e in self.emails]
+        check_emails(emails)
+        channel_id = _channel_id(self.hook, target)
+        result: dict[str, Any] = {"channel_id": channel_id, "removed": [], "not_members": [], "no_slack_account": []}
+        if channel_id is None:
+            return self._missing(target, result)
+        for email in emails:
+            try:
+                user_id = self.hook.user_id_by_email(email)
+            except NotFound:
+                self.log.info("%s has no Slack account; nothing to remove from %s", email, target)
+                result["no_slack_account"].append(email)
+                continue
+            answer = self.hook.call_method("conversations.kick", channel=channel_id, user=user_id,
+                                           allow={"not_in_channel", "channel_not_found"})
+            if answer.get("error") == "channel_not_found":  # deleted since it was looked up
+                return self._missing(target, {**result, "channel_id": None})
+            if answer.get("ok", True):
+                result["removed"].append(email)
+            else:
+                self.log.info("%s is not in %s; nothing to remove", email, target)
+                result["not_members"].append(email)
+        self.log.info("channel %s (%s): removed %s", target, channel_id, result["removed"])
+        return result
+
+    def _missing(self, target: str, result: dict[str, Any]) -> dict[str, Any]:
+        if not self.missing_ok:
+            raise NotFound(f"Slack channel {target!r} not found")
+        self.log.warning("Slack channel %r not found (or not visible to the bot); nobody to remove", target)
+        return result
+
+
+def _channel_id(hook: OfficeFlowSlackHook, target: str) -> str | None:
+    """``target`` when it is a channel id; a name's id (None when there is no such channel, or the bot does not
+    see it)."""
+    if CHANNEL_ID_RE.match(target):
+        return target
+    if not CHANNEL_NAME_RE.match(target):
+        raise InvalidInput(f"invalid Slack channel {target!r}")
+    found = hook.channel_by_name(target)
+    return str(found["id"]) if found else None

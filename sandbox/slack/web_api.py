@@ -28,7 +28,12 @@ three are merged, as Slack accepts them). What it covers, and how closely:
   ``not_in_channel``; with several users and an error nobody is invited unless ``force``; per-user
   ``errors``); ``conversations.setTopic`` (``too_long`` over 250, ``is_archived``);
   ``conversations.archive`` (``already_archived``, ``cant_archive_general``,
-  ``method_not_supported_for_channel_type`` for DMs); ``conversations.open`` (``users`` = one user
+  ``method_not_supported_for_channel_type`` for DMs); ``conversations.kick`` (``channel`` + ``user``:
+  ``{"ok": true}``; ``channel_not_found``, ``user_not_found`` (also when ``user`` is missing),
+  ``method_not_supported_for_channel_type`` for DMs, ``cant_kick_self`` for the bot,
+  ``cant_kick_from_general``, ``restricted_action`` when the workspace lets only admins remove members
+  (sandbox-only ``POST /slack/_sandbox/team_prefs``), ``not_in_channel`` when the user is not a member:
+  a second kick of the same person is that error); ``conversations.open`` (``users`` = one user
   → the same DM every time, ``already_open``; ``return_im``); ``conversations.info``;
   ``conversations.list`` (``types``, ``exclude_archived``, ``limit`` ≤ 1000 + ``cursor``; private
   channels only when the bot is a member); ``conversations.history`` (newest first, top-level
@@ -88,8 +93,12 @@ RATE_LIMITS: dict[str, int] = {
     "auth.test": 100, "chat.postMessage": 60, "users.lookupByEmail": 50, "conversations.create": 20,
     "conversations.invite": 50, "conversations.setTopic": 20, "conversations.archive": 20,
     "conversations.open": 50, "conversations.info": 50, "conversations.list": 20,
-    "conversations.history": 50, "conversations.replies": 50,
+    "conversations.history": 50, "conversations.replies": 50, "conversations.kick": 50,
 }
+#: Workspace preferences on who may remove members (Slack's ``who_can_kick_channels`` / ``…_groups``): a bot
+#: is neither an admin nor an owner, so anything but ``regular`` refuses its kicks.
+KICK_PREFS = {"who_can_kick_channels": "regular", "who_can_kick_groups": "regular"}
+KICK_PREF_VALUES = ("regular", "admin", "owner")
 
 router = APIRouter()
 
@@ -479,6 +488,29 @@ def conversations_archive(request: Request, state: SandboxState, data: dict[str,
     return {}
 
 
+@method("conversations.kick")
+def conversations_kick(request: Request, state: SandboxState, data: dict[str, Any],
+                       args: dict[str, Any]) -> dict[str, Any]:
+    channel = _resolve_channel(data, args.get("channel"))
+    user_id = str(args.get("user") or "").strip()
+    user = _user(data, user_id)
+    if user is None:
+        raise SlackError("user_not_found")
+    if channel["is_im"] or channel["is_mpim"]:
+        raise SlackError("method_not_supported_for_channel_type")
+    if user_id == BOT_USER_ID:
+        raise SlackError("cant_kick_self")
+    if channel["is_general"]:
+        raise SlackError("cant_kick_from_general")
+    pref = "who_can_kick_groups" if channel["is_private"] else "who_can_kick_channels"
+    if data["team"]["prefs"][pref] != "regular":
+        raise SlackError("restricted_action")
+    if user_id not in channel["members"]:
+        raise SlackError("not_in_channel")
+    channel["members"].remove(user_id)
+    return {}
+
+
 def _open_dm(state: SandboxState, data: dict[str, Any], user_id: str) -> tuple[dict[str, Any], bool]:
     user = _user(data, user_id)
     if user is None:
@@ -607,6 +639,25 @@ async def add_user(request: Request) -> dict[str, Any]:
                           is_bot=bool(body.get("is_bot")), deleted=bool(body.get("deleted")))
 
 
+@router.post("/_sandbox/team_prefs")
+async def team_prefs(request: Request) -> dict[str, Any]:
+    """Sandbox-only (what a workspace admin sets in Slack's settings): who may remove members from public
+    (``who_can_kick_channels``) and private (``who_can_kick_groups``) channels: ``regular`` (anyone, the
+    default), ``admin`` or ``owner``. Answers the preferences; a reset restores the defaults."""
+    state, data = _data(request)
+    body = await request.json()
+    if not isinstance(body, dict):
+        raise SandboxError(400, "expected a JSON object", reason="invalid_json")
+    unknown = sorted(k for k in body if k not in KICK_PREFS)
+    bad = sorted(k for k, v in body.items() if k in KICK_PREFS and v not in KICK_PREF_VALUES)
+    if unknown or bad:
+        raise SandboxError(400, f"unknown preferences {unknown}, or values not in {KICK_PREF_VALUES}: {bad}",
+                           reason="invalid_prefs")
+    with state.lock:
+        prefs = data["team"]["prefs"] = {**data["team"]["prefs"], **body}
+        return dict(prefs)
+
+
 @router.post("/_sandbox/response_url/{channel_id}/{ts}")
 async def response_url(channel_id: str, ts: str, request: Request) -> dict[str, Any]:
     """What Slack's interaction ``response_url`` does for a message: ``replace_original`` updates it
@@ -630,7 +681,8 @@ async def response_url(channel_id: str, ts: str, request: Request) -> dict[str, 
 
 def seed(data: dict[str, Any], credentials: Credentials) -> None:
     state = SandboxState()  # ids for the seed only: stable, and distinct from the server's counter's range
-    data.update({"team": {"id": TEAM_ID, "name": "OfficeFlow (sandbox)", "domain": TEAM_DOMAIN},
+    data.update({"team": {"id": TEAM_ID, "name": "OfficeFlow (sandbox)", "domain": TEAM_DOMAIN,
+                          "prefs": dict(KICK_PREFS)},
                  "bot_user_id": BOT_USER_ID, "users": {}, "channels": {}, "messages": {}, "rate_limits": {}})
     _make_user(state, data, "", "officeflow", user_id=BOT_USER_ID, is_bot=True)
     domain = credentials.google_domain

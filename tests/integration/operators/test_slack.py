@@ -15,6 +15,7 @@ from operators.slack import (
     ArchiveChannelOperator,
     CreateChannelOperator,
     OfficeFlowSlackNotifier,
+    RemoveFromChannelOperator,
     SlackMessageOperator,
 )
 from operators.slack.channels import onboarding_channel_name
@@ -174,6 +175,62 @@ def test_archive_is_idempotent_by_id_or_name(sandbox):
     assert missing["archived"] is False
     with pytest.raises(AirflowFailException, match="not found"):
         ArchiveChannelOperator(task_id="archive", channel="onboarding-nobody", missing_ok=False).execute(context={})
+
+
+def remove(channel: str = "#team-platform", emails: tuple[str, ...] = (ADA,), **kwargs) -> dict:
+    return RemoveFromChannelOperator(task_id="leave", channel=channel, emails=list(emails), **kwargs).execute(
+        context={})
+
+
+def test_remove_from_channel_is_idempotent_by_name_or_id(sandbox):
+    ada = add_user(sandbox)
+    created = create(name="team-platform", invite_emails=[ADA, MANAGER])
+    first = remove(emails=(ADA,))
+    assert first == {"channel_id": created["channel_id"], "removed": [ADA], "not_members": [],
+                     "no_slack_account": []}
+    assert ada["id"] not in channel_named(sandbox, "team-platform")["members"]
+    assert "U0SEED0002" in channel_named(sandbox, "team-platform")["members"]  # the others stay
+    again = remove(channel=created["channel_id"], emails=(ADA, MANAGER))  # a retry, and one more person
+    assert (again["removed"], again["not_members"]) == ([MANAGER], [ADA])
+    assert channel_named(sandbox, "team-platform")["members"] == ["U0BOT00001"]
+    assert [r["status"] for r in calls(sandbox, "conversations.kick")] == [200, 200, 200]  # 2nd: not_in_channel
+
+
+def test_remove_with_nothing_to_remove_succeeds(sandbox):
+    add_user(sandbox)
+    create(name="team-platform", invite_emails=[ADA])
+    nobody = remove(emails=("nobody@officeflow.test", ADA))  # no Slack account: nothing to remove
+    assert (nobody["no_slack_account"], nobody["removed"]) == (["nobody@officeflow.test"], [ADA])
+    gone = remove(channel="#team-gone")
+    assert gone == {"channel_id": None, "removed": [], "not_members": [], "no_slack_account": []}
+    assert len(calls(sandbox, "conversations.kick")) == 1
+    with pytest.raises(AirflowFailException, match="not found"):
+        remove(channel="#team-gone", missing_ok=False)
+
+
+def test_remove_fails_for_good_when_slack_refuses(sandbox):
+    ada = add_user(sandbox)
+    create(name="team-platform", invite_emails=[ADA])
+    sandbox.client.post("/slack/_sandbox/team_prefs", json={"who_can_kick_channels": "admin"}).raise_for_status()
+    with pytest.raises(AirflowFailException, match=r"conversations\.kick failed: restricted_action"):
+        remove()
+    with pytest.raises(AirflowFailException, match=r"conversations\.kick failed: cant_kick_from_general"):
+        remove(channel="#general")
+    with pytest.raises(AirflowFailException, match="invalid Slack channel"):
+        remove(channel="#Team Platform")
+    with pytest.raises(AirflowFailException, match="not a valid e-mail address"):
+        remove(emails=("ada",))
+    assert ada["id"] in channel_named(sandbox, "team-platform")["members"]
+
+
+def test_remove_retries_later_when_slack_is_down(sandbox):
+    add_user(sandbox)
+    create(name="team-platform", invite_emails=[ADA])
+    sandbox.fault("slack", status=503, path="/api/conversations.kick")
+    with pytest.raises(AirflowException) as info:
+        remove()
+    assert not isinstance(info.value, AirflowFailException)  # Airflow retries it
+    assert remove()["removed"] == [ADA]
 
 
 # --- notifier -------------------------------------------------------------------------------------

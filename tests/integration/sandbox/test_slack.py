@@ -120,6 +120,60 @@ def test_channel_lifecycle(sandbox):
     assert state["is_archived"] is True and state["members"] == [BOT_USER_ID, ada["id"]]
 
 
+def test_kick_removes_a_member_as_slack_documents_it(sandbox):
+    web = client(sandbox)
+    ada = add_user(sandbox, "ada@officeflow.test")
+    channel = web.conversations_create(name="team-platform")["channel"]["id"]
+    web.conversations_invite(channel=channel, users=[ada["id"]])
+    kicked = web.conversations_kick(channel=channel, user=ada["id"])
+    assert kicked.status_code == 200 and kicked.data == {"ok": True}
+    assert sandbox.state("slack")["channels"][channel]["members"] == [BOT_USER_ID]
+    # Not a member (a second kick, too) is an error, not a success: the caller decides it is done.
+    assert error_of(lambda: web.conversations_kick(channel=channel, user=ada["id"])) == (
+        200, {"ok": False, "error": "not_in_channel"})
+    web.conversations_invite(channel="#team-platform", users=[ada["id"]])
+    web.conversations_kick(channel=channel, user=ada["id"])  # by id after an invite by name: the same channel
+    assert sandbox.state("slack")["channels"][channel]["members"] == [BOT_USER_ID]
+
+
+def test_kick_refusals(sandbox):
+    web = client(sandbox)
+    ada = add_user(sandbox, "ada@officeflow.test")
+    channel = web.conversations_create(name="team-platform")["channel"]["id"]
+    web.conversations_invite(channel=channel, users=[ada["id"]])
+    dm = web.conversations_open(users=[ada["id"]])["channel"]["id"]
+    for kwargs, error in [
+        ({"channel": "C0NOPE0000", "user": ada["id"]}, "channel_not_found"),
+        ({"channel": channel, "user": "U0NOBODY00"}, "user_not_found"),
+        ({"channel": channel, "user": BOT_USER_ID}, "cant_kick_self"),
+        ({"channel": "C0GENERAL0", "user": ada["id"]}, "cant_kick_from_general"),
+        ({"channel": dm, "user": ada["id"]}, "method_not_supported_for_channel_type"),
+    ]:
+        assert error_of(lambda k=kwargs: web.conversations_kick(**k)) == (200, {"ok": False, "error": error}), kwargs
+    missing_user = error_of(lambda: web.api_call("conversations.kick", params={"channel": channel}))
+    assert missing_user == (200, {"ok": False, "error": "user_not_found"})
+    assert error_of(lambda: client(sandbox, "xoxb-wrong").conversations_kick(channel=channel, user=ada["id"]))[1] == {
+        "ok": False, "error": "invalid_auth"}
+    assert ada["id"] in sandbox.state("slack")["channels"][channel]["members"]  # no refusal removed anyone
+
+
+def test_kick_restricted_by_the_workspace_preference(sandbox):
+    web = client(sandbox)
+    ada = add_user(sandbox, "ada@officeflow.test")
+    public = web.conversations_create(name="team-platform")["channel"]["id"]
+    private = web.conversations_create(name="team-secret", is_private=True)["channel"]["id"]
+    for channel in (public, private):
+        web.conversations_invite(channel=channel, users=[ada["id"]])
+    prefs = sandbox.client.post("/slack/_sandbox/team_prefs", json={"who_can_kick_channels": "admin"})
+    assert prefs.json() == {"who_can_kick_channels": "admin", "who_can_kick_groups": "regular"}
+    assert error_of(lambda: web.conversations_kick(channel=public, user=ada["id"]))[1]["error"] == "restricted_action"
+    web.conversations_kick(channel=private, user=ada["id"])  # private channels have their own preference
+    assert sandbox.client.post("/slack/_sandbox/team_prefs", json={"who_can_kick_channels": "anyone"}).status_code \
+        == 400
+    sandbox.reset("slack")
+    assert sandbox.state("slack")["team"]["prefs"]["who_can_kick_channels"] == "regular"
+
+
 def test_injected_429_has_retry_after_and_slacks_body(sandbox):
     sandbox.fault("slack", status=429, retry_after=7, path="/api/chat.postMessage")
     raw = httpx.post(f"{sandbox.url}/slack/api/chat.postMessage",
