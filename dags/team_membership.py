@@ -1,17 +1,24 @@
 """# Team membership
 
-A person joins or leaves a team (the teams API starts this run: `POST`/`DELETE
-/officeflow/api/v1/teams/{id}/members`). The team maps to identity-provider groups and a Slack channel:
+A person joins or leaves a team, or the team's groups or Slack channel change (the teams API starts this run:
+`POST`/`DELETE /officeflow/api/v1/teams/{id}/members` and `PATCH /officeflow/api/v1/teams/{id}`):
 
 ```text
-plan (checks the conf) ──┬─ providers ── identity_groups[google] / [microsoft] / [okta]   into (or out of) the groups
-                         └─ slack_invite ── invite_to_channel                               joining: the channel
+plan (checks the conf) ──┬─ group_changes ── identity_groups[google add] / [okta remove] / …   into or out of groups
+                         ├─ slack_invite ── invite_to_channel                                   the channel to join
+                         └─ slack_removal ── remove_from_channel                                the channel to leave
 ```
 
-One mapped task per provider the team has groups in; the account must exist (`identity_provisioning` or
-`employee_onboarding` creates it). The channel is created when it does not exist yet. Leaving removes the
-groups; the Slack channel is left as it is (the Slack operators do not remove members). Safe to re-run:
-memberships are checked before every change.
+- `add`: into the team's groups, invited to its channel (created when it does not exist yet);
+- `remove`: out of the team's groups and its channel;
+- `sync` (the team was edited; the conf's `previous` is its old mapping): into the new groups and out of the
+  ones the mapping dropped, for each provider whose groups changed; invited to the new channel and out of the
+  old one when the channel changed.
+
+One mapped `identity_groups` task per provider and direction; the account must exist to be added
+(`identity_provisioning` or `employee_onboarding` creates it). A person with no account or no Slack account,
+or a channel that no longer exists, leaves nothing to remove: those steps succeed. Safe to re-run: memberships
+are checked before every change, and someone already out of the channel is left as they are.
 """
 
 from __future__ import annotations
@@ -21,25 +28,29 @@ from typing import Any
 from airflow.sdk import Param, task
 
 from operators.identity import GroupMembershipOperator
-from operators.slack import CreateChannelOperator
+from operators.slack import CreateChannelOperator, RemoveFromChannelOperator
 from operators.workflow_dag import workflow_dag
 
 with workflow_dag(
     "team_membership",
     display_name="Team membership",
-    description="Add a person to a team's identity-provider groups and Slack channel, or remove them from the "
-                "groups; started by the teams API.",
+    description="Add a person to a team's identity-provider groups and Slack channel, remove them from both, or "
+                "move them to the team's new groups and channel; started by the teams API.",
     owner="people-team",
     doc_md=__doc__,
     tags=["teams", "people"],
     params={
-        "action": Param("add", type="string", enum=["add", "remove"], title="Action",
-                        description="add: join the team; remove: leave it."),
+        "action": Param("add", type="string", enum=["add", "remove", "sync"], title="Action",
+                        description="add: join the team; remove: leave it; sync: follow a change of the team's "
+                                    "groups or channel."),
         "member": Param({}, type="object", title="Member",
                         description='The person: {"email", "display_name", …} (the teams API fills it).'),
         "team": Param({}, type="object", title="Team",
                       description='The team: {"id", "name", "identity_groups": {"google": [...], ...}, '
                                   '"slack_channel"} (the teams API fills it).'),
+        "previous": Param({}, type="object", title="Previous mapping",
+                          description='sync only: the team\'s {"identity_groups", "slack_channel"} before the '
+                                      "change (the teams API fills it)."),
     },
 ) as dag:
 
@@ -56,22 +67,25 @@ with workflow_dag(
             raise AirflowFailException(str(exc)) from exc
 
     @task
-    def providers(identity: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """``[{"provider", "groups"}, …]``: one mapped task each (Airflow maps over a task's return value)."""
+    def group_changes(identity: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``[{"provider", "action", "groups"}, …]``: one mapped task each (Airflow maps over a task's return)."""
         return identity
 
-    steps = plan()
-    GroupMembershipOperator.partial(task_id="identity_groups", login=steps["email"], action=steps["action"]) \
-        .expand_kwargs(providers(steps["identity"]))
-
     @task(multiple_outputs=True)
-    def slack_invite(channel: str | None, email: str) -> dict[str, Any]:
-        """The channel to invite to; skips the invite when the team has none or the person leaves."""
+    def channel_change(channel: str | None, email: str) -> dict[str, Any]:
+        """The channel and the person for the Slack step after it; skips that step when there is no channel."""
         from airflow.sdk.exceptions import AirflowSkipException
 
         if not channel:
-            raise AirflowSkipException("no Slack channel to invite to")
+            raise AirflowSkipException("no Slack channel to change")
         return {"channel": channel, "emails": [email]}
 
-    invite = slack_invite(steps["slack_channel"], steps["email"])
+    steps = plan()
+    GroupMembershipOperator.partial(task_id="identity_groups", login=steps["email"]) \
+        .expand_kwargs(group_changes(steps["identity"]))
+
+    invite = channel_change.override(task_id="slack_invite")(steps["invite_channel"], steps["email"])
     CreateChannelOperator(task_id="invite_to_channel", name=invite["channel"], invite_emails=invite["emails"])
+
+    removal = channel_change.override(task_id="slack_removal")(steps["remove_channel"], steps["email"])
+    RemoveFromChannelOperator(task_id="remove_from_channel", channel=removal["channel"], emails=removal["emails"])

@@ -4,8 +4,10 @@
 A team maps to identity-provider groups (per provider, the names the provider resolves: Google group email,
 Entra displayName, Okta profile.name) and a Slack channel. Adding a member stores the profile and the
 membership and starts a ``team_membership`` run (``add``) that puts the person into those groups and invites
-them to the channel; removing one starts a ``remove`` run that takes them out of the groups. The membership
-row records the run; the change is audited in the same transaction.
+them to the channel; removing one starts a ``remove`` run that takes them out of the groups and the channel.
+The membership row records the run. Changing the team's groups or channel starts a ``sync`` run per active
+member, from the old mapping to the new one. Each change is audited in the transaction that stores it, and its
+runs are started in it too: a run that cannot start leaves nothing stored.
 
 Tenant isolation is applied here, given the caller's organizations (``None``: every organization): an object of
 an organization the caller does not see is ``not_found``; creating in one is ``forbidden_organization``.
@@ -29,12 +31,13 @@ from include.officeflow.store import session_scope
 from include.officeflow.store.models import MemberProfile, Organization, Team, TeamMember, utcnow
 
 DAG_ID = "team_membership"
-ACTIONS = ("add", "remove")
+ACTIONS = ("add", "remove", "sync")
 ACTIVE, REMOVED = "active", "removed"
 CHANNEL_RE = re.compile(r"^[a-z0-9_-]{1,80}$")
 
 Organizations = frozenset[str] | None
-StartRun = Callable[[str, dict[str, Any]], str]  # (run id, conf) -> the run id Airflow created
+#: Starts ``team_membership`` runs, every one or none: [(run id, conf), …] -> the run ids Airflow created.
+StartRuns = Callable[[list[tuple[str, dict[str, Any]]]], list[str]]
 
 
 class TeamError(Exception):
@@ -149,8 +152,10 @@ def update_organization(organization_id: str, changes: dict[str, Any], ctx: Requ
 # --- teams -------------------------------------------------------------------------------------------------
 
 
-def _team(session: Session, team_id: str, ctx: Requester) -> Team:
-    team = session.get(Team, team_id)
+def _team(session: Session, team_id: str, ctx: Requester, *, lock: bool = False) -> Team:
+    """The team; ``lock``: its row is locked until the transaction ends, so membership changes and mapping
+    changes of one team happen one after the other (an add never reads a mapping a concurrent edit replaces)."""
+    team = session.get(Team, team_id, with_for_update=lock)
     if team is None or not ctx.sees(team.organization_id):
         raise TeamError("not_found", f"team {team_id!r} not found")
     return team
@@ -207,28 +212,62 @@ def create_team(organization_id: str, ctx: Requester, *, name: str, description:
     return team
 
 
-def update_team(team_id: str, changes: dict[str, Any], ctx: Requester) -> tuple[Team, int]:
-    """Set ``changes`` (name, description, identity_groups, slack_channel: the keys given). Members already in
-    the team keep the groups they were given; later adds and removes use the new mapping."""
+def _mapping_of(team: Team) -> dict[str, Any]:
+    return {"identity_groups": dict(team.identity_groups or {}), "slack_channel": team.slack_channel}
+
+
+def _same_mapping(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two mappings grant the same (the order of a provider's groups does not matter)."""
+    groups_a, groups_b = a["identity_groups"], b["identity_groups"]
+    return a["slack_channel"] == b["slack_channel"] and groups_a.keys() == groups_b.keys() and all(
+        set(groups_a[p]) == set(groups_b[p]) for p in groups_a)
+
+
+def update_team(team_id: str, changes: dict[str, Any], ctx: Requester,
+                start_runs: StartRuns) -> tuple[Team, int, list[tuple[str, str]]]:
+    """Set ``changes`` (name, description, identity_groups, slack_channel: the keys given). When the groups or
+    the channel change, a ``sync`` run per active member brings them from the old mapping to the new one.
+    One transaction, as :func:`add_member`: if the runs cannot start, the team is left as it was.
+
+    Returns the team, its number of active members, and ``[(member email, run id), …]`` of the runs started."""
     try:
         with session_scope() as session:
-            team = _team(session, team_id, ctx)
+            team = _team(session, team_id, ctx, lock=True)
             if "name" in changes and _name_taken(session, team.organization_id, changes["name"], but=team_id):
                 raise TeamError("conflict", f"the organization has a team named {changes['name']!r}")
+            previous = _mapping_of(team)
             for key, value in changes.items():
                 setattr(team, key, value)
+            members = [] if _same_mapping(previous, _mapping_of(team)) else _active_profiles(session, team_id)
+            runs: list[tuple[str, str]] = []
+            if members:
+                now = utcnow()
+                started = start_runs([(run_id_for("sync", team_id, profile.id, now),
+                                       run_conf("sync", team, profile, ctx, previous=previous))
+                                      for profile in members])
+                runs = [(profile.email, run_id) for profile, run_id in zip(members, started, strict=True)]
             ctx.audit(session, "team.updated", "team", team_id, team.organization_id, changed=sorted(changes),
-                      identity_groups=team.identity_groups, slack_channel=team.slack_channel)
+                      identity_groups=team.identity_groups, slack_channel=team.slack_channel,
+                      synced_members=len(runs))
+            for email, run_id in runs:
+                ctx.audit(session, "team.member_synced", "team", team_id, team.organization_id, member=email,
+                          dag_id=DAG_ID, dag_run_id=run_id)
             session.flush()
-            return team, _active_counts(session, [team_id]).get(team_id, 0)
+            return team, _active_counts(session, [team_id]).get(team_id, 0), runs
     except IntegrityError:
         raise TeamError("conflict", f"the organization has a team named {changes.get('name')!r}") from None
+
+
+def _active_profiles(session: Session, team_id: str) -> list[MemberProfile]:
+    return list(session.scalars(
+        select(MemberProfile).join(TeamMember, MemberProfile.id == TeamMember.profile_id)
+        .where(TeamMember.team_id == team_id, TeamMember.status == ACTIVE).order_by(MemberProfile.email)))
 
 
 def delete_team(team_id: str, ctx: Requester) -> None:
     """Delete a team without active members (remove them first: that takes them out of the groups)."""
     with session_scope() as session:
-        team = _team(session, team_id, ctx)
+        team = _team(session, team_id, ctx, lock=True)
         active = _active_counts(session, [team_id]).get(team_id, 0)
         if active:
             raise TeamError("team_not_empty", f"team {team.name!r} has {active} member(s): remove them first")
@@ -262,10 +301,12 @@ def list_members(team_id: str, ctx: Requester, *, status: str | None = ACTIVE) -
         return [Member(membership, profile) for membership, profile in session.execute(statement).tuples()]
 
 
-def run_conf(action: str, team: Team, profile: MemberProfile, ctx: Requester) -> dict[str, Any]:
+def run_conf(action: str, team: Team, profile: MemberProfile, ctx: Requester, *,
+             previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``team_membership`` run's conf: the member and the team as they are now (the run does not read the
-    store), the organization and the request's correlation id."""
-    return {
+    store), for a ``sync`` the team's groups and channel before the change (``previous``), the organization
+    and the request's correlation id."""
+    conf: dict[str, Any] = {
         "action": action,
         "member": {"email": profile.email, "display_name": profile.display_name, "title": profile.title,
                    "manager_email": profile.manager_email, "slack_user_id": profile.slack_user_id},
@@ -275,21 +316,26 @@ def run_conf(action: str, team: Team, profile: MemberProfile, ctx: Requester) ->
         "source": "teams_api",
         "correlation_id": ctx.correlation_id,
     }
+    if previous is not None:
+        conf["previous"] = dict(previous)
+    return conf
 
 
 def run_id_for(action: str, team_id: str, profile_id: str, at: Any) -> str:
-    """One run per change: the team, the person, add/remove and when (also readable in the Airflow UI)."""
-    return f"team_{action}__{team_id[:8]}__{profile_id[:8]}__{at.strftime('%Y%m%dT%H%M%S%f')}"
+    """One run per change and person: the team, add/remove/sync, the person and when (also readable in the
+    Airflow UI). The whole profile id: a team edit starts its runs at one moment, and two members whose ids
+    began alike must not name the same run (Airflow would take the second for the first)."""
+    return f"team_{action}__{team_id[:8]}__{profile_id}__{at.strftime('%Y%m%dT%H%M%S%f')}"
 
 
-def add_member(team_id: str, profile: dict[str, Any], ctx: Requester, start_run: StartRun) -> tuple[Member, str]:
+def add_member(team_id: str, profile: dict[str, Any], ctx: Requester, start_runs: StartRuns) -> tuple[Member, str]:
     """Store the profile (created, or updated with what is given) and the membership, start the ``add`` run and
     record it; all in one transaction, so a run that could not be started leaves nothing stored.
 
     ``conflict`` when the person is an active member already. A removed member is added again."""
     email = str(profile["email"]).strip().lower()
     with session_scope() as session:
-        team = _team(session, team_id, ctx)
+        team = _team(session, team_id, ctx, lock=True)
         found = session.scalars(select(MemberProfile).where(MemberProfile.organization_id == team.organization_id,
                                                             MemberProfile.email == email)).one_or_none()
         if found is None:
@@ -309,7 +355,7 @@ def add_member(team_id: str, profile: dict[str, Any], ctx: Requester, start_run:
         membership.status, membership.added_at, membership.added_by = ACTIVE, now, ctx.actor
         membership.removed_at = membership.removed_by = membership.remove_run_id = None
         session.flush()
-        run_id = start_run(run_id_for("add", team_id, found.id, now), run_conf("add", team, found, ctx))
+        [run_id] = start_runs([(run_id_for("add", team_id, found.id, now), run_conf("add", team, found, ctx))])
         membership.add_run_id = run_id
         ctx.audit(session, "team.member_added", "team", team_id, team.organization_id, member=email,
                   dag_id=DAG_ID, dag_run_id=run_id)
@@ -317,11 +363,11 @@ def add_member(team_id: str, profile: dict[str, Any], ctx: Requester, start_run:
         return Member(membership, found), run_id
 
 
-def remove_member(team_id: str, member: str, ctx: Requester, start_run: StartRun) -> tuple[Member, str]:
+def remove_member(team_id: str, member: str, ctx: Requester, start_runs: StartRuns) -> tuple[Member, str]:
     """Mark the membership removed and start the ``remove`` run (one transaction, as :func:`add_member`).
     ``member`` is the member's email or profile id; ``not_found`` when not an active member."""
     with session_scope() as session:
-        team = _team(session, team_id, ctx)
+        team = _team(session, team_id, ctx, lock=True)
         key = member.strip().lower()
         row = session.execute(
             select(TeamMember, MemberProfile).join(MemberProfile, MemberProfile.id == TeamMember.profile_id)
@@ -334,7 +380,8 @@ def remove_member(team_id: str, member: str, ctx: Requester, start_run: StartRun
         now = utcnow()
         membership.status, membership.removed_at, membership.removed_by = REMOVED, now, ctx.actor
         session.flush()
-        run_id = start_run(run_id_for("remove", team_id, profile.id, now), run_conf("remove", team, profile, ctx))
+        [run_id] = start_runs([(run_id_for("remove", team_id, profile.id, now),
+                                run_conf("remove", team, profile, ctx))])
         membership.remove_run_id = run_id
         ctx.audit(session, "team.member_removed", "team", team_id, team.organization_id, member=profile.email,
                   dag_id=DAG_ID, dag_run_id=run_id)
@@ -352,8 +399,16 @@ class InvalidMembershipConf(ValueError):
 def membership_plan(conf: Mapping[str, Any]) -> dict[str, Any]:
     """What a ``team_membership`` run does, from its conf (checked before any service is called):
 
-    ``{"action", "email", "identity": [{"provider", "groups"}, …] (providers with groups only),
-    "slack_channel": the channel to invite to, None when the team has none or the member is removed}``.
+    ``{"action", "email", "identity": [{"provider", "action": "add" | "remove", "groups"}, …] (one mapped task
+    each), "invite_channel": the channel to invite to or None, "remove_channel": the channel to remove from or
+    None}``.
+
+    - ``add``: into every group of the team, invited to its channel;
+    - ``remove``: out of every group of the team and out of its channel;
+    - ``sync`` (the team's mapping changed; ``previous`` holds the old one): for each provider whose groups
+      changed, into the new groups and out of the ones the mapping dropped; when the channel changed, invited
+      to the new one and out of the old one.
+
     Raises :class:`InvalidMembershipConf` listing every problem."""
     problems: list[str] = []
     action = conf.get("action")
@@ -366,18 +421,56 @@ def membership_plan(conf: Mapping[str, Any]) -> dict[str, Any]:
         problems.append(f"member.email must be an e-mail address, got {member.get('email')!r}")
     if not team.get("id"):
         problems.append("team.id is required")
+    groups, channel = _mapping(team, "team", problems)
+    old_groups: dict[str, list[str]] = {}
+    old_channel = None
+    if action == "sync":
+        previous = conf.get("previous")
+        if not isinstance(previous, Mapping) or not {"identity_groups", "slack_channel"} <= previous.keys():
+            # also the trigger form's default {}: a sync from an unknown mapping would remove nothing
+            problems.append("previous (the team's identity_groups and slack_channel before the change) is "
+                            "required to sync")
+        else:
+            old_groups, old_channel = _mapping(previous, "previous", problems)
+    if problems:
+        raise InvalidMembershipConf("invalid team_membership conf: " + "; ".join(problems))
+    if action == "sync":
+        return {"action": action, "email": email, "identity": _group_changes(old_groups, groups),
+                "invite_channel": channel if channel != old_channel else None,
+                "remove_channel": old_channel if old_channel != channel else None}
+    return {"action": action, "email": email,
+            "identity": [{"provider": provider, "action": action, "groups": names}
+                         for provider, names in groups.items()],
+            "invite_channel": channel if action == "add" else None,
+            "remove_channel": channel if action == "remove" else None}
+
+
+def _mapping(value: Mapping[str, Any], where: str, problems: list[str]) -> tuple[dict[str, list[str]], str | None]:
+    """The groups and the channel of a team mapping in a run conf; their problems added to ``problems``."""
     groups: dict[str, list[str]] = {}
     channel = None
     try:
-        groups = identity_groups(team.get("identity_groups"))
+        groups = identity_groups(value.get("identity_groups"))
     except ValueError as exc:
-        problems.append(f"team.identity_groups: {exc}")
+        problems.append(f"{where}.identity_groups: {exc}")
     try:
-        channel = channel_name(team.get("slack_channel"))
+        channel = channel_name(value.get("slack_channel"))
     except ValueError as exc:
-        problems.append(f"team.slack_channel: {exc}")
-    if problems:
-        raise InvalidMembershipConf("invalid team_membership conf: " + "; ".join(problems))
-    return {"action": action, "email": email,
-            "identity": [{"provider": provider, "groups": names} for provider, names in groups.items()],
-            "slack_channel": channel if action == "add" else None}
+        problems.append(f"{where}.slack_channel: {exc}")
+    return groups, channel
+
+
+def _group_changes(old: dict[str, list[str]], new: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """A sync's group changes: per provider whose groups changed, add the new groups (the operator skips those
+    the person has) and remove the groups the mapping dropped."""
+    changes: list[dict[str, Any]] = []
+    for provider in dict.fromkeys([*new, *old]):
+        wanted, before = new.get(provider, []), old.get(provider, [])
+        if set(wanted) == set(before):
+            continue
+        if wanted:
+            changes.append({"provider": provider, "action": "add", "groups": wanted})
+        dropped = [name for name in before if name not in wanted]
+        if dropped:
+            changes.append({"provider": provider, "action": "remove", "groups": dropped})
+    return changes

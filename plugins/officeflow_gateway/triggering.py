@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -35,25 +37,41 @@ def trigger_run(dag_id: str, run_id: str, conf: dict[str, Any], *, triggered_by_
     """Create the run unless it exists; return its run id. Raises :class:`TriggerError`.
 
     ``note`` is the run's note in the Airflow UI (see :mod:`include.officeflow.run_notes`)."""
+    return trigger_runs(dag_id, [RunRequest(run_id, conf, note)], triggered_by_name=triggered_by_name)[0]
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One run to create: its id, conf and note."""
+
+    run_id: str
+    conf: dict[str, Any]
+    note: str | None = None
+
+
+def trigger_runs(dag_id: str, runs: Sequence[RunRequest], *, triggered_by_name: str) -> list[str]:
+    """Create every run (those that exist already are left as they are) or none: all of them in one transaction
+    of Airflow's metadata DB, so the scheduler sees none of them unless every one could be created. Returns
+    their run ids. Raises :class:`TriggerError` (and nothing was created)."""
     from airflow.api.common.trigger_dag import trigger_dag
     from airflow.exceptions import DagNotFound, DagRunAlreadyExists, ParamValidationError
+    from airflow.utils.session import create_session
     from airflow.utils.types import DagRunTriggeredByType
 
     try:
-        trigger_dag(
-            dag_id,
-            run_id=run_id,
-            conf=conf,
-            triggered_by=DagRunTriggeredByType.REST_API,
-            triggering_user_name=triggered_by_name,
-            note=note,
-        )
-    except DagRunAlreadyExists:
-        log.info("Run %s of %s already exists; nothing to do", run_id, dag_id)
+        # A session of its own (as the core API's SessionDep): Airflow's helpers that open the thread's scoped
+        # session (DagRun.find_duplicate) commit it, which would commit the runs created so far.
+        with create_session(scoped=False) as session:  # commits once, after the last run; rolls back on an error
+            for run in runs:
+                try:
+                    trigger_dag(dag_id, run_id=run.run_id, conf=run.conf, triggered_by=DagRunTriggeredByType.REST_API,
+                                triggering_user_name=triggered_by_name, note=run.note, session=session)
+                except DagRunAlreadyExists:
+                    log.info("Run %s of %s already exists; nothing to do", run.run_id, dag_id)
     except DagNotFound as exc:
         raise TriggerError(f"DAG {dag_id!r} is not available yet: {exc}", reason="dag_not_available") from exc
     except (ParamValidationError, ValueError) as exc:
         raise TriggerError(f"{dag_id!r} refused the run: {exc}", reason="refused") from exc
     except Exception as exc:  # DB errors and the like: worth a retry.
         raise TriggerError(f"could not trigger {dag_id!r}: {type(exc).__name__}: {exc}") from exc
-    return run_id
+    return [run.run_id for run in runs]

@@ -1,7 +1,7 @@
 """End to end: docs/teams.md's commands, run verbatim against real Airflow processes and the sandbox. A person
 provisioned by identity_provisioning is added to a team through the API; the team_membership run puts her into
-the team's groups in Google Workspace, Entra and Okta and invites her to the team's Slack channel; removing her
-takes her out of the groups again."""
+the team's groups in Google Workspace, Entra and Okta and invites her to the team's Slack channel; editing the
+team's Okta group and channel moves her (a sync run); removing her takes her out of the groups and the channel."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ pytestmark = pytest.mark.e2e
 DOC = "docs/teams.md"
 LOGIN = "grace@officeflow.test"
 GROUPS = {"google": "engineering@officeflow.test", "microsoft": "Engineering", "okta": "Engineering"}
+AFTER_EDIT = {**GROUPS, "okta": "Developers"}
 
 
 def run_block(platform: AirflowPlatform, sandbox: SandboxServer, block: str, cwd: Path) -> str:
@@ -43,12 +44,17 @@ def in_group(sandbox: SandboxServer, provider: str, group: str) -> bool:
     return LOGIN in {state["users"][uid]["profile"]["login"].lower() for uid in state["memberships"][gid]}
 
 
+def channel_members(sandbox: SandboxServer, name: str) -> list[str]:
+    [channel] = [c for c in sandbox.state("slack")["channels"].values() if c.get("name") == name]
+    return list(channel["members"])
+
+
 def test_a_member_added_through_the_api_gets_the_groups_and_the_channel(
         platform: AirflowPlatform, sandbox_server: SandboxServer, tmp_path: Path):
     sandbox_server.reset()
     wait_for_dag(platform, "identity_provisioning")
     wait_for_dag(platform, "team_membership")
-    prepare, add, remove = bash_blocks(DOC, "## Try it (dev mode)")
+    prepare, add, edit, remove = bash_blocks(DOC, "## Try it (dev mode)")
 
     run_block(platform, sandbox_server, prepare, tmp_path)
     provisioning = json.loads((tmp_path / "provisioning.json").read_text())["dag_run_id"]
@@ -63,11 +69,19 @@ def test_a_member_added_through_the_api_gets_the_groups_and_the_channel(
     for provider, group in GROUPS.items():
         assert in_group(sandbox_server, provider, group), provider
     slack = sandbox_server.state("slack")
-    [channel] = [c for c in slack["channels"].values() if c.get("name") == "team-platform"]
     [user_id] = [uid for uid, u in slack["users"].items() if u.get("profile", {}).get("email") == LOGIN]
-    assert user_id in channel["members"]
+    assert user_id in channel_members(sandbox_server, "team-platform")
     invites = [r for r in sandbox_server.requests("slack") if r["path"] == "/api/conversations.invite"]
     assert len(invites) == 1
+
+    sync = run_block(platform, sandbox_server, edit, tmp_path).strip().splitlines()[-1]
+    assert sync.startswith("team_sync__")
+    run = platform.wait_for_run("team_membership", sync, timeout=240)
+    assert run["state"] == "success", platform.task_states("team_membership", sync) + platform.logs_tail()
+    assert all(in_group(sandbox_server, p, g) for p, g in AFTER_EDIT.items())
+    assert not in_group(sandbox_server, "okta", "Engineering")
+    assert user_id in channel_members(sandbox_server, "team-core")
+    assert user_id not in channel_members(sandbox_server, "team-platform")
 
     listing = json.loads(run_block(platform, sandbox_server, remove, tmp_path).strip().splitlines()[-1])
     [member] = listing["members"]
@@ -76,9 +90,12 @@ def test_a_member_added_through_the_api_gets_the_groups_and_the_channel(
     assert member["dag_run_id"] == removal
     run = platform.wait_for_run("team_membership", removal, timeout=240)
     assert run["state"] == "success", platform.task_states("team_membership", removal) + platform.logs_tail()
-    assert not any(in_group(sandbox_server, p, g) for p, g in GROUPS.items())
-    assert user_id in sandbox_server.state("slack")["channels"][channel["id"]]["members"]  # the channel stays
+    assert not any(in_group(sandbox_server, p, g) for p, g in AFTER_EDIT.items())
+    assert user_id not in channel_members(sandbox_server, "team-core")  # out of the channel too
+    kicks = [r for r in sandbox_server.requests("slack") if r["path"] == "/api/conversations.kick"]
+    assert [k["status"] for k in kicks] == [200, 200]  # once from #team-platform (the edit), once from #team-core
 
     audit = platform.api("GET", "/officeflow/api/v1/audit-log", params={"resource_type": "team"}).json()["entries"]
     assert {(e["action"], e["organization_id"]) for e in audit} >= {
-        ("team.created", "acme"), ("team.member_added", "acme"), ("team.member_removed", "acme")}
+        ("team.created", "acme"), ("team.member_added", "acme"), ("team.updated", "acme"),
+        ("team.member_synced", "acme"), ("team.member_removed", "acme")}

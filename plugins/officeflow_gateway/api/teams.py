@@ -3,8 +3,9 @@ and ``/officeflow/api/v1/teams/{id}/members``.
 
 A team maps to identity-provider groups and a Slack channel. Adding a member stores the person's profile and
 starts a ``team_membership`` run (the same identity and Slack operators the HR workflows use) that puts them
-into the groups and invites them to the channel; removing one starts a run that takes them out of the groups.
-Both answer 202 with the run id, which the membership records. Permissions: ``OfficeFlow Teams`` (read, create,
+into the groups and invites them to the channel; removing one starts a run that takes them out of the groups
+and the channel. Both answer 202 with the run id, which the membership records. Changing a team's groups or
+channel starts a ``sync`` run per active member and answers their ids. Permissions: ``OfficeFlow Teams`` (read, create,
 edit, delete teams) and ``OfficeFlow Team Members`` (read, add = create, remove = delete). Tenant isolation:
 another organization's team is 404; creating a team in an organization the caller is not a member of is 403.
 """
@@ -23,7 +24,7 @@ from include.officeflow.auth.permissions import TEAM_MEMBERS, TEAMS
 from plugins.officeflow_gateway.api.organizations import in_store, requester
 from plugins.officeflow_gateway.auth import Caller, authorized
 from plugins.officeflow_gateway.errors import ApiError, correlation_id
-from plugins.officeflow_gateway.triggering import TriggerError, trigger_run
+from plugins.officeflow_gateway.triggering import RunRequest, TriggerError, trigger_runs
 
 router = APIRouter(prefix="/api/v1", tags=["teams"])
 
@@ -73,9 +74,10 @@ class TeamUpdate(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
-    identity_groups: IdentityGroups | None = Field(default=None, description="Replaces the mapping; members "
-                                                   "already in the team keep their groups.")
-    slack_channel: str | None = Field(default=None, description="null: no channel.")
+    identity_groups: IdentityGroups | None = Field(default=None, description="Replaces the mapping; a sync run "
+                                                   "per active member moves them to the new groups.")
+    slack_channel: str | None = Field(default=None, description="null: no channel. A sync run per active member "
+                                      "invites them to the new channel and removes them from the old one.")
 
     @field_validator("slack_channel")
     @classmethod
@@ -107,6 +109,20 @@ class TeamOut(BaseModel):
         return cls(id=team.id, organization_id=team.organization_id, name=team.name, description=team.description,
                    identity_groups=team.identity_groups or {}, slack_channel=team.slack_channel, members=members,
                    created_at=team.created_at, created_by=team.created_by, updated_at=team.updated_at)
+
+
+class SyncRun(BaseModel):
+    member: str = Field(description="The member's email.")
+    dag_run_id: str
+
+
+class TeamChanged(TeamOut):
+    """The team after the change, and the runs that bring its active members to the new groups and channel."""
+
+    dag_id: str
+    runs: list[SyncRun] = Field(description="One team_membership run (action sync) per active member when the "
+                                "groups or the channel changed; empty otherwise.")
+    correlationId: str
 
 
 class TeamList(BaseModel):
@@ -199,17 +215,23 @@ async def get_team(team_id: str, request: Request, caller: ReadTeams) -> TeamOut
     return TeamOut.of(team, members)
 
 
-@router.patch("/teams/{team_id}", response_model=TeamOut)
-async def update_team(team_id: str, body: TeamUpdate, request: Request, caller: EditTeams) -> TeamOut:
-    """Change the team (only the fields given). Members already in the team keep the groups they were given."""
+@router.patch("/teams/{team_id}", response_model=TeamChanged,
+              responses={409: {"description": "The organization has a team of this name"},
+                         503: {"description": "The sync runs could not be started; nothing was changed"}})
+async def update_team(team_id: str, body: TeamUpdate, request: Request, caller: EditTeams) -> TeamChanged:
+    """Change the team (only the fields given). When its groups or Slack channel change, a ``team_membership``
+    run per active member (``sync``) adds them to the new groups, removes them from the dropped ones, invites
+    them to the new channel and removes them from the old one; ``runs`` lists them."""
     changes = body.model_dump(exclude_unset=True)
     if body.identity_groups is not None:
         changes["identity_groups"] = body.identity_groups.stored()
     if "name" in changes:
         changes["name"] = changes["name"].strip()
     ctx = requester(caller, request)
-    team, members = await in_store(lambda: teams.update_team(team_id, changes, ctx))
-    return TeamOut.of(team, members)
+    team, members, runs = await in_store(lambda: teams.update_team(team_id, changes, ctx, _starter(caller)))
+    return TeamChanged(**TeamOut.of(team, members).model_dump(), dag_id=teams.DAG_ID,
+                       runs=[SyncRun(member=email, dag_run_id=run_id) for email, run_id in runs],
+                       correlationId=correlation_id(request))
 
 
 @router.delete("/teams/{team_id}", status_code=204,
@@ -231,15 +253,20 @@ async def list_members(team_id: str, request: Request, caller: ReadMembers,
     return MemberList(members=[MemberOut.of(m) for m in found], total_entries=len(found))
 
 
-def _starter(caller: Caller) -> teams.StartRun:
-    """Starts the ``team_membership`` run inside the store transaction: if Airflow refuses, nothing is stored."""
+NOTES = {"add": "Add {email} to team {team}", "remove": "Remove {email} from team {team}",
+         "sync": "Move {email} to team {team}'s new groups and channel"}
 
-    def start(run_id: str, conf: dict[str, Any]) -> str:
-        joins = conf["action"] == "add"
-        note = f"{'Add' if joins else 'Remove'} {conf['member']['email']} {'to' if joins else 'from'} team " \
-               f"{conf['team']['name']} (teams API, {caller.name})"
+
+def _starter(caller: Caller) -> teams.StartRuns:
+    """Starts ``team_membership`` runs inside the store transaction, every one or none: if Airflow refuses one,
+    nothing is stored."""
+
+    def start(runs: list[tuple[str, dict[str, Any]]]) -> list[str]:
+        requests = [RunRequest(run_id, conf, NOTES[conf["action"]].format(
+            email=conf["member"]["email"], team=conf["team"]["name"]) + f" (teams API, {caller.name})")
+            for run_id, conf in runs]
         try:
-            return trigger_run(teams.DAG_ID, run_id, conf, triggered_by_name=caller.name, note=note)
+            return trigger_runs(teams.DAG_ID, requests, triggered_by_name=caller.name)
         except TriggerError as exc:
             if exc.permanent:
                 raise ApiError(422, "run_refused", str(exc)) from None
@@ -267,7 +294,7 @@ async def add_member(team_id: str, body: MemberIn, request: Request, caller: Add
                           503: {"description": "The workflow could not be started; nothing was changed"}})
 async def remove_member(team_id: str, member: str, request: Request, caller: RemoveMembers) -> MembershipAccepted:
     """Mark the membership removed and start a ``team_membership`` run that takes the person out of the team's
-    groups (``member``: email or profile id). The Slack channel is left as it is."""
+    groups and its Slack channel (``member``: email or profile id)."""
     ctx = requester(caller, request)
     removed, run_id = await in_store(lambda: teams.remove_member(team_id, member, ctx,
                                                                  _starter(caller)))

@@ -20,7 +20,8 @@ from include.officeflow.auth import organizations
 from include.officeflow.store import AuditLog, session_scope
 from include.officeflow.store.models import MemberProfile, Team, TeamMember
 from operators.identity import GroupMembershipOperator, ProvisionUserOperator
-from operators.slack import CreateChannelOperator
+from operators.slack import CreateChannelOperator, RemoveFromChannelOperator
+from plugins.officeflow_gateway.triggering import RunRequest, TriggerError, trigger_runs
 from tests.harness.airflow_tools import api_token
 from tests.harness.gateway_checks import assert_error, dag_runs
 from tests.harness.store import truncate
@@ -163,8 +164,9 @@ def test_teams_are_listed_read_and_changed_with_their_permissions(client, world)
     assert changed.status_code == 200, changed.text
     assert (changed.json()["identity_groups"], changed.json()["slack_channel"]) == (
         {"okta": ["Engineering", "Developers"]}, None)
+    assert (changed.json()["dag_id"], changed.json()["runs"]) == ("team_membership", [])  # nobody to move
     [entry] = audited("team.updated")
-    assert (entry.organization_id, entry.resource_id) == (ACME, world[ACME])
+    assert (entry.organization_id, entry.resource_id, entry.details["synced_members"]) == (ACME, world[ACME], 0)
 
     before = stored()
     for caller in ("hr", "it", "auditor"):  # read teams, never change what they grant
@@ -286,6 +288,76 @@ def test_removing_a_member_starts_the_workflow_and_keeps_the_history(client, wor
     assert audited("team.deleted")[0].organization_id == ACME
 
 
+GRACE = {"email": "grace@officeflow.test", "display_name": "Grace Hopper"}
+BOB = {"email": "bob@officeflow.test", "display_name": "Bob"}
+NEW_MAPPING = {"identity_groups": {"google": ["engineering@officeflow.test", "developers@officeflow.test"],
+                                   "okta": ["Developers"]}, "slack_channel": "team-core"}
+
+
+def test_changing_the_groups_or_channel_starts_a_sync_run_per_active_member(client, world):
+    admin, hr, team = bearer("admin"), bearer("hr"), world[ACME]
+    for person in (GRACE, ADA, BOB):
+        assert client.post(f"{TEAMS}/{team}/members", headers=hr, json=person).status_code == 202
+    assert client.delete(f"{TEAMS}/{team}/members/{BOB['email']}", headers=hr).status_code == 202  # left: not moved
+
+    changed = client.patch(f"{TEAMS}/{team}", headers={**admin, "X-Correlation-ID": "edit-1"}, json={
+        **NEW_MAPPING, "slack_channel": "#team-core", "description": "the core"})
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert (body["identity_groups"], body["slack_channel"], body["members"]) == (
+        NEW_MAPPING["identity_groups"], "team-core", 2)
+    assert (body["dag_id"], body["correlationId"]) == ("team_membership", "edit-1")
+    assert [r["member"] for r in body["runs"]] == ["ada.lovelace@officeflow.test", "grace@officeflow.test"]
+    for run in body["runs"]:
+        assert run["dag_run_id"].startswith("team_sync__")
+        [(dag_id, _, conf, _)] = dag_runs(run["dag_run_id"])
+        assert dag_id == "team_membership" and conf["action"] == "sync" and conf["member"]["email"] == run["member"]
+        assert conf["team"] == {"id": team, "name": "Platform", **NEW_MAPPING}
+        assert conf["previous"] == {"identity_groups": GROUPS, "slack_channel": "team-platform"}
+        assert (conf["organization_id"], conf["correlation_id"]) == (ACME, "edit-1")
+    [updated] = audited("team.updated")
+    assert updated.details["synced_members"] == 2 and updated.correlation_id == "edit-1"
+    synced = audited("team.member_synced")
+    assert [(e.details["member"], e.details["dag_run_id"], e.organization_id) for e in synced] == [
+        (r["member"], r["dag_run_id"], ACME) for r in body["runs"]]
+
+    # What the mapping does not change starts nothing: a description, the same groups in another order.
+    for change in ({"description": "still the core"}, {"slack_channel": "team-core", "identity_groups": {
+            "okta": ["Developers"], "google": ["developers@officeflow.test", "engineering@officeflow.test"]}}):
+        unchanged = client.patch(f"{TEAMS}/{team}", headers=admin, json=change)
+        assert unchanged.status_code == 200 and unchanged.json()["runs"] == [], unchanged.text
+    assert len(audited("team.member_synced")) == 2
+    members = client.get(f"{TEAMS}/{team}/members", headers=hr).json()["members"]
+    assert all(m["dag_run_id"].startswith("team_add__") for m in members)  # a member's run is their add or removal
+
+
+def test_an_edit_whose_runs_cannot_start_changes_nothing(client, world, monkeypatch):
+    team = world[ACME]
+    assert client.post(f"{TEAMS}/{team}/members", headers=bearer("hr"), json=ADA).status_code == 202
+    before = stored()
+    monkeypatch.setattr(teams, "DAG_ID", "team_membership_not_deployed")  # a DAG Airflow does not know
+    response = client.patch(f"{TEAMS}/{team}", headers=bearer("admin"), json=NEW_MAPPING)
+    error = assert_error(response, 503, "workflow_unavailable")
+    assert "nothing was stored" in error["message"] and response.headers["Retry-After"] == "30"
+    assert stored() == before and audited("team.updated") == [] and audited("team.member_synced") == []
+    monkeypatch.undo()
+    assert client.patch(f"{TEAMS}/{team}", headers=bearer("admin"), json={"name": "Core"}).json()["runs"] == []
+
+
+def test_runs_start_all_or_none():
+    """A team edit starts its runs in one transaction of Airflow's DB: one that Airflow refuses leaves none."""
+    conf = {"action": "sync", "member": {"email": "ada@officeflow.test"}, "team": {"id": "t", "name": "T"}}
+    first = RunRequest("team_sync__all_or_none_1", conf, "first")
+    with pytest.raises(TriggerError) as refused:
+        trigger_runs(teams.DAG_ID, [first, RunRequest("team_sync__bad..id", conf)], triggered_by_name="test")
+    assert refused.value.permanent and "bad..id" in str(refused.value)
+    assert dag_runs(first.run_id) == []  # created before the refusal, rolled back with it
+    assert trigger_runs(teams.DAG_ID, [first], triggered_by_name="test") == [first.run_id]
+    assert trigger_runs(teams.DAG_ID, [first], triggered_by_name="test") == [first.run_id]  # exists: left as is
+    [(_, _, stored_conf, _)] = dag_runs(first.run_id)
+    assert stored_conf == conf
+
+
 def test_the_api_is_in_the_openapi_document(client):
     paths = client.get("/api-docs/openapi.json").json()["paths"]
     assert {"/api/v1/organizations", "/api/v1/organizations/{organization_id}",
@@ -311,49 +383,114 @@ def group_members(sandbox, provider: str, group: str) -> set[str]:
 
 
 def run_steps(conf: dict[str, Any]) -> dict[str, Any]:
-    """The team_membership DAG's steps for ``conf``, as its tasks run them (plan, one mapped task per provider,
-    the channel invite when there is one)."""
+    """The team_membership DAG's steps for ``conf``, as its tasks run them (plan, one mapped task per provider and
+    direction, the channel invite and the channel removal when there is a channel to change)."""
     plan = teams.membership_plan(conf)
     results: dict[str, Any] = {}
     for change in plan["identity"]:
-        results[change["provider"]] = GroupMembershipOperator(
-            task_id="identity_groups", login=plan["email"], action=plan["action"], **change).execute(context={})
-    if plan["slack_channel"]:
-        results["slack"] = CreateChannelOperator(task_id="invite_to_channel", name=plan["slack_channel"],
-                                                 invite_emails=[plan["email"]]).execute(context={})
+        results[(change["provider"], change["action"])] = GroupMembershipOperator(
+            task_id="identity_groups", login=plan["email"], **change).execute(context={})
+    if plan["invite_channel"]:
+        results["invite"] = CreateChannelOperator(task_id="invite_to_channel", name=plan["invite_channel"],
+                                                  invite_emails=[plan["email"]]).execute(context={})
+    if plan["remove_channel"]:
+        results["removal"] = RemoveFromChannelOperator(task_id="remove_from_channel", channel=plan["remove_channel"],
+                                                       emails=[plan["email"]]).execute(context={})
     return results
 
 
-def test_the_workflow_puts_the_member_into_the_teams_groups_and_channel(client, world, sandbox):
-    login = "ada.lovelace@officeflow.test"
-    for provider in ("google", "microsoft", "okta"):  # the account exists (onboarding made it), in Sales
-        ProvisionUserOperator(task_id="provision", provider=provider, password_delivery="none", person={
-            "first_name": "Ada", "last_name": "Lovelace", "email": login, "department": "Sales"}).execute(context={})
-    sandbox.client.post("/slack/_sandbox/users", json={"email": login, "real_name": "Ada Lovelace"}).raise_for_status()
+def slack_members(sandbox, channel_name: str) -> set[str]:
+    """The e-mail addresses of the members of a channel of the sandbox's Slack."""
+    slack = sandbox.state("slack")
+    [channel] = [c for c in slack["channels"].values() if c.get("name") == channel_name]
+    return {slack["users"][uid]["profile"].get("email") for uid in channel["members"]} - {None}
 
+
+def provision(sandbox, login: str, first_name: str) -> None:
+    """An account in the three providers (as onboarding makes it, in Sales) and in Slack."""
+    for provider in ("google", "microsoft", "okta"):
+        ProvisionUserOperator(task_id="provision", provider=provider, password_delivery="none", person={
+            "first_name": first_name, "last_name": "Lovelace", "email": login, "department": "Sales"}
+        ).execute(context={})
+    sandbox.client.post("/slack/_sandbox/users", json={"email": login, "real_name": first_name}).raise_for_status()
+
+
+def test_the_workflow_puts_the_member_into_the_teams_groups_and_channel_and_out_again(client, world, sandbox):
+    login = "ada.lovelace@officeflow.test"
+    provision(sandbox, login, "Ada")
     hr, team = bearer("hr"), world[ACME]
     added = client.post(f"{TEAMS}/{team}/members", headers=hr, json=ADA).json()
     [(_, _, conf, _)] = dag_runs(added["dag_run_id"])
     results = run_steps(conf)
     for provider, [group] in GROUPS.items():
         assert login in group_members(sandbox, provider, group), provider
-        assert results[provider]["added"] == [group]
-    assert results["slack"]["invited"] == [login]
-    slack = sandbox.state("slack")
-    [channel] = [c for c in slack["channels"].values() if c.get("name") == "team-platform"]
-    [user_id] = [uid for uid, u in slack["users"].items() if u.get("profile", {}).get("email") == login]
-    assert user_id in channel["members"]
+        assert results[(provider, "add")]["added"] == [group]
+    assert results["invite"]["invited"] == [login] and "removal" not in results
+    assert login in slack_members(sandbox, "team-platform")
 
     assert all(r.get("added", []) == [] for r in run_steps(conf).values() if "added" in r)  # a retry: no change
 
     removed = client.delete(f"{TEAMS}/{team}/members/{login}", headers=hr).json()
     [(_, _, conf, _)] = dag_runs(removed["dag_run_id"])
     results = run_steps(conf)
-    assert "slack" not in results  # the channel is left as it is
     for provider, [group] in GROUPS.items():
         assert login not in group_members(sandbox, provider, group), provider
-        assert results[provider]["removed"] == [group]
+        assert results[(provider, "remove")]["removed"] == [group]
+    assert results["removal"]["removed"] == [login] and "invite" not in results
+    assert login not in slack_members(sandbox, "team-platform")
     assert login in group_members(sandbox, "okta", "Sales")  # groups the team does not grant stay
+
+    again = run_steps(conf)  # a retry after a lost answer: nothing left to remove, and no failure
+    assert again["removal"]["not_members"] == [login] and again[("okta", "remove")]["removed"] == []
+
+
+def test_a_sync_moves_the_member_to_the_new_groups_and_channel(client, world, sandbox):
+    login = "ada.lovelace@officeflow.test"
+    provision(sandbox, login, "Ada")
+    hr, team = bearer("hr"), world[ACME]
+    added = client.post(f"{TEAMS}/{team}/members", headers=hr, json=ADA).json()
+    run_steps(dag_runs(added["dag_run_id"])[0][2])
+
+    changed = client.patch(f"{TEAMS}/{team}", headers=bearer("admin"), json=NEW_MAPPING).json()
+    [run] = changed["runs"]
+    [(_, _, conf, _)] = dag_runs(run["dag_run_id"])
+    results = run_steps(conf)
+    assert results[("google", "add")]["added"] == ["developers@officeflow.test"]  # engineering@: had it
+    assert results[("microsoft", "remove")]["removed"] == ["Engineering"]
+    assert (results[("okta", "add")]["added"], results[("okta", "remove")]["removed"]) == (
+        ["Developers"], ["Engineering"])
+    assert login in group_members(sandbox, "google", "engineering@officeflow.test")
+    assert login in group_members(sandbox, "google", "developers@officeflow.test")
+    assert login not in group_members(sandbox, "microsoft", "Engineering")
+    assert login in group_members(sandbox, "okta", "Developers")
+    assert login not in group_members(sandbox, "okta", "Engineering")
+    assert login in slack_members(sandbox, "team-core") and login not in slack_members(sandbox, "team-platform")
+
+    retried = run_steps(conf)  # a retry: nothing changes twice
+    assert all(not r.get("added") and not r.get("removed") for r in retried.values())
+    assert retried["invite"]["already_members"] == [login] and retried["removal"]["not_members"] == [login]
+
+    groups_only = client.patch(f"{TEAMS}/{team}", headers=bearer("admin"), json={
+        "identity_groups": {"okta": ["Developers"]}}).json()
+    [(_, _, conf, _)] = dag_runs(groups_only["runs"][0]["dag_run_id"])
+    assert set(run_steps(conf)) == {("google", "remove")}  # okta unchanged, the channel unchanged
+    assert login not in group_members(sandbox, "google", "developers@officeflow.test")
+
+
+def test_leaving_without_a_slack_account_or_a_channel_succeeds(client, world, sandbox):
+    """Nothing to remove is what a person leaving expects: no Slack account, or a channel that is gone."""
+    hr, team = bearer("hr"), world[ACME]
+    added = client.post(f"{TEAMS}/{team}/members", headers=hr, json=ADA).json()  # never given accounts
+    removed = client.delete(f"{TEAMS}/{team}/members/{added['member']['id']}", headers=hr).json()
+    [(_, _, conf, _)] = dag_runs(removed["dag_run_id"])
+    results = run_steps(conf)
+    assert results["removal"]["channel_id"] is None  # #team-platform was never created
+    assert all(results[(p, "remove")]["account_id"] is None for p in GROUPS)
+
+    sandbox.client.post("/slack/_sandbox/users", json={"email": "someone@officeflow.test"}).raise_for_status()
+    CreateChannelOperator(task_id="c", name="team-platform", invite_emails=["someone@officeflow.test"]).execute({})
+    assert run_steps(conf)["removal"]["no_slack_account"] == ["ada.lovelace@officeflow.test"]
+    assert [r for r in sandbox.requests("slack") if r["path"] == "/api/conversations.kick"] == []
 
 
 def test_the_workflow_refuses_what_it_cannot_do(sandbox):
@@ -361,12 +498,16 @@ def test_the_workflow_refuses_what_it_cannot_do(sandbox):
             "team": {"id": "t1", "identity_groups": {"okta": ["Engineering"]}, "slack_channel": None}}
     with pytest.raises(AirflowFailException, match=r"no account for nobody@officeflow\.test"):
         run_steps(conf)
-    assert run_steps({**conf, "action": "remove"})["okta"]["account_id"] is None  # nothing to remove
+    assert run_steps({**conf, "action": "remove"})[("okta", "remove")]["account_id"] is None  # nothing to remove
+    with pytest.raises(AirflowFailException, match=r"no account for nobody@officeflow\.test"):
+        run_steps({**conf, "action": "sync", "previous": {"identity_groups": {}, "slack_channel": None}})
     with pytest.raises(teams.InvalidMembershipConf) as problems:
         teams.membership_plan({"action": "join", "member": {"email": "x"},
                                "team": {"identity_groups": {"azure": ["x"]}, "slack_channel": "#No"}})
-    for problem in ("action must be one of add, remove", "member.email", "team.id is required",
+    for problem in ("action must be one of add, remove, sync", "member.email", "team.id is required",
                     "unknown identity provider 'azure'", "team.slack_channel"):
         assert problem in str(problems.value)
+    with pytest.raises(teams.InvalidMembershipConf, match=r"previous \(the team's identity_groups and slack"):
+        teams.membership_plan({**conf, "action": "sync"})
     okta_calls = [r for r in sandbox.requests("okta") if "/groups" in r["path"] and r["method"] == "PUT"]
     assert okta_calls == []

@@ -23,36 +23,80 @@ def dag():
     return bag.dags["team_membership"]
 
 
-def test_the_dag_checks_first_then_changes_groups_and_channel_in_parallel(dag):
+def test_the_dag_checks_first_then_changes_groups_and_channels_in_parallel(dag):
     tasks = dag.task_dict
-    assert tasks["plan"].downstream_task_ids == {"providers", "identity_groups", "slack_invite"}
-    assert tasks["providers"].downstream_task_ids == {"identity_groups"}
+    assert tasks["plan"].downstream_task_ids == {"group_changes", "identity_groups", "slack_invite", "slack_removal"}
+    assert tasks["group_changes"].downstream_task_ids == {"identity_groups"}
     assert tasks["slack_invite"].downstream_task_ids == {"invite_to_channel"}
-    # The same operators as the HR workflows: identity groups per provider (mapped), Slack's channel invite.
+    assert tasks["slack_removal"].downstream_task_ids == {"remove_from_channel"}
+    # The same operators as the HR workflows: identity groups per provider and direction (mapped), Slack's
+    # channel invite, and the channel removal.
     assert tasks["identity_groups"].operator_name == "GroupMembershipOperator"
     assert tasks["invite_to_channel"].operator_name == "CreateChannelOperator"
+    assert tasks["remove_from_channel"].operator_name == "RemoveFromChannelOperator"
     assert tasks["plan"].retries == 0  # no retry fixes a bad conf
-    assert {"action", "member", "team", "organization_id", "correlation_id"} <= set(dag.params.keys())
+    assert {"action", "member", "team", "previous", "organization_id", "correlation_id"} <= set(dag.params.keys())
     assert dag.params["action"] == "add"
+    assert dag.params.get_param("action").schema["enum"] == ["add", "remove", "sync"]
     assert set(dag.access_control) == {"HR Manager"} and dag.owner == "people-team"
     assert not dag.is_paused_upon_creation
 
 
-def test_the_plan_lists_the_providers_with_groups_and_the_channel():
+def test_joining_adds_to_every_group_and_invites_to_the_channel():
     assert membership_plan(CONF) == {
-        "action": "add", "email": "ada@example.com", "slack_channel": "team-platform",
-        "identity": [{"provider": "google", "groups": ["eng@example.com"]},
-                     {"provider": "okta", "groups": ["Engineering"]}]}
+        "action": "add", "email": "ada@example.com", "invite_channel": "team-platform", "remove_channel": None,
+        "identity": [{"provider": "google", "action": "add", "groups": ["eng@example.com"]},
+                     {"provider": "okta", "action": "add", "groups": ["Engineering"]}]}
 
 
-def test_leaving_changes_the_groups_and_leaves_the_channel():
-    plan = membership_plan({**CONF, "action": "remove"})
-    assert plan["action"] == "remove" and plan["slack_channel"] is None and len(plan["identity"]) == 2
+def test_leaving_removes_from_every_group_and_the_channel():
+    assert membership_plan({**CONF, "action": "remove"}) == {
+        "action": "remove", "email": "ada@example.com", "invite_channel": None, "remove_channel": "team-platform",
+        "identity": [{"provider": "google", "action": "remove", "groups": ["eng@example.com"]},
+                     {"provider": "okta", "action": "remove", "groups": ["Engineering"]}]}
+
+
+def sync(team: dict, previous: dict) -> dict:
+    return membership_plan({**CONF, "action": "sync", "team": {**CONF["team"], **team}, "previous": previous})
+
+
+def test_a_sync_moves_groups_per_provider_that_changed_and_the_channel_when_it_changed():
+    plan = sync({"identity_groups": {"google": ["eng@example.com", "dev@example.com"], "okta": ["Engineering"],
+                                     "microsoft": ["Developers"]}, "slack_channel": "team-core"},
+                {"identity_groups": {"google": ["eng@example.com", "old@example.com"], "okta": ["Engineering"],
+                                     "microsoft": []}, "slack_channel": "#team-platform"})
+    assert plan["action"] == "sync" and plan["email"] == "ada@example.com"
+    assert plan["identity"] == [  # okta is unchanged: no task for it
+        {"provider": "google", "action": "add", "groups": ["eng@example.com", "dev@example.com"]},
+        {"provider": "google", "action": "remove", "groups": ["old@example.com"]},
+        {"provider": "microsoft", "action": "add", "groups": ["Developers"]}]
+    assert (plan["invite_channel"], plan["remove_channel"]) == ("team-core", "team-platform")
+
+
+def test_a_sync_that_drops_a_provider_or_the_channel_only_removes():
+    plan = sync({"identity_groups": {}, "slack_channel": None},
+                {"identity_groups": {"okta": ["Engineering", "Developers"]}, "slack_channel": "team-platform"})
+    assert plan["identity"] == [{"provider": "okta", "action": "remove", "groups": ["Engineering", "Developers"]}]
+    assert (plan["invite_channel"], plan["remove_channel"]) == (None, "team-platform")
+    first_channel = sync({"identity_groups": {"okta": ["Engineering"]}},
+                         {"identity_groups": {"okta": ["Engineering"]}, "slack_channel": None})
+    assert (first_channel["identity"], first_channel["invite_channel"], first_channel["remove_channel"]) == (
+        [], "team-platform", None)
+
+
+def test_a_sync_needs_the_previous_mapping_and_checks_it():
+    for previous in (None, {}, {"identity_groups": {}}):  # {}: the trigger form's default
+        with pytest.raises(InvalidMembershipConf, match=r"previous \(the team's identity_groups and slack_channel"):
+            membership_plan({**CONF, "action": "sync", "previous": previous})
+    with pytest.raises(InvalidMembershipConf) as raised:
+        sync({}, {"identity_groups": {"azure": ["x"]}, "slack_channel": "Team Platform"})
+    assert "previous.identity_groups: unknown identity provider 'azure'" in str(raised.value)
+    assert "previous.slack_channel: invalid Slack channel" in str(raised.value)
 
 
 def test_a_team_without_groups_or_channel_does_nothing():
     plan = membership_plan({**CONF, "team": {"id": "t-1", "identity_groups": {}, "slack_channel": None}})
-    assert plan["identity"] == [] and plan["slack_channel"] is None
+    assert plan["identity"] == [] and plan["invite_channel"] is None and plan["remove_channel"] is None
 
 
 def test_a_bad_conf_lists_every_problem():
@@ -60,7 +104,7 @@ def test_a_bad_conf_lists_every_problem():
         membership_plan({"action": "join", "member": {"email": "ada"}, "team": {
             "identity_groups": {"google": "eng@example.com", "azure": []}, "slack_channel": "Team Platform"}})
     message = str(raised.value)
-    for problem in ("action must be one of add, remove, got 'join'", "member.email must be an e-mail address",
+    for problem in ("action must be one of add, remove, sync, got 'join'", "member.email must be an e-mail address",
                     "team.id is required", "google: groups must be a list", "team.slack_channel: invalid"):
         assert problem in message, problem
     with pytest.raises(InvalidMembershipConf, match=r"member\.email"):
