@@ -277,8 +277,14 @@ def sign(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, st
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
 
 
-async def _deliver(request: Request, setting: str, body: bytes, content_type: str, kind: str) -> dict[str, Any]:
-    """Send a signed request to the app's ``setting`` URL as Slack does; the answer as Slack saw it."""
+async def _deliver(request: Request, setting: str, kind: str, *, form: dict[str, str] | None = None,
+                   event: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Send ``form`` (form-encoded: a slash command) or ``event`` (JSON: Events API) to the app's ``setting`` URL,
+    signed as Slack signs; the answer as Slack saw it."""
+    if form is not None:
+        body, content_type = urlencode(form).encode(), "application/x-www-form-urlencoded"
+    else:
+        body, content_type = json.dumps(event).encode(), "application/json"
     state, data = _data(request)
     app = data.get("app") or {}
     url, secret = app.get(setting), app.get("signing_secret")
@@ -306,6 +312,12 @@ async def _deliver(request: Request, setting: str, body: bytes, content_type: st
     with state.lock:
         data.setdefault("deliveries", []).append({"kind": kind, "url": url, "at": time.time(), **outcome})
     return outcome
+
+
+async def _interaction(request: Request, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """An interaction (a click, a view submission) sent to the app's Interactivity URL: Slack's form with the
+    ``payload`` field."""
+    return await _deliver(request, "interactivity_url", kind, form={"payload": json.dumps(payload)})
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -367,8 +379,7 @@ async def act_command(request: Request) -> dict[str, Any]:
             "command": str(body.get("command") or "/officeflow"),
             "text": str(body.get("text") or ""), "api_app_id": APP_ID, "is_enterprise_install": "false",
             "response_url": response_url, "trigger_id": trigger_id}
-    outcome = await _deliver(request, "commands_url", urlencode(form).encode(),
-                             "application/x-www-form-urlencoded", "command")
+    outcome = await _deliver(request, "commands_url", "command", form=form)
     return {**outcome, "trigger_id": trigger_id, "response_url": response_url, "command_id": command_id}
 
 
@@ -460,8 +471,7 @@ async def act_view_submission(request: Request) -> dict[str, Any]:
                             "username": _acting_user(data, user_id).get("name", user_id)},
                    "api_app_id": APP_ID, "token": "deprecated-verification-token", "trigger_id": trigger_id,
                    "view": public, "response_urls": [], "is_enterprise_install": False}
-    outcome = await _deliver(request, "interactivity_url", urlencode({"payload": json.dumps(payload)}).encode(),
-                             "application/x-www-form-urlencoded", "view_submission")
+    outcome = await _interaction(request, "view_submission", payload)
     with state.lock:
         if outcome["status"] == 200:
             _apply_view_answer(state, data, view, outcome["body"])
@@ -506,8 +516,7 @@ async def act_block_action(request: Request) -> dict[str, Any]:
                    "user": {"id": user_id, "username": user.get("name", user_id), "team_id": TEAM_ID},
                    "api_app_id": APP_ID, "trigger_id": trigger_id, "container": container, "actions": [action],
                    **extra}
-    outcome = await _deliver(request, "interactivity_url", urlencode({"payload": json.dumps(payload)}).encode(),
-                             "application/x-www-form-urlencoded", "block_actions")
+    outcome = await _interaction(request, "block_actions", payload)
     return {**outcome, "trigger_id": trigger_id, "payload": payload}
 
 
@@ -528,7 +537,7 @@ async def act_app_home_opened(request: Request) -> dict[str, Any]:
                     "event": event, "type": "event_callback", "event_id": f"Ev{state.next_id():010d}",
                     "event_time": int(now), "authorizations": [{"team_id": TEAM_ID, "user_id": "U0BOT00001",
                                                                 "is_bot": True}]}
-    outcome = await _deliver(request, "events_url", json.dumps(envelope).encode(), "application/json", "event")
+    outcome = await _deliver(request, "events_url", "event", event=envelope)
     return {**outcome, "payload": envelope}
 
 
@@ -536,9 +545,8 @@ async def act_app_home_opened(request: Request) -> dict[str, Any]:
 async def act_url_verification(request: Request) -> dict[str, Any]:
     """Sandbox-only: Slack's handshake when the events Request URL is saved: the app must echo ``challenge``."""
     challenge = secrets.token_urlsafe(24)
-    body = json.dumps({"token": "deprecated-verification-token", "challenge": challenge,
-                       "type": "url_verification"}).encode()
-    outcome = await _deliver(request, "events_url", body, "application/json", "url_verification")
+    outcome = await _deliver(request, "events_url", "url_verification", event={
+        "token": "deprecated-verification-token", "challenge": challenge, "type": "url_verification"})
     answer = outcome["body"]
     echoed = answer.get("challenge") if isinstance(answer, dict) else answer
     return {**outcome, "verified": outcome["status"] == 200 and echoed == challenge}
