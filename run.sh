@@ -13,7 +13,7 @@ Usage: ./run.sh <command>
   dev        Install if needed, migrate, and run OfficeFlow on http://localhost:8080
              (api-server, scheduler, dag-processor, triggerer, SMTP sink, SaaS sandbox; Ctrl-C stops all)
   test       Install if needed and run the whole test suite (starts its own PostgreSQL, Redis, MinIO,
-             sandbox and Airflow); `test unit|integration|e2e|deploy` runs one tier, `test coverage` the suite
+             Kafka, sandbox and Airflow); `test unit|integration|e2e|deploy` runs one tier, `test coverage` the suite
              with a coverage report; other arguments go to pytest
   seed       Add development data to the running dev platform: sample endpoints, a declarative
              workflow, three sample hires (onboarding runs)
@@ -99,6 +99,18 @@ ensure_minio() {
     bin="$(go env GOPATH)/bin/minio"
   fi
   export OFFICEFLOW_MINIO_BIN="$bin"
+}
+
+# The tests' Kafka broker: Apache Kafka's jars from Maven Central (scripts/kafka/pom.xml), resolved once into
+# ~/.cache/officeflow/kafka/<version> by scripts/kafka/fetch.sh; run on Java 17 (tests/harness/kafka.py).
+ensure_kafka() {
+  if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
+    log "installing Java 17 and Maven from apt (the tests' Kafka broker)"
+    apt_install openjdk-17-jre-headless maven
+  fi
+  scripts/kafka/fetch.sh
+  OFFICEFLOW_KAFKA_LIBS="$(scripts/kafka/fetch.sh --print-dir)"
+  export OFFICEFLOW_KAFKA_LIBS
 }
 
 # helm, kubeconform, trivy, kwok and a Kubernetes control plane for the deployment tests: Go builds,
@@ -322,6 +334,7 @@ cmd_test() {
     ensure_services
     ensure_fonts
     ensure_minio
+    ensure_kafka
     ensure_chromium
     export OFFICEFLOW_POSTGRES_BIN="${OFFICEFLOW_POSTGRES_BIN:-$(postgres_bin)}"
   fi
@@ -387,7 +400,7 @@ cmd_lint() {
   "$VENV/bin/mypy"
   # The layers (docs/architecture.md): an upward import or an import cycle fails here.
   "$VENV/bin/lint-imports" --no-logo --no-cache
-  "$VENV/bin/shellcheck" run.sh scripts/*.sh scripts/lib/*.sh .ci/run
+  "$VENV/bin/shellcheck" run.sh scripts/*.sh scripts/lib/*.sh scripts/kafka/*.sh .ci/run
   "$VENV/bin/hadolint" Dockerfile
 }
 
