@@ -29,6 +29,7 @@ from include.officeflow import run_notes
 from include.officeflow.audit import audit
 from include.officeflow.settings import get_settings
 from include.officeflow.store import EventStatus, WebhookEvent, session_scope
+from plugins.officeflow_gateway.inbox import webhook_event
 from plugins.officeflow_gateway.triggering import TriggerError, trigger_run
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,13 @@ def dispatch_one(event_id: str, trigger: Trigger = trigger_run) -> str | None:
                 event.next_attempt_at = datetime.now(UTC) + timedelta(seconds=backoff_seconds(event.attempts))
             log.warning("Event %s (correlationId=%s) -> %s: %s", event.id, event.correlation_id,
                         event.status, event.error)
+            if event.status != EventStatus.PENDING.value:  # the same transaction as the status change
+                webhook_event(session, action="rejected" if event.status == EventStatus.REJECTED.value
+                              else "dead_lettered", event_id=event.id, endpoint_id=event.endpoint_id,
+                              provider_event_id=event.provider_event_id, event_type=event.event_type,
+                              status=event.status, dag_id=event.dag_id, dag_run_id=event.dag_run_id,
+                              organization_id=conf.get("organization_id"), correlation_id=event.correlation_id,
+                              attempts=event.attempts)
         else:
             event.status = EventStatus.TRIGGERED.value
             event.error = None

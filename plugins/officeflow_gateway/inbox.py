@@ -2,6 +2,9 @@
 
 The row is unique on (endpoint_id, provider_event_id): a duplicate delivery finds the stored event
 (and its run id) instead of creating a second one. Runs are started by the dispatcher.
+
+A new event also writes its domain event to the outbox in the same transaction (:func:`webhook_event`):
+``com.officeflow.webhook.accepted`` or ``.rejected``; a duplicate delivery writes none.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from include.officeflow.events.outbox import add_event
 from include.officeflow.store import EventStatus, WebhookEvent, get_engine
 from include.officeflow.store.models import new_id, utcnow
 
@@ -57,10 +61,24 @@ def _insert_or_nothing(dialect: str) -> Any:
             .returning(table.c.id))
 
 
+def webhook_event(session: Any, *, action: str, event_id: str, endpoint_id: str, provider_event_id: str,
+                  event_type: str, status: str, dag_id: str | None, dag_run_id: str | None,
+                  organization_id: str | None, correlation_id: str, attempts: int = 0) -> None:
+    """Write ``com.officeflow.webhook.<action>`` (accepted, rejected, dead_lettered) for inbox event ``event_id``
+    in ``session``'s transaction. Its data holds ids and states only: the payload and the error text (which may
+    quote it) stay in the inbox."""
+    add_event(session, area="webhook", action=action, subject=event_id, organization_id=organization_id,
+              correlation_id=correlation_id, source=f"/officeflow/webhooks/{endpoint_id}",
+              data={"event_id": event_id, "endpoint_id": endpoint_id, "provider_event_id": provider_event_id,
+                    "event_type": event_type, "status": status, "dag_id": dag_id, "dag_run_id": dag_run_id,
+                    "attempts": attempts})
+
+
 def store(*, endpoint_id: str, provider_event_id: str, event_type: str, document: dict[str, Any],
           conf: dict[str, Any] | None, status: EventStatus, dag_id: str | None, dag_run_id: str | None,
-          correlation_id: str, error: str | None) -> Outcome:
-    """Insert the event, or return the stored one for a duplicate delivery."""
+          correlation_id: str, error: str | None, organization_id: str | None = None) -> Outcome:
+    """Insert the event and its domain event (accepted, or rejected), or return the stored one for a duplicate
+    delivery (no domain event: nothing changed)."""
     now = utcnow()
     values = {
         "id": new_id(), "endpoint_id": endpoint_id, "provider_event_id": provider_event_id,
@@ -72,6 +90,10 @@ def store(*, endpoint_id: str, provider_event_id: str, event_type: str, document
     with engine.begin() as conn:
         inserted = conn.execute(_insert_or_nothing(engine.dialect.name), values).scalar_one_or_none()
         if inserted is not None:
+            webhook_event(conn, action="rejected" if status is EventStatus.REJECTED else "accepted",
+                          event_id=inserted, endpoint_id=endpoint_id, provider_event_id=provider_event_id,
+                          event_type=event_type, status=status.value, dag_id=dag_id, dag_run_id=dag_run_id,
+                          organization_id=organization_id, correlation_id=correlation_id)
             return Outcome(inserted, status.value, dag_run_id, duplicate=False, reason=error)
         key = {"endpoint_id": endpoint_id, "provider_event_id": provider_event_id}
         existing = conn.execute(_SELECT_STORED, key).one()

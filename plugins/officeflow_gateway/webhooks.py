@@ -120,7 +120,7 @@ def _accept_events(endpoint: endpoints.EndpointConfig, delivery: Delivery, cid: 
         outcomes.append(store(
             endpoint_id=endpoint.id, provider_event_id=event.provider_event_id, event_type=event.event_type,
             document=event.document, conf=conf, status=status, dag_id=dag_id, dag_run_id=run_id,
-            correlation_id=cid, error=error,
+            correlation_id=cid, error=error, organization_id=endpoint.organization_id,
         ))
     return outcomes
 

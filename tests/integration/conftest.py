@@ -70,7 +70,7 @@ def store_url(postgres: PostgresCluster) -> str:
 @pytest.fixture
 def clean_store(store_url: str) -> Iterator[str]:
     """An empty store for one test."""
-    truncate(store_url, "webhook_events", "audit_log", "webhook_endpoints")
+    truncate(store_url, "webhook_events", "audit_log", "webhook_endpoints", "outbox")
     yield store_url
 
 

@@ -1,0 +1,74 @@
+"""The outbox on a real PostgreSQL: an event is written in the caller's transaction (committed with it, rolled back
+with it), refused data writes nothing, and the lag counts what waits."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from include.officeflow.events.cloudevents import EventDataError
+from include.officeflow.events.outbox import add_event, lag
+from include.officeflow.store import AuditLog, OutboxEvent, session_scope
+
+
+def _rows() -> list[OutboxEvent]:
+    with session_scope() as session:
+        return list(session.scalars(select(OutboxEvent).order_by(OutboxEvent.seq)))
+
+
+def _audit_count() -> int:
+    with session_scope() as session:
+        return len(session.scalars(select(AuditLog)).all())
+
+
+def _change(session) -> None:
+    """A change of the caller's, to show the event shares its fate."""
+    session.add(AuditLog(actor="test", action="test.change", resource_type="test", outcome="success"))
+
+
+def test_an_event_is_committed_with_the_change(clean_store):
+    with session_scope() as session:
+        _change(session)
+        event = add_event(session, area="document", action="stored", subject="doc-1",
+                          data={"document_id": "doc-1"}, organization_id="acme", correlation_id="cid-1")
+    [row] = _rows()
+    assert (row.event_id, row.area, row.subject) == (event["id"], "document", "doc-1")
+    assert row.type == "com.officeflow.document.stored"
+    assert (row.organization_id, row.correlation_id, row.sent_at, row.attempts) == ("acme", "cid-1", None, 0)
+    assert row.event == event and _audit_count() == 1
+
+
+def test_a_rolled_back_change_leaves_no_event(clean_store):
+    with pytest.raises(RuntimeError), session_scope() as session:
+        _change(session)
+        add_event(session, area="document", action="stored", subject="doc-1", data={"document_id": "doc-1"})
+        session.flush()  # the row reached the database inside the transaction
+        assert len(session.scalars(select(OutboxEvent)).all()) == 1
+        raise RuntimeError("the change failed after its event was written")
+    assert _rows() == [] and _audit_count() == 0
+
+
+def test_refused_data_writes_nothing_and_fails_the_change(clean_store):
+    with pytest.raises(EventDataError, match="secrets"), session_scope() as session:
+        _change(session)
+        add_event(session, area="auth", action="changed", subject="u1", data={"password": "hunter2"})
+    assert _rows() == [] and _audit_count() == 0
+
+
+def test_a_core_connection_works_as_the_transaction_too(clean_store):
+    from include.officeflow.store import get_engine
+
+    with get_engine().begin() as conn:
+        add_event(conn, area="webhook", action="accepted", subject="e1", data={"event_id": "e1"})
+    assert [r.subject for r in _rows()] == ["e1"]
+
+
+def test_lag_counts_unsent_events_and_the_oldest_age(clean_store):
+    with session_scope() as session:
+        assert lag(session).as_dict() == {"unsent": 0, "oldest_unsent_age_seconds": 0.0}
+    with session_scope() as session:
+        for n in range(3):
+            add_event(session, area="webhook", action="accepted", subject=f"e{n}", data={"event_id": f"e{n}"})
+    with session_scope() as session:
+        found = lag(session)
+    assert found.unsent == 3 and 0 <= found.oldest_unsent_age_seconds < 60
