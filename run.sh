@@ -23,6 +23,8 @@ Usage: ./run.sh <command>
   webhook    Send a sample signed BambooHR webhook to the running dev platform
   dispatcher Run the webhook dispatcher in the foreground (for OFFICEFLOW_DISPATCHER_MODE=external;
              `dev` starts it by itself in that mode)
+  relay      Run the events relay in the foreground: the outbox to Kafka (connection kafka_default,
+             docs/events.md); `relay lag` prints the outbox lag as JSON
   lint       ruff + mypy + the import contracts (import-linter: layers, sandbox, no cycles)
              + shellcheck on every script, hadolint on the Dockerfile
   build      Build the production image with the local Docker engine (scripts/docker-build-push.sh
@@ -312,6 +314,12 @@ cmd_dispatcher() {
   exec python -m plugins.officeflow_gateway.dispatcher
 }
 
+cmd_relay() {
+  ensure_venv
+  airflow_env
+  exec python -m plugins.officeflow_events.relay "$@"
+}
+
 cmd_webhook() {
   ensure_venv
   airflow_env
@@ -419,6 +427,7 @@ case "${1:-help}" in
   migrate) shift; cmd_migrate "$@" ;;
   webhook) shift; cmd_webhook "$@" ;;
   dispatcher) shift; cmd_dispatcher "$@" ;;
+  relay) shift; cmd_relay "$@" ;;
   lint) shift; cmd_lint "$@" ;;
   seed) shift; cmd_seed "$@" ;;
   db-reset) shift; cmd_db_reset "$@" ;;

@@ -87,6 +87,33 @@ class Settings(BaseSettings):
     dispatch_poll_seconds: float = Field(
         default=5.0, gt=0, description="How often the dispatcher looks for due events without a wake-up."
     )
+    events_kafka_conn_id: str = Field(
+        default="kafka_default",
+        description="Airflow connection (type kafka; its extra is the librdkafka config) the events relay uses.",
+    )
+    events_topic_partitions: int = Field(
+        default=3, ge=1, description="Partitions of each officeflow.events.<area> topic the relay creates."
+    )
+    events_topic_replication: int = Field(
+        default=1, ge=1, description="Replication factor of the topics the relay creates (3 on a real cluster)."
+    )
+    events_relay_batch: int = Field(default=100, ge=1, description="Outbox rows the relay claims at once.")
+    events_relay_delivery_timeout_seconds: float = Field(
+        default=10.0, gt=0,
+        description="How long the relay waits for Kafka to acknowledge a batch (librdkafka message.timeout.ms) "
+        "before giving the rows back for a retry.",
+    )
+    events_relay_lease_seconds: float = Field(
+        default=60.0, gt=0,
+        description="How long a relay holds the rows it claimed; another relay may claim them afterwards. "
+        "Must exceed the delivery timeout.",
+    )
+    events_relay_max_delay_seconds: float = Field(
+        default=30.0, gt=0, description="Cap of the relay's backoff while Kafka is down (1 s doubling)."
+    )
+    events_relay_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often an idle relay looks for new outbox rows."
+    )
     dispatcher_mode: Literal["embedded", "external"] = Field(
         default="embedded",
         description="`embedded`: a dispatcher thread in each api-server process (dev, small installs). "
@@ -284,6 +311,10 @@ class Settings(BaseSettings):
             self.db_url = f"sqlite:///{self.home / 'officeflow.db'}"
         self.mailbox_dir = (self.mailbox_dir or self.home / "mailbox").expanduser().resolve()
         self.documents_dir = (self.documents_dir or self.home / "documents").expanduser().resolve()
+        if self.events_relay_lease_seconds <= self.events_relay_delivery_timeout_seconds:
+            # A lease running out while Kafka may still acknowledge would let a second relay publish the rows.
+            raise ValueError("OFFICEFLOW_EVENTS_RELAY_LEASE_SECONDS must exceed "
+                             "OFFICEFLOW_EVENTS_RELAY_DELIVERY_TIMEOUT_SECONDS")
         if self.env == "production":
             problems = []
             secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""

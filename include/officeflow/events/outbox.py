@@ -1,17 +1,19 @@
 """The transactional outbox: a domain event is a row of ``outbox`` written in the caller's transaction, so it
 exists exactly when the change it reports was committed (a rolled-back change leaves no event).
 
-:func:`lag` tells how many events wait to be published and for how long (docs/events.md).
+The relay (``plugins/officeflow_events/relay.py``) claims unsent rows (:func:`claim`), publishes them and marks
+them sent (:func:`mark_sent`) or gives them back (:func:`release`); :func:`lag` tells how many events wait and for
+how long (docs/events.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -35,6 +37,57 @@ def add_event(session: Session | Connection, *, area: str, action: str, subject:
         correlation_id=correlation_id, event=event, created_at=datetime.now(UTC), attempts=0,
     ))
     return event
+
+
+@dataclass(frozen=True)
+class Claimed:
+    seq: int
+    event_id: str
+    area: str
+    subject: str
+    event: dict[str, Any]
+
+
+def claim(session: Session, relay_id: str, *, limit: int, lease_seconds: float) -> list[Claimed]:
+    """Claim up to ``limit`` unsent rows, oldest first, for ``lease_seconds``: rows another relay holds (a live
+    lease, or a row lock of a claim in progress: ``FOR UPDATE SKIP LOCKED``) are skipped. A relay that dies
+    leaves its lease to run out, and the rows are claimed again (the at-least-once case)."""
+    now = datetime.now(UTC)
+    rows = session.scalars(
+        select(OutboxEvent)
+        .where(OutboxEvent.sent_at.is_(None),
+               or_(OutboxEvent.claimed_until.is_(None), OutboxEvent.claimed_until < now))
+        .order_by(OutboxEvent.seq)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    until = now + timedelta(seconds=lease_seconds)
+    for row in rows:
+        row.claimed_by, row.claimed_until = relay_id, until
+        row.attempts += 1
+    return [Claimed(row.seq, row.event_id, row.area, row.subject, row.event) for row in rows]
+
+
+def mark_sent(session: Session, relay_id: str, seqs: list[int]) -> int:
+    """Mark rows this relay still holds as sent; returns how many."""
+    if not seqs:
+        return 0
+    result = session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.seq.in_(seqs), OutboxEvent.claimed_by == relay_id, OutboxEvent.sent_at.is_(None))
+        .values(sent_at=datetime.now(UTC), claimed_until=None, last_error=None)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def release(session: Session, relay_id: str, seqs: list[int], error: str, retry_at: datetime) -> None:
+    """Give back rows that were not delivered: claimable again from ``retry_at`` (the relay's backoff)."""
+    if seqs:
+        session.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.seq.in_(seqs), OutboxEvent.claimed_by == relay_id, OutboxEvent.sent_at.is_(None))
+            .values(claimed_until=retry_at, last_error=error[:2000])
+        )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""OfficeFlow's domain events leaving the store: the outbox relay (``relay``)."""
