@@ -76,3 +76,13 @@ def test_production_accepts_a_strong_secret(isolated, settings_env):
     settings_env.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "x" * 32)
     settings = load_settings()
     assert settings.jwt_secret is not None and "x" * 32 not in repr(settings)
+
+
+def test_the_relay_lease_must_outlast_the_delivery_timeout(isolated, settings_env):
+    """A lease ending while Kafka may still acknowledge would let a second relay publish the same rows."""
+    settings_env.setenv("OFFICEFLOW_EVENTS_RELAY_DELIVERY_TIMEOUT_SECONDS", "30")
+    settings_env.setenv("OFFICEFLOW_EVENTS_RELAY_LEASE_SECONDS", "30")
+    with pytest.raises(ConfigurationError, match="OFFICEFLOW_EVENTS_RELAY_LEASE_SECONDS must exceed"):
+        load_settings()
+    settings_env.setenv("OFFICEFLOW_EVENTS_RELAY_LEASE_SECONDS", "31")
+    assert load_settings().events_relay_lease_seconds == 31
