@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.harness.environment import REPO_ROOT
@@ -19,6 +21,14 @@ def dagbag():
 def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
     assert "employee_onboarding" in dagbag.dags
+
+
+def test_every_dag_file_is_discovered(dagbag):
+    """Airflow's safe mode (``core.dag_discovery_safe_mode``) silently skips a file of dags/ that does not mention
+    both "airflow" and "dag": such a DAG would never be scheduled, and no import error would say so."""
+    helpers = {"__init__.py", "workflow_parts.py"}
+    files = {path.name for path in DAGS_DIR.glob("*.py")} - helpers
+    assert {Path(dag.fileloc).name for dag in dagbag.dags.values()} == files
 
 
 def test_every_dag_has_tags_retries_and_no_schedule_catchup(dagbag):
@@ -110,6 +120,7 @@ MUST_FILL = {
     "equipment_request": {"requester_email"},
     "identity_provisioning": {"first_name", "last_name", "email"},
     "officeflow_approval_smoke": set(),
+    "calendar_maintenance": set(),
     "manager_heads_up": {"manager_name", "manager_email", "first_name", "start_date"},
     "new_contractor_welcome": {"first_name", "email"},
 }
@@ -163,6 +174,7 @@ def test_every_workflow_explains_itself(dagbag):
     owners = {"employee_onboarding": "people-team", "employee_offboarding": "people-team",
               "employee_role_change": "people-team", "equipment_request": "it-team",
               "identity_provisioning": "it-team", "officeflow_approval_smoke": "it-team",
+              "calendar_maintenance": "it-team",
               "new_contractor_welcome": "people-team", "manager_heads_up": "people-team"}
     for dag_id, owner in owners.items():
         dag = dagbag.dags[dag_id]
@@ -170,7 +182,7 @@ def test_every_workflow_explains_itself(dagbag):
         assert dag.dag_display_name != dag_id and dag.dag_display_name[0].isupper(), dag_id
         assert dag.description and len(dag.description) > 40, dag_id
         assert len(dag.tags) >= 2, dag_id
-    for dag_id in (*HR_DAGS, "identity_provisioning", "officeflow_approval_smoke"):
+    for dag_id in (*HR_DAGS, "identity_provisioning", "officeflow_approval_smoke", "calendar_maintenance"):
         doc = dagbag.dags[dag_id].doc_md
         assert doc.startswith("# ") and "```text" in doc, f"{dag_id}: doc_md needs a title and the picture"
 
