@@ -1,4 +1,5 @@
-"""Document operators: render templates to PDF, store versions on S3 / a local folder, share links.
+"""Document operators: render templates to PDF, store versions on S3 / a local folder, share links, and
+the purge of deleted documents past their retention.
 
 Storage, versioning and access rules live in :mod:`include.officeflow.documents`; these operators add
 the Airflow side: templated fields, the run/task identity that makes retries idempotent, and the store
@@ -28,8 +29,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
 
 from include.officeflow import documents
+from include.officeflow.documents import retention
 from include.officeflow.store import task_store_url
 
 if TYPE_CHECKING:
@@ -241,3 +244,40 @@ class ArchiveDocumentsOperator(BaseOperator):
         return documents.archive_documents(str(self.organization_id), str(self.key_prefix),
                                            new_owner=str(self.new_owner), readers=list(self.readers),
                                            archived_by=archived_by, store_url=task_store_url())
+
+
+class PurgeDeletedDocumentsOperator(BaseOperator):
+    """Purge the deleted documents whose retention has ended (``purge_after`` passed): every version's bytes,
+    then the rows, each audited ``document.purged`` (:func:`include.officeflow.documents.retention.purge_expired`,
+    which ``python -m include.officeflow.documents.retention purge`` runs too).
+
+    :param limit: Most documents purged by one run (the oldest ``purge_after`` first); the rest wait for the
+        next run.
+
+    Returns (XCom) ``{"purged": [document ids], "documents": n, "versions": n, "bytes": n, "failed": []}``.
+    Safe to re-run: a document restored, or purged by another run, meanwhile is left alone, and bytes already
+    gone count as removed. A document whose bytes cannot all be removed keeps its rows; the others are purged
+    all the same, then the task fails naming it (so Airflow retries it, and the next run tries again).
+    """
+
+    ui_color = "#f3efe0"
+
+    def __init__(self, *, limit: int = 1000, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.limit = limit
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        results = retention.purge_expired(store_url=task_store_url(), limit=self.limit)
+        purged = [r for r in results if r.purged]
+        failed = [r for r in results if not r.purged]
+        summary = {"purged": [r.document_id for r in purged], "documents": len(purged),
+                   "versions": sum(r.versions for r in purged), "bytes": sum(r.size_bytes for r in purged),
+                   "failed": [r.document_id for r in failed]}
+        self.log.info("Purged %d deleted document(s) past retention: %d version(s), %d bytes; %d failed",
+                      summary["documents"], summary["versions"], summary["bytes"], len(failed))
+        if failed:
+            raise AirflowException(
+                f"{len(failed)} deleted document(s) past retention could not be purged (kept for a retry; "
+                f"{len(purged)} other(s) purged): "
+                + "; ".join(f"{r.document_id}: {', '.join(r.errors)}" for r in failed))
+        return summary

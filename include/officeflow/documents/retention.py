@@ -2,7 +2,7 @@
 ``OFFICEFLOW_DOCUMENTS_RETENTION_DAYS`` (``purge_after``) and it can be restored until then; the purge
 removes the bytes of documents past retention, then their rows.
 
-Run the purge next to the store, e.g. daily from cron or a Kubernetes CronJob::
+The ``document_retention`` Airflow DAG runs :func:`purge_expired` daily; to run it by hand, next to the store::
 
     python -m include.officeflow.documents.retention purge [--dry-run]
 
@@ -81,6 +81,7 @@ class Purged:
     versions: int
     purged: bool
     errors: list[str] = field(default_factory=list)
+    size_bytes: int = 0  # of every version together
 
 
 def purge_expired(*, now: datetime | None = None, dry_run: bool = False, store_url: str | None = None,
@@ -104,7 +105,8 @@ def _purge_one(document_id: str, now: datetime, dry_run: bool, store_url: str | 
         if document is None or document.purge_after is None or aware(document.purge_after) > now:
             return None
         versions = list(session.scalars(select(DocumentVersion).where(DocumentVersion.document_id == document_id)))
-        result = Purged(document.id, document.organization_id, document.logical_key, len(versions), False)
+        result = Purged(document.id, document.organization_id, document.logical_key, len(versions), False,
+                        size_bytes=sum(version.size_bytes for version in versions))
         if dry_run:
             return result
         for version in versions:
