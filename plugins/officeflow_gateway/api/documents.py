@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -444,32 +444,20 @@ def _uploaded(stored: docs.StoredVersion, caller: Caller) -> UploadOut:
                      size_bytes=stored.size, content_type=stored.content_type, document=detail)
 
 
-@router.post("", response_model=UploadOut, status_code=201, openapi_extra=_form(_NEW_DOCUMENT_FIELDS),
-             responses=_UPLOAD_ERRORS)
-async def upload_document(request: Request, caller: CreateDocuments) -> UploadOut:
-    """Upload a file as a new document (version 1), owned by the caller. The body is streamed to storage, never
-    held in memory; the answer carries the SHA-256 the server computed. Audited (``document.uploaded``)."""
-    cid = correlation_id(request)
+StoreUpload = Callable[[uploads.Received, uploads.SpooledFile], docs.StoredVersion]
+
+
+async def _upload(request: Request, caller: Caller, store: StoreUpload) -> UploadOut:
+    """What both uploads share: the multipart body received (400, 413, 422 before anything is stored), then in a
+    worker thread ``store`` (the route's own part: its fields, the type check, the core call; a
+    :class:`DocumentError` it raises is 422) and the answer; the spooled file is removed whatever happens."""
     received = await _receive(request)
     try:
         def work() -> UploadOut:
             spooled = received.file
             assert spooled is not None
             try:
-                organization_id = received.one("organization_id") or "default"
-                caller.check_organization(organization_id)
-                title = (received.one("title") or spooled.filename or "").strip()
-                tags = meta.parse_tags(received.many("tag"))
-                metadata = meta.parse_metadata(received.one("metadata"))
-                readers = [docs.Reader.parse(value) for value in received.many("reader")]
-                logical_key = (received.one("logical_key") or "").strip() or None
-                content_type = _checked_type(spooled)
-                stored = uploads.create_document(
-                    spooled, content_type, organization_id=organization_id, logical_key=logical_key, title=title,
-                    owner=caller.name, tags=tags, metadata=metadata, readers=readers, correlation_id=cid,
-                    source_ip=caller.source_ip)
-            except uploads.DocumentExists as exc:
-                raise ApiError(409, "conflict", str(exc)) from None
+                stored = store(received, spooled)
             except docs.DocumentError as exc:
                 raise ApiError(422, "validation_error", str(exc)) from None
             return _uploaded(stored, caller)
@@ -477,6 +465,33 @@ async def upload_document(request: Request, caller: CreateDocuments) -> UploadOu
         return await run_in_threadpool(work)
     finally:
         await run_in_threadpool(received.discard)
+
+
+@router.post("", response_model=UploadOut, status_code=201, openapi_extra=_form(_NEW_DOCUMENT_FIELDS),
+             responses=_UPLOAD_ERRORS)
+async def upload_document(request: Request, caller: CreateDocuments) -> UploadOut:
+    """Upload a file as a new document (version 1), owned by the caller. The body is streamed to storage, never
+    held in memory; the answer carries the SHA-256 the server computed. Audited (``document.uploaded``)."""
+    cid = correlation_id(request)
+
+    def store(received: uploads.Received, spooled: uploads.SpooledFile) -> docs.StoredVersion:
+        organization_id = received.one("organization_id") or "default"
+        caller.check_organization(organization_id)
+        title = (received.one("title") or spooled.filename or "").strip()
+        tags = meta.parse_tags(received.many("tag"))
+        metadata = meta.parse_metadata(received.one("metadata"))
+        readers = [docs.Reader.parse(value) for value in received.many("reader")]
+        logical_key = (received.one("logical_key") or "").strip() or None
+        content_type = _checked_type(spooled)
+        try:
+            return uploads.create_document(
+                spooled, content_type, organization_id=organization_id, logical_key=logical_key, title=title,
+                owner=caller.name, tags=tags, metadata=metadata, readers=readers, correlation_id=cid,
+                source_ip=caller.source_ip)
+        except uploads.DocumentExists as exc:
+            raise ApiError(409, "conflict", str(exc)) from None
+
+    return await _upload(request, caller, store)
 
 
 @router.post("/{document_id}/versions", response_model=UploadOut, status_code=201, openapi_extra=_form(_FORM_FIELDS),
@@ -493,25 +508,16 @@ async def upload_version(document_id: str, request: Request, caller: CreateDocum
             if not docs.can_manage(document, who):
                 raise _deny(document, who, "add a version to", cid, caller)
 
-    await run_in_threadpool(check)
-    received = await _receive(request)
-    try:
-        def work() -> UploadOut:
-            spooled = received.file
-            assert spooled is not None
-            content_type = _checked_type(spooled)
-            try:
-                stored = uploads.add_version(document_id, spooled, content_type, actor=caller.actor,
-                                             correlation_id=cid, source_ip=caller.source_ip)
-            except uploads.DocumentGone:
-                raise ApiError(404, "not_found", f"document {document_id!r} not found") from None
-            except docs.DocumentError as exc:
-                raise ApiError(422, "validation_error", str(exc)) from None
-            return _uploaded(stored, caller)
+    def store(_: uploads.Received, spooled: uploads.SpooledFile) -> docs.StoredVersion:
+        content_type = _checked_type(spooled)
+        try:
+            return uploads.add_version(document_id, spooled, content_type, actor=caller.actor, correlation_id=cid,
+                                       source_ip=caller.source_ip)
+        except uploads.DocumentGone:
+            raise ApiError(404, "not_found", f"document {document_id!r} not found") from None
 
-        return await run_in_threadpool(work)
-    finally:
-        await run_in_threadpool(received.discard)
+    await run_in_threadpool(check)
+    return await _upload(request, caller, store)
 
 
 def _content_disposition(filename: str) -> str:
