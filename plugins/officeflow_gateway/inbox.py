@@ -9,6 +9,7 @@ A new event also writes its domain event to the outbox in the same transaction (
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,6 +18,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from include.officeflow.events.cloudevents import EventDataError, check_data
 from include.officeflow.events.outbox import add_event
 from include.officeflow.store import EventStatus, WebhookEvent, get_engine
 from include.officeflow.store.models import new_id, utcnow
@@ -69,9 +71,19 @@ def webhook_event(session: Any, *, action: str, event_id: str, endpoint_id: str,
     quote it) stay in the inbox."""
     add_event(session, area="webhook", action=action, subject=event_id, organization_id=organization_id,
               correlation_id=correlation_id, source=f"/officeflow/webhooks/{endpoint_id}",
-              data={"event_id": event_id, "endpoint_id": endpoint_id, "provider_event_id": provider_event_id,
-                    "event_type": event_type, "status": status, "dag_id": dag_id, "dag_run_id": dag_run_id,
-                    "attempts": attempts})
+              data={"event_id": event_id, "endpoint_id": endpoint_id,
+                    "provider_event_id": _sender_made(provider_event_id), "event_type": _sender_made(event_type),
+                    "status": status, "dag_id": dag_id, "dag_run_id": dag_run_id, "attempts": attempts})
+
+
+def _sender_made(value: str) -> str:
+    """A value the sender chose, as the event may carry it: itself, or its digest (``sha256:…``) when it would
+    be refused as event data (an event id that is an email address, say). The delivery must not fail over it."""
+    try:
+        check_data({"value": value})
+    except EventDataError:
+        return f"sha256:{hashlib.sha256(value.encode()).hexdigest()[:32]}"
+    return value
 
 
 def store(*, endpoint_id: str, provider_event_id: str, event_type: str, document: dict[str, Any],

@@ -61,6 +61,17 @@ def test_a_rejected_delivery_writes_a_rejected_event(client, monkeypatch):
     assert "error" not in row.event["data"]  # the reason may quote the payload: it stays in the inbox
 
 
+def test_a_sender_made_id_that_event_data_may_not_hold_is_carried_as_a_digest(airflow_db, clean_store):
+    for provider_id in ("ada.lovelace@example.com", "Bearer abc.def"):
+        outcome = store(endpoint_id="test", provider_event_id=provider_id, event_type="employee.created",
+                        document={}, conf={}, status=EventStatus.PENDING, dag_id="d",
+                        dag_run_id=run_id_for("test", provider_id), correlation_id="cid-3", error=None)
+        assert not outcome.duplicate  # stored: the delivery does not fail over its own id
+    events = [row.event for row in outbox()]
+    assert len(events) == 2 and all(e["data"]["provider_event_id"].startswith("sha256:") for e in events)
+    assert "ada.lovelace" not in json.dumps(events) and "Bearer" not in json.dumps(events)
+
+
 def _pending(dag_id: str, conf: dict) -> str:
     provider_id = f"evt-{uuid.uuid4().hex}"
     return store(endpoint_id="test", provider_event_id=provider_id, event_type="employee.created", document={},
