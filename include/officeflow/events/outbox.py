@@ -51,7 +51,11 @@ class Claimed:
 def claim(session: Session, relay_id: str, *, limit: int, lease_seconds: float) -> list[Claimed]:
     """Claim up to ``limit`` unsent rows, oldest first, for ``lease_seconds``: rows another relay holds (a live
     lease, or a row lock of a claim in progress: ``FOR UPDATE SKIP LOCKED``) are skipped. A relay that dies
-    leaves its lease to run out, and the rows are claimed again (the at-least-once case)."""
+    leaves its lease to run out, and the rows are claimed again (the at-least-once case).
+
+    Order per subject (the Kafka key) is kept: a row is claimed only with every earlier unsent row of its
+    subject, so a row that waits (in backoff after a failed delivery, or held by another relay) holds back the
+    later events of its subject until it is sent."""
     now = datetime.now(UTC)
     rows = session.scalars(
         select(OutboxEvent)
@@ -61,11 +65,34 @@ def claim(session: Session, relay_id: str, *, limit: int, lease_seconds: float) 
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
+    rows = _in_subject_order(session, rows)
     until = now + timedelta(seconds=lease_seconds)
     for row in rows:
         row.claimed_by, row.claimed_until = relay_id, until
         row.attempts += 1
     return [Claimed(row.seq, row.event_id, row.area, row.subject, row.event) for row in rows]
+
+
+def _in_subject_order(session: Session, rows: list[OutboxEvent]) -> list[OutboxEvent]:
+    """The rows whose earlier unsent rows of the same subject are all among ``rows`` (a prefix per subject)."""
+    if not rows:
+        return rows
+    unsent: dict[str, list[int]] = {}
+    for subject, seq in session.execute(
+            select(OutboxEvent.subject, OutboxEvent.seq)
+            .where(OutboxEvent.sent_at.is_(None), OutboxEvent.subject.in_({r.subject for r in rows}),
+                   OutboxEvent.seq <= max(r.seq for r in rows))
+            .order_by(OutboxEvent.seq)):
+        unsent.setdefault(subject, []).append(seq)
+    candidates = {r.seq for r in rows}
+    kept: list[OutboxEvent] = []
+    for row in rows:
+        earlier = [seq for seq in unsent.get(row.subject, []) if seq < row.seq]
+        if all(seq in candidates for seq in earlier):
+            kept.append(row)
+        else:
+            candidates.discard(row.seq)  # held back: the later rows of its subject wait for it too
+    return kept
 
 
 def mark_sent(session: Session, relay_id: str, seqs: list[int]) -> int:

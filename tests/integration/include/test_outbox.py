@@ -3,11 +3,13 @@ with it), refused data writes nothing, and the lag counts what waits."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from sqlalchemy import select
 
 from include.officeflow.events.cloudevents import EventDataError
-from include.officeflow.events.outbox import add_event, lag
+from include.officeflow.events.outbox import add_event, claim, lag, mark_sent, release
 from include.officeflow.store import AuditLog, OutboxEvent, session_scope
 
 
@@ -72,3 +74,23 @@ def test_lag_counts_unsent_events_and_the_oldest_age(clean_store):
     with session_scope() as session:
         found = lag(session)
     assert found.unsent == 3 and 0 <= found.oldest_unsent_age_seconds < 60
+
+
+def test_a_waiting_event_holds_back_the_later_events_of_its_subject_only(clean_store):
+    with session_scope() as session:
+        for subject in ("a", "b", "a", "b"):
+            add_event(session, area="webhook", action="accepted", subject=subject, data={"event_id": subject})
+    with session_scope() as session:
+        first = claim(session, "relay-1", limit=2, lease_seconds=30)  # a1, b1
+    assert [(c.subject, c.seq) for c in first] == [("a", first[0].seq), ("b", first[1].seq)]
+    with session_scope() as session:  # a1 failed and waits in backoff; b1 was delivered
+        release(session, "relay-1", [first[0].seq], "broker down", datetime.now(UTC) + timedelta(minutes=5))
+        mark_sent(session, "relay-1", [first[1].seq])
+    with session_scope() as session:
+        second = claim(session, "relay-2", limit=10, lease_seconds=30)
+    assert [c.subject for c in second] == ["b"]  # a2 waits for a1; b2 goes
+    with session_scope() as session:  # a1's backoff is over: a1 and a2 go together, in order
+        release(session, "relay-1", [first[0].seq], "broker down", datetime.now(UTC) - timedelta(seconds=1))
+    with session_scope() as session:
+        third = claim(session, "relay-1", limit=10, lease_seconds=30)
+    assert [c.subject for c in third] == ["a", "a"] and third[0].seq < third[1].seq
