@@ -248,9 +248,9 @@ def test_the_kubernetes_executor_runs_a_dag_run_in_worker_pods(executor_platform
     tis = platform.api("GET", f"/api/v2/dags/identity_provisioning/dagRuns/{run_id}/taskInstances").json()
     assert len(tis["task_instances"]) == 5  # person, providers, provision x 3
     # (a worker reports its task's state before its process exits: wait for the agent to see all five end)
-    wait_until(lambda: len(agent.ran) == 5, timeout=60, what=f"five worker pods to end: {agent.ran}",
-               interval=0.5)
-    assert set(agent.ran.values()) == {0}, agent.ran
+    ran = wait_until(lambda: len(agent.ran_for(run_id)) == 5 and agent.ran_for(run_id), timeout=60,
+                     what="five worker pods of the run to end", interval=0.5, detail=lambda: f"pods: {agent.ran}")
+    assert set(ran.values()) == {0}, ran
     # ... and did its work: the account exists in each provider (the sandbox), once.
     for service in ("google", "microsoft", "okta"):
         assert login in str(sandbox_server.state(service)).lower(), service

@@ -140,6 +140,7 @@ class NodeAgent:
         self.python = python
         self.root = Path(tempfile.mkdtemp(prefix="officeflow-node-agent-"))
         self.ran: dict[str, int] = {}  # pod name -> exit code
+        self.run_ids: dict[str, str] = {}  # pod name -> the DAG run its task belongs to (the executor's annotation)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="node-agent", daemon=True)
         self._started: set[str] = set()
@@ -147,6 +148,10 @@ class NodeAgent:
     def start(self) -> NodeAgent:
         self._thread.start()
         return self
+
+    def ran_for(self, run_id: str) -> dict[str, int]:
+        """Exit codes of the pods that ran tasks of DAG run ``run_id`` (scheduled DAGs run pods of their own)."""
+        return {name: code for name, code in list(self.ran.items()) if self.run_ids.get(name) == run_id}
 
     def stop(self) -> None:
         self._stop.set()
@@ -171,6 +176,7 @@ class NodeAgent:
         started = _now()
         self._patch_status(name, {"phase": "Running", "containerStatuses": [_status(container, running=started)]})
         code, _ = self.execute(pod)
+        self.run_ids[name] = str(pod["metadata"].get("annotations", {}).get("run_id", ""))
         self.ran[name] = code
         self._patch_status(name, {"phase": "Succeeded" if code == 0 else "Failed", "containerStatuses": [
             _status(container, terminated={"exitCode": code, "startedAt": started, "finishedAt": _now(),
