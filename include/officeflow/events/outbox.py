@@ -8,7 +8,7 @@ how long (docs/events.md).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -73,10 +73,10 @@ def claim(session: Session, relay_id: str, *, limit: int, lease_seconds: float) 
     return [Claimed(row.seq, row.event_id, row.area, row.subject, row.event) for row in rows]
 
 
-def _in_subject_order(session: Session, rows: list[OutboxEvent]) -> list[OutboxEvent]:
+def _in_subject_order(session: Session, rows: Sequence[OutboxEvent]) -> list[OutboxEvent]:
     """The rows whose earlier unsent rows of the same subject are all among ``rows`` (a prefix per subject)."""
     if not rows:
-        return rows
+        return []
     unsent: dict[str, list[int]] = {}
     for subject, seq in session.execute(
             select(OutboxEvent.subject, OutboxEvent.seq)
