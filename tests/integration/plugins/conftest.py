@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from tests.harness.airflow_tools import api_token
 from tests.harness.endpoints import Env
 from tests.harness.gateway import gateway_client
+from tests.integration.plugins import extra_users as extra
 
 
 @pytest.fixture
@@ -35,3 +36,9 @@ def env(settings_env):
     overrides = Env(settings_env)
     yield overrides
     overrides.restore()
+
+
+@pytest.fixture(scope="session")
+def extra_users(airflow_db) -> None:
+    """The roles, users and groups test modules declared with ``extra_users.needs`` exist (made once)."""
+    extra.create_declared()

@@ -1,8 +1,11 @@
 """Users, roles and groups some gateway API tests need beyond the one user per role of tests/harness/auth_users.py
 (document owners and readers, a FAB group, a tenant admin limited to its organizations).
 
-Made and removed in a process of their own, like ``auth_users`` (FAB's app keeps connections open), through
-``python -m tests.integration.plugins.extra_users create|delete '<spec as JSON>'``; tests call :func:`created`.
+A test module declares what it needs when it is imported (``needs(spec)``); the first test that asks for the
+session fixture ``extra_users`` (tests/integration/plugins/conftest.py) creates everything declared, in **one**
+process of its own like ``auth_users`` (FAB's app keeps connections open, and each start of it costs seconds):
+``python -m tests.integration.plugins.extra_users create '<spec as JSON>'``. They stay for the session (its
+metadata DB is thrown away with it); the e2e tests start from the template copied before they exist.
 Passwords are ``auth_users.PASSWORD``; tokens come from ``auth_users.api_token`` as for the standard users.
 """
 
@@ -11,31 +14,34 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 Spec = dict[str, Any]  # {"roles": {name: [[action, resource], ...]}, "users": {name: role}, "groups": {name: [user]}}
 
+_declared: Spec = {"roles": {}, "users": {}, "groups": {}}
+_created: Spec = {"roles": {}, "users": {}, "groups": {}}
 
-def _run(command: str, spec: Spec) -> None:
-    result = subprocess.run([sys.executable, "-m", __name__, command, json.dumps(spec)], capture_output=True,
+
+def needs(spec: Spec) -> Spec:
+    """Declare (at import) roles, users and groups a test module needs; a name declared twice must agree."""
+    for kind, items in spec.items():
+        for name, value in items.items():
+            known = _declared[kind].setdefault(name, value)
+            assert known == value, f"extra_users: {kind[:-1]} {name!r} declared twice, differently"
+    return spec
+
+
+def create_declared() -> None:
+    """Create whatever is declared and not created yet, in one process."""
+    missing = {kind: {name: value for name, value in items.items() if name not in _created[kind]}
+               for kind, items in _declared.items()}
+    if not any(missing.values()):
+        return
+    result = subprocess.run([sys.executable, "-m", __name__, "create", json.dumps(missing)], capture_output=True,
                             text=True, check=False)
-    assert result.returncode == 0, f"extra_users {command} failed:\n{result.stdout}\n{result.stderr}"
-
-
-@contextmanager
-def created(spec: Spec) -> Iterator[None]:
-    """The roles, users and groups of ``spec`` exist inside the block (removed after it)."""
-    from tests.harness.auth_users import _user_id
-
-    _run("delete", spec)  # leftovers of an interrupted run
-    _run("create", spec)
-    try:
-        yield
-    finally:
-        _run("delete", spec)
-        _user_id.cache_clear()  # the removed users' ids must not be reused for tokens
+    assert result.returncode == 0, f"extra_users create failed:\n{result.stdout}\n{result.stderr}"
+    for kind, items in missing.items():
+        _created[kind].update(items)
 
 
 def _create(sm: Any, spec: Spec) -> None:
@@ -58,32 +64,14 @@ def _create(sm: Any, spec: Spec) -> None:
         sm.session.commit()
 
 
-def _delete(sm: Any, spec: Spec) -> None:
-    from airflow.providers.fab.auth_manager.models import Group
-
-    for name in spec.get("groups", {}):
-        group = sm.session.query(Group).filter_by(name=name).one_or_none()
-        if group is not None:
-            sm.session.delete(group)
-    sm.session.commit()
-    for username in spec.get("users", {}):
-        user = sm.find_user(username=username)
-        if user is not None:
-            sm.session.delete(user)
-    sm.session.commit()
-    for name in spec.get("roles", {}):
-        role = sm.find_role(name)
-        if role is not None:
-            sm.session.delete(role)
-    sm.session.commit()
-
-
 def main(argv: list[str]) -> None:
     from plugins.officeflow_auth.roles import security_manager
 
     command, spec = argv[0], json.loads(argv[1])
+    if command != "create":
+        raise SystemExit(f"unknown command {command!r} (create)")
     with security_manager() as sm:
-        (_create if command == "create" else _delete)(sm, spec)
+        _create(sm, spec)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,12 @@ import pytest
 from sqlalchemy import select
 
 from include.officeflow.auth import mfa, organizations, throttle
+from include.officeflow.auth.permissions import ALL_ORGANIZATIONS, OFFICEFLOW_ADMIN, ROLE_PERMISSIONS
 from include.officeflow.store import AuditLog, MfaEnrolment, session_scope
+from tests.harness.airflow_tools import api_token
 from tests.harness.auth_users import USERS
 from tests.harness.store import truncate
+from tests.integration.plugins.extra_users import needs
 
 URL = "/api/v1/access/users"
 
@@ -103,20 +106,18 @@ def test_unlock_forgets_a_users_failed_logins(client, admin, store_url):
     assert audited("access.login_unlocked")[-1].details == {"removed": 5}
 
 
-@pytest.fixture
-def tenant_admin(airflow_db, memberships) -> Iterator[dict[str, str]]:
-    """``acme-admin``: every OfficeFlow permission but "All Organizations", a member of acme only."""
-    from include.officeflow.auth.permissions import ALL_ORGANIZATIONS, OFFICEFLOW_ADMIN, ROLE_PERMISSIONS
-    from tests.harness.airflow_tools import api_token
-    from tests.integration.plugins.extra_users import created
+needs({"roles": {"Acme Admin": [[a, r] for a, r in ROLE_PERMISSIONS[OFFICEFLOW_ADMIN] if r != ALL_ORGANIZATIONS]},
+       "users": {"acme-admin": "Acme Admin"}})
 
-    pairs = [[a, r] for a, r in ROLE_PERMISSIONS[OFFICEFLOW_ADMIN] if r != ALL_ORGANIZATIONS]
-    with created({"roles": {"Acme Admin": pairs}, "users": {"acme-admin": "Acme Admin"}}):
-        organizations.set_user("acme-admin", ["acme"], by="test")
-        try:
-            yield {"Authorization": f"Bearer {api_token('acme-admin')}"}
-        finally:
-            organizations.set_user("acme-admin", [], by="test")
+
+@pytest.fixture
+def tenant_admin(extra_users, memberships) -> Iterator[dict[str, str]]:
+    """``acme-admin``: every OfficeFlow permission but "All Organizations", a member of acme only."""
+    organizations.set_user("acme-admin", ["acme"], by="test")
+    try:
+        yield {"Authorization": f"Bearer {api_token('acme-admin')}"}
+    finally:
+        organizations.set_user("acme-admin", [], by="test")
 
 
 def test_an_organizations_admin_fixes_only_its_members(client, tenant_admin, store_url):

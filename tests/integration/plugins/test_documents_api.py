@@ -21,16 +21,12 @@ from include.officeflow.store import AuditLog, session_scope
 from tests.harness.airflow_tools import api_token
 from tests.harness.gateway_checks import assert_error
 from tests.harness.store import truncate
-from tests.integration.plugins.extra_users import created
+from tests.integration.plugins.extra_users import needs
 
 API = "/api/v1/documents"
 PEOPLE = {"ada": "HR Manager", "grace": "HR Manager", "someone": "HR Manager", "mallory": "HR Manager"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def people(airflow_db):
-    with created({"users": PEOPLE, "groups": {"people-team": ["someone"]}}):
-        yield
+needs({"users": PEOPLE, "groups": {"people-team": ["someone"]}})
+pytestmark = pytest.mark.usefixtures("extra_users")
 
 
 @pytest.fixture(autouse=True)

@@ -31,17 +31,13 @@ from tests.harness.docs import bash_block_with
 from tests.harness.environment import REPO_ROOT
 from tests.harness.gateway_checks import assert_error
 from tests.harness.store import truncate
-from tests.integration.plugins.extra_users import created
+from tests.integration.plugins.extra_users import needs
 
 API = "/api/v1/documents"
 PEOPLE = {"ada": "HR Manager", "grace": "HR Manager", "mallory": "HR Manager"}
 BACKENDS = ["s3_versioned", "s3_plain", "local_folder"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def people(airflow_db):
-    with created({"users": PEOPLE}):
-        yield
+needs({"users": PEOPLE})
+pytestmark = pytest.mark.usefixtures("extra_users")
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,6 @@
 """The events relay against a real Apache Kafka broker (tests/harness/kafka.py) and the PostgreSQL store: outbox →
-topic keyed by subject with valid CloudEvents; the broker stopped mid-stream → events wait → every event delivered
-once; two relays at once → no id published twice."""
+topic keyed by subject with CloudEvents valid against the spec's JSON schema; the broker stopped mid-stream →
+events wait → every event delivered once; two relays at once → no id published twice."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from sqlalchemy import select
 from include.officeflow.events.outbox import add_event
 from include.officeflow.store import OutboxEvent, session_scope
 from plugins.officeflow_events.relay import Relay, current_lag
+from tests.harness.cloudevents_schema import schema_errors
 from tests.harness.kafka import KafkaBroker
 from tests.harness.waiting import wait_until
 
@@ -26,7 +27,9 @@ _ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 
 
 def assert_cloudevent(event: dict) -> None:
-    """The CloudEvents 1.0 spec's rules for the JSON format, as they apply to OfficeFlow's events."""
+    """Valid against the CloudEvents 1.0 JSON schema (tests/harness/cloudevents_schema.py), and the spec's rules as
+    they apply to OfficeFlow's events."""
+    assert schema_errors(event) == [], event
     for required in ("id", "source", "specversion", "type"):
         assert isinstance(event.get(required), str) and event[required], f"{required} is required, non-empty"
     assert event["specversion"] == "1.0"

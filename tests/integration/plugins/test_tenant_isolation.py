@@ -36,7 +36,7 @@ from tests.harness.gateway import URL as BAMBOOHR_URL
 from tests.harness.gateway import signed
 from tests.harness.gateway_checks import assert_error, dag_runs
 from tests.harness.store import truncate
-from tests.integration.plugins.extra_users import created
+from tests.integration.plugins.extra_users import needs
 
 ACME, GLOBEX, DEFAULT = "acme", "globex", "default"
 NOBODY = None  # objects of no organization (a suppressed address no organization mailed)
@@ -59,12 +59,10 @@ def bearer(username: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_token(username)}"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def tenant_admin(airflow_db):
-    pairs = [[action, resource] for action, resource in ROLE_PERMISSIONS[OFFICEFLOW_ADMIN]
-             if resource != ALL_ORGANIZATIONS]
-    with created({"roles": {TENANT_ADMIN_ROLE: pairs}, "users": {"tenant-admin": TENANT_ADMIN_ROLE}}):
-        yield
+needs({"roles": {TENANT_ADMIN_ROLE: [[action, resource] for action, resource in ROLE_PERMISSIONS[OFFICEFLOW_ADMIN]
+                                    if resource != ALL_ORGANIZATIONS]},
+       "users": {"tenant-admin": TENANT_ADMIN_ROLE}})
+pytestmark = pytest.mark.usefixtures("extra_users")
 
 
 @pytest.fixture(autouse=True)
