@@ -15,6 +15,8 @@ plan (checks the conf) ──┬─ group_changes ── identity_groups[google 
   ones the mapping dropped, for each provider whose groups changed; invited to the new channel and out of the
   old one when the channel changed.
 
+What the person's other teams still grant (the conf's `kept`) is never removed.
+
 One mapped `identity_groups` task per provider and direction; the account must exist to be added
 (`identity_provisioning` or `employee_onboarding` creates it). A person with no account or no Slack account,
 or a channel that no longer exists, leaves nothing to remove: those steps succeed. Safe to re-run: memberships
@@ -51,6 +53,9 @@ with workflow_dag(
         "previous": Param({}, type="object", title="Previous mapping",
                           description='sync only: the team\'s {"identity_groups", "slack_channel"} before the '
                                       "change (the teams API fills it)."),
+        "kept": Param({}, type="object", title="Kept through other teams",
+                      description='remove and sync: {"identity_groups": {...}, "slack_channels": [...]} the '
+                                  "person's other teams grant, never taken away (the teams API fills it)."),
     },
 ) as dag:
 

@@ -243,7 +243,8 @@ def update_team(team_id: str, changes: dict[str, Any], ctx: Requester,
             if members:
                 now = utcnow()
                 started = start_runs([(run_id_for("sync", team_id, profile.id, now),
-                                       run_conf("sync", team, profile, ctx, previous=previous))
+                                       run_conf("sync", team, profile, ctx, previous=previous,
+                                                kept=kept_by_other_teams(session, profile.id, team_id)))
                                       for profile in members])
                 runs = [(profile.email, run_id) for profile, run_id in zip(members, started, strict=True)]
             ctx.audit(session, "team.updated", "team", team_id, team.organization_id, changed=sorted(changes),
@@ -302,9 +303,10 @@ def list_members(team_id: str, ctx: Requester, *, status: str | None = ACTIVE) -
 
 
 def run_conf(action: str, team: Team, profile: MemberProfile, ctx: Requester, *,
-             previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
+             previous: Mapping[str, Any] | None = None, kept: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``team_membership`` run's conf: the member and the team as they are now (the run does not read the
-    store), for a ``sync`` the team's groups and channel before the change (``previous``), the organization
+    store), for a ``sync`` the team's groups and channel before the change (``previous``), for a ``remove`` or
+    ``sync`` the groups and channels the person keeps through their other teams (``kept``), the organization
     and the request's correlation id."""
     conf: dict[str, Any] = {
         "action": action,
@@ -318,7 +320,28 @@ def run_conf(action: str, team: Team, profile: MemberProfile, ctx: Requester, *,
     }
     if previous is not None:
         conf["previous"] = dict(previous)
+    if kept is not None:
+        conf["kept"] = dict(kept)
     return conf
+
+
+def kept_by_other_teams(session: Session, profile_id: str, team_id: str) -> dict[str, Any]:
+    """What the person's other active teams (of the same organization: a profile is per organization) grant:
+    ``{"identity_groups": {provider: [group, …]}, "slack_channels": [channel, …]}``. Leaving one team, or a
+    team no longer granting something, must not take away what another of their teams still grants."""
+    others = session.scalars(
+        select(Team).join(TeamMember, TeamMember.team_id == Team.id)
+        .where(TeamMember.profile_id == profile_id, TeamMember.status == ACTIVE, Team.id != team_id)
+        .order_by(Team.id))
+    groups: dict[str, list[str]] = {}
+    channels: list[str] = []
+    for other in others:
+        for provider, names in identity_groups(other.identity_groups).items():
+            groups[provider] = list(dict.fromkeys([*groups.get(provider, []), *names]))
+        channel = channel_name(other.slack_channel)
+        if channel and channel not in channels:
+            channels.append(channel)
+    return {"identity_groups": groups, "slack_channels": sorted(channels)}
 
 
 def run_id_for(action: str, team_id: str, profile_id: str, at: Any) -> str:
@@ -377,11 +400,15 @@ def remove_member(team_id: str, member: str, ctx: Requester, start_runs: StartRu
         if row is None:
             raise TeamError("not_found", f"{member!r} is not a member of team {team.name!r}")
         membership, profile = row
+        # One membership change of a person at a time: two removals at once (from two teams sharing a group)
+        # would each see the other team still active and both keep the group.
+        session.execute(select(MemberProfile.id).where(MemberProfile.id == profile.id).with_for_update())
         now = utcnow()
         membership.status, membership.removed_at, membership.removed_by = REMOVED, now, ctx.actor
         session.flush()
         [run_id] = start_runs([(run_id_for("remove", team_id, profile.id, now),
-                                run_conf("remove", team, profile, ctx))])
+                                run_conf("remove", team, profile, ctx,
+                                         kept=kept_by_other_teams(session, profile.id, team_id)))])
         membership.remove_run_id = run_id
         ctx.audit(session, "team.member_removed", "team", team_id, team.organization_id, member=profile.email,
                   dag_id=DAG_ID, dag_run_id=run_id)
@@ -409,6 +436,8 @@ def membership_plan(conf: Mapping[str, Any]) -> dict[str, Any]:
       changed, into the new groups and out of the ones the mapping dropped; when the channel changed, invited
       to the new one and out of the old one.
 
+    A group or channel in ``kept`` (what the person's other teams grant) is never removed.
+
     Raises :class:`InvalidMembershipConf` listing every problem."""
     problems: list[str] = []
     action = conf.get("action")
@@ -432,17 +461,60 @@ def membership_plan(conf: Mapping[str, Any]) -> dict[str, Any]:
                             "required to sync")
         else:
             old_groups, old_channel = _mapping(previous, "previous", problems)
+    kept_groups, kept_channels = _kept(conf.get("kept"), problems)
     if problems:
         raise InvalidMembershipConf("invalid team_membership conf: " + "; ".join(problems))
     if action == "sync":
-        return {"action": action, "email": email, "identity": _group_changes(old_groups, groups),
+        return {"action": action, "email": email,
+                "identity": _without_kept(_group_changes(old_groups, groups), kept_groups),
                 "invite_channel": channel if channel != old_channel else None,
-                "remove_channel": old_channel if old_channel != channel else None}
+                "remove_channel": old_channel if old_channel != channel and old_channel not in kept_channels
+                else None}
     return {"action": action, "email": email,
-            "identity": [{"provider": provider, "action": action, "groups": names}
-                         for provider, names in groups.items()],
+            "identity": _without_kept([{"provider": provider, "action": action, "groups": names}
+                                       for provider, names in groups.items()], kept_groups),
             "invite_channel": channel if action == "add" else None,
-            "remove_channel": channel if action == "remove" else None}
+            "remove_channel": channel if action == "remove" and channel not in kept_channels else None}
+
+
+def _kept(value: Any, problems: list[str]) -> tuple[dict[str, list[str]], set[str]]:
+    """The conf's ``kept`` (what the person's other teams grant; absent: nothing)."""
+    if value is None:
+        return {}, set()
+    if not isinstance(value, Mapping):
+        problems.append(f"kept must be an object of identity_groups and slack_channels, got {value!r}")
+        return {}, set()
+    groups: dict[str, list[str]] = {}
+    channels: set[str] = set()
+    try:
+        groups = identity_groups(value.get("identity_groups"))
+    except ValueError as exc:
+        problems.append(f"kept.identity_groups: {exc}")
+    raw = value.get("slack_channels") or []
+    if not isinstance(raw, list):
+        problems.append(f"kept.slack_channels must be a list of channel names, got {raw!r}")
+        return groups, channels
+    for item in raw:
+        try:
+            name = channel_name(item)
+        except ValueError as exc:
+            problems.append(f"kept.slack_channels: {exc}")
+            continue
+        if name:
+            channels.add(name)
+    return groups, channels
+
+
+def _without_kept(changes: list[dict[str, Any]], kept: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Removals minus the groups another of the person's teams grants (a removal left empty is dropped)."""
+    result = []
+    for change in changes:
+        if change["action"] == "remove":
+            change = {**change, "groups": [g for g in change["groups"] if g not in kept.get(change["provider"], [])]}
+            if not change["groups"]:
+                continue
+        result.append(change)
+    return result
 
 
 def _mapping(value: Mapping[str, Any], where: str, problems: list[str]) -> tuple[dict[str, list[str]], str | None]:

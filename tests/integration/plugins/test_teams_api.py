@@ -477,6 +477,36 @@ def test_a_sync_moves_the_member_to_the_new_groups_and_channel(client, world, sa
     assert login not in group_members(sandbox, "google", "developers@officeflow.test")
 
 
+def test_leaving_one_team_keeps_what_another_of_the_persons_teams_grants(client, world, sandbox):
+    """Ada is in Platform and in Core; Core grants Google's engineering@ and #team-platform too. Leaving Platform
+    takes her out of the rest only; when Core then stops granting the channel, she leaves it."""
+    login = "ada.lovelace@officeflow.test"
+    provision(sandbox, login, "Ada")
+    admin, hr, platform = bearer("admin"), bearer("hr"), world[ACME]
+    core = client.post(f"{ORGS}/{ACME}/teams", headers=admin, json={
+        "name": "Core", "identity_groups": {"google": ["engineering@officeflow.test"]},
+        "slack_channel": "team-platform"}).json()["id"]
+    for team in (platform, core):
+        added = client.post(f"{TEAMS}/{team}/members", headers=hr, json=ADA).json()
+        run_steps(dag_runs(added["dag_run_id"])[0][2])
+
+    removed = client.delete(f"{TEAMS}/{platform}/members/{login}", headers=hr).json()
+    [(_, _, conf, _)] = dag_runs(removed["dag_run_id"])
+    assert conf["kept"] == {"identity_groups": {"google": ["engineering@officeflow.test"]},
+                            "slack_channels": ["team-platform"]}
+    results = run_steps(conf)
+    assert set(results) == {("microsoft", "remove"), ("okta", "remove")}  # nothing asked of Google or Slack
+    assert login in group_members(sandbox, "google", "engineering@officeflow.test")
+    assert login in slack_members(sandbox, "team-platform")
+    assert login not in group_members(sandbox, "okta", "Engineering")
+
+    moved = client.patch(f"{TEAMS}/{core}", headers=admin, json={"slack_channel": "team-core"}).json()
+    [(_, _, conf, _)] = dag_runs(moved["runs"][0]["dag_run_id"])
+    assert conf["kept"] == {"identity_groups": {}, "slack_channels": []}  # Platform is no longer hers
+    run_steps(conf)
+    assert login in slack_members(sandbox, "team-core") and login not in slack_members(sandbox, "team-platform")
+
+
 def test_leaving_without_a_slack_account_or_a_channel_succeeds(client, world, sandbox):
     """Nothing to remove is what a person leaving expects: no Slack account, or a channel that is gone."""
     hr, team = bearer("hr"), world[ACME]

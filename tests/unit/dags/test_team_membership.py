@@ -35,7 +35,8 @@ def test_the_dag_checks_first_then_changes_groups_and_channels_in_parallel(dag):
     assert tasks["invite_to_channel"].operator_name == "CreateChannelOperator"
     assert tasks["remove_from_channel"].operator_name == "RemoveFromChannelOperator"
     assert tasks["plan"].retries == 0  # no retry fixes a bad conf
-    assert {"action", "member", "team", "previous", "organization_id", "correlation_id"} <= set(dag.params.keys())
+    assert {"action", "member", "team", "previous", "kept", "organization_id", "correlation_id"} <= set(
+        dag.params.keys())
     assert dag.params["action"] == "add"
     assert dag.params.get_param("action").schema["enum"] == ["add", "remove", "sync"]
     assert set(dag.access_control) == {"HR Manager"} and dag.owner == "people-team"
@@ -92,6 +93,40 @@ def test_a_sync_needs_the_previous_mapping_and_checks_it():
         sync({}, {"identity_groups": {"azure": ["x"]}, "slack_channel": "Team Platform"})
     assert "previous.identity_groups: unknown identity provider 'azure'" in str(raised.value)
     assert "previous.slack_channel: invalid Slack channel" in str(raised.value)
+
+
+KEPT = {"identity_groups": {"google": ["eng@example.com"]}, "slack_channels": ["#team-platform"]}
+
+
+def test_what_another_team_grants_is_kept_when_leaving():
+    plan = membership_plan({**CONF, "action": "remove", "kept": KEPT})
+    assert plan["identity"] == [{"provider": "okta", "action": "remove", "groups": ["Engineering"]}]
+    assert plan["remove_channel"] is None
+    joining = membership_plan({**CONF, "kept": KEPT})  # kept never narrows what joining gives
+    assert [c["provider"] for c in joining["identity"]] == ["google", "okta"]
+    assert joining["invite_channel"] == "team-platform"
+
+
+def test_what_another_team_grants_is_kept_when_a_team_stops_granting_it():
+    plan = membership_plan({**CONF, "action": "sync", "kept": KEPT,
+                            "team": {**CONF["team"], "identity_groups": {"okta": ["Engineering"]},
+                                     "slack_channel": "team-core"},
+                            "previous": {"identity_groups": {"google": ["eng@example.com", "old@example.com"],
+                                                             "okta": ["Engineering"]},
+                                         "slack_channel": "team-platform"}})
+    assert plan["identity"] == [{"provider": "google", "action": "remove", "groups": ["old@example.com"]}]
+    assert (plan["invite_channel"], plan["remove_channel"]) == ("team-core", None)
+
+
+def test_kept_is_checked():
+    with pytest.raises(InvalidMembershipConf) as raised:
+        membership_plan({**CONF, "action": "remove",
+                         "kept": {"identity_groups": {"azure": ["x"]}, "slack_channels": ["Team X"]}})
+    assert "kept.identity_groups: unknown identity provider 'azure'" in str(raised.value)
+    assert "kept.slack_channels: invalid Slack channel" in str(raised.value)
+    for bad in (["eng"], {"slack_channels": "team-x"}):
+        with pytest.raises(InvalidMembershipConf, match="kept"):
+            membership_plan({**CONF, "action": "remove", "kept": bad})
 
 
 def test_a_team_without_groups_or_channel_does_nothing():
