@@ -27,6 +27,33 @@ from tests.harness.sandbox import SandboxServer
 from tests.harness.settings import SettingsEnv
 
 _cluster: PostgresCluster | None = None
+_file_seconds: dict[str, float] = {}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--durations-per-file", type=int, default=0, metavar="N",
+                     help="print the N test files that took longest (setup, call and teardown summed)")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    path = report.nodeid.split("::", 1)[0]
+    _file_seconds[path] = _file_seconds.get(path, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    count = config.getoption("--durations-per-file")
+    if not count or not _file_seconds:
+        return
+    terminalreporter.write_sep("=", f"slowest {count} test files (setup + call + teardown)")
+    total = sum(_file_seconds.values())
+    for path, seconds in sorted(_file_seconds.items(), key=lambda item: -item[1])[:count]:
+        terminalreporter.write_line(f"{seconds:8.1f}s {100 * seconds / total:5.1f}%  {path}")
+    tiers: dict[str, float] = {}
+    for path, seconds in _file_seconds.items():
+        tier = "/".join(path.split("/")[:2])
+        tiers[tier] = tiers.get(tier, 0.0) + seconds
+    terminalreporter.write_line("by tier: " + ", ".join(f"{tier} {seconds:.0f}s"
+                                                         for tier, seconds in sorted(tiers.items())))
 
 
 def pytest_configure(config: pytest.Config) -> None:
