@@ -11,7 +11,8 @@ usage() {
 Usage: ./run.sh <command>
 
   dev        Install if needed, migrate, and run OfficeFlow on http://localhost:8080
-             (api-server, scheduler, dag-processor, triggerer, SMTP sink, SaaS sandbox; Ctrl-C stops all)
+             (api-server, scheduler, dag-processor, triggerer, SMTP sink, SaaS sandbox, and the events relay
+             when a Kafka connection is configured; Ctrl-C stops all)
   test       Install if needed and run the whole test suite (starts its own PostgreSQL, Redis, MinIO,
              Kafka, sandbox and Airflow); `test unit|integration|e2e|deploy` runs one tier, `test coverage` the suite
              with a coverage report; other arguments go to pytest
@@ -24,7 +25,8 @@ Usage: ./run.sh <command>
   dispatcher Run the webhook dispatcher in the foreground (for OFFICEFLOW_DISPATCHER_MODE=external;
              `dev` starts it by itself in that mode)
   relay      Run the events relay in the foreground: the outbox to Kafka (connection kafka_default,
-             docs/events.md); `relay lag` prints the outbox lag as JSON
+             docs/events.md); `relay lag` prints the outbox lag as JSON, `relay configured` whether
+             the Kafka connection exists (what `dev` checks)
   lint       ruff + mypy + the import contracts (import-linter: layers, sandbox, no cycles)
              + shellcheck on every script, hadolint on the Dockerfile
   build      Build the production image with the local Docker engine (scripts/docker-build-push.sh
@@ -250,6 +252,24 @@ start() {  # start NAME CMD...: own process group (so workers stop with it), log
   PIDS+=("$!")
 }
 
+# The events relay runs in dev when its Kafka connection exists (AIRFLOW_CONN_KAFKA_DEFAULT in .env, or the
+# connection OFFICEFLOW_EVENTS_KAFKA_CONN_ID names): `relay configured` decides, as the relay would look it up.
+# Without Kafka it stays off and the outbox keeps every event. Sets RELAY_STATUS for the banner (no subshell:
+# the relay's pid must reach PIDS, so Ctrl-C stops it with the rest).
+RELAY_STATUS=""
+start_relay_if_kafka() {
+  local reason
+  if reason="$(python -m plugins.officeflow_events.relay configured 2>/dev/null)"; then
+    start relay python -m plugins.officeflow_events.relay
+    log "events relay: outbox -> Kafka ($reason)"
+    RELAY_STATUS="on, $reason; lag: http://${OFFICEFLOW_EVENTS_RELAY_METRICS_HOST:-127.0.0.1}:${OFFICEFLOW_EVENTS_RELAY_METRICS_PORT:-9465}/metrics"
+  else
+    reason="${reason:-the Kafka connection could not be checked}"
+    log "events relay off: $reason; the outbox keeps every event"
+    RELAY_STATUS="off ($reason): the outbox keeps every event; set AIRFLOW_CONN_KAFKA_DEFAULT in .env to publish them"
+  fi
+}
+
 cmd_dev() {
   ensure_venv
   ensure_fonts
@@ -284,6 +304,7 @@ cmd_dev() {
   if [[ "${OFFICEFLOW_DISPATCHER_MODE:-embedded}" == "external" ]]; then
     start dispatcher python -m plugins.officeflow_gateway.dispatcher
   fi
+  start_relay_if_kafka
   log "waiting for http://localhost:$OFFICEFLOW_PORT (logs in .officeflow/logs/)"
   for _ in $(seq 1 120); do
     curl -fsS "http://127.0.0.1:$OFFICEFLOW_PORT/officeflow/health/ready" >/dev/null 2>&1 && break
@@ -299,6 +320,7 @@ cmd_dev() {
     Sample webhook    ./run.sh webhook          (in another terminal)
     Mailbox (.eml)    $OFFICEFLOW_HOME/mailbox/
     SaaS sandbox      http://127.0.0.1:$OFFICEFLOW_SANDBOX_PORT/_sandbox/docs   (state: /_sandbox/state/{google,microsoft,okta})
+    Events relay      $RELAY_STATUS
     Logs              $OFFICEFLOW_HOME/logs/
   Ctrl-C stops everything.
 

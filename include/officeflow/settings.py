@@ -114,6 +114,26 @@ class Settings(BaseSettings):
     events_relay_poll_seconds: float = Field(
         default=1.0, gt=0, description="How often an idle relay looks for new outbox rows."
     )
+    events_relay_metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address the relay's /metrics (Prometheus) and /healthz endpoint listens on "
+        "(0.0.0.0 in a container, so probes and Prometheus reach it).",
+    )
+    events_relay_metrics_port: int = Field(
+        default=9465, ge=0, le=65535,
+        description="Port of the relay's /metrics and /healthz endpoint; 0 turns it off.",
+    )
+    events_outbox_retention_days: float = Field(
+        default=7.0, gt=0,
+        description="Days a sent outbox row is kept (to look at what was published); the relay deletes older "
+        "ones. Unsent rows are never deleted.",
+    )
+    events_outbox_purge_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="How often the relay purges sent rows past the retention."
+    )
+    events_outbox_purge_batch: int = Field(
+        default=1000, ge=1, description="Rows the relay's purge deletes per transaction."
+    )
     dispatcher_mode: Literal["embedded", "external"] = Field(
         default="embedded",
         description="`embedded`: a dispatcher thread in each api-server process (dev, small installs). "

@@ -183,7 +183,7 @@ def test_no_secret_value_reaches_a_configmap_or_an_env_literal():
         assert not any(v in text for v in secret_values.values()), doc["metadata"]["name"]
     for name, spec in pod_specs(docs).items():
         for container in spec["containers"]:
-            literal = {e["name"] for e in container.get("env", [])}
+            literal = {e["name"] for e in container.get("env", []) if "valueFrom" not in e}
             # the migration Job runs before the ConfigMaps exist: it names the auth manager itself
             allowed = {"OFFICEFLOW_ENV"} | ({"AIRFLOW__CORE__AUTH_MANAGER", "AIRFLOW__FAB__CONFIG_FILE"}
                                             if name == "officeflow-migrate" else set())
@@ -281,6 +281,9 @@ def test_a_canary_release_joins_the_stable_traffic_group_or_gets_a_weighted_ingr
     (["--set", "apiServer.resources=null"], "apiServer"),
     (["--set", "existingSecret="], "existingSecret"),
     (["--set", "external.kafka.bootstrapServers=broker"], "/external/kafka/bootstrapServers"),
+    (["--set", "events.relay.metricsPort=0"], "/events/relay/metricsPort"),
+    (["--set", "events.relay.replicas=-2"], "/events/relay/replicas"),
+    (["--set", "events.outboxRetentionDays=0"], "/events/outboxRetentionDays"),
     # secrets belong in the Secret, not in the env ConfigMap
     (["--set", "settings.OFFICEFLOW_ADMIN_PASSWORD=Pw-1234567890"], "OFFICEFLOW_ADMIN_PASSWORD"),
     (["--set", "settings.OFFICEFLOW_SSO_CLIENT_SECRET=x"], "OFFICEFLOW_SSO_CLIENT_SECRET"),
@@ -291,3 +294,65 @@ def test_the_schema_rejects_bad_values_with_the_field_named(args, message):
     assert result.returncode != 0
     assert "values don't meet the specifications of the schema" in result.stderr
     assert message in result.stderr, result.stderr
+
+
+RELAY = ("--set", "events.relay.enabled=true,events.relay.replicas=3,events.relay.kafkaSecret.name=kafka-conn",
+         "--set-string", "events.relay.podAnnotations.prometheus\\.io/scrape=true")
+
+
+def test_the_events_relay_is_off_until_kafka_is_configured(docs):
+    assert not [d for d in docs if "events-relay" in d["metadata"]["name"]]
+    env = find(docs, "ConfigMap", "officeflow-env")["data"]
+    assert env["OFFICEFLOW_EVENTS_OUTBOX_RETENTION_DAYS"] == "7"  # the purge setting, read by a relay only
+    assert "OFFICEFLOW_EVENTS_RELAY_METRICS_PORT" not in env
+
+
+def test_the_events_relay_deployment(kube_schemas):
+    docs = render(*RELAY)
+    relay = find(docs, "Deployment", "officeflow-events-relay")
+    assert relay["spec"]["replicas"] == 3  # safe: each relay claims its own rows (SKIP LOCKED + lease)
+    pod = relay["spec"]["template"]
+    spec = pod["spec"]
+    container = spec["containers"][0]
+    assert container["command"] == ["tini", "--"]
+    assert container["args"] == ["python", "-m", "plugins.officeflow_events.relay"]
+    assert spec["serviceAccountName"] == "officeflow-component" and spec["automountServiceAccountToken"] is False
+    # the store and every other setting as the other components get them; the Kafka connection from its Secret
+    assert container["envFrom"] == [{"configMapRef": {"name": "officeflow-env"}},
+                                    {"secretRef": {"name": "officeflow-secrets"}}]
+    assert container["env"] == [{"name": "AIRFLOW_CONN_KAFKA_DEFAULT", "valueFrom": {"secretKeyRef": {
+        "name": "kafka-conn", "key": "AIRFLOW_CONN_KAFKA_DEFAULT"}}}]
+    # /metrics and /healthz on the port the relay reads from the ConfigMap, listening beyond localhost
+    env = find(docs, "ConfigMap", "officeflow-env")["data"]
+    assert env["OFFICEFLOW_EVENTS_RELAY_METRICS_HOST"] == "0.0.0.0"
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9465, "protocol": "TCP"}]
+    assert env["OFFICEFLOW_EVENTS_RELAY_METRICS_PORT"] == "9465"
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}, probe
+    assert {"cpu", "memory"} <= container["resources"]["requests"].keys() and container["resources"]["limits"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    assert find(docs, "PodDisruptionBudget", "officeflow-events-relay")["spec"]["maxUnavailable"] == 1
+    policy = find(docs, "NetworkPolicy", "officeflow-events-relay-metrics")["spec"]
+    assert policy["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "events-relay"
+    assert policy["ingress"] == [{"ports": [{"protocol": "TCP", "port": 9465}]}]
+    egress = find(docs, "NetworkPolicy", "officeflow-egress")["spec"]["egress"]
+    assert 9092 in {p["port"] for rule in egress for p in rule.get("ports", [])}  # Kafka
+    result = kubeconform(helm_template(*RELAY).stdout, kube_schemas)
+    assert re.search(r"Invalid: 0, Errors: 0, Skipped: 0", result.stdout), result.stdout
+    run(tool("helm"), "lint", "--strict", CHART, "--set", "events.relay.enabled=true")
+
+
+def test_the_events_relay_settings_follow_the_values():
+    docs = render("--set", "events.relay.enabled=true,events.relay.metricsPort=9100,events.outboxRetentionDays=30",
+                  "--set", "external.kafka.bootstrapServers=kafka-1:9092")
+    container = find(docs, "Deployment", "officeflow-events-relay")["spec"]["template"]["spec"]["containers"][0]
+    assert "env" not in container  # no Secret of its own: the connection from the ConfigMap / the main Secret
+    assert container["ports"][0]["containerPort"] == 9100
+    env = find(docs, "ConfigMap", "officeflow-env")["data"]
+    assert env["OFFICEFLOW_EVENTS_RELAY_METRICS_PORT"] == "9100"
+    assert env["OFFICEFLOW_EVENTS_OUTBOX_RETENTION_DAYS"] == "30"
+    assert json.loads(env["AIRFLOW_CONN_KAFKA_DEFAULT"])["extra"]["bootstrap.servers"] == "kafka-1:9092"
+    policy = find(docs, "NetworkPolicy", "officeflow-events-relay-metrics")["spec"]
+    assert policy["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 9100}]
+    assert not [d for d in docs if d["kind"] == "PodDisruptionBudget" and "relay" in d["metadata"]["name"]]

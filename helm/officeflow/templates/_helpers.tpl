@@ -98,7 +98,8 @@ capabilities:
   drop: ["ALL"]
 {{- end -}}
 
-{{/* One long-running component: a Deployment (dict "root" . "component" NAME "values" VALUES "args" LIST "probe" PROBE-OR-NIL "serviceAccount" NAME) */}}
+{{/* One long-running component: a Deployment (dict "root" . "component" NAME "values" VALUES "args" LIST "serviceAccount" NAME;
+     optional: "command", "probes", "ports", "env", "podAnnotations", "extraMounts", "extraVolumes") */}}
 {{- define "officeflow.deployment" -}}
 {{- $root := .root -}}
 {{- $values := .values -}}
@@ -124,6 +125,9 @@ spec:
         officeflow.io/traffic-group: {{ include "officeflow.trafficGroup" $root }}
       annotations:
         checksum/config: {{ include (print $root.Template.BasePath "/configmaps.yaml") $root | sha256sum }}
+        {{- with .podAnnotations }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
     spec:
       serviceAccountName: {{ .serviceAccount }}
       automountServiceAccountToken: {{ .automountToken | default false }}
@@ -146,6 +150,10 @@ spec:
             {{- toYaml .args | nindent 12 }}
           envFrom:
             {{- include "officeflow.envFrom" $root | nindent 12 }}
+          {{- with .env }}
+          env:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
           {{- with .ports }}
           ports:
             {{- toYaml . | nindent 12 }}

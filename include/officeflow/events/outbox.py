@@ -3,7 +3,7 @@ exists exactly when the change it reports was committed (a rolled-back change le
 
 The relay (``plugins/officeflow_events/relay.py``) claims unsent rows (:func:`claim`), publishes them and marks
 them sent (:func:`mark_sent`) or gives them back (:func:`release`); :func:`lag` tells how many events wait and for
-how long (docs/events.md).
+how long; :func:`purge_sent` deletes rows sent before a cutoff (docs/events.md).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -136,3 +136,19 @@ def lag(session: Session) -> Lag:
     if oldest.tzinfo is None:  # SQLite hands back naive datetimes
         oldest = oldest.replace(tzinfo=UTC)
     return Lag(int(count), max(0.0, (datetime.now(UTC) - oldest).total_seconds()))
+
+
+def purge_sent(session: Session, sent_before: datetime, *, limit: int) -> int:
+    """Delete up to ``limit`` rows sent before ``sent_before``, oldest first; returns how many. Unsent rows are
+    never deleted. Rows another purge holds are skipped (``SKIP LOCKED``), so relays purging at once do not wait
+    on each other. Call it until it returns less than ``limit``, one transaction per batch."""
+    doomed = (select(OutboxEvent.seq)
+              .where(OutboxEvent.sent_at.is_not(None), OutboxEvent.sent_at < sent_before)
+              .order_by(OutboxEvent.sent_at, OutboxEvent.seq)  # the index ix_outbox_unsent (sent_at, seq)
+              .limit(limit)
+              .with_for_update(skip_locked=True))
+    seqs = list(session.scalars(doomed))
+    if not seqs:
+        return 0
+    result = session.execute(delete(OutboxEvent).where(OutboxEvent.seq.in_(seqs)))
+    return int(getattr(result, "rowcount", 0) or 0)
