@@ -62,6 +62,7 @@ def model(project: Path, *profiles: str) -> dict:
 def test_config_is_valid_with_env_example(project):
     compose(project, "config", "-q")
     compose(project, "--profile", "sandbox", "config", "-q")
+    compose(project, "--profile", "events", "config", "-q")
 
 
 def test_the_repository_compose_validates_too():
@@ -80,7 +81,7 @@ def test_the_documented_validation_commands_work():
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("profiles", [(), ("sandbox",)], ids=["default", "sandbox"])
+@pytest.mark.parametrize("profiles", [(), ("sandbox",), ("events",)], ids=["default", "sandbox", "events"])
 def test_everything_that_depends_on_postgres_waits_until_it_is_healthy(project, profiles):
     services = model(project, *profiles)["services"]
     for name, service in services.items():
@@ -98,7 +99,7 @@ def test_everything_that_depends_on_postgres_waits_until_it_is_healthy(project, 
 
 
 def test_long_running_services_have_healthchecks_and_one_shots_run_once(project):
-    services = model(project, "sandbox")["services"]
+    services = model(project, "sandbox", "events")["services"]
     assert set(services) >= ONE_SHOTS
     for name, service in services.items():
         if name in ONE_SHOTS:
@@ -123,6 +124,26 @@ def test_state_lives_in_named_volumes(project):
     data = {s: {v["target"]: v["source"] for v in config["services"][s]["volumes"]} for s in ("postgres", "minio")}
     assert data["postgres"]["/var/lib/postgresql/data"] == "postgres-data"
     assert data["minio"]["/data"] == "minio-data"
+
+
+def test_the_events_relay_runs_in_its_profile_like_the_other_components(project):
+    assert "relay" not in model(project)["services"]  # no Kafka by default: the outbox keeps the events
+    services = model(project, "events")["services"]
+    relay = services["relay"]
+    assert relay["profiles"] == ["events"]
+    assert relay["entrypoint"] == ["tini", "--", "python", "-m", "plugins.officeflow_events.relay"]
+    assert relay["image"] == services["api-server"]["image"]
+    env, scheduler_env = relay["environment"], services["scheduler"]["environment"]
+    assert env["OFFICEFLOW_DB_URL"] == scheduler_env["OFFICEFLOW_DB_URL"]  # the same store
+    assert (env["OFFICEFLOW_EVENTS_RELAY_METRICS_HOST"], env["OFFICEFLOW_EVENTS_RELAY_METRICS_PORT"]) == (
+        "0.0.0.0", "9465")
+    assert "9465/healthz" in " ".join(relay["healthcheck"]["test"])
+    assert relay["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert relay["depends_on"]["init"]["condition"] == "service_completed_successfully"
+    # the Kafka connection comes from .env (every variable of it reaches the OfficeFlow containers)
+    kafka = '{"conn_type": "kafka", "extra": {"bootstrap.servers": "kafka-1:9092"}}'
+    (project / ".env").write_text(f"AIRFLOW_CONN_KAFKA_DEFAULT='{kafka}'\n")
+    assert model(project, "events")["services"]["relay"]["environment"]["AIRFLOW_CONN_KAFKA_DEFAULT"] == kafka
 
 
 def test_the_sandbox_only_runs_in_its_profile(project):
