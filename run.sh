@@ -36,6 +36,7 @@ Usage: ./run.sh <command>
   bench      Measure webhook -> run success against a REST-API baseline (docs/BENCHMARKS.md)
   bench-gateway  Gateway throughput and latency under load, against a do-nothing route as ceiling
   bench-onboarding  Full employee_onboarding run time against a no-op DAG of the same shape
+  bench-relay  Events relay throughput (outbox -> Kafka acknowledged) against producing directly
   clean      Remove local state (.officeflow/); `clean --all` also removes .venv
 EOF
 }
@@ -418,6 +419,7 @@ run_bench() {  # run_bench SCRIPT ARGS...: the benchmarks start their own Postgr
 
 cmd_bench() { run_bench webhook_to_success.py "$@"; }
 cmd_bench_onboarding() { run_bench onboarding_runtime.py "$@"; }
+cmd_bench_relay() { ensure_kafka; run_bench relay_throughput.py "$@"; }
 cmd_bench_gateway() {
   command -v wrk >/dev/null 2>&1 || { log "installing wrk from apt"; apt_install wrk; }
   run_bench gateway_bench.py "$@"
@@ -457,6 +459,7 @@ case "${1:-help}" in
   bench) shift; cmd_bench "$@" ;;
   bench-gateway) shift; cmd_bench_gateway "$@" ;;
   bench-onboarding) shift; cmd_bench_onboarding "$@" ;;
+  bench-relay) shift; cmd_bench_relay "$@" ;;
   clean) shift; cmd_clean "$@" ;;
   build) shift; cmd_build "$@" ;;
   tools) shift; cmd_tools "$@" ;;

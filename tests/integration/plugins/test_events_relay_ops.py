@@ -8,12 +8,11 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, select, text, update
@@ -100,11 +99,8 @@ def test_purge_skips_rows_another_transaction_holds_instead_of_waiting(clean_sto
 
 
 def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+    response = httpx.get(url, timeout=10)
+    return response.status_code, response.text
 
 
 def test_healthz_fails_when_the_relay_loop_stops_coming_round(clean_store):
