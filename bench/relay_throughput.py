@@ -73,11 +73,11 @@ def fill_outbox(area: str, events: int, subjects: int) -> None:
 
 def relay_round(profile: bool) -> tuple[float, int, str]:
     """Relay passes until one claims nothing; returns the time, the events sent and the profile report."""
+    from sqlalchemy.orm import configure_mappers
+
     from include.officeflow.events.outbox import lag
     from include.officeflow.store import session_scope
     from plugins.officeflow_events.relay import Relay
-
-    from sqlalchemy.orm import configure_mappers
 
     configure_mappers()  # one-time costs of any relay process, not timed: the ORM's set-up and the producer
     relay = Relay()
@@ -152,7 +152,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20000, help="events per round (default 20000)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of relay and baseline, alternating order")
-    parser.add_argument("--batch", type=int, default=100, help="OFFICEFLOW_EVENTS_RELAY_BATCH (default 100)")
+    parser.add_argument("--batch", type=int, default=500, help="OFFICEFLOW_EVENTS_RELAY_BATCH (default 500, the "
+                                                               "setting's default)")
     parser.add_argument("--subjects", type=int, default=500, help="distinct subjects (Kafka keys)")
     parser.add_argument("--profile", action="store_true", help="print the relay's cProfile of the last round")
     args = parser.parse_args()
