@@ -33,6 +33,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from include.officeflow import documents
 from include.officeflow.documents import retention
+from include.officeflow.events.values import run_ids
 from include.officeflow.store import task_store_url
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ class _StoringOperator(BaseOperator):
             data, logical_key=self.logical_key, title=self.title, owner=self.document_owner or self.owner,
             content_type=content_type, organization_id=self.organization_id,
             tags={str(k): str(v) for k, v in self.tags.items()}, readers=self.readers, template=template,
-            run=run_ref(context, self.task_id), store_url=task_store_url(),
+            run=run_ref(context, self.task_id), correlation_id=run_ids(context)[1], store_url=task_store_url(),
         )
         self.log.info("%s version %d of %r (document %s, sha256 %s, %d bytes)",
                       "Stored" if stored.created else "Already stored", stored.version, self.logical_key,
@@ -206,7 +207,7 @@ class ShareDocumentOperator(BaseOperator):
         actor = f"task:{ref.dag_id}.{ref.task_key}/{ref.run_id}" if ref else f"task:{self.task_id}"
         version = int(self.version) if self.version not in (None, "", "None") else None
         link = documents.share_document(str(self.document_id), version, self.expires_in, actor=actor,
-                                        store_url=task_store_url())
+                                        correlation_id=run_ids(context)[1], store_url=task_store_url())
         mask_secret(link.url)
         self.log.info("Shared document %s version %d until %s", link.document_id, link.version,
                       link.expires_at.isoformat())
@@ -243,7 +244,8 @@ class ArchiveDocumentsOperator(BaseOperator):
         archived_by = f"workflow:{ref.dag_id}/{ref.run_id}" if ref else f"task:{self.task_id}"
         return documents.archive_documents(str(self.organization_id), str(self.key_prefix),
                                            new_owner=str(self.new_owner), readers=list(self.readers),
-                                           archived_by=archived_by, store_url=task_store_url())
+                                           archived_by=archived_by, correlation_id=run_ids(context)[1],
+                                           store_url=task_store_url())
 
 
 class PurgeDeletedDocumentsOperator(BaseOperator):

@@ -16,6 +16,9 @@
   the resend carries the same Message-ID and receivers deduplicate it; SES and SendGrid have no
   idempotency key on their send APIs, so a resend there can be a duplicate — chosen over losing the
   email, and logged as a warning.
+- **Domain events**: recording a send writes ``com.officeflow.email.sent`` to the outbox in the same
+  transaction (:func:`include.officeflow.email_tracking.email_event`; organization: the delivery's, correlation
+  id: the run's).
 - **Suppressions**: an address on the suppression list (hard bounce, complaint, admin) is skipped
   with a log line and its delivery is marked ``suppressed``.
 """
@@ -36,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from include.officeflow.addresses import is_email_address
 from include.officeflow.branding import DEFAULT_ORGANIZATION, brand_for
 from include.officeflow.errors import ServiceError, Unavailable
+from include.officeflow.events.values import run_ids
 from operators.base import ServiceOperator, for_airflow
 from operators.hooks.email import Attachment, EmailSender, OutgoingEmail, sender_for
 
@@ -192,11 +196,12 @@ class SendTemplatedEmailOperator(ServiceOperator):
         attachments = self._attachments()
         sender = self._sender(organization)
         identity = task_identity(context)
+        correlation_id = run_ids(context)[1]
         if identity is None:
             self.log.warning("No task instance in the context: deliveries are not protected against resends")
         with closing(self.hook):
-            outcomes = [self._deliver(recipient, rendered, sender, attachments, identity, organization)
-                        for recipient in recipients]
+            outcomes = [self._deliver(recipient, rendered, sender, attachments, identity, organization,
+                                      correlation_id) for recipient in recipients]
         self._raise_for_failures([(entry["recipient"], error) for entry, error in outcomes if error is not None])
         results = [entry for entry, _ in outcomes]
         first_id = next((r["message_id"] for r in results if r["message_id"]), None)
@@ -227,10 +232,11 @@ class SendTemplatedEmailOperator(ServiceOperator):
         return str(sender)
 
     def _deliver(self, recipient: str, rendered: RenderedEmail, sender: str, attachments: list[Attachment],
-                 identity: tuple[str, str, str, int] | None,
-                 organization: str) -> tuple[dict[str, Any], ServiceError | None]:
+                 identity: tuple[str, str, str, int] | None, organization: str,
+                 correlation_id: str | None = None) -> tuple[dict[str, Any], ServiceError | None]:
         """Claim the delivery, then send unless an earlier try did or the address is suppressed:
-        (the delivery's entry for XCom, the send's error or None)."""
+        (the delivery's entry for XCom, the send's error or None). Recording the send writes
+        ``com.officeflow.email.sent`` with the run's ``correlation_id``."""
         from include.officeflow import email_tracking as tracking
 
         provider = self.hook.provider
@@ -269,7 +275,7 @@ class SendTemplatedEmailOperator(ServiceOperator):
             tracking.mark_failed(self.store_url, claimed.delivery_id, f"{type(error).__name__}: {error}")
             self.log.error("Sending %r to %s through %s failed: %s", self.template, recipient, provider, error)
             return {**entry, "status": "failed", "message_id": None}, error
-        tracking.mark_sent(self.store_url, claimed.delivery_id, message_id)
+        tracking.mark_sent(self.store_url, claimed.delivery_id, message_id, correlation_id=correlation_id)
         self.log.info("Sent %r to %s through %s, message id %s", self.template, recipient, provider, message_id)
         return {**entry, "status": "sent", "message_id": message_id}, None
 

@@ -6,6 +6,11 @@ provider is a hook under ``operators/hooks/`` implementing
 :class:`include.officeflow.identity.IdentityClient`. Every operator looks the account up by its login
 first (check-then-act), so a retry at any point adopts what an earlier try created instead of
 creating it twice. Groups follow ``include/identity/groups.yaml`` (department/role → groups).
+
+What provisioning and deprovisioning did is recorded in the OfficeFlow store after the provider's calls
+succeeded, with its domain event in the same transaction (``com.officeflow.account.provisioned``,
+``.deprovisioned``, ``.deleted``; :mod:`include.officeflow.identity_accounts`): the employee id, the provider, the
+provider's account id and the run's organization and correlation id, never the login or a name.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.officeflow.errors import Conflict, InvalidInput, ServiceError
+from include.officeflow.events.values import run_ids, run_value
 from include.officeflow.identity import (
     DEFAULT_CONN_IDS,
     PROVIDERS,
@@ -123,6 +129,22 @@ class _IdentityOperator(ProviderOperator):
     def _find(self, login: str) -> Account | None:
         return self.service_call(f"look up {login}", lambda: self.hook.find_user(login))
 
+    def _record(self, context: Any, state: str, account_id: str, *, provider_status: str | None,
+                employee_id: str | None = None, created: bool | None = None) -> bool:
+        """Record the account's new ``state`` in the store with its ``account.<state>`` event (none when the
+        record already had it: a retry); the employee id is ``employee_id`` or the run's."""
+        from include.officeflow import identity_accounts
+        from include.officeflow.store import task_store_url
+
+        ti = (context or {}).get("ti")
+        organization_id, correlation_id = run_ids(context)
+        run = identity_accounts.RunRef(dag_id=getattr(ti, "dag_id", None), run_id=getattr(ti, "run_id", None),
+                                       task_id=getattr(ti, "task_id", None), organization_id=organization_id,
+                                       correlation_id=correlation_id)
+        return identity_accounts.record(task_store_url(), state, provider=self.provider, account_id=account_id,
+                                        employee_id=employee_id or run_value(context, "employee_id"),
+                                        provider_status=provider_status, run=run, created=created)
+
 
 class ProvisionUserOperator(_IdentityOperator):
     """Create (or adopt) the account of a new hire, set a temporary password, add the mapped groups.
@@ -158,6 +180,8 @@ class ProvisionUserOperator(_IdentityOperator):
                 password_key = self._deliver_password(person, password)
             groups = self._sync_groups(account, mapping.for_person(person.department, person.job_title),
                                        managed=set())
+        self._record(context, "provisioned", account.id, provider_status=account.status,
+                     employee_id=person.employee_id, created=password is not None)
         return {"provider": self.provider, "account_id": account.id, "login": account.login,
                 "created": password is not None, "password_variable": password_key, **groups}
 
@@ -274,11 +298,12 @@ class DeprovisionUserOperator(_IdentityOperator):
                 return {"provider": self.provider, "login": login, "account_id": None, "status": "absent"}
             result = {"provider": self.provider, "login": login, **self._suspend(account, login),
                       "deleted": False}
+            self._record(context, "deprovisioned", account.id, provider_status=result["status"])
             retention = retention_period(self.delete_after)
             if retention is None:
                 return result
             if retention <= timedelta(0):
-                return self._delete(result)
+                return self._delete(context, result)
         from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
         moment = datetime.now(UTC) + retention
@@ -291,7 +316,7 @@ class DeprovisionUserOperator(_IdentityOperator):
                        result: dict[str, Any] | None = None) -> dict[str, Any]:
         """After the retention period: delete, unless the account was re-enabled meanwhile."""
         with closing(self.hook):
-            return self._delete(dict(result or {}))
+            return self._delete(context, dict(result or {}))
 
     def _suspend(self, account: Account, login: str) -> dict[str, Any]:
         """Suspend (unless it is already), revoke sessions, remove groups: ``{account_id, status, removed}``."""
@@ -311,7 +336,8 @@ class DeprovisionUserOperator(_IdentityOperator):
                     removed.append(name)
         return {"account_id": account.id, "status": account.status, "removed": removed}
 
-    def _delete(self, result: dict[str, Any]) -> dict[str, Any]:
+    def _delete(self, context: Any, result: dict[str, Any]) -> dict[str, Any]:
+        """Delete the suspended account (gone already: fine) and record it (``account.deleted``)."""
         login = result.get("login") or str(self.login).strip().lower()
         account = self._find(login)
         if account is None:
@@ -323,6 +349,9 @@ class DeprovisionUserOperator(_IdentityOperator):
             gone = account
             self.service_call(f"delete {login}", lambda: self.hook.delete_user(gone))
             self.log.info("%s: deleted %s", self.provider, login)
+        account_id = account.id if account is not None else result.get("account_id")
+        if account_id:  # gone already: the earlier try that deleted it may have died before recording it
+            self._record(context, "deleted", str(account_id), provider_status=None)
         return {**result, "deleted": True}
 
 

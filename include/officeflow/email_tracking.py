@@ -17,6 +17,11 @@ template, so a retried task finds its earlier send:
 
 Status only moves forward (:data:`STATUS_RANK`): a late "delivered" never overwrites a bounce.
 
+Domain events (docs/events.md): recording the provider's acceptance writes ``com.officeflow.email.sent``, and a
+provider event that moves a delivery to ``delivered``, ``bounced`` or ``complained`` writes
+``com.officeflow.email.<that status>``, each in the transaction of the delivery's change (:func:`email_event`).
+Their data holds ids and states, never the address, the subject or the body.
+
 Organizations (tenant isolation): every delivery belongs to the organization of the run that sent it, and
 the statistics can be limited to some organizations. The suppression list is global: an address that bounced
 or complained is not mailed again by any organization (one mailbox, one sender reputation). Readers limited to
@@ -38,6 +43,8 @@ from sqlalchemy import Date, case, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from include.officeflow.events.outbox import add_event
+from include.officeflow.events.values import id_or_digest
 from include.officeflow.store import DeliveryStatus, EmailDelivery, EmailSuppression, get_engine, session_scope
 from include.officeflow.store.models import new_id, utcnow
 
@@ -148,8 +155,20 @@ def set_message_id(url: str | None, delivery_id: str, message_id: str) -> None:
             row.provider_message_id = message_id
 
 
-def mark_sent(url: str | None, delivery_id: str, message_id: str) -> None:
-    """The provider accepted the message under ``message_id``."""
+def email_event(session: Session, row: EmailDelivery, action: str, *, correlation_id: str | None) -> None:
+    """Write ``com.officeflow.email.<action>`` for delivery ``row`` in ``session``'s transaction: subject the
+    delivery id, data its ids and states (the provider's message id as a digest when it looks like an address,
+    as SMTP Message-IDs do); never the recipient, the subject or the body."""
+    add_event(session, area="email", action=action, subject=row.id, organization_id=row.organization_id,
+              correlation_id=correlation_id,
+              data={"delivery_id": row.id, "template": row.template, "provider": row.provider,
+                    "status": row.status, "message_id": id_or_digest(row.provider_message_id),
+                    "dag_id": row.dag_id, "run_id": row.run_id, "task_id": row.task_id, "attempts": row.attempts})
+
+
+def mark_sent(url: str | None, delivery_id: str, message_id: str, *, correlation_id: str | None = None) -> None:
+    """The provider accepted the message under ``message_id`` (``com.officeflow.email.sent``, once per delivery:
+    a delivery already past ``sent`` writes no event)."""
     with session_scope(url) as session:
         row = session.get(EmailDelivery, delivery_id, with_for_update=True)
         if row is None:  # pragma: no cover - claimed rows are never deleted
@@ -159,6 +178,7 @@ def mark_sent(url: str | None, delivery_id: str, message_id: str) -> None:
         if STATUS_RANK[row.status] < STATUS_RANK[DeliveryStatus.SENT.value]:
             row.status = DeliveryStatus.SENT.value
             row.status_detail = None
+            email_event(session, row, "sent", correlation_id=correlation_id)
 
 
 def mark_failed(url: str | None, delivery_id: str, detail: str) -> None:
@@ -253,13 +273,14 @@ class EventResult:
 
 def record_event(url: str | None, *, provider: str, event: str, recipient: str, message_id: str | None = None,
                  delivery_id: str | None = None, detail: str | None = None, at: datetime | None = None,
-                 suppress_reason: str | None = None) -> EventResult:
+                 suppress_reason: str | None = None, correlation_id: str | None = None) -> EventResult:
     """Apply a provider event (``delivered``, ``bounced``, ``complained``) to its delivery.
 
     The delivery is found by ``delivery_id`` (SendGrid custom arg) or by provider message id and
     recipient. ``suppress_reason`` (``bounce`` / ``complaint``) adds the recipient to the suppression
     list, also when no delivery matches (an email OfficeFlow did not track still bounced).
-    Idempotent: a repeated event changes nothing.
+    Idempotent: a repeated event changes nothing. A delivery whose status moves writes
+    ``com.officeflow.email.<event>`` in the same transaction (``correlation_id``: the callback request's).
     """
     if event not in (DeliveryStatus.DELIVERED.value, DeliveryStatus.BOUNCED.value, DeliveryStatus.COMPLAINED.value):
         raise ValueError(f"unknown delivery event {event!r}")
@@ -276,6 +297,7 @@ def record_event(url: str | None, *, provider: str, event: str, recipient: str, 
             row.status = event
             row.status_detail = (detail or "")[:2000] or None
             row.event_at = at or utcnow()
+            email_event(session, row, event, correlation_id=correlation_id)
         newly = False
         if suppress_reason:
             newly = suppress(url, recipient, reason=suppress_reason, source=provider, detail=detail, session=session)

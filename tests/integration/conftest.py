@@ -79,8 +79,18 @@ def clean_store(store_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def email_store(store_url: str) -> Iterator[str]:
-    """The migrated store with no email deliveries or suppressions."""
-    truncate(store_url, "email_deliveries", "email_suppressions")
+    """The migrated store with no email deliveries or suppressions, and an empty outbox."""
+    truncate(store_url, "email_deliveries", "email_suppressions", "outbox")
+    yield store_url
+
+
+# --- identity (operators/test_identity_*.py): the accounts provisioning recorded, and their events --------------
+
+
+@pytest.fixture
+def identity_store(store_url: str) -> Iterator[str]:
+    """The migrated store with no identity accounts and an empty outbox."""
+    truncate(store_url, "identity_accounts", "outbox")
     yield store_url
 
 
@@ -90,8 +100,8 @@ def email_store(store_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def clean_documents(store_url: str) -> Iterator[str]:
-    """Empty documents tables and audit log (clean_store does not know the documents tables)."""
-    truncate(store_url, "documents", "document_versions", "document_readers", "audit_log", cascade=True)
+    """Empty documents tables, audit log and outbox (clean_store does not know the documents tables)."""
+    truncate(store_url, "documents", "document_versions", "document_readers", "audit_log", "outbox", cascade=True)
     yield store_url
 
 

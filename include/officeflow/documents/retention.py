@@ -1,6 +1,7 @@
 """Soft delete with retention: a deleted document is hidden at once, its bytes are kept
 ``OFFICEFLOW_DOCUMENTS_RETENTION_DAYS`` (``purge_after``) and it can be restored until then; the purge
-removes the bytes of documents past retention, then their rows.
+removes the bytes of documents past retention, then their rows. Each step writes its domain event
+(``com.officeflow.document.deleted`` / ``.restored`` / ``.purged``) in its transaction.
 
 The ``document_retention`` Airflow DAG runs :func:`purge_expired` daily; to run it by hand, next to the store::
 
@@ -23,6 +24,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from include.officeflow.audit import audit
+from include.officeflow.documents import events
 from include.officeflow.documents.storage import storage_for
 from include.officeflow.settings import get_settings
 from include.officeflow.store import Document, DocumentReader, DocumentVersion, session_scope
@@ -54,6 +56,8 @@ def soft_delete(session: Session, document: Document, *, actor: str, correlation
     audit("document.deleted", actor=actor, resource_type="document", resource_id=document.id, outcome="success",
           correlation_id=correlation_id, session=session, organization_id=document.organization_id,
           source_ip=source_ip, purge_after=purge_after.isoformat(), versions=document.current_version)
+    events.document_event(session, "deleted", document, correlation_id=correlation_id,
+                          purge_after=purge_after.isoformat(), versions=document.current_version)
     return purge_after
 
 
@@ -71,6 +75,8 @@ def restore(session: Session, document: Document, *, actor: str, correlation_id:
     audit("document.restored", actor=actor, resource_type="document", resource_id=document.id, outcome="success",
           correlation_id=correlation_id, session=session, organization_id=document.organization_id,
           source_ip=source_ip, deleted_at=aware(deleted_at).isoformat())
+    events.document_event(session, "restored", document, correlation_id=correlation_id,
+                          versions=document.current_version)
 
 
 @dataclass
@@ -127,6 +133,7 @@ def _purge_one(document_id: str, now: datetime, dry_run: bool, store_url: str | 
               logical_key=document.logical_key, versions=len(versions),
               deleted_at=aware(document.deleted_at).isoformat() if document.deleted_at else None,
               deleted_by=document.deleted_by)
+        events.document_event(session, "purged", document, correlation_id=None, versions=len(versions))
         result.purged = True
         log.info("Purged document %s (%s/%s): %d version(s)", document_id, document.organization_id,
                  document.logical_key, len(versions))

@@ -1,4 +1,5 @@
-"""Share links: presigned GET URLs for a version (S3 storage only), each recorded in the audit log.
+"""Share links: presigned GET URLs for a version (S3 storage only), each recorded in the audit log and as a
+``com.officeflow.document.shared`` domain event (in one transaction).
 
 A link is a bearer link: whoever holds it downloads the version until it expires. The audit record
 holds a hash of the URL, never the URL itself.
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from include.officeflow.audit import audit
+from include.officeflow.documents import events
 from include.officeflow.documents.errors import DocumentError
 from include.officeflow.documents.storage import sha256_hex, storage_for
 from include.officeflow.documents.versions import filename_for, get_version
@@ -57,4 +59,5 @@ def share_document(document_id: str, version: int | None = None, expires_in: int
               correlation_id=correlation_id, session=session, organization_id=document.organization_id,
               source_ip=source_ip, version=row.version,
               expires_at=expires_at.isoformat(), expires_in_seconds=seconds, url_sha256=sha256_hex(url.encode()))
+        events.link_created(session, document, row.version, expires_at, seconds, correlation_id=correlation_id)
         return ShareLink(document_id, row.version, url, expires_at, seconds)

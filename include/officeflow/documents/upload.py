@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from include.officeflow.audit import audit
+from include.officeflow.documents import events
 from include.officeflow.documents.access import Reader, add_readers
 from include.officeflow.documents.errors import DocumentError
 from include.officeflow.documents.metadata import validate_metadata, validate_tags
@@ -244,7 +245,8 @@ def create_document(upload: SpooledFile, content_type: str, *, organization_id: 
                     metadata: Mapping[str, Any] | None = None, readers: Sequence[str | Reader] = (),
                     correlation_id: str | None = None, source_ip: str | None = None,
                     storage: Storage | None = None, store_url: str | None = None) -> StoredVersion:
-    """A new document with ``upload`` as version 1 (audited ``document.uploaded``).
+    """A new document with ``upload`` as version 1 (audited ``document.uploaded``; ``document.stored``, and
+    ``document.shared`` for its readers, in the same transaction).
 
     Raises :class:`DocumentExists` when the organization already has a document with ``logical_key``
     (a deleted one too, until it is purged): a new version goes to ``POST /documents/{id}/versions``.
@@ -274,8 +276,10 @@ def create_document(upload: SpooledFile, content_type: str, *, organization_id: 
             put = storage.put_file(f"{organization_id}/{key}", 1, upload.path, content_type, upload.sha256)
             row = _version_row(document, 1, upload, content_type, put, actor)
             session.add(row)
-            add_readers(session, document.id, parsed, granted_by=actor)
+            added = add_readers(session, document.id, parsed, granted_by=actor)
             session.flush()
+            events.stored(session, document, row, source="upload", correlation_id=correlation_id)
+            events.readers_added(session, document, added, correlation_id=correlation_id)
             audit("document.uploaded", actor=actor, resource_type="document", resource_id=document.id,
                   outcome="success", correlation_id=correlation_id, session=session,
                   organization_id=organization_id, source_ip=source_ip, version=1, logical_key=key,
@@ -291,7 +295,8 @@ def create_document(upload: SpooledFile, content_type: str, *, organization_id: 
 def add_version(document_id: str, upload: SpooledFile, content_type: str, *, actor: str,
                 correlation_id: str | None = None, source_ip: str | None = None, storage: Storage | None = None,
                 store_url: str | None = None) -> StoredVersion:
-    """``upload`` as the document's next version (audited ``document.version_uploaded``), under its row lock.
+    """``upload`` as the document's next version (audited ``document.version_uploaded``; ``document.stored`` in
+    the same transaction), under its row lock.
 
     Raises :class:`DocumentGone` when the document does not exist or was deleted meanwhile.
     """
@@ -310,6 +315,7 @@ def add_version(document_id: str, upload: SpooledFile, content_type: str, *, act
         document.current_version = number
         document.updated_at = utcnow()
         session.flush()
+        events.stored(session, document, row, source="upload", correlation_id=correlation_id)
         audit("document.version_uploaded", actor=actor, resource_type="document", resource_id=document.id,
               outcome="success", correlation_id=correlation_id, session=session,
               organization_id=document.organization_id, source_ip=source_ip, version=number,

@@ -7,6 +7,8 @@ concurrent stores get distinct numbers and explicit keys are never overwritten b
 Every upload is read back and its SHA-256 compared before the version is recorded.
 Retries: a store from the same dag run, task and map index with the same content returns the version
 already recorded instead of adding another (``task_id`` is recorded as ``task`` or ``task[map_index]``).
+A recorded version writes ``com.officeflow.document.stored``, added readers ``document.shared``, in the same
+transaction (:mod:`.events`); a retry that finds its version writes none.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from include.officeflow.audit import audit
+from include.officeflow.documents import events
 from include.officeflow.documents.access import Reader, add_readers
 from include.officeflow.documents.errors import DocumentError
 from include.officeflow.documents.render import PDF
@@ -124,6 +127,7 @@ def store_document(
     template: str | None = None,
     run: RunRef | None = None,
     created_by: str | None = None,
+    correlation_id: str | None = None,
     store_url: str | None = None,
     storage: Storage | None = None,
 ) -> StoredVersion:
@@ -132,6 +136,7 @@ def store_document(
     The upload happens under the document's row lock and is read back and checksummed before the version
     row commits; on any error nothing is recorded. The document keeps its first owner; ``title`` and
     ``tags`` (merged) follow the latest store; ``readers`` are added to the document's readers.
+    The version's ``document.stored`` event (and ``document.shared`` for new readers) commits with it.
     """
     tags = dict(tags or {})
     validate_document(organization_id, logical_key, title, owner, content_type, tags)
@@ -150,7 +155,7 @@ def store_document(
                 if document.deleted_at is not None:
                     raise DocumentError(f"document {document.id} ({organization_id}/{logical_key}) is deleted: "
                                         f"restore it (POST /documents/{document.id}/restore) or wait for its purge")
-                add_readers(session, document.id, parsed_readers, granted_by=creator)
+                added = add_readers(session, document.id, parsed_readers, granted_by=creator)
                 if run is not None:
                     previous = session.scalars(select(DocumentVersion).where(
                         DocumentVersion.document_id == document.id, DocumentVersion.dag_id == run.dag_id,
@@ -179,6 +184,8 @@ def store_document(
                 document.tags = {**(document.tags or {}), **tags}
                 document.updated_at = utcnow()
                 session.flush()
+                events.stored(session, document, row, source="workflow", correlation_id=correlation_id)
+                events.readers_added(session, document, added, correlation_id=correlation_id)
                 log.info("Stored document %s (%s) version %d: %s, %d bytes, sha256 %s", document.id, logical_key,
                          number, put.storage_uri, size, checksum)
                 return _stored(row)
@@ -191,10 +198,11 @@ def store_document(
 
 def archive_documents(organization_id: str, key_prefix: str, *, new_owner: str,
                       readers: Sequence[str | Mapping[str, str] | Reader] = (), archived_by: str,
-                      store_url: str | None = None) -> list[dict[str, Any]]:
+                      correlation_id: str | None = None, store_url: str | None = None) -> list[dict[str, Any]]:
     """Offboarding: hand every document under ``key_prefix`` (e.g. ``hires/42/``) to ``new_owner``, add
     ``readers`` and tag it ``archived=true``. Versions and their bytes stay as they are; re-running
-    changes nothing more. Returns ``[{document_id, logical_key, previous_owner}]``."""
+    changes nothing more (new readers write ``document.shared``). Returns ``[{document_id, logical_key,
+    previous_owner}]``."""
     if not key_prefix.endswith("/") or len(key_prefix) < 2:
         raise DocumentError(f"key_prefix must name a folder ending in '/', got {key_prefix!r}")
     parsed = [Reader.parse(r) for r in readers]
@@ -207,7 +215,8 @@ def archive_documents(organization_id: str, key_prefix: str, *, new_owner: str,
         for document in rows:
             moved.append({"document_id": document.id, "logical_key": document.logical_key,
                           "previous_owner": document.owner})
-            add_readers(session, document.id, parsed, granted_by=archived_by)
+            added = add_readers(session, document.id, parsed, granted_by=archived_by)
+            events.readers_added(session, document, added, correlation_id=correlation_id)
             if document.owner != new_owner or (document.tags or {}).get("archived") != "true":
                 document.owner = new_owner
                 document.tags = {**(document.tags or {}), "archived": "true"}

@@ -569,3 +569,30 @@ class OutboxEvent(Base):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# --- identity accounts (migration 0013): what provisioning did, and its domain events -------------------------
+
+
+class IdentityAccount(Base):
+    """An account OfficeFlow provisioned or deprovisioned at an identity provider, by the provider's account id:
+    its ``state`` (provisioned, deprovisioned, deleted) and the run that last changed it. The ``account.*``
+    domain events are written with each change (``include/officeflow/identity_accounts.py``). No login or
+    name: the provider holds those."""
+
+    __tablename__ = "identity_accounts"
+    __table_args__ = (UniqueConstraint("provider", "account_id", name="uq_identity_accounts_provider_account"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    organization_id: Mapped[str] = mapped_column(String(64), nullable=False, default="default", index=True)
+    provider: Mapped[str] = mapped_column(String(16), nullable=False)
+    account_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    employee_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    provider_status: Mapped[str | None] = mapped_column(String(32))
+    dag_id: Mapped[str | None] = mapped_column(String(250))
+    run_id: Mapped[str | None] = mapped_column(String(250))
+    task_id: Mapped[str | None] = mapped_column(String(250))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow,
+                                                 onupdate=utcnow)

@@ -38,6 +38,7 @@ from include.officeflow import documents as docs
 from include.officeflow.audit import audit
 from include.officeflow.auth.permissions import DOCUMENTS
 from include.officeflow.documents import content_type as types
+from include.officeflow.documents import events as document_events
 from include.officeflow.documents import metadata as meta
 from include.officeflow.documents import retention
 from include.officeflow.documents import upload as uploads
@@ -304,8 +305,9 @@ def _change_readers(document_id: str, caller: Caller, cid: str, add: docs.Reader
         organization_id = document.organization_id
         if not docs.can_manage(document, who):
             raise _deny(document, who, "change readers of", cid, caller)
-        if add is not None:
-            docs.add_readers(session, document_id, [add], granted_by=caller.actor)
+        if add is not None:  # a reader added: document.shared in this transaction
+            added = docs.add_readers(session, document_id, [add], granted_by=caller.actor)
+            document_events.readers_added(session, document, added, correlation_id=cid)
         if remove is not None:
             row = session.get(DocumentReader, (document_id, remove.principal_type, remove.principal))
             if row is None:

@@ -2,7 +2,8 @@
 updates and suppressions through :func:`include.officeflow.email_tracking.record_event`.
 
 Hard bounces and complaints mark the delivery and put the address on the suppression list, which the
-email operator respects. Applying an event twice changes nothing more (SNS and SendGrid retry).
+email operator respects. Applying an event twice changes nothing more (SNS and SendGrid retry). A delivery
+whose status moves writes its domain event (``com.officeflow.email.bounced``, …) in the same transaction.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ def _parse_time(value: Any) -> datetime | None:
         return None
 
 
-def apply_ses_notification(ses: dict[str, Any]) -> dict[str, int]:
+def apply_ses_notification(ses: dict[str, Any], correlation_id: str | None = None) -> dict[str, int]:
     """Apply one SES notification (Bounce / Complaint / Delivery, from a notification or event-publishing
-    topic) to the store; returns counts of matched deliveries and new suppressions."""
+    topic) to the store; returns counts of matched deliveries and new suppressions. ``correlation_id``: the
+    callback request's, for the domain events of the deliveries it changes."""
     kind = ses.get("notificationType") or ses.get("eventType")
     message_id = (ses.get("mail") or {}).get("messageId")
     counts = {"matched": 0, "suppressed": 0, "ignored": 0}
@@ -62,15 +64,17 @@ def apply_ses_notification(ses: dict[str, Any]) -> dict[str, int]:
         if "@" not in address:
             counts["ignored"] += 1
             continue
-        result = tracking.record_event(None, provider="ses", message_id=message_id, recipient=address, **update)
+        result = tracking.record_event(None, provider="ses", message_id=message_id, recipient=address,
+                                       correlation_id=correlation_id, **update)
         counts["matched"] += int(result.delivery_id is not None)
         counts["suppressed"] += int(result.suppressed)
     return counts
 
 
-def apply_sendgrid_events(events: list[Any]) -> dict[str, int]:
+def apply_sendgrid_events(events: list[Any], correlation_id: str | None = None) -> dict[str, int]:
     """Apply SendGrid's ``delivered``, ``bounce``, ``dropped`` and ``spamreport`` events (others are
-    counted as ignored), matched by the ``officeflow_delivery_id`` custom arg or the message id."""
+    counted as ignored), matched by the ``officeflow_delivery_id`` custom arg or the message id.
+    ``correlation_id``: the callback request's, for the domain events of the deliveries it changes."""
     counts = {"matched": 0, "suppressed": 0, "ignored": 0}
     for event in events:
         if not isinstance(event, dict) or "@" not in str(event.get("email", "")):
@@ -98,7 +102,7 @@ def apply_sendgrid_events(events: list[Any]) -> dict[str, int]:
             None, provider="sendgrid", event=status, recipient=str(event["email"]),
             message_id=sg_id.split(".", 1)[0] or None,
             delivery_id=str(event.get("officeflow_delivery_id") or "") or None,
-            detail=detail, at=at, suppress_reason=suppress_reason)
+            detail=detail, at=at, suppress_reason=suppress_reason, correlation_id=correlation_id)
         counts["matched"] += int(result.delivery_id is not None)
         counts["suppressed"] += int(result.suppressed)
     return counts

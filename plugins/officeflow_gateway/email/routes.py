@@ -81,7 +81,7 @@ async def ses_events(request: Request) -> JSONResponse:
         ses = sns.ses_notification(message)
     except InvalidBody as exc:
         raise ApiError(400, "invalid_body", str(exc)) from None
-    counts = await run_in_threadpool(events.apply_ses_notification, ses)
+    counts = await run_in_threadpool(events.apply_ses_notification, ses, correlation_id(request))
     return JSONResponse({"status": "processed", "type": ses.get("notificationType") or ses.get("eventType"),
                          **counts})
 
@@ -102,5 +102,5 @@ async def sendgrid_events(request: Request) -> JSONResponse:
         received = sendgrid.parse_events(body)
     except InvalidBody as exc:
         raise ApiError(400, "invalid_body", str(exc)) from None
-    counts = await run_in_threadpool(events.apply_sendgrid_events, received)
+    counts = await run_in_threadpool(events.apply_sendgrid_events, received, correlation_id(request))
     return JSONResponse({"status": "processed", "events": len(received), **counts})

@@ -155,3 +155,69 @@ def test_share_operator_expiry(s3_versioned, settings_env):
     with pytest.raises(documents.DocumentError, match="from 1 to 86400"):
         ShareDocumentOperator(task_id="share", document_id=stored["document_id"],
                               expires_in=timedelta(days=7)).execute(task_context("share"))
+
+
+# --- domain events (docs/events.md) -------------------------------------------------------------------------
+
+STORED_KEYS = {"document_id", "version", "new_document", "source", "content_type", "size_bytes", "sha256",
+               "template", "dag_id", "run_id", "task_id"}
+
+
+def test_a_stored_version_writes_stored_and_shared_events_with_ids_only_and_a_retry_none(s3_versioned):
+    from tests.harness.outbox import assert_no_personal_data, events
+
+    context = task_context("render_offer_letter")
+    context["dag_run"].conf = {"organization_id": "default", "correlation_id": "trace-doc-1"}
+    result = render_offer().execute(context)
+    stored, shared = events(None, "document")
+    assert stored["type"] == "com.officeflow.document.stored" and stored["subject"] == result["document_id"]
+    assert (stored["organizationid"], stored["correlationid"]) == ("default", "trace-doc-1")
+    assert set(stored["data"]) == STORED_KEYS
+    assert {k: stored["data"][k] for k in ("version", "new_document", "source", "sha256", "size_bytes", "template",
+                                           "run_id", "task_id")} == {
+        "version": 1, "new_document": True, "source": "workflow", "sha256": result["checksum"],
+        "size_bytes": result["size"], "template": "offer_letter", "run_id": "manual__2026-12-01",
+        "task_id": "render_offer_letter"}
+    assert shared["type"] == "com.officeflow.document.shared" and shared["subject"] == result["document_id"]
+    assert shared["data"] == {"document_id": result["document_id"], "share": "readers",
+                              "readers": [{"principal_type": "role", "principal_id": "hr"},
+                                          {"principal_type": "user", "principal_id": "grace"}]}
+    for event in (stored, shared):  # the title names the hire; the logical key is a path chosen by the DAG
+        assert_no_personal_data(event, "Zoë", "Offer letter", "hires/42")
+
+    render_offer().execute(context)  # the retry finds its version: nothing changes, no event
+    assert len(events(None, "document")) == 2
+    render_offer(readers=["role:hr", "user:ada.lovelace@officeflow.test"]).execute(
+        task_context("render_offer_letter", run_id="manual__2026-12-02"))
+    *_, stored_again, shared_again = events(None, "document")
+    assert (stored_again["data"]["version"], stored_again["data"]["new_document"]) == (2, False)
+    [reader] = shared_again["data"]["readers"]  # only the new reader; an address-like principal as a digest
+    assert reader["principal_type"] == "user" and reader["principal_id"].startswith("sha256:")
+    assert_no_personal_data(shared_again, "ada.lovelace")
+
+
+def test_a_version_whose_event_cannot_be_written_is_not_recorded(s3_versioned, store_url):
+    from tests.harness.outbox import events, outbox_refusing
+
+    with outbox_refusing(store_url, "document"), pytest.raises(Exception, match="test_refuse_document"):
+        render_offer().execute(task_context("render_offer_letter"))
+    with session_scope() as session:
+        assert session.scalars(select(DocumentVersion)).all() == [] and session.scalars(select(Document)).all() == []
+    assert events(None) == []
+    result = render_offer().execute(task_context("render_offer_letter"))  # the retry stores it, with its events
+    assert result["version"] == 1 and len(events(None, "document")) == 2
+
+
+def test_a_share_link_writes_a_shared_event_without_the_url(s3_versioned):
+    from tests.harness.outbox import events
+
+    stored = render_offer(readers=[]).execute(task_context("render_offer_letter"))
+    context = task_context("share_offer_letter")
+    context["dag_run"].conf = {"correlation_id": "trace-share-1"}
+    link = ShareDocumentOperator(task_id="share_offer_letter", document_id=stored["document_id"],
+                                 expires_in=3600).execute(context)
+    [_, shared] = events(None, "document")
+    assert shared["type"] == "com.officeflow.document.shared" and shared["correlationid"] == "trace-share-1"
+    assert shared["data"] == {"document_id": stored["document_id"], "share": "link", "version": 1,
+                              "expires_at": link["expires_at"], "expires_in_seconds": 3600}
+    assert link["url"] not in str(shared) and "X-Amz" not in str(shared)

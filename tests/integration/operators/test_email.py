@@ -366,3 +366,72 @@ def test_a_stored_document_is_attached_by_id_and_checked(smtp, tmp_path):
     with pytest.raises(LookupError, match="not found"):
         smtp_op(task_id="missing", attachments=[{"document_id": "no-such-document"}]).execute(task_context())
     assert len(smtp.messages()) == 1
+
+
+# --- domain events (docs/events.md) -----------------------------------------------------------------
+
+EMAIL_EVENT_KEYS = {"delivery_id", "template", "provider", "status", "message_id", "dag_id", "run_id", "task_id",
+                    "attempts"}
+
+
+def run_context(run_id: str, **conf: str) -> dict:
+    from types import SimpleNamespace
+
+    return {**task_context(run_id), "dag_run": SimpleNamespace(run_id=run_id, conf=conf)}
+
+
+def test_a_send_writes_one_email_sent_event_with_ids_only_and_a_retry_none(smtp):
+    from tests.harness.outbox import assert_no_personal_data, events
+
+    context = run_context("manual__events", organization_id="acme", correlation_id="trace-mail-1")
+    result = smtp_op(organization="acme").execute(context)
+    [delivery] = result["deliveries"]
+    [event] = events(smtp.store_url, "email")
+    assert event["type"] == "com.officeflow.email.sent" and event["subject"] == delivery["delivery_id"]
+    assert (event["organizationid"], event["correlationid"]) == ("acme", "trace-mail-1")
+    assert set(event["data"]) == EMAIL_EVENT_KEYS
+    assert event["data"] | {"message_id": None} == {
+        "delivery_id": delivery["delivery_id"], "template": "welcome", "provider": "smtp", "status": "sent",
+        "message_id": None, "dag_id": "employee_onboarding", "run_id": "manual__events", "task_id": "send_email",
+        "attempts": 1}
+    # The SMTP Message-ID (<id@domain>) looks like an address: the event carries its digest.
+    assert event["data"]["message_id"].startswith("sha256:") and "@" not in event["data"]["message_id"]
+    assert_no_personal_data(event, "ada@example.com", "Welcome to the team")
+
+    context["ti"].try_number = 2
+    smtp_op(organization="acme").execute(context)  # the retry finds the send: nothing changes, no event
+    assert len(events(smtp.store_url, "email")) == 1
+
+
+def test_a_failed_send_writes_no_event_and_its_retry_writes_one(tmp_path, monkeypatch, email_store):
+    from tests.harness.outbox import events
+    from tests.harness.ports import free_port
+
+    port = free_port()
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_LATER", json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
+        "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "p@example.com", "timeout": 2,
+                  "retry_limit": 0}}))
+    context = run_context("manual__later-events")
+    op = SendTemplatedEmailOperator(task_id="w", template="welcome", to="ada@example.com", variables=WELCOME_VARS,
+                                    conn_id="smtp_later")
+    with fails_for_a_retry(ConnectionRefusedError):
+        op.execute(context)
+    assert events(email_store) == []
+    with SmtpSink(tmp_path / "mb", port=port):
+        op.execute(context)
+    [event] = events(email_store)
+    assert event["type"] == "com.officeflow.email.sent" and event["data"]["attempts"] == 2
+    assert "correlationid" not in event and event["organizationid"] == "default"
+
+
+def test_the_sent_event_is_recorded_with_the_send_or_not_at_all(smtp):
+    from include.officeflow import email_tracking as tracking
+    from tests.harness.outbox import events, outbox_refusing
+
+    with outbox_refusing(smtp.store_url, "email"), pytest.raises(Exception, match="test_refuse_email"):
+        smtp_op().execute(task_context("manual__refused"))
+    [row] = deliveries(smtp.store_url)  # the claim committed before the send; recording the send rolled back
+    assert (row.status, row.sent_at) == ("sending", None) and events(smtp.store_url) == []
+    assert tracking.claim(smtp.store_url, key=row.idempotency_key, recipient="ada@example.com", template="welcome",
+                          subject="s", provider="smtp").resumed  # the retry sends again (same Message-ID)

@@ -17,6 +17,8 @@ from operators.hooks.google_directory import GoogleDirectoryHook
 from operators.identity import DeprovisionUserOperator, ProvisionUserOperator, UpdateUserOperator
 from sandbox.google.oauth import service_account_key
 
+pytestmark = pytest.mark.usefixtures("identity_store")  # provisioning records its accounts in the store
+
 ADA = {"first_name": "Ada", "last_name": "Lovelace", "email": "Ada.Lovelace@officeflow.test",
        "department": "Engineering", "job_title": "Software Engineer", "manager_email": "admin@officeflow.test",
        "employee_id": "E-1815", "personal_email": "ada@example.com"}
@@ -280,3 +282,21 @@ def test_hook_reports_missing_groups_and_adoption_by_id(sandbox):
     assert account.login == ADA_LOGIN and account.enabled and account.status == "ACTIVE"
     found = hook.find_user("ADA.LOVELACE@officeflow.test")
     assert found is not None and found.id == account.id
+
+
+# --- domain events (docs/events.md) ---------------------------------------------------------------------------
+
+def test_provisioning_and_deprovisioning_write_account_events(sandbox, identity_store):
+    from tests.harness.outbox import assert_no_personal_data, events
+
+    result = provision()
+    deprovision()
+    provisioned, deprovisioned = events(identity_store, "account")
+    assert [provisioned["type"], deprovisioned["type"]] == ["com.officeflow.account.provisioned",
+                                                            "com.officeflow.account.deprovisioned"]
+    assert {provisioned["subject"], deprovisioned["subject"]} == {f"google:{result['account_id']}"}
+    assert (provisioned["data"]["employee_id"], provisioned["data"]["provider"], provisioned["data"]["created"]) == (
+        "E-1815", "google", True)
+    assert deprovisioned["data"]["employee_id"] == "E-1815"  # from the record: deprovisioning knows the login only
+    for event in (provisioned, deprovisioned):
+        assert_no_personal_data(event, ADA_LOGIN, "ada@example.com", "Lovelace")

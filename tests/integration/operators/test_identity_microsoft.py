@@ -17,6 +17,8 @@ from operators.hooks.msgraph_identity import MicrosoftGraphIdentityHook
 from operators.identity import DeprovisionUserOperator, ProvisionUserOperator, UpdateUserOperator
 from sandbox.microsoft.directory import group_id_for
 
+pytestmark = pytest.mark.usefixtures("identity_store")  # provisioning records its accounts in the store
+
 ADA = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@officeflow.test", "department": "Engineering",
        "job_title": "Software Engineer", "employee_id": "E-1001"}
 ADA_GROUPS = {"All Staff", "Engineering", "Developers"}
@@ -297,3 +299,20 @@ def test_an_untrusted_certificate_is_a_connection_error(sandbox, monkeypatch):
             pytest.raises(AuthError, match=r"not trusted.*extra\.verify"):
         hook.find_user("ada@officeflow.test")
     assert sandbox.requests("microsoft") == []
+
+
+# --- domain events (docs/events.md) ---------------------------------------------------------------------------
+
+def test_provisioning_and_deprovisioning_write_account_events(sandbox, identity_store):
+    from tests.harness.outbox import assert_no_personal_data, events
+
+    result = provision()
+    deprovision()
+    provisioned, deprovisioned = events(identity_store, "account")
+    assert [provisioned["type"], deprovisioned["type"]] == ["com.officeflow.account.provisioned",
+                                                            "com.officeflow.account.deprovisioned"]
+    assert {provisioned["subject"], deprovisioned["subject"]} == {f"microsoft:{result['account_id']}"}
+    assert (provisioned["data"]["employee_id"], provisioned["data"]["provider"]) == ("E-1001", "microsoft")
+    assert deprovisioned["data"]["provider_status"] == "DISABLED"
+    for event in (provisioned, deprovisioned):
+        assert_no_personal_data(event, "ada@officeflow.test", "Lovelace")

@@ -15,6 +15,8 @@ from include.officeflow.identity import load_group_mapping
 from operators.hooks.okta import OktaHook
 from operators.identity import DeprovisionUserOperator, ProvisionUserOperator, UpdateUserOperator
 
+pytestmark = pytest.mark.usefixtures("identity_store")  # provisioning records its accounts in the store
+
 LOGIN = "ada.lovelace@officeflow.test"
 HIRE = {"first_name": "Ada", "last_name": "Lovelace", "email": LOGIN, "department": "Engineering",
         "job_title": "Software Engineer", "employee_id": "E-1001", "personal_email": "ada@home.test"}
@@ -287,3 +289,79 @@ def test_hook_lookups_groups_and_paging(sandbox):
     all_users = list(hook._pages("/api/v1/users", {"limit": 1}))
     assert len(all_users) == 3
     assert len([r for r in calls(sandbox, "GET", "/api/v1/users") if "limit=1" in r["query"]]) == 3
+
+
+# --- domain events (docs/events.md) ---------------------------------------------------------------------------
+
+ACCOUNT_KEYS = {"employee_id", "provider", "account_id", "organization_id", "state", "provider_status", "dag_id",
+                "run_id", "task_id"}
+
+
+def run_context(task_id: str, run_id: str = "manual__hire-1", **conf: str) -> dict:
+    from types import SimpleNamespace
+
+    ti = SimpleNamespace(dag_id="employee_onboarding", run_id=run_id, task_id=task_id, map_index=-1)
+    return {"ti": ti, "dag_run": SimpleNamespace(run_id=run_id, conf=conf)}
+
+
+def test_provisioning_and_deprovisioning_record_the_account_with_one_event_each(sandbox, identity_store):
+    from include.officeflow import identity_accounts
+    from tests.harness.outbox import assert_no_personal_data, events
+
+    op = ProvisionUserOperator(task_id="provision_account", provider="okta", person=HIRE, password_delivery="none")
+    result = op.execute(run_context("provision_account", organization_id="acme", correlation_id="trace-hire-1"))
+    [provisioned] = events(identity_store, "account")
+    subject = f"okta:{result['account_id']}"
+    assert (provisioned["type"], provisioned["subject"]) == ("com.officeflow.account.provisioned", subject)
+    assert (provisioned["organizationid"], provisioned["correlationid"]) == ("acme", "trace-hire-1")
+    assert provisioned["data"] == {
+        "employee_id": "E-1001", "provider": "okta", "account_id": result["account_id"], "organization_id": "acme",
+        "state": "provisioned", "provider_status": "PASSWORD_EXPIRED", "created": True,
+        "dag_id": "employee_onboarding", "run_id": "manual__hire-1", "task_id": "provision_account"}
+    assert_no_personal_data(provisioned, LOGIN, "ada@home.test", "Lovelace")
+    record = identity_accounts.get(identity_store, "okta", result["account_id"])
+    assert (record.state, record.employee_id, record.organization_id) == ("provisioned", "E-1001", "acme")
+
+    op.execute(run_context("provision_account", organization_id="acme"))  # a retry adopts it: no change, no event
+    assert len(events(identity_store, "account")) == 1
+
+    # Offboarding knows the login and the run's ids: the employee id comes from the record.
+    DeprovisionUserOperator(task_id="disable_account", provider="okta", login=LOGIN).execute(
+        run_context("disable_account", run_id="manual__leaver-1", correlation_id="trace-leave-1"))
+    _, deprovisioned = events(identity_store, "account")
+    assert (deprovisioned["type"], deprovisioned["subject"]) == ("com.officeflow.account.deprovisioned", subject)
+    assert set(deprovisioned["data"]) == ACCOUNT_KEYS and deprovisioned["correlationid"] == "trace-leave-1"
+    assert {k: deprovisioned["data"][k] for k in ("employee_id", "organization_id", "state", "provider_status",
+                                                  "run_id")} == {
+        "employee_id": "E-1001", "organization_id": "acme", "state": "deprovisioned",
+        "provider_status": "DEPROVISIONED", "run_id": "manual__leaver-1"}
+    deprovision()  # again: already deprovisioned, no event
+    assert len(events(identity_store, "account")) == 2
+
+    deprovision(delete_after=timedelta(0))
+    *_, deleted = events(identity_store, "account")
+    assert (deleted["type"], deleted["data"]["state"], deleted["data"]["employee_id"]) == (
+        "com.officeflow.account.deleted", "deleted", "E-1001")
+    assert identity_accounts.get(identity_store, "okta", result["account_id"]).state == "deleted"
+
+
+def test_a_provisioning_whose_record_fails_leaves_no_record_and_its_retry_records_once(sandbox, identity_store):
+    from include.officeflow import identity_accounts
+    from tests.harness.outbox import events, outbox_refusing
+
+    with outbox_refusing(identity_store, "account"), pytest.raises(Exception, match="test_refuse_account"):
+        provision()
+    account_id = user_by_login(sandbox)["id"]  # the account exists at Okta; the store has neither row nor event
+    assert identity_accounts.get(identity_store, "okta", account_id) is None and events(identity_store) == []
+    result = provision()  # Airflow's retry adopts the account and records it
+    assert result["account_id"] == account_id and result["created"] is False
+    [event] = events(identity_store, "account")
+    assert event["data"]["created"] is False and event["data"]["employee_id"] == "E-1001"
+    assert event["organizationid"] == "default" and "correlationid" not in event
+
+
+def test_deprovisioning_an_absent_account_writes_nothing(sandbox, identity_store):
+    from tests.harness.outbox import events
+
+    assert deprovision("nobody@officeflow.test")["status"] == "absent"
+    assert events(identity_store) == []

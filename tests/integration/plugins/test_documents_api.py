@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from datetime import datetime
 
 import httpx
 import pytest
@@ -228,3 +229,39 @@ def test_owner_manages_readers_and_readers_cannot(client, offer, ada, mallory):
     changes = audits("document.readers_changed")
     assert [(a.actor, a.details["added"], a.details["removed"]) for a in changes] == [
         ("user:ada", "user:mallory", None), ("user:ada", None, "user:mallory")]
+
+
+# --- domain events (docs/events.md) -------------------------------------------------------------------------
+
+
+def test_a_reader_added_and_a_share_link_write_shared_events(client, offer, ada):
+    from tests.harness.outbox import events
+
+    before = len(events(None, "document"))  # the offer's two versions and first readers
+    url = f"{API}/{offer.document_id}/readers"
+    headers = {**ada, "X-Correlation-ID": "cid-reader-1"}
+    assert client.post(url, json={"type": "role", "name": "payroll"}, headers=headers).status_code == 201
+    assert client.post(url, json={"type": "role", "name": "payroll"}, headers=ada).status_code == 201  # no change
+    assert client.delete(f"{url}/role/payroll", headers=ada).status_code == 204  # a removal shares nothing
+    share = client.post(f"{API}/{offer.document_id}/share", json={"expires_in_seconds": 60},
+                        headers={**ada, "X-Correlation-ID": "cid-share-2"})
+    assert share.status_code == 201, share.text
+    reader, link = events(None, "document")[before:]
+    assert (reader["type"], reader["subject"], reader["correlationid"]) == (
+        "com.officeflow.document.shared", offer.document_id, "cid-reader-1")
+    assert reader["data"] == {"document_id": offer.document_id, "share": "readers",
+                              "readers": [{"principal_type": "role", "principal_id": "payroll"}]}
+    assert (link["type"], link["correlationid"]) == ("com.officeflow.document.shared", "cid-share-2")
+    expires_at = link["data"].pop("expires_at")
+    assert link["data"] == {"document_id": offer.document_id, "share": "link", "version": 2,
+                            "expires_in_seconds": 60}
+    assert datetime.fromisoformat(expires_at) == datetime.fromisoformat(share.json()["expires_at"])
+    assert share.json()["url"] not in str(link)
+
+
+def test_a_refused_share_writes_no_event(client, local_folder, ada):
+    from tests.harness.outbox import events
+
+    stored = documents.store_document(b"dev", logical_key="hires/1/welcome", title="Welcome", owner="ada")
+    assert_error(client.post(f"{API}/{stored.document_id}/share", json={}, headers=ada), 409, "sharing_unavailable")
+    assert [e["type"] for e in events(None, "document")] == ["com.officeflow.document.stored"]

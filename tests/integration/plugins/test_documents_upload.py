@@ -466,3 +466,52 @@ def test_the_openapi_document_describes_the_new_routes(client):
     assert [p["name"] for p in content["parameters"] if p["in"] == "query"] == ["version"]
     assert {"patch", "delete", "get"} <= set(spec["paths"][API + "/{document_id}"])
     assert "post" in spec["paths"][API + "/{document_id}/restore"]
+
+
+# --- domain events (docs/events.md) -------------------------------------------------------------------------
+
+
+def test_uploads_and_the_retention_steps_write_their_events_with_ids_only(client, local_folder, settings_env):
+    from tests.harness.outbox import assert_no_personal_data, events
+
+    data = samples.pdf("Contract of Ada Lovelace")
+    body = upload(client, data=data, name="Vertrag Zoë.pdf", cid="cid-events-1", reader="user:grace",
+                  logical_key="hires/42/contract").json()
+    document_id = body["document_id"]
+    stored, shared = events(None, "document")
+    assert [stored["type"], shared["type"]] == ["com.officeflow.document.stored", "com.officeflow.document.shared"]
+    assert {e["subject"] for e in (stored, shared)} == {document_id}
+    assert {(e["organizationid"], e["correlationid"]) for e in (stored, shared)} == {("default", "cid-events-1")}
+    assert stored["data"] == {"document_id": document_id, "version": 1, "new_document": True, "source": "upload",
+                              "content_type": ct.PDF, "size_bytes": len(data),
+                              "sha256": hashlib.sha256(data).hexdigest(), "template": None, "dag_id": None,
+                              "run_id": None, "task_id": None}
+    assert shared["data"]["readers"] == [{"principal_type": "user", "principal_id": "grace"}]
+    for event in (stored, shared):  # never the title, the file name or the logical key
+        assert_no_personal_data(event, "Employment contract", "Vertrag", "hires/42")
+
+    assert new_version(client, document_id, samples.docx("v2"), "v2.docx", None).status_code == 201
+    settings_env.setenv("OFFICEFLOW_DOCUMENTS_RETENTION_DAYS", "0")
+    assert client.delete(f"{API}/{document_id}", headers=bearer("admin", "cid-events-2")).status_code == 200
+    assert client.post(f"{API}/{document_id}/restore", headers=bearer("admin")).status_code == 410  # nothing changed
+    assert [p.document_id for p in purge_expired()] == [document_id]
+    later = events(None, "document")[2:]
+    assert [(e["type"].rsplit(".", 1)[1], e["subject"]) for e in later] == [
+        ("stored", document_id), ("deleted", document_id), ("purged", document_id)]
+    version_2, deleted, purged = later
+    assert (version_2["data"]["version"], version_2["data"]["new_document"]) == (2, False)
+    assert deleted["correlationid"] == "cid-events-2" and deleted["data"]["versions"] == 2
+    assert purged["data"] == {"document_id": document_id, "versions": 2} and "correlationid" not in purged
+
+
+def test_a_refused_upload_writes_no_event_and_a_restore_writes_one(client, local_folder, settings_env):
+    from tests.harness.outbox import events
+
+    assert_error(upload(client, data=b"", name="empty.pdf"), 422, "validation_error")
+    taken = upload(client, logical_key="hires/7/contract").json()["document_id"]
+    assert upload(client, logical_key="hires/7/contract").status_code == 409  # the key is taken: nothing stored
+    assert [e["subject"] for e in events(None, "document")] == [taken]
+    assert client.delete(f"{API}/{taken}", headers=bearer("admin")).status_code == 200
+    assert client.post(f"{API}/{taken}/restore", headers=bearer("admin", "cid-restore")).status_code == 200
+    restored = events(None, "document")[-1]
+    assert (restored["type"], restored["correlationid"]) == ("com.officeflow.document.restored", "cid-restore")

@@ -301,3 +301,59 @@ def test_suppressions_list_add_get_and_delete(client, admin, email_store):
     assert_error(client.post("/api/v1/email/suppressions", json={"address": "nope"}, headers=admin), 422,
                  "validation_error")
     assert deliveries(email_store) == []
+
+
+# --- domain events (docs/events.md) ---------------------------------------------------------------
+
+
+def test_a_bounce_writes_one_email_bounced_event_with_ids_only(client, email_store, sns):
+    from tests.harness.outbox import assert_no_personal_data, events
+
+    delivery = sent_delivery(email_store, "Ada@Example.com", provider="ses", message_id="0100-evt")
+    [sent] = events(email_store, "email")
+    assert sent["type"] == "com.officeflow.email.sent" and sent["subject"] == delivery
+    response = post_sns(client, sns.notification(bounce("0100-evt", "ada@example.com")))
+    assert response.status_code == 200, response.text
+    [_, bounced] = events(email_store, "email")
+    assert bounced["type"] == "com.officeflow.email.bounced" and bounced["subject"] == delivery
+    assert bounced["data"] == {"delivery_id": delivery, "template": "welcome", "provider": "ses",
+                               "status": "bounced", "message_id": "0100-evt", "dag_id": "d", "run_id": "r",
+                               "task_id": "t", "attempts": 1}
+    assert bounced["organizationid"] == "default" and bounced["correlationid"]  # the callback request's
+    assert_no_personal_data(bounced, "ada@example.com", "550 5.1.1")
+    # SNS redelivers: the delivery does not change, no event
+    post_sns(client, sns.notification(bounce("0100-evt", "ada@example.com")))
+    assert len(events(email_store, "email")) == 2
+
+
+def test_sendgrid_events_write_an_event_per_delivery_they_move(client, email_store, sendgrid_key):
+    from tests.harness.outbox import events
+
+    bounced = sent_delivery(email_store, "b@example.com", provider="sendgrid", message_id="m-b")
+    complained = sent_delivery(email_store, "c@example.com", provider="sendgrid", message_id="m-c")
+    body, headers = signed_sendgrid(sendgrid_key, [
+        sg_event("bounce", "b@example.com", bounced, "m-b", type="bounce", reason="550 unknown user"),
+        sg_event("spamreport", "c@example.com", complained, "m-c"),
+        sg_event("bounce", "nobody@example.com", None, "m-unknown", type="bounce"),  # no delivery: no event
+    ])
+    response = client.post("/email/sendgrid", content=body, headers={**headers, "X-Correlation-ID": "sg-7"})
+    assert response.status_code == 200, response.text
+    moved = [(e["type"], e["subject"], e["correlationid"]) for e in events(email_store, "email")
+             if e["type"] != "com.officeflow.email.sent"]
+    assert moved == [("com.officeflow.email.bounced", bounced, "sg-7"),
+                     ("com.officeflow.email.complained", complained, "sg-7")]
+
+
+def test_a_bounce_that_cannot_be_recorded_leaves_no_event(email_store):
+    """The suppression fails after the delivery's change and its event: the transaction rolls back whole."""
+    from sqlalchemy.exc import DBAPIError
+
+    from tests.harness.outbox import events
+
+    delivery = sent_delivery(email_store, "a@example.com", provider="sendgrid", message_id="m-a")
+    too_long = "x" * 330 + "@example.com"  # longer than the suppression list's column
+    with pytest.raises(DBAPIError):
+        tracking.record_event(email_store, provider="sendgrid", event="bounced", recipient=too_long,
+                              delivery_id=delivery, suppress_reason="bounce")
+    assert status_of(delivery)[0] == "sent"
+    assert [e["type"] for e in events(email_store)] == ["com.officeflow.email.sent"]
