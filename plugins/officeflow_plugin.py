@@ -9,7 +9,7 @@ from airflow.plugins_manager import AirflowPlugin
 from plugins.officeflow_auth.middleware import AuditTrail, LoginGuard
 from plugins.officeflow_gateway import admin
 from plugins.officeflow_gateway.app import create_app
-from plugins.officeflow_listeners import run_notes
+from plugins.officeflow_listeners import lifecycle, run_notes
 
 
 class OfficeFlowPlugin(AirflowPlugin):
@@ -19,5 +19,5 @@ class OfficeFlowPlugin(AirflowPlugin):
         {"middleware": LoginGuard, "name": "OfficeFlow login throttling and audit"},
         {"middleware": AuditTrail, "name": "OfficeFlow audit of workflow actions"},
     ]
-    listeners = [run_notes]
+    listeners = [run_notes, lifecycle]
     external_views = admin.external_views()

@@ -2,12 +2,20 @@
 
 A click reaches the gateway's ``POST /officeflow/slack/interactions``
 (``plugins/officeflow_gateway/slack_interactions.py``), which records it as the HITL response.
+
+The approval's domain events (docs/events.md) are written by the operator, in the task: the request and the
+answer live in Airflow's human-in-the-loop table, which the store cannot share a transaction with, and the task
+is the one place every request and every answer passes (from Slack, the Airflow UI or the REST API).
+``com.officeflow.approval.requested`` once the request is stored in Airflow and before anyone is asked;
+``com.officeflow.approval.decided`` when the task resumes with the answer, before the run goes on. An event
+that cannot be written fails the task, as any step that cannot write its change to the store does.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +24,10 @@ from airflow.sdk.bases.notifier import BaseNotifier
 from airflow.sdk.execution_time.hitl import HITLUser
 
 from include.officeflow.errors import InvalidInput, ServiceError
+from include.officeflow.events.cloudevents import id_or_digest
+from include.officeflow.events.outbox import add_event_once, stable_event_id
+from include.officeflow.store import get_engine
+from include.officeflow.store.db import task_store_url
 from include.officeflow.templating import mrkdwn_escape
 from operators.base import for_airflow
 from operators.hooks.slack import DEFAULT_CONN_ID, OfficeFlowSlackHook
@@ -89,6 +101,62 @@ class SlackApprovalOperator(ApprovalOperator):
         self.notifiers = [*self.notifiers, _SlackApprovalRequest(self)]
         return super().execute(context)
 
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """The answer (or the timeout) arrived: ``approval.decided``, then Airflow's handling of it."""
+        approval_event(context, "decided", self._decision(event))
+        return super().execute_complete(context=context, event=event)
+
+    def _decision(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The decision's event data: ``approved`` / ``rejected`` / ``timed_out`` / ``error``, and who decided by
+        id: the Airflow user id, or, for a decision from Slack (where the responder is the approver's e-mail),
+        the approver's Slack user id; never a name or an e-mail address."""
+        if "error" in event:
+            decision = "timed_out" if event.get("error_type") == "timeout" else "error"
+            return {"decision": decision, "chosen_options": [], "approver_user_id": None,
+                    "approver_slack_user_id": None, "responded_at": None}
+        chosen = [str(option) for option in event.get("chosen_options") or []]
+        decision = {self.APPROVE: "approved", self.REJECT: "rejected"}.get(chosen[0] if chosen else "", "other")
+        responder = str((event.get("responded_by_user") or {}).get("id") or "")
+        user_id, slack_id = (responder or None), None
+        if responder and not _plain_id(responder):
+            user_id = None
+            if responder.lower() in {str(e).lower() for e in self.approvers}:
+                try:
+                    slack_id = self.hook.user_id_by_email(responder)
+                except ServiceError as exc:
+                    self.log.warning("The approver's Slack id is unknown for the decided event: %s", exc)
+        responded_at = event.get("responded_at")
+        return {"decision": decision, "chosen_options": chosen, "approver_user_id": user_id,
+                "approver_slack_user_id": slack_id,
+                "responded_at": responded_at.isoformat() if isinstance(responded_at, datetime) else None}
+
+
+def _plain_id(value: str) -> bool:
+    """True when event data may hold ``value`` (not an e-mail address or a credential)."""
+    return id_or_digest(value) == value
+
+
+def approval_event(context: Context, action: str, details: dict[str, Any]) -> None:
+    """Write ``com.officeflow.approval.<action>`` (requested, decided) of the context's task instance to the
+    store (the task's store: the ``officeflow_db`` connection). The approval id is the task instance's id (the
+    key of its HITL request; a new try asks again under a new id), also the subject; the event id is derived
+    from it, so a task that resumes twice with one answer writes one event."""
+    ti = context["ti"]
+    approval_id = str(ti.id)
+    conf = getattr(context.get("dag_run"), "conf", None) or {}
+    data = {"approval_id": approval_id, "dag_id": id_or_digest(ti.dag_id), "run_id": id_or_digest(ti.run_id),
+            "task_id": id_or_digest(ti.task_id), "map_index": ti.map_index, "try_number": ti.try_number, **details}
+    with get_engine(task_store_url()).begin() as conn:
+        add_event_once(conn, event_id=stable_event_id("approval", action, approval_id), area="approval",
+                       action=action, subject=approval_id, data=data,
+                       organization_id=_attribute(conf.get("organization_id")),
+                       correlation_id=_attribute(conf.get("correlation_id")))
+
+
+def _attribute(value: Any) -> str | None:
+    """A run conf's ``organization_id`` / ``correlation_id`` as an event attribute: a plain id that fits."""
+    return value if isinstance(value, str) and 0 < len(value) <= 64 and _plain_id(value) else None
+
 
 class _SlackApprovalRequest(BaseNotifier):
     """Called by :meth:`HITLOperator.execute` once the HITL request is stored: posts the buttons
@@ -113,6 +181,7 @@ class _SlackApprovalRequest(BaseNotifier):
                             "map_index": ti.map_index, "approvers": ids}, separators=(",", ":"))
         if len(value) > MAX_BUTTON_VALUE:
             raise InvalidInput("too many approvers for one Slack button (value over 2000 characters)")
+        approval_event(context, "requested", {"approver_slack_user_ids": sorted(ids)})
         blocks = approval_blocks(str(op.subject), str(op.body) if op.body else None, value,
                                  op.generate_link_to_ui(task_instance=ti))
         posted = op.hook.call_method("chat.postMessage", channel=str(op.channel),

@@ -8,12 +8,14 @@ how long; :func:`purge_sent` deletes rows sent before a cutoff (docs/events.md).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.orm import Session
 
@@ -32,11 +34,41 @@ def add_event(session: Session | Connection, *, area: str, action: str, subject:
     """
     event = build(area=area, action=action, subject=subject, data=data, organization_id=organization_id,
                   correlation_id=correlation_id, source=source)
-    session.execute(insert(OutboxEvent).values(
-        event_id=event["id"], area=area, type=event["type"], subject=subject, organization_id=organization_id,
-        correlation_id=correlation_id, event=event, created_at=datetime.now(UTC), attempts=0,
-    ))
+    session.execute(insert(OutboxEvent).values(_row(event, area, subject, organization_id, correlation_id)))
     return event
+
+
+#: The namespace of :func:`stable_event_id`.
+EVENT_ID_NAMESPACE = uuid.UUID("6f1b3c52-4a8e-5d0e-9a57-0ff1cef10e11")
+
+
+def stable_event_id(*parts: object) -> str:
+    """The same event id for the same ``parts`` (a UUID 5): for a change that may be reported more than once,
+    e.g. by an Airflow listener that can fire twice for one state change."""
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, "\x1f".join(str(part) for part in parts)))
+
+
+def add_event_once(session: Session | Connection, *, event_id: str, area: str, action: str, subject: str,
+                   data: Mapping[str, Any], organization_id: str | None = None, correlation_id: str | None = None,
+                   source: str = DEFAULT_SOURCE) -> dict[str, Any] | None:
+    """:func:`add_event` with the caller's ``event_id`` (see :func:`stable_event_id`), unless the outbox already
+    holds that id (``INSERT … ON CONFLICT DO NOTHING``): returns the event, or None when it was written before.
+    Data is checked as by :func:`add_event`."""
+    event = build(area=area, action=action, subject=subject, data=data, organization_id=organization_id,
+                  correlation_id=correlation_id, source=source, event_id=event_id)
+    dialect = session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
+    statement: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    result = session.execute(statement(OutboxEvent).values(_row(event, area, subject, organization_id, correlation_id))
+                             .on_conflict_do_nothing(index_elements=["event_id"])
+                             .returning(OutboxEvent.seq))
+    return event if result.scalar_one_or_none() is not None else None
+
+
+def _row(event: dict[str, Any], area: str, subject: str, organization_id: str | None,
+         correlation_id: str | None) -> dict[str, Any]:
+    return {"event_id": event["id"], "area": area, "type": event["type"], "subject": subject,
+            "organization_id": organization_id, "correlation_id": correlation_id, "event": event,
+            "created_at": datetime.now(UTC), "attempts": 0}
 
 
 @dataclass(frozen=True)
