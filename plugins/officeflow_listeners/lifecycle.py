@@ -27,9 +27,11 @@ from __future__ import annotations
 import hashlib
 import logging
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from airflow.listeners import hookimpl
+from sqlalchemy import Engine, create_engine
 
 from include.officeflow.events.cloudevents import id_or_digest
 from include.officeflow.events.outbox import add_event_once, stable_event_id
@@ -93,9 +95,19 @@ def _is_officeflow_run(dag_run: Any) -> bool:
     return OFFICEFLOW_TAG in tags
 
 
+@lru_cache(maxsize=4)
+def _engine(url: str) -> Engine:
+    """The listener's own small pool on a server database, with short connect and statement timeouts: a store
+    that is slow or unreachable costs the scheduler loop seconds, never a hang. SQLite (dev): the shared engine."""
+    if url.startswith("sqlite"):
+        return get_engine(url)
+    return create_engine(url, pool_pre_ping=True, pool_size=1, max_overflow=2,
+                         connect_args={"connect_timeout": 5, "options": "-c statement_timeout=5000"})
+
+
 def _write(url: str, *, event_id: str, area: str, action: str, subject: str, data: dict[str, Any],
            conf: dict[str, Any]) -> None:
-    with get_engine(url).begin() as conn:
+    with _engine(url).begin() as conn:
         written = add_event_once(conn, event_id=event_id, area=area, action=action, subject=subject, data=data,
                                  organization_id=_attribute(conf, "organization_id"),
                                  correlation_id=_attribute(conf, "correlation_id"))

@@ -1,5 +1,7 @@
 """End to end: officeflow_approval_smoke waits in Airflow's human-in-the-loop state until an approver
-clicks a button on the Slack message (a click signed as Slack signs it), then continues or ends."""
+clicks a button on the Slack message (a click signed as Slack signs it), then continues or ends; an approver
+Slack does not know fails the run. Each run leaves its domain events in the store's outbox: the workflow's
+(from the plugin's listener in the scheduler and the worker) and the approval's (from the operator)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import httpx
 import pytest
 
 from tests.harness.airflow_platform import AirflowPlatform
-from tests.harness.e2e_support import wait_for_dag
+from tests.harness.e2e_support import store_rows, wait_for_dag
 from tests.harness.sandbox import SandboxServer
 from tests.harness.slack import signed_click
 
@@ -22,10 +24,10 @@ APPROVER = "U0SEED0001"  # admin@officeflow.test in the sandbox's seed
 OTHER = "U0SEED0002"  # people.manager@officeflow.test
 
 
-def trigger(platform: AirflowPlatform) -> str:
+def trigger(platform: AirflowPlatform, conf: dict[str, Any] | None = None) -> str:
     run_id = f"e2e-{uuid.uuid4().hex[:12]}"
     response = platform.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns",
-                            json={"dag_run_id": run_id, "logical_date": None, "conf": {}})
+                            json={"dag_run_id": run_id, "logical_date": None, "conf": conf or {}})
     assert response.status_code == 200, response.text
     return run_id
 
@@ -60,12 +62,28 @@ def click(platform: AirflowPlatform, sandbox: SandboxServer, message: dict[str, 
                       timeout=10)
 
 
+def run_events(store: str, run_id: str, *, last: str, timeout: float = 30) -> list[dict[str, Any]]:
+    """The outbox's events of ``run_id`` (the workflow's, its tasks' and its approval's), oldest first, once
+    ``last`` (a type) is among them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        events = [event for (event,) in store_rows(store, "SELECT event FROM outbox ORDER BY seq")
+                  if (event.get("data") or {}).get("run_id") == run_id]
+        if any(event["type"] == last for event in events) or time.monotonic() > deadline:
+            return events
+        time.sleep(1)
+
+
+def types(events: list[dict[str, Any]]) -> list[str]:
+    return [event["type"].removeprefix("com.officeflow.") for event in events]
+
+
 def current(sandbox: SandboxServer, ts: str) -> dict[str, Any]:
     return next(m for m in sandbox.state("slack")["messages"][CHANNEL] if m["ts"] == ts)
 
 
 def test_forged_stale_and_unlisted_clicks_leave_it_waiting_then_approval_continues(
-        platform: AirflowPlatform, sandbox_server: SandboxServer):
+        platform: AirflowPlatform, sandbox_server: SandboxServer, store: str):
     sandbox_server.reset()
     wait_for_dag(platform, DAG_ID)
     run_id = trigger(platform)
@@ -100,8 +118,19 @@ def test_forged_stale_and_unlisted_clicks_leave_it_waiting_then_approval_continu
     assert again.status_code == 200 and "already been decided" in again.json()["text"], again.text
     assert platform.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}").json()["state"] == "success"
 
+    # The outbox tells the story, by ids: the run started, the approval was asked and decided, the run succeeded.
+    events = run_events(store, run_id, last="com.officeflow.workflow.succeeded")
+    assert types(events) == ["workflow.started", "approval.requested", "approval.decided", "workflow.succeeded"]
+    started, requested, decided, succeeded = events
+    assert started["subject"] == succeeded["subject"] == f"{DAG_ID}/{run_id}"
+    assert requested["subject"] == decided["subject"] == requested["data"]["approval_id"]
+    assert requested["data"]["approver_slack_user_ids"] == [APPROVER]
+    assert (decided["data"]["decision"], decided["data"]["approver_slack_user_id"]) == ("approved", APPROVER)
+    assert succeeded["data"]["state"] == "success" and succeeded["data"]["duration_seconds"] > 0
+    assert "admin@officeflow.test" not in str(events)
 
-def test_reject_ends_the_workflow_cleanly(platform: AirflowPlatform, sandbox_server: SandboxServer):
+
+def test_reject_ends_the_workflow_cleanly(platform: AirflowPlatform, sandbox_server: SandboxServer, store: str):
     sandbox_server.reset()
     wait_for_dag(platform, DAG_ID)
     run_id = trigger(platform)
@@ -115,3 +144,24 @@ def test_reject_ends_the_workflow_cleanly(platform: AirflowPlatform, sandbox_ser
     assert task_state(platform, run_id, "approval") == "success"
     assert task_state(platform, run_id, "after_approval") == "skipped"
     assert current(sandbox_server, message["ts"])["text"].startswith("Rejected by")
+    events = run_events(store, run_id, last="com.officeflow.workflow.succeeded")
+    assert types(events) == ["workflow.started", "approval.requested", "approval.decided", "workflow.succeeded"]
+    assert events[2]["data"]["decision"] == "rejected"
+
+
+def test_an_approver_slack_does_not_know_fails_the_run_and_the_outbox_says_so(
+        platform: AirflowPlatform, sandbox_server: SandboxServer, store: str):
+    sandbox_server.reset()
+    wait_for_dag(platform, DAG_ID)
+    run_id = trigger(platform, {"approver": "nobody@officeflow.test"})
+    assert platform.wait_for_run(DAG_ID, run_id, timeout=180)["state"] == "failed", platform.logs_tail()
+    assert task_state(platform, run_id, "approval") == "failed"
+    # The task's failure is reported by the listener in the worker, the run's by the one in the scheduler;
+    # nobody was asked, so there is no approval event.
+    events = run_events(store, run_id, last="com.officeflow.workflow.failed")
+    assert types(events) == ["workflow.started", "task.failed", "workflow.failed"], events
+    task_failed, run_failed = events[1], events[2]
+    assert (task_failed["data"]["task_id"], task_failed["data"]["error_type"]) == ("approval",
+                                                                                   "AirflowFailException")
+    assert (run_failed["data"]["state"], run_failed["data"]["reason"]) == ("failed", "task_failure")
+    assert "nobody@officeflow.test" not in str(events)

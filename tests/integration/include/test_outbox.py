@@ -94,3 +94,31 @@ def test_a_waiting_event_holds_back_the_later_events_of_its_subject_only(clean_s
     with session_scope() as session:
         third = claim(session, "relay-1", limit=10, lease_seconds=30)
     assert [c.subject for c in third] == ["a", "a"] and third[0].seq < third[1].seq
+
+
+@pytest.mark.parametrize("database", ["postgresql", "sqlite"])
+def test_an_event_with_a_stable_id_is_written_once(clean_store, tmp_path, database):
+    from include.officeflow.events.outbox import add_event_once, stable_event_id
+    from include.officeflow.store import get_engine, migrate
+
+    url = None
+    if database == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+        migrate(url)
+    event_id = stable_event_id("workflow", "started", "dag", "run-1", 0)
+    assert event_id == stable_event_id("workflow", "started", "dag", "run-1", 0)
+    assert event_id != stable_event_id("workflow", "started", "dag", "run-1", 1)  # a cleared run: a new event
+    written = []
+    for _ in range(2):  # a listener that fires twice for one change
+        with session_scope(url) as session:
+            written.append(add_event_once(session, event_id=event_id, area="workflow", action="started",
+                                          subject="dag/run-1", data={"run_id": "run-1"}))
+    with get_engine(url).begin() as conn:  # a Core connection works too
+        written.append(add_event_once(conn, event_id=event_id, area="workflow", action="started",
+                                      subject="dag/run-1", data={"run_id": "run-1"}))
+    assert written[0] is not None and written[0]["id"] == event_id and written[1:] == [None, None]
+    with session_scope(url) as session:
+        assert [row.event_id for row in session.scalars(select(OutboxEvent))] == [event_id]
+    with pytest.raises(EventDataError), session_scope(url) as session:  # its data is checked as add_event's
+        add_event_once(session, event_id=stable_event_id("x"), area="workflow", action="started", subject="s",
+                       data={"email": "ada@example.com"})
