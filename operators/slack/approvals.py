@@ -24,8 +24,8 @@ from airflow.sdk.bases.notifier import BaseNotifier
 from airflow.sdk.execution_time.hitl import HITLUser
 
 from include.officeflow.errors import InvalidInput, ServiceError
-from include.officeflow.events.cloudevents import id_or_digest
 from include.officeflow.events.outbox import add_event_once, stable_event_id
+from include.officeflow.events.values import id_or_digest
 from include.officeflow.store import get_engine
 from include.officeflow.store.db import task_store_url
 from include.officeflow.templating import mrkdwn_escape

@@ -33,8 +33,8 @@ from typing import Any
 from airflow.listeners import hookimpl
 from sqlalchemy import Engine, create_engine
 
-from include.officeflow.events.cloudevents import id_or_digest
 from include.officeflow.events.outbox import add_event_once, stable_event_id
+from include.officeflow.events.values import id_or_digest
 from include.officeflow.settings import get_settings
 from include.officeflow.store import get_engine
 from include.officeflow.store.db import task_store_url

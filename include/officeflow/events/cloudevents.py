@@ -19,7 +19,6 @@ An event is a JSON object with the spec's required attributes (``id``, ``source`
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from collections.abc import Mapping
@@ -106,12 +105,3 @@ def build(*, area: str, action: str, subject: str, data: Mapping[str, Any], orga
         event["correlationid"] = correlation_id
     return event
 
-
-def id_or_digest(value: str) -> str:
-    """An id as event data may carry it: itself, or its digest (``sha256:…``) when :func:`check_data` would
-    refuse it (a run id someone named after an e-mail address, say), so an event never fails over an id."""
-    try:
-        check_data({"value": value})
-    except EventDataError:
-        return f"sha256:{hashlib.sha256(value.encode()).hexdigest()[:32]}"
-    return value
