@@ -46,7 +46,7 @@ def default_args(**overrides: Any) -> dict[str, Any]:
 
 
 def workflow_dag(dag_id: str, *, display_name: str, description: str | None, owner: str, tags: list[str],
-                 params: Mapping[str, Any], doc_md: str | None = None, schedule: str | None = None,
+                 params: Mapping[str, Any], doc_md: str | None = None, schedule: str | list[Any] | None = None,
                  max_active_runs: int = 16, with_run_params: bool = True,
                  default_args_overrides: Mapping[str, Any] | None = None, access: Iterable[str] = ()) -> DAG:
     """An OfficeFlow DAG with everything above; ``with_run_params`` adds the run details after ``params``.

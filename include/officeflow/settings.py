@@ -139,6 +139,26 @@ class Settings(BaseSettings):
     events_outbox_purge_batch: int = Field(
         default=1000, ge=1, description="Rows the relay's purge deletes per transaction."
     )
+    hr_events_topic: str | None = Field(
+        default=None, min_length=1, max_length=58, pattern=r"^[A-Za-z0-9._-]+$",
+        description="Kafka topic of inbound HR events: set, the hr_events_from_kafka DAG watches it (an AssetWatcher "
+        "in the triggerer) and starts the HR workflows; unset (the default), the DAG is not defined.",
+    )
+    hr_events_kafka_conn_id: str = Field(
+        default="kafka_default",
+        description="Airflow connection (type kafka) the HR events watcher consumes with; its extra needs group.id.",
+    )
+    hr_events_topic_partitions: int = Field(default=3, ge=1, description="Partitions of the HR events topic.")
+    hr_events_topic_replication: int = Field(
+        default=1, ge=1, description="Replication factor of the HR events topic (3 on a real cluster)."
+    )
+    hr_events_organization_id: str = Field(
+        default="default", min_length=1,
+        description="Organization (tenant) of the runs HR events from Kafka start; never taken from a message.",
+    )
+    hr_events_poll_interval_seconds: float = Field(
+        default=1.0, gt=0, description="How long the watcher waits after a skipped message before polling again.",
+    )
     dispatcher_mode: Literal["embedded", "external"] = Field(
         default="embedded",
         description="`embedded`: a dispatcher thread in each api-server process (dev, small installs). "

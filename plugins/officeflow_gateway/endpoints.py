@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from include.officeflow.mapping import hr_routes
 from include.officeflow.settings import get_settings
 from include.officeflow.store import WebhookEndpoint, session_scope
 from plugins.officeflow_gateway import secret_box
@@ -91,12 +92,7 @@ def _builtin_bamboohr() -> EndpointConfig | None:
         return None
     from plugins.officeflow_gateway.adapters.bamboohr import BambooHRAdapter
 
-    routes = {
-        "employee.created": settings.onboarding_dag_id,
-        "employee.terminated": settings.offboarding_dag_id,
-        "employee.deleted": settings.offboarding_dag_id,
-        "employee.job_changed": settings.role_change_dag_id,
-    }
+    routes = hr_routes()
     return EndpointConfig(
         id=BUILTIN_BAMBOOHR, organization_id="default", adapter="bamboohr",
         target_dag_id=settings.onboarding_dag_id, event_types=("employee.created",), routes=routes,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,13 +22,6 @@ class TriggerError(Exception):
     @property
     def permanent(self) -> bool:
         return self.reason == "refused"
-
-
-def run_id_for(endpoint_id: str, provider_event_id: str) -> str:
-    """Deterministic run id: a repeated delivery of the same event names the same run."""
-    digest = hashlib.sha256(f"{endpoint_id}:{provider_event_id}".encode()).hexdigest()[:32]
-    prefix = "".join(c if c.isalnum() else "_" for c in endpoint_id)[:40]
-    return f"{prefix}__{digest}"
 
 
 def trigger_run(dag_id: str, run_id: str, conf: dict[str, Any], *, triggered_by_name: str,

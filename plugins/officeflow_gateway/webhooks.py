@@ -28,10 +28,10 @@ from plugins.officeflow_gateway.adapters import Delivery, PayloadError, Verifica
 from plugins.officeflow_gateway.adapters.base import check_storable
 from plugins.officeflow_gateway.dispatcher import dispatcher
 from plugins.officeflow_gateway.errors import CORRELATION_HEADER, ApiError, correlation_id
-from plugins.officeflow_gateway.inbox import Outcome, store
-from plugins.officeflow_gateway.mapping import MappingError, ParamsValidator, apply_mapping
+from include.officeflow.inbox import Outcome, store
+from include.officeflow.mapping import MappingError, ParamsValidator, apply_mapping
 from plugins.officeflow_gateway.ratelimit import InProcessRateLimiter, get_rate_limiter
-from plugins.officeflow_gateway.triggering import run_id_for
+from include.officeflow.inbox import run_id_for
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 log = logging.getLogger(__name__)

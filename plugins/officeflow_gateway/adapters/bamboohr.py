@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
+from include.officeflow.mapping import HR_DOCUMENT_MAPPING
 from plugins.officeflow_gateway.adapters.base import (
     Delivery,
     InboundEvent,
@@ -158,21 +159,7 @@ def _nest_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
 class BambooHRAdapter:
     name = "bamboohr"
     content_types: tuple[str, ...] = ("application/json", FORM)
-    default_mapping = {
-        "employee_id": "employee_id",
-        "first_name": "fields.firstName",
-        "last_name": "fields.lastName",
-        "email": "fields.workEmail",
-        "personal_email": "fields.homeEmail",
-        "department": "fields.department",
-        "job_title": "fields.jobTitle",
-        "start_date": "fields.hireDate",
-        "location": "fields.location",
-        "manager": "fields.supervisor",
-        "manager_email": "fields.supervisorEmail",
-        "termination_date": "fields.terminationDate",
-        "event_type": "action",
-    }
+    default_mapping = HR_DOCUMENT_MAPPING
 
     def verify(self, delivery: Delivery, secrets: Sequence[str], config: Mapping[str, Any],
                *, window_seconds: int) -> None:

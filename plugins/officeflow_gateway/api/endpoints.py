@@ -24,7 +24,7 @@ from plugins.officeflow_gateway import endpoints, secret_box
 from plugins.officeflow_gateway.adapters import ADAPTER_NAMES
 from plugins.officeflow_gateway.auth import Caller, CreateEndpoints, DeleteEndpoints, EditEndpoints, ReadEndpoints
 from plugins.officeflow_gateway.errors import ApiError, correlation_id
-from plugins.officeflow_gateway.mapping import MappingError, compile_mapping
+from include.officeflow.mapping import MappingError, compile_mapping
 
 router = APIRouter(prefix="/api/v1/webhook-endpoints", tags=["webhook endpoints"])
 

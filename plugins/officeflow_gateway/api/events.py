@@ -30,8 +30,8 @@ from plugins.officeflow_gateway import endpoints
 from plugins.officeflow_gateway.auth import Caller, ReadEvents, ReplayEvents
 from plugins.officeflow_gateway.dispatcher import dispatcher
 from plugins.officeflow_gateway.errors import ApiError, correlation_id
-from plugins.officeflow_gateway.mapping import MappingError, apply_mapping
-from plugins.officeflow_gateway.triggering import run_id_for
+from include.officeflow.mapping import MappingError, apply_mapping
+from include.officeflow.inbox import run_id_for
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from include.officeflow.store import AuditLog, EventStatus, WebhookEvent, session_scope
 from plugins.officeflow_gateway import dispatcher as dispatch
-from plugins.officeflow_gateway.inbox import store
-from plugins.officeflow_gateway.triggering import run_id_for
+from include.officeflow.inbox import store
+from include.officeflow.inbox import run_id_for
 
 
 @pytest.fixture

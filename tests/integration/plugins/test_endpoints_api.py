@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from include.officeflow.store import WebhookEndpoint, session_scope
 from plugins.officeflow_gateway.adapters import generic
-from plugins.officeflow_gateway.triggering import run_id_for
+from include.officeflow.inbox import run_id_for
 from tests.harness.endpoints import (
     API,
     BAMBOOHR_SECRET,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from plugins.officeflow_gateway.triggering import run_id_for
+from include.officeflow.inbox import run_id_for
 from tests.harness.endpoints import (
     API,
     DAG,

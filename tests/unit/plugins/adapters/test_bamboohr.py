@@ -18,7 +18,7 @@ from plugins.officeflow_gateway.adapters.bamboohr import (
     BambooHRAdapter,
     sign,
 )
-from plugins.officeflow_gateway.mapping import apply_mapping
+from include.officeflow.mapping import apply_mapping
 
 KEY = "private-key"
 BODY = b'{"employees":[{"action":"Created","id":"7"}]}'

@@ -16,6 +16,39 @@ from jmespath.exceptions import JMESPathError
 from jmespath.visitor import TreeInterpreter
 
 
+#: The mapping of OfficeFlow's HR document (``{"employee_id", "action", "fields": {...}}``, what the BambooHR
+#: adapter normalises its payloads to, and the ``data`` of an HR event on Kafka) to the HR workflows' params.
+HR_DOCUMENT_MAPPING: dict[str, str] = {
+    "employee_id": "employee_id",
+    "first_name": "fields.firstName",
+    "last_name": "fields.lastName",
+    "email": "fields.workEmail",
+    "personal_email": "fields.homeEmail",
+    "department": "fields.department",
+    "job_title": "fields.jobTitle",
+    "start_date": "fields.hireDate",
+    "location": "fields.location",
+    "manager": "fields.supervisor",
+    "manager_email": "fields.supervisorEmail",
+    "termination_date": "fields.terminationDate",
+    "event_type": "action",
+}
+
+
+def hr_routes() -> dict[str, str]:
+    """The HR lifecycle event types and the workflow each starts (the settings' DAG ids): hires to onboarding,
+    terminations and deletions to offboarding, job changes to the role change. Other types start nothing."""
+    from include.officeflow.settings import get_settings
+
+    settings = get_settings()
+    return {
+        "employee.created": settings.onboarding_dag_id,
+        "employee.terminated": settings.offboarding_dag_id,
+        "employee.deleted": settings.offboarding_dag_id,
+        "employee.job_changed": settings.role_change_dag_id,
+    }
+
+
 class MappingError(Exception):
     """The event cannot become a valid run conf; ``field`` names the param that failed."""
 

@@ -1,7 +1,8 @@
 """The durable inbox: every verified event is committed before the gateway answers 2xx.
 
 The row is unique on (endpoint_id, provider_event_id): a duplicate delivery finds the stored event
-(and its run id) instead of creating a second one. Runs are started by the dispatcher.
+(and its run id, :func:`run_id_for`) instead of creating a second one. Runs are started by the gateway's
+dispatcher, or for HR events from Kafka by the ``hr_events_from_kafka`` DAG (``include/officeflow/events/inbound.py``).
 
 A new event also writes its domain event to the outbox in the same transaction (:func:`webhook_event`):
 ``com.officeflow.webhook.accepted`` or ``.rejected``; a duplicate delivery writes none.
@@ -62,6 +63,13 @@ def _insert_or_nothing(dialect: str) -> Any:
             .returning(table.c.id))
 
 
+def run_id_for(endpoint_id: str, provider_event_id: str) -> str:
+    """Deterministic run id: a repeated delivery of the same event names the same run."""
+    digest = hashlib.sha256(f"{endpoint_id}:{provider_event_id}".encode()).hexdigest()[:32]
+    prefix = "".join(c if c.isalnum() else "_" for c in endpoint_id)[:40]
+    return f"{prefix}__{digest}"
+
+
 def webhook_event(session: Any, *, action: str, event_id: str, endpoint_id: str, provider_event_id: str,
                   event_type: str, status: str, dag_id: str | None, dag_run_id: str | None,
                   organization_id: str | None, correlation_id: str, attempts: int = 0) -> None:
@@ -83,9 +91,11 @@ def _sender_made(value: str) -> str:
 
 def store(*, endpoint_id: str, provider_event_id: str, event_type: str, document: dict[str, Any],
           conf: dict[str, Any] | None, status: EventStatus, dag_id: str | None, dag_run_id: str | None,
-          correlation_id: str, error: str | None, organization_id: str | None = None) -> Outcome:
+          correlation_id: str, error: str | None, organization_id: str | None = None,
+          store_url: str | None = None) -> Outcome:
     """Insert the event and its domain event (accepted, or rejected), or return the stored one for a duplicate
-    delivery (no domain event: nothing changed)."""
+    delivery (no domain event: nothing changed). ``store_url``: the store's URL when not the configured one (task
+    code passes ``task_store_url()``)."""
     now = utcnow()
     values = {
         "id": new_id(), "endpoint_id": endpoint_id, "provider_event_id": provider_event_id,
@@ -93,7 +103,7 @@ def store(*, endpoint_id: str, provider_event_id: str, event_type: str, document
         "dag_id": dag_id, "dag_run_id": dag_run_id, "correlation_id": correlation_id, "error": error,
         "attempts": 0, "received_at": now, "updated_at": now,
     }
-    engine = get_engine()
+    engine = get_engine(store_url)
     with engine.begin() as conn:
         inserted = conn.execute(_insert_or_nothing(engine.dialect.name), values).scalar_one_or_none()
         if inserted is not None:

@@ -1,0 +1,94 @@
+"""# HR events from Kafka
+
+Starts the HR workflows from HR events published on the Kafka topic `OFFICEFLOW_HR_EVENTS_TOPIC` (docs/events.md,
+"Events in"). Airflow's event-driven scheduling: the asset `officeflow_hr_events` has an `AssetWatcher` whose
+common-messaging `MessageQueueTrigger` (scheme `kafka`) runs in the triggerer and passes each good message on as
+an asset event (`include.officeflow.events.inbound.apply_function`; malformed and filtered messages are logged,
+counted in the inbox and skipped). Each asset event schedules a run of this DAG:
+
+```text
+record_events   each triggering asset event: checked, mapped as the webhooks are, stored in the inbox
+                (unique per event id: a redelivered message starts nothing)
+start_workflow  one per new event: the workflow's run, its id derived from the event (Airflow validates the conf;
+                a refused conf makes the inbox event rejected, other failures leave it to the gateway's dispatcher)
+```
+
+Without `OFFICEFLOW_HR_EVENTS_TOPIC` the asset has no watcher (no Kafka needed); an asset event posted through
+the REST API (`POST /api/v2/assets/events`) still starts this DAG.
+"""
+
+# Airflow parses only the files of dags/ that mention both "airflow" and "dag" (core.dag_discovery_safe_mode)
+# and skips the others without a word: this line makes sure this file is one (tests/unit/dags checks each is).
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import Asset, AssetWatcher, task
+
+from include.officeflow.events import inbound
+from include.officeflow.settings import get_settings
+from operators.workflow_dag import workflow_dag
+
+settings = get_settings()
+watchers = []
+if settings.hr_events_topic:
+    from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+
+    watchers.append(AssetWatcher(name="hr_events_kafka", trigger=MessageQueueTrigger(
+        scheme="kafka", topics=[settings.hr_events_topic], kafka_config_id=settings.hr_events_kafka_conn_id,
+        apply_function="include.officeflow.events.inbound.apply_function",
+        poll_interval=settings.hr_events_poll_interval_seconds)))
+hr_events = Asset(name="officeflow_hr_events", watchers=watchers)
+
+
+def _started(context: Any) -> None:
+    """The run exists: its inbox event becomes ``triggered`` (unless the gateway's dispatcher got there first)."""
+    from include.officeflow.store.db import task_store_url
+
+    inbound.mark_triggered(context["task"].trigger_run_id, store_url=task_store_url())
+
+
+def _not_started(context: Any) -> None:
+    """Airflow refused the run (its conf does not match the workflow's params: HTTP 400): the inbox event becomes
+    ``rejected`` with the reason. Other failures (the API server away) leave it pending for the gateway's
+    dispatcher to retry, as a webhook's."""
+    from include.officeflow.store.db import task_store_url
+
+    refusal = inbound.refusal(context.get("exception"))
+    if refusal is not None:
+        inbound.mark_refused(context["task"].trigger_run_id, refusal, store_url=task_store_url())
+
+
+with workflow_dag(
+    "hr_events_from_kafka",
+    display_name="HR events from Kafka",
+    description="Start the HR workflows from the HR events of the Kafka topic OFFICEFLOW_HR_EVENTS_TOPIC.",
+    owner="it-team",
+    doc_md=__doc__,
+    tags=["events", "it"],
+    params={},
+    schedule=[hr_events],
+    with_run_params=False,
+):
+
+    @task(task_display_name="Record the HR events")
+    def record_events(**context: Any) -> list[dict[str, Any]]:
+        """The runs to start: one per new, routed event of the triggering asset events."""
+        from include.officeflow.store.db import task_store_url
+
+        url = task_store_url()
+        runs = []
+        for event in context["triggering_asset_events"][hr_events]:
+            run = inbound.record((event.extra or {}).get("payload"), store_url=url)
+            if run is not None:
+                runs.append(run)
+        return runs
+
+    TriggerDagRunOperator.partial(
+        task_id="start_workflow", task_display_name="Start the workflow", skip_when_already_exists=True,
+        on_success_callback=_started, on_retry_callback=_not_started, on_failure_callback=_not_started,
+        retries=1, retry_delay=timedelta(seconds=10), retry_exponential_backoff=False,
+    ).expand_kwargs(record_events())
