@@ -2,8 +2,8 @@
 
 Starts the HR workflows from HR events published on the Kafka topic `OFFICEFLOW_HR_EVENTS_TOPIC` (docs/events.md,
 "Events in"). Airflow's event-driven scheduling: the asset `officeflow_hr_events` has an `AssetWatcher` whose
-common-messaging `MessageQueueTrigger` (scheme `kafka`) runs in the triggerer and passes each good message on as
-an asset event (`include.officeflow.events.inbound.apply_function`; malformed and filtered messages are logged,
+trigger, the Kafka provider's `AwaitMessageTrigger`, runs in the triggerer and passes each good message on as an
+asset event (`include.officeflow.inbound_events.apply_function`; malformed and filtered messages are logged,
 counted in the inbox and skipped). Each asset event schedules a run of this DAG:
 
 ```text
@@ -28,18 +28,21 @@ from typing import Any
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Asset, AssetWatcher, task
 
-from include.officeflow.events import inbound
+from include.officeflow import inbound_events as inbound
 from include.officeflow.settings import get_settings
 from operators.workflow_dag import workflow_dag
 
 settings = get_settings()
 watchers = []
 if settings.hr_events_topic:
-    from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+    # The Kafka provider's trigger itself, which is what common-messaging's MessageQueueTrigger(scheme="kafka")
+    # creates and serialises: importing MessageQueueTrigger loads every installed message-queue provider (Google
+    # Pub/Sub, SQS, ...), seconds of DAG parsing for nothing.
+    from airflow.providers.apache.kafka.triggers.await_message import AwaitMessageTrigger
 
-    watchers.append(AssetWatcher(name="hr_events_kafka", trigger=MessageQueueTrigger(
-        scheme="kafka", topics=[settings.hr_events_topic], kafka_config_id=settings.hr_events_kafka_conn_id,
-        apply_function="include.officeflow.events.inbound.apply_function",
+    watchers.append(AssetWatcher(name="hr_events_kafka", trigger=AwaitMessageTrigger(
+        topics=[settings.hr_events_topic], kafka_config_id=settings.hr_events_kafka_conn_id,
+        apply_function="include.officeflow.inbound_events.apply_function",
         poll_interval=settings.hr_events_poll_interval_seconds)))
 hr_events = Asset(name="officeflow_hr_events", watchers=watchers)
 

@@ -2,7 +2,7 @@
 
 The row is unique on (endpoint_id, provider_event_id): a duplicate delivery finds the stored event
 (and its run id, :func:`run_id_for`) instead of creating a second one. Runs are started by the gateway's
-dispatcher, or for HR events from Kafka by the ``hr_events_from_kafka`` DAG (``include/officeflow/events/inbound.py``).
+dispatcher, or for HR events from Kafka by the ``hr_events_from_kafka`` DAG (``include/officeflow/inbound_events.py``).
 
 A new event also writes its domain event to the outbox in the same transaction (:func:`webhook_event`):
 ``com.officeflow.webhook.accepted`` or ``.rejected``; a duplicate delivery writes none.

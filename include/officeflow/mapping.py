@@ -15,7 +15,6 @@ import jmespath
 from jmespath.exceptions import JMESPathError
 from jmespath.visitor import TreeInterpreter
 
-
 #: The mapping of OfficeFlow's HR document (``{"employee_id", "action", "fields": {...}}``, what the BambooHR
 #: adapter normalises its payloads to, and the ``data`` of an HR event on Kafka) to the HR workflows' params.
 HR_DOCUMENT_MAPPING: dict[str, str] = {

@@ -12,7 +12,7 @@ import sys
 
 from airflow.providers.apache.kafka.hooks.client import KafkaAdminClientHook
 
-from include.officeflow.events import inbound
+from include.officeflow import inbound_events as inbound
 from include.officeflow.settings import get_settings
 
 

@@ -27,9 +27,9 @@ from sqlalchemy import or_, select
 
 from include.officeflow import run_notes
 from include.officeflow.audit import audit
+from include.officeflow.inbox import webhook_event
 from include.officeflow.settings import get_settings
 from include.officeflow.store import EventStatus, WebhookEvent, session_scope
-from include.officeflow.inbox import webhook_event
 from plugins.officeflow_gateway.triggering import TriggerError, trigger_run
 
 log = logging.getLogger(__name__)

@@ -21,6 +21,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from include.officeflow.audit import audit
+from include.officeflow.inbox import Outcome, run_id_for, store
+from include.officeflow.mapping import MappingError, ParamsValidator, apply_mapping
 from include.officeflow.settings import get_settings
 from include.officeflow.store import EventStatus
 from plugins.officeflow_gateway import endpoints
@@ -28,10 +30,7 @@ from plugins.officeflow_gateway.adapters import Delivery, PayloadError, Verifica
 from plugins.officeflow_gateway.adapters.base import check_storable
 from plugins.officeflow_gateway.dispatcher import dispatcher
 from plugins.officeflow_gateway.errors import CORRELATION_HEADER, ApiError, correlation_id
-from include.officeflow.inbox import Outcome, store
-from include.officeflow.mapping import MappingError, ParamsValidator, apply_mapping
 from plugins.officeflow_gateway.ratelimit import InProcessRateLimiter, get_rate_limiter
-from include.officeflow.inbox import run_id_for
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 log = logging.getLogger(__name__)

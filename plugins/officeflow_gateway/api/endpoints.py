@@ -18,13 +18,13 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from include.officeflow.audit import audit
+from include.officeflow.mapping import MappingError, compile_mapping
 from include.officeflow.settings import get_settings
 from include.officeflow.store import WebhookEndpoint, session_scope
 from plugins.officeflow_gateway import endpoints, secret_box
 from plugins.officeflow_gateway.adapters import ADAPTER_NAMES
 from plugins.officeflow_gateway.auth import Caller, CreateEndpoints, DeleteEndpoints, EditEndpoints, ReadEndpoints
 from plugins.officeflow_gateway.errors import ApiError, correlation_id
-from include.officeflow.mapping import MappingError, compile_mapping
 
 router = APIRouter(prefix="/api/v1/webhook-endpoints", tags=["webhook endpoints"])
 

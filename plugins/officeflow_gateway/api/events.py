@@ -25,13 +25,13 @@ from sqlalchemy import case, func, literal, select
 from starlette.concurrency import run_in_threadpool
 
 from include.officeflow.audit import audit
+from include.officeflow.inbox import run_id_for
+from include.officeflow.mapping import MappingError, apply_mapping
 from include.officeflow.store import EventStatus, WebhookEndpoint, WebhookEvent, session_scope
 from plugins.officeflow_gateway import endpoints
 from plugins.officeflow_gateway.auth import Caller, ReadEvents, ReplayEvents
 from plugins.officeflow_gateway.dispatcher import dispatcher
 from plugins.officeflow_gateway.errors import ApiError, correlation_id
-from include.officeflow.mapping import MappingError, apply_mapping
-from include.officeflow.inbox import run_id_for
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 

@@ -1,5 +1,5 @@
-"""HR events in from Kafka (include/officeflow/events/inbound.py, operators/hooks/hr_events.py) against the harness's
-real Apache Kafka broker and the PostgreSQL store: the provider's message-queue trigger with OfficeFlow's apply
+"""HR events in from Kafka (include/officeflow/inbound_events.py, operators/hooks/hr_events.py) against the harness's
+real Apache Kafka broker and the PostgreSQL store: the Kafka provider's trigger with OfficeFlow's apply
 function skips and counts malformed and filtered messages and fires on a good one, also with the store down; the
 DAG's recording maps as the webhooks do and stops a redelivered event in the inbox; a refusal is recorded; the
 topic is created from the settings by the documented command."""
@@ -19,7 +19,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from sqlalchemy import select
 
-from include.officeflow.events import inbound
+from include.officeflow import inbound_events as inbound
 from include.officeflow.inbox import run_id_for
 from include.officeflow.store import AuditLog, OutboxEvent, WebhookEvent, session_scope
 from tests.harness.environment import REPO_ROOT
@@ -56,11 +56,12 @@ def event(event_id: str, **changes: Any) -> dict[str, Any]:
 
 
 def first_trigger_event(topic: str, timeout: float = 60) -> Any:
-    """Run the watcher's trigger as the triggerer does (the common-messaging trigger, scheme kafka) until it fires."""
-    from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+    """Run the watcher's trigger (the DAG's: the Kafka provider's AwaitMessageTrigger with OfficeFlow's apply function)
+    as the triggerer does, until it fires."""
+    from airflow.providers.apache.kafka.triggers.await_message import AwaitMessageTrigger
 
-    trigger = MessageQueueTrigger(scheme="kafka", topics=[topic], kafka_config_id="kafka_default",
-                                  apply_function="include.officeflow.events.inbound.apply_function",
+    trigger = AwaitMessageTrigger(topics=[topic], kafka_config_id="kafka_default",
+                                  apply_function="include.officeflow.inbound_events.apply_function",
                                   poll_interval=0.1, poll_timeout=0.5)
 
     async def run() -> Any:
@@ -69,7 +70,7 @@ def first_trigger_event(topic: str, timeout: float = 60) -> Any:
             return await asyncio.wait_for(anext(events), timeout)
         finally:
             await events.aclose()
-            await trigger.trigger.cleanup()
+            await trigger.cleanup()
 
     return asyncio.run(run())
 
@@ -94,7 +95,8 @@ def test_the_watcher_skips_and_counts_bad_messages_and_fires_on_a_good_one(hr_to
     assert rows["@0:0"].payload["document"] == {"kafka": {"topic": hr_topic, "partition": 0, "offset": 0},
                                                 "preview": "not json"}
     assert "tombstone" in rows["@0:1"].error and "'specversion' must be" in rows["@0:2"].error
-    assert (rows["hr-upd-1"].status, rows["hr-upd-1"].error) == ("ignored", "type 'employee.updated' starts no workflow")
+    ignored = rows["hr-upd-1"]
+    assert (ignored.status, ignored.error) == ("ignored", "type 'employee.updated' starts no workflow")
 
     # The offsets are committed: the next run of the trigger goes on after the event it fired on.
     publish(kafka_broker, hr_topic, b"{}", json.dumps(event("hr-2")).encode())

@@ -111,8 +111,8 @@ def _sqlite_has_inbox_key(url: str) -> bool:
 
 def test_sqlite_inbox_has_its_unique_key_and_merges_redeliveries(tmp_path, settings_env):
     """Dev mode runs the inbox on SQLite: a redelivery must find the stored event there too."""
-    from include.officeflow.store import EventStatus
     from include.officeflow.inbox import store
+    from include.officeflow.store import EventStatus
 
     url = f"sqlite:///{tmp_path / 'dev.db'}"
     migrate(url)

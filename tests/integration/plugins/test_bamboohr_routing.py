@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from include.officeflow.inbox import run_id_for
+from include.officeflow.mapping import MappingError, ParamsValidator, apply_mapping
 from plugins.officeflow_gateway.adapters import Delivery
 from plugins.officeflow_gateway.adapters.bamboohr import BambooHRAdapter
-from include.officeflow.mapping import MappingError, ParamsValidator, apply_mapping
-from include.officeflow.inbox import run_id_for
 from sandbox.bamboohr.samples import (
     sample_deletion,
     sample_event,

@@ -9,10 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from include.officeflow.inbox import run_id_for, store
 from include.officeflow.store import AuditLog, EventStatus, WebhookEvent, session_scope
 from plugins.officeflow_gateway import dispatcher as dispatch
-from include.officeflow.inbox import store
-from include.officeflow.inbox import run_id_for
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from include.officeflow.inbox import run_id_for
 from include.officeflow.store import WebhookEndpoint, session_scope
 from plugins.officeflow_gateway.adapters import generic
-from include.officeflow.inbox import run_id_for
 from tests.harness.endpoints import (
     API,
     BAMBOOHR_SECRET,

@@ -312,9 +312,9 @@ def test_a_user_without_memberships_sees_nothing(client, world):
 
 def onboarding_conf(organization_id: str | None) -> dict[str, Any]:
     """A valid employee_onboarding conf (the BambooHR default mapping of a sample hire)."""
+    from include.officeflow.mapping import apply_mapping
     from plugins.officeflow_gateway.adapters import Delivery
     from plugins.officeflow_gateway.adapters.bamboohr import BambooHRAdapter
-    from include.officeflow.mapping import apply_mapping
 
     delivery = Delivery(body=json.dumps(sample_hire(new_id())).encode(), headers={}, content_type="application/json",
                         client_ip=None, received_at=0.0)

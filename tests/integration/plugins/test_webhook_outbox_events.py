@@ -11,10 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from include.officeflow.inbox import run_id_for, store
 from include.officeflow.store import EventStatus, OutboxEvent, session_scope
 from plugins.officeflow_gateway import dispatcher as dispatch
-from include.officeflow.inbox import store
-from include.officeflow.inbox import run_id_for
 from tests.harness.gateway import URL, hire_body, signed
 
 

@@ -1,4 +1,4 @@
-"""The checks of an HR event message from Kafka (include/officeflow/events/inbound.py): what passes, and every way a
+"""The checks of an HR event message from Kafka (include/officeflow/inbound_events.py): what passes, and every way a
 message is refused, with the reason an operator reads in the log and the inbox."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from include.officeflow.events.inbound import HrEvent, MessageError, parse_document, parse_message
+from include.officeflow.inbound_events import HrEvent, MessageError, parse_document, parse_message
 
 GOOD = {"specversion": "1.0", "id": "hr-1", "source": "/hr/bamboohr", "type": "employee.created",
         "time": "2026-12-02T12:00:00Z", "correlationid": "cid-1",

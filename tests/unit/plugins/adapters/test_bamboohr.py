@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from include.officeflow.mapping import apply_mapping
 from plugins.officeflow_gateway.adapters import Delivery, PayloadError, VerificationError
 from plugins.officeflow_gateway.adapters.bamboohr import (
     FORM,
@@ -18,7 +19,6 @@ from plugins.officeflow_gateway.adapters.bamboohr import (
     BambooHRAdapter,
     sign,
 )
-from include.officeflow.mapping import apply_mapping
 
 KEY = "private-key"
 BODY = b'{"employees":[{"action":"Created","id":"7"}]}'

@@ -2,7 +2,7 @@
 
 The path (docs/events.md, "Events in"):
 
-1. the triggerer's ``AssetWatcher`` (common-messaging ``MessageQueueTrigger``, scheme ``kafka``) polls the HR topic
+1. the triggerer's ``AssetWatcher`` (the Kafka provider's ``AwaitMessageTrigger``) polls the HR topic
    and calls :func:`apply_function` on every message. A good message comes back as a dict (the asset event's
    ``payload``); a malformed or filtered one is logged, recorded in the inbox as ``rejected`` / ``ignored`` (the
    skip counter, :func:`skipped`) and answered ``None``, so the trigger commits it and keeps polling. Nothing
@@ -16,9 +16,9 @@ The path (docs/events.md, "Events in"):
    :func:`mark_refused` set the inbox status as the gateway's dispatcher does.
 
 A message is a CloudEvents 1.0 JSON object (structured mode, as OfficeFlow's own events): ``specversion`` ``1.0``,
-``id`` (the dedupe key), ``source``, ``type`` (``employee.created`` ...: :func:`include.officeflow.mapping.hr_routes`),
-``data`` (the HR document, ``{"employee_id", "fields": {...}}``: :data:`include.officeflow.mapping.HR_DOCUMENT_MAPPING`),
-optional ``time`` and ``correlationid``.
+``id`` (the dedupe key), ``source``, ``type`` (``employee.created`` ...: ``include.officeflow.mapping.hr_routes``),
+``data`` (the HR document, ``{"employee_id", "fields": {...}}``: ``mapping.HR_DOCUMENT_MAPPING``), optional ``time``
+and ``correlationid``.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def _skip(message: Any, value: bytes | None, reason: str, event: HrEvent | None 
 
 
 def apply_function(message: Any) -> dict[str, Any] | None:
-    """The ``AssetWatcher``'s apply function (``include.officeflow.events.inbound.apply_function``).
+    """The ``AssetWatcher``'s apply function (``include.officeflow.inbound_events.apply_function``).
 
     ``message`` is a ``confluent_kafka.Message``. Returns the asset event's payload for a good HR event whose type
     starts a workflow; ``None`` (the trigger commits the message and polls on) for anything else, after logging and
