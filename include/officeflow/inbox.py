@@ -10,6 +10,7 @@ A new event also writes its domain event to the outbox in the same transaction (
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
