@@ -299,7 +299,6 @@ cmd_dev() {
     --tls-port "$OFFICEFLOW_SANDBOX_TLS_PORT" --credentials "$OFFICEFLOW_HOME/sandbox/credentials.json"
   start smtp-sink python -m sandbox.email.smtp_sink --port "$OFFICEFLOW_SMTP_PORT" --mailbox "$OFFICEFLOW_HOME/mailbox"
   start api-server airflow api-server --host "$AIRFLOW__API__HOST" --port "$OFFICEFLOW_PORT"
-  start scheduler airflow scheduler
   start dag-processor airflow dag-processor
   start triggerer airflow triggerer
   if [[ "${OFFICEFLOW_DISPATCHER_MODE:-embedded}" == "external" ]]; then
@@ -313,6 +312,9 @@ cmd_dev() {
   done
   curl -fsS "http://127.0.0.1:$OFFICEFLOW_PORT/officeflow/health/ready" >/dev/null 2>&1 \
     || die "api-server did not become ready; see .officeflow/logs/api-server.log"
+  # The scheduler last: its first task runs (the maintenance DAGs are due at once) reach the api-server's
+  # execution API, which refuses connections until it is up, and would fail their first try.
+  start scheduler airflow scheduler
   cat <<EOF
 
   OfficeFlow is running.
