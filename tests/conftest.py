@@ -21,6 +21,7 @@ import pytest
 
 from tests.harness.airflow_tools import run_airflow
 from tests.harness.environment import base_environment, needs_services, unit_environment
+from tests.harness.kafka import KafkaBroker
 from tests.harness.postgres import PostgresCluster
 from tests.harness.s3 import S3Server
 from tests.harness.sandbox import SandboxServer
@@ -99,6 +100,26 @@ def airflow_db(postgres: PostgresCluster) -> str:
     postgres.create_database("airflow_template", template="airflow")
     run_airflow("dags", "reserialize")
     return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+
+@pytest.fixture(scope="session")
+def kafka_session_broker() -> Iterator[KafkaBroker]:
+    """A real Apache Kafka 4.x broker (KRaft, tests/harness/kafka.py) for the session (integration and e2e);
+    started by the first test that asks for it or :func:`kafka_broker`."""
+    broker = KafkaBroker().start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def kafka_broker(kafka_session_broker: KafkaBroker) -> Iterator[KafkaBroker]:
+    """The session's broker, running: a test that stopped it (``stop_broker()``) and failed before
+    ``restart()`` leaves it running again for the next test."""
+    if not kafka_session_broker.running:
+        kafka_session_broker.restart()
+    yield kafka_session_broker
+    if not kafka_session_broker.running:
+        kafka_session_broker.restart()
 
 
 @pytest.fixture(scope="session")

@@ -33,10 +33,9 @@ ENDPOINT = f"kafka:{TOPIC}"
 
 
 @pytest.fixture(scope="module")
-def broker() -> Iterator[KafkaBroker]:
-    broker = KafkaBroker().start()
-    yield broker
-    broker.stop()
+def broker(kafka_session_broker: KafkaBroker) -> KafkaBroker:
+    """The session's broker (tests/conftest.py), as the integration tests use it."""
+    return kafka_session_broker
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from tests.harness.documents import S3Target
-from tests.harness.kafka import KafkaBroker
 from tests.harness.postgres import PostgresCluster
 from tests.harness.redis import RedisServer
 from tests.harness.s3 import PLAIN_BUCKET, VERSIONED_BUCKET
@@ -35,26 +34,6 @@ def redis_server() -> Iterator[RedisServer]:
     server = RedisServer().start()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="session")
-def kafka_session_broker() -> Iterator[KafkaBroker]:
-    """A real Apache Kafka 4.x broker (KRaft, tests/harness/kafka.py) for the session; started by the first test
-    that asks for :func:`kafka_broker`."""
-    broker = KafkaBroker().start()
-    yield broker
-    broker.stop()
-
-
-@pytest.fixture
-def kafka_broker(kafka_session_broker: KafkaBroker) -> Iterator[KafkaBroker]:
-    """The session's broker, running: a test that stopped it (``stop_broker()``) and failed before
-    ``restart()`` leaves it running again for the next test."""
-    if not kafka_session_broker.running:
-        kafka_session_broker.restart()
-    yield kafka_session_broker
-    if not kafka_session_broker.running:
-        kafka_session_broker.restart()
 
 
 @pytest.fixture(scope="session")
