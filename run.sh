@@ -342,6 +342,9 @@ cmd_dispatcher() {
 cmd_relay() {
   ensure_venv
   airflow_env
+  # The store's tables first, as ./run.sh dev makes them (a no-op once migrated): a fresh checkout's
+  # `relay lag` answers {"unsent": 0, ...} instead of failing on a missing table.
+  if [[ "${1:-}" != "configured" ]]; then python -m include.officeflow.store migrate >&2; fi
   exec python -m plugins.officeflow_events.relay "$@"
 }
 
