@@ -5,12 +5,15 @@ listed at once, nothing retried), then five branches (task groups) run in parall
 to the manager:
 
 ```text
-plan ─┬─ identity:  provision_account ─┬─ schedule_manager_1on1 ───────────────┐
-      │                                └─ schedule_it_setup ───────────────────┤
-      ├─ documents: welcome_pack ── send_welcome_email (pack attached) ────────┤
-      ├─ emails:    send_manager_heads_up, send_first_day_logistics ───────────┤
-      ├─ slack:     create_slack_channel ── post_slack_intro ──────────────────┤
-      └─ equipment: prepare ── approval ── receipt ── decision ── decision_email ┴─ summarise ── notify_summary
+plan ─┬─ identity:  provision_account ─┬─ schedule_manager_1on1 ─────────────────────────┐
+      │                                └─ schedule_it_setup ─────────────────────────────┤
+      ├─ texts:     personalise (AI) ── personal_texts ─┐                                │
+      ├─ documents: welcome_pack ── send_welcome_email (pack attached) ◀─┤               │
+      ├─ slack:     create_slack_channel ── post_slack_intro ◀───────────┘               │
+      ├─ emails:    send_manager_heads_up, send_first_day_logistics ─────────────────────┤
+      └─ equipment: recommend (AI) ── prepare ── approval ─┬─ receipt ── decision ── decision_email
+                                                           └─ grant_access (after provision_account)
+                                                                         ┴─ summarise ── notify_summary
 ```
 
 - **Account**: created (or adopted) in the company's identity provider with the groups
@@ -18,6 +21,11 @@ plan ─┬─ identity:  provision_account ─┬─ schedule_manager_1on1 ─�
 - **Meetings**: a 1:1 with the manager and the IT setup, in the first common free slot of the start week.
 - **Equipment**: the manager approves in Slack or in the Airflow UI (*Required actions*); a Reject
   still sends the decision email.
+- **AI** (docs/ai.md): `personalise` writes a personal paragraph for the welcome email, the Slack intro and
+  the welcome pack; `recommend` proposes an access and equipment bundle for the role, shown in the approval
+  request; only an approved bundle is provisioned (`grant_access`, the receipt). With AI off, over budget or
+  failing, both steps succeed without it: the plain templates and the request as asked are used, and the
+  summary says which texts were used.
 - **Summary**: posted to the manager in Slack and written into the run's note.
 
 Started by BambooHR/Workday (`employee.created`) through the webhook gateway, this form, or
@@ -33,6 +41,7 @@ from airflow.sdk import TaskGroup, task
 from dags.workflow_parts import equipment_approval
 from include.officeflow import workflow_params as fields
 from include.officeflow.settings import get_settings
+from operators.ai import StructuredOutputOperator
 from operators.calendar import ScheduleMeetingOperator
 from operators.documents import RenderDocumentOperator
 from operators.email import SendTemplatedEmailOperator
@@ -94,14 +103,29 @@ with workflow_dag(
             time_zone=hire["time_zone"])
         account >> [manager_one_on_one, it_setup]
 
+    with TaskGroup("texts", prefix_group_id=False, tooltip="Personal welcome texts written by AI (plain templates "
+                   "without it)"):
+        personalise = StructuredOutputOperator(task_id="personalise", prompt="onboarding_welcome",
+                                               variables=hire["ai_profile"], organization_id=hire["organization_id"])
+
+        @task(multiple_outputs=True)
+        def personal_texts(hire: dict[str, Any], personalised: dict[str, Any] | None) -> dict[str, Any]:
+            """The welcome email's, pack's and Slack intro's variables, with the AI's texts when there are some."""
+            from include.officeflow.hires import with_personal_texts
+
+            return with_personal_texts(hire, personalised)
+
+        texts = personal_texts({"welcome_email": hire["welcome_email"], "welcome_pack": hire["welcome_pack"],
+                                "channel_intro": hire["channel_intro"]}, personalise.output)
+
     with TaskGroup("documents", prefix_group_id=False, tooltip="The welcome pack PDF, sent with the welcome email"):
         welcome_pack = RenderDocumentOperator(
-            task_id="welcome_pack", template="welcome_pack", variables=hire["welcome_pack"],
+            task_id="welcome_pack", template="welcome_pack", variables=texts["welcome_pack"],
             logical_key=hire["document_key"], title="Welcome pack", tags=hire["document_tags"],
             readers=["role:admin"], organization_id=hire["organization_id"],
             multiple_outputs=True)  # the email reads document_id and version
         welcome_email = SendTemplatedEmailOperator(
-            task_id="send_welcome_email", template="welcome", to=hire["welcome_to"], variables=hire["welcome_email"],
+            task_id="send_welcome_email", template="welcome", to=hire["welcome_to"], variables=texts["welcome_email"],
             organization=hire["organization_id"],
             attachments=[{"document_id": welcome_pack.output["document_id"],
                           "version": welcome_pack.output["version"]}])
@@ -120,9 +144,10 @@ with workflow_dag(
                                         topic="Onboarding {{ params.first_name }} {{ params.last_name }}",
                                         multiple_outputs=True)  # the intro reads channel_id
         intro = SlackMessageOperator(task_id="post_slack_intro", template="welcome_channel_intro",
-                                     variables=hire["channel_intro"], channel=channel.output["channel_id"])
+                                     variables=texts["channel_intro"], channel=channel.output["channel_id"])
 
-    equipment = equipment_approval(hire["equipment_request"])
+    equipment = equipment_approval(hire["equipment_request"], bundle_input=hire["bundle_input"],
+                                   organization_id=hire["organization_id"], account=account)
 
     @task(trigger_rule="none_failed")
     def summarise(hire: dict[str, Any], done: dict[str, Any], approval_task_id: str, ti: Any = None) -> str:
@@ -136,6 +161,8 @@ with workflow_dag(
         "provision_account": account.output, "welcome_pack": welcome_pack.output,
         "create_slack_channel": channel.output, "schedule_manager_1on1": manager_one_on_one.output,
         "schedule_it_setup": it_setup.output, "equipment.receipt": equipment.receipt.output,
+        "equipment.prepare": equipment.request, "equipment.grant_access": equipment.grant.output if equipment.grant
+        else None, "texts_used": texts["texts_used"],
     }, equipment.approval.task_id))
     [welcome_email, heads_up, first_day, intro, equipment.group] >> summary
     SlackMessageOperator(task_id="notify_summary", text=summary, user_email=hire["approver_email"])

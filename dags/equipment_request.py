@@ -3,10 +3,13 @@
 Someone asks for equipment; the approver decides in Slack or in the Airflow UI (*Required actions*).
 
 ```text
-plan ── equipment: prepare ── approval ── receipt (PDF, stored) ──┐
-                                   └──────────────────── decision ─┴─ decision_email
+read_details (AI) ── plan ── equipment: prepare ── approval ── receipt (PDF, stored) ──┐
+                                                        └──────────────────── decision ─┴─ decision_email
 ```
 
+`read_details` reads the free-text *Details* (docs/ai.md): items from the catalogue it names join the
+form's items, and its urgency, date and justification go to the approver. Empty details, or AI off or over
+budget: the form alone. An answer that stays invalid fails the step, saying what was wrong.
 On Approve the receipt is stored as a document; the requester gets the decision email either way.
 The same steps run inside `employee_onboarding`.
 """
@@ -19,6 +22,7 @@ from airflow.sdk import task
 
 from dags.workflow_parts import equipment_approval
 from include.officeflow import workflow_params as fields
+from operators.ai import ExtractOperator
 from operators.workflow_dag import checked, workflow_dag
 
 with workflow_dag(
@@ -34,6 +38,8 @@ with workflow_dag(
         "requester_email": fields.email("Your email", "Who asks; gets the decision."),
         "items": fields.equipment("Items", "What is needed: pick one or more.", required=True),
         "reason": fields.optional_text("Why", "Shown to the approver."),
+        "details": fields.optional_text("Details", "In your own words, e.g. 'a second monitor and a headset by "
+                                        "Friday for calls' (read by AI; its findings are shown to the approver)."),
         "for_email": fields.optional_email("For (email)", "Who the equipment is for (empty: the requester)."),
         "for_name": fields.optional_text("For (name)", "Their name, on the receipt."),
         "requester_name": fields.optional_text("Your name", "Shown to the approver (empty: your email)."),
@@ -42,11 +48,14 @@ with workflow_dag(
     },
 ) as dag:
 
-    @task(retries=0)
-    def plan(params: dict | None = None) -> dict[str, Any]:
-        """Validate the request (every problem listed, nothing retried)."""
-        from include.officeflow.hires import equipment_request_plan
+    details = ExtractOperator(task_id="read_details", prompt="equipment_details", text="{{ params.details }}",
+                              variables={"today": "{{ ds }}"}, organization_id="{{ params.organization_id }}")
 
-        return checked(equipment_request_plan, params)
+    @task(retries=0, trigger_rule="none_failed")
+    def plan(details: dict[str, Any] | None, params: dict | None = None) -> dict[str, Any]:
+        """Validate the request (every problem listed, nothing retried), with what the details say."""
+        from include.officeflow.hires import equipment_request_plan, with_details
 
-    equipment_approval(plan())
+        return checked(equipment_request_plan, with_details(params or {}, details))
+
+    equipment_approval(plan(details.output))

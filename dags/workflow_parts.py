@@ -10,8 +10,10 @@ from airflow.sdk import TaskGroup, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from include.officeflow.settings import get_settings
+from operators.ai import RecommendBundleOperator
 from operators.documents import RenderDocumentOperator
 from operators.email import SendTemplatedEmailOperator
+from operators.identity import GroupMembershipOperator
 from operators.slack import SlackApprovalOperator
 
 #: How long an approval waits for the approver before the task fails (and the run's failure is posted).
@@ -23,27 +25,45 @@ class EquipmentSteps:
     """The equipment request's task group and the steps other tasks read results of."""
 
     group: TaskGroup
+    request: Any  # the request as shown for approval (prepare's result)
     approval: SlackApprovalOperator
     receipt: RenderDocumentOperator
+    grant: GroupMembershipOperator | None
 
 
-def equipment_approval(request: Any, *, group_id: str = "equipment") -> EquipmentSteps:
+def equipment_approval(request: Any, *, group_id: str = "equipment", bundle_input: Any = None,
+                       organization_id: Any = None, account: Any = None,
+                       provider: str = "{{ params.identity_provider }}") -> EquipmentSteps:
     """Ask the approver in Slack; on Approve, issue the equipment receipt (a stored PDF); either way,
     email the requester the decision.
 
     ``request`` is an XCom of :func:`include.officeflow.hires.equipment_request_plan`'s result, or
     of None when there is nothing to request (every step of the group is then skipped).
+
+    With ``bundle_input`` (:func:`include.officeflow.hires.bundle_input`) the AI recommends an access and
+    equipment bundle first; the approval request shows it with its reasons, and only an approved bundle is
+    provisioned: its equipment goes on the receipt, its access groups are granted after ``account`` (the
+    provisioning step) by ``grant_access`` at ``provider``. A Reject skips both. Without AI the request is
+    what was asked for.
     """
     with TaskGroup(group_id=group_id, tooltip="Equipment request with manager approval in Slack") as group:
+        recommendation = None
+        if bundle_input is not None:
+            recommendation = RecommendBundleOperator(
+                task_id="recommend", prompt="onboarding_bundle", variables=bundle_input,
+                organization_id=organization_id).output  # no AI answer: the request as asked
 
-        @task(multiple_outputs=True)
-        def prepare(plan: dict[str, Any] | None) -> dict[str, Any]:
-            """The request to decide on; skips the group when the workflow requests no equipment."""
+        @task(multiple_outputs=True, trigger_rule="none_failed")
+        def prepare(plan: dict[str, Any] | None, recommendation: dict[str, Any] | None = None) -> dict[str, Any]:
+            """The request to decide on (with the AI's recommendation, if any); skips the group when the
+            workflow requests no equipment."""
             if not plan:
                 raise AirflowSkipException("no equipment requested")
-            return plan
+            from include.officeflow.hires import with_recommendation
 
-        req = prepare(request)
+            return with_recommendation(plan, recommendation)
+
+        req = prepare(request, recommendation)
         approval = SlackApprovalOperator(
             task_id="approval",
             subject=req["subject"],
@@ -64,6 +84,11 @@ def equipment_approval(request: Any, *, group_id: str = "equipment") -> Equipmen
             organization_id=req["organization_id"],
         )
         approval >> receipt  # a Reject skips the receipt (ApprovalOperator skips its direct downstream)
+        grant = None
+        if account is not None:
+            grant = GroupMembershipOperator(task_id="grant_access", provider=provider,
+                                            login=req["login"], groups=req["access_groups"], action="add")
+            [approval, account] >> grant  # a Reject skips it too: nothing unapproved is granted
 
         @task(trigger_rule="none_failed_min_one_success")
         def decision(plan: dict[str, Any], approval_task_id: str, ti: Any = None) -> dict[str, Any]:
@@ -83,4 +108,4 @@ def equipment_approval(request: Any, *, group_id: str = "equipment") -> Equipmen
             variables=decided,
             organization=req["organization_id"],
         )
-    return EquipmentSteps(group, approval, receipt)
+    return EquipmentSteps(group, req, approval, receipt, grant)

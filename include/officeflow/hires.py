@@ -196,12 +196,64 @@ def onboarding_plan(params: dict[str, Any], today: date | None = None) -> dict[s
         "channel_intro": {"first_name": hire["first_name"], "last_name": hire["last_name"], "start_date": start,
                           "job_title": hire["job_title"] or "a new team member",
                           "department": hire["department"] or "the team", "manager_name": manager_name},
-        "equipment_request": equipment_request_plan(
+        "equipment_request": {**equipment_request_plan(
             {**hire, "requester_email": approver, "requester_name": manager_name, "for_email": hire["email"],
              "for_name": f"{hire['first_name']} {hire['last_name']}", "approver_email": approver,
-             "items": items, "reason": f"New hire starting {hire['start_date'] or 'soon'}"}, validated=True)
+             "items": items, "reason": f"New hire starting {hire['start_date'] or 'soon'}"}, validated=True),
+            "login": hire["email"]}
         if items else {},
+        # What the AI steps may read (each prompt file declares which of these leave, and masks them):
+        "ai_profile": {"first_name": hire["first_name"], "job_title": hire["job_title"],
+                       "department": hire["department"], "manager_name": manager_name, "start_date": start,
+                       "location": hire["location"], "company_name": company},
+        "bundle_input": bundle_input(hire, items) if items else {},
     }
+
+
+def bundle_input(hire: dict[str, Any], requested: list[str]) -> dict[str, Any]:
+    """What the access-and-equipment recommendation may read: the role, what is already requested, and the
+    catalog it must choose from (equipment not requested yet; every group the provider's mapping can grant)."""
+    from include.officeflow.identity import load_group_mapping
+    from include.officeflow.workflow_params import EQUIPMENT_CATALOGUE
+
+    groups = load_group_mapping().of(hire["identity_provider"]).managed()
+    inputs = [{"input": "job_title", "value": hire["job_title"] or "not given"},
+              {"input": "department", "value": hire["department"] or "not given"},
+              {"input": "requested_equipment", "value": ", ".join(requested)}]
+    return {"inputs": inputs, "catalog": {"equipment": [e for e in EQUIPMENT_CATALOGUE if e not in requested],
+                                          "access_groups": sorted(groups)}}
+
+
+def with_personal_texts(hire: dict[str, Any], personalised: dict[str, Any] | None) -> dict[str, Any]:
+    """The welcome email's, welcome pack's and Slack intro's variables, with the AI step's texts when it gave
+    some (else the templates' plain text), and which text was used."""
+    texts = (personalised or {}).get("data") or {}
+    source = (personalised or {}).get("source") or "skipped"
+    used = (f"personalised by AI ({personalised.get('prompt')})" if texts and personalised
+            else f"plain templates ({(personalised or {}).get('reason') or source})")
+    return {"welcome_email": {**hire["welcome_email"], "personal_note": texts.get("email_intro", "")},
+            "welcome_pack": {**hire["welcome_pack"], "personal_section": texts.get("welcome_pack_section", "")},
+            "channel_intro": {**hire["channel_intro"], "personal_line": texts.get("slack_intro", "")},
+            "texts_used": used}
+
+
+def with_recommendation(plan: dict[str, Any], recommendation: dict[str, Any] | None) -> dict[str, Any]:
+    """The equipment request shown for approval, with the AI's bundle recommendation when there is one: the
+    approval request lists it with its reasons, and approving it approves the bundle (its equipment on the
+    receipt, its access groups granted). Without one, the request is what was asked for."""
+    from include.officeflow.ai.schemas import recommendation_lines
+
+    data = (recommendation or {}).get("data") or {}
+    extra = [e for e in data.get("equipment") or [] if e not in plan["items"]]
+    groups = list(data.get("access_groups") or [])
+    lines = recommendation_lines(recommendation)
+    receipt = {**plan["receipt"], "items": [*plan["receipt"]["items"],
+                                            *({"name": e, "serial": "to be assigned", "asset_tag": "pending"}
+                                              for e in extra)]}
+    return {**plan, "items": [*plan["items"], *extra], "access_groups": groups, "receipt": receipt,
+            "body": "\n".join([plan["body"], *lines]) if lines else plan["body"],
+            "recommendation": (f"{recommendation.get('prompt')}: {', '.join(extra + groups) or 'nothing more'}"
+                               if data and recommendation else None)}
 
 
 def onboarding_summary(hire: dict[str, Any], results: dict[str, Any]) -> str:
@@ -227,7 +279,14 @@ def onboarding_summary(hire: dict[str, Any], results: dict[str, Any]) -> str:
     decision = results.get("equipment.approval") or {}
     if hire.get("equipment"):
         chosen = (decision.get("chosen_options") or ["not decided"])[0]
-        lines.append(f"- equipment ({', '.join(hire['equipment'])}): {chosen}")
+        request = results.get("equipment.prepare") or {}
+        asked = request.get("items") or hire["equipment"]
+        lines.append(f"- equipment ({', '.join(asked)}): {chosen}")
+        granted = results.get("equipment.grant_access") or {}
+        if granted.get("groups"):
+            lines.append(f"- access granted on approval: {', '.join(granted['groups'])}")
+    if results.get("texts_used"):
+        lines.append(f"- welcome texts: {results['texts_used']}")
     return "\n".join(lines)
 
 
@@ -334,6 +393,18 @@ def equipment_request_plan(params: dict[str, Any], *, validated: bool = False) -
                     "items": [{"name": i, "serial": "to be assigned", "asset_tag": "pending"} for i in items]},
         "receipt_key": f"equipment/{slug(for_email)}/{slug(*items)[:60]}",
     }
+
+
+def with_details(params: dict[str, Any], details: dict[str, Any] | None) -> dict[str, Any]:
+    """An equipment request's params with what its free-text details say (an extraction step's result): the
+    items it names join the form's, and the approver sees its urgency, date and justification."""
+    data = (details or {}).get("data")
+    if not data:
+        return params
+    items = list(dict.fromkeys([*equipment_items(params.get("items")), *data.get("items", [])]))
+    said = [f"urgency {data['urgency']}"] + ([f"needed by {data['needed_by']}"] if data.get("needed_by") else [])
+    reason = "; ".join(p for p in (_text(params, "reason"), data.get("justification"), ", ".join(said)) if p)
+    return {**params, "items": items, "reason": reason}
 
 
 def equipment_decision(request: dict[str, Any], approval: dict[str, Any] | None) -> dict[str, Any]:

@@ -338,6 +338,38 @@ class Settings(BaseSettings):
         description="calendar_maintenance renews a watch channel / Graph subscription expiring within this time.",
     )
 
+    ai_enabled: bool = Field(
+        default=True,
+        description="AI personalisation, extraction and suggestions for organizations whose settings do not say "
+                    "otherwise (an organization's settings.ai.enabled wins). Off: every workflow takes its plain path.",
+    )
+    ai_conn_id: str = Field(
+        default="officeflow_openai",
+        description="The Airflow connection of the OpenAI-compatible API (host = base URL, password = API key).",
+    )
+    ai_model: str = Field(default="gpt-4o-mini", min_length=1, description="The model every prompt uses.")
+    ai_timeout_seconds: float = Field(default=30.0, gt=0, le=600, description="Timeout of one API call.")
+    ai_max_retries: int = Field(
+        default=3, ge=0, le=10,
+        description="Retries of one call on 429 (after Retry-After), 5xx, timeouts and connection errors, with "
+                    "exponential backoff (the openai client's own).",
+    )
+    ai_output_attempts: int = Field(
+        default=3, ge=1, le=5,
+        description="Answers asked for when the model's structured output is invalid (the errors are sent back).",
+    )
+    ai_monthly_budget_usd: float = Field(
+        default=25.0, ge=0,
+        description="Estimated spend per organization and calendar month (UTC) after which AI is switched off for "
+                    "it until the next month (an organization's settings.ai.monthly_budget_usd wins).",
+    )
+    ai_prices: dict[str, tuple[float, float]] = Field(
+        default={"gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.00), "gpt-4.1-mini": (0.40, 1.60),
+                 "gpt-4.1": (2.00, 8.00)},
+        description="USD per million input and output tokens, per model (JSON); a model not listed is "
+                    "costed at the most expensive listed price.",
+    )
+
     @field_validator("default_time_zone")
     @classmethod
     def _known_time_zone(cls, value: str) -> str:

@@ -596,3 +596,29 @@ class IdentityAccount(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow,
                                                  onupdate=utcnow)
+
+
+# --- AI usage (migration 0014): tokens and estimated cost of every model call ---------------------------------
+
+
+class AIUsage(Base):
+    """One call to the OpenAI-compatible API (include/officeflow/ai/usage.py): which prompt and model, for which
+    organization and workflow run, its tokens and estimated cost, and its outcome. Sums per organization and
+    month drive the budget switch; sums per run are the workflow's AI cost. No prompt text or answer is kept."""
+
+    __tablename__ = "ai_usage"
+    __table_args__ = (Index("ix_ai_usage_org_created", "organization_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    organization_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    dag_id: Mapped[str | None] = mapped_column(String(250))
+    run_id: Mapped[str | None] = mapped_column(String(250), index=True)
+    task_id: Mapped[str | None] = mapped_column(String(250))
+    prompt: Mapped[str] = mapped_column(String(100), nullable=False)
+    prompt_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    model: Mapped[str] = mapped_column(String(100), nullable=False)
+    outcome: Mapped[str] = mapped_column(String(32), nullable=False)
+    input_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    cost_micro_usd: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)

@@ -1,7 +1,9 @@
 """``/officeflow/api/v1/organizations``: the organizations (tenants) themselves: name, domain and settings.
 
 Reading needs ``can_read`` on ``OfficeFlow Organizations`` and shows the caller's organizations only (another
-organization is 404); changing one ``can_edit``. Creating one needs ``can_create`` and "OfficeFlow All
+organization is 404); changing one ``can_edit``. ``settings.ai`` (``enabled``, ``monthly_budget_usd``) switches
+the organization's AI and sets its monthly budget; ``GET /{id}/ai-usage`` shows the month's calls, tokens and
+estimated cost per workflow and prompt (docs/ai.md). Creating one needs ``can_create`` and "OfficeFlow All
 Organizations" (platform administrators). The organization's teams are in :mod:`.teams`; the store side is
 :mod:`include.officeflow.teams`.
 """
@@ -9,15 +11,17 @@ Organizations" (platform administrators). The organization's teams are in :mod:`
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from include.officeflow import teams
+from include.officeflow.ai import usage as ai_usage
 from include.officeflow.auth.permissions import ORGANIZATIONS
+from include.officeflow.store import get_engine
 from plugins.officeflow_gateway.auth import Caller, authorized
 from plugins.officeflow_gateway.errors import ApiError, correlation_id
 
@@ -47,6 +51,24 @@ async def in_store(work: Callable[[], T]) -> T:
         raise ApiError(STATUS[exc.reason], exc.reason, exc.message) from None
 
 
+class AISettings(BaseModel):
+    """``settings.ai``: the organization's AI switch and monthly budget (both optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = Field(default=None, strict=True, description="false: every workflow takes its plain path")
+    monthly_budget_usd: float | None = Field(default=None, ge=0, le=1_000_000,
+                                             description="estimated spend per calendar month (UTC)")
+
+
+def _check_settings(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None and "ai" in value:
+        if not isinstance(value["ai"], dict):
+            raise ValueError("settings.ai must be an object: {\"enabled\": bool, \"monthly_budget_usd\": number}")
+        AISettings.model_validate(value["ai"])
+    return value
+
+
 class OrganizationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -55,7 +77,10 @@ class OrganizationCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     domain: str | None = Field(default=None, max_length=253, pattern=DOMAIN,
                                description="The organization's email domain.")
-    settings: dict[str, Any] = Field(default_factory=dict, description="Free-form settings (JSON object).")
+    settings: dict[str, Any] = Field(default_factory=dict, description="Settings (JSON object); settings.ai: "
+                                     "{enabled, monthly_budget_usd}.")
+
+    _settings = field_validator("settings")(_check_settings)
 
 
 class OrganizationUpdate(BaseModel):
@@ -64,6 +89,8 @@ class OrganizationUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     domain: str | None = Field(default=None, max_length=253, pattern=DOMAIN, description="null removes the domain.")
     settings: dict[str, Any] | None = Field(default=None, description="Replaces the settings as a whole.")
+
+    _settings = field_validator("settings")(_check_settings)
 
     @model_validator(mode="after")
     def _no_null_name(self) -> OrganizationUpdate:
@@ -127,3 +154,54 @@ async def update_organization(organization_id: str, body: OrganizationUpdate, re
     ctx = requester(caller, request)
     updated = await in_store(lambda: teams.update_organization(organization_id, changes, ctx))
     return OrganizationOut.model_validate(updated)
+
+
+class AIUsageRow(BaseModel):
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+class AIUsageByWorkflow(AIUsageRow):
+    dag_id: str | None
+
+
+class AIUsageByPrompt(AIUsageRow):
+    prompt: str
+
+
+class AIUsageByOutcome(AIUsageRow):
+    outcome: str
+
+
+class AIUsageOut(AIUsageRow):
+    organization_id: str
+    month: str
+    budget_usd: float
+    ai_enabled_now: bool
+    reason: str
+    by_workflow: list[AIUsageByWorkflow]
+    by_prompt: list[AIUsageByPrompt]
+    by_outcome: list[AIUsageByOutcome]
+
+
+@router.get("/{organization_id}/ai-usage", response_model=AIUsageOut)
+async def get_ai_usage(organization_id: str, request: Request, caller: ReadOrganizations,
+                       month: str | None = None) -> AIUsageOut:
+    """The organization's AI calls in ``month`` (``YYYY-MM``, default this month, UTC): tokens and estimated cost
+    in total, per workflow, per prompt and per outcome, its budget, and whether AI is on for it now."""
+    start = None
+    if month is not None:
+        try:
+            start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
+        except ValueError:
+            raise ApiError(422, "invalid_month", "month must be YYYY-MM, e.g. 2026-12") from None
+    ctx = requester(caller, request)
+
+    def work() -> dict[str, Any]:
+        teams.get_organization(organization_id, ctx)  # 404 for an organization the caller does not see
+        with get_engine().connect() as conn:
+            return ai_usage.summary(conn, organization_id, month=start)
+
+    return AIUsageOut.model_validate(await in_store(work))

@@ -89,11 +89,28 @@ def test_onboarding_runs_independent_steps_in_parallel(dagbag):
 def test_equipment_approval_decides_either_way(dagbag):
     for dag_id in ("employee_onboarding", "equipment_request"):
         tasks = dagbag.dags[dag_id].task_dict
-        # A Reject skips the receipt (direct downstream of the approval); the decision still runs.
-        assert tasks["equipment.approval"].downstream_task_ids == {"equipment.receipt"}
+        # A Reject skips the receipt and the access grant (direct downstreams of the approval); the decision
+        # still runs.
+        granted = {"equipment.grant_access"} if dag_id == "employee_onboarding" else set()
+        assert tasks["equipment.approval"].downstream_task_ids == {"equipment.receipt", *granted}
         assert tasks["equipment.decision"].trigger_rule == "none_failed_min_one_success"
         assert "equipment.approval" not in tasks["equipment.decision"].upstream_task_ids
         assert tasks["equipment.approval"].retries == 0
+
+
+def test_ai_steps_only_advise_and_feed_the_steps_after_them(dagbag):
+    onboarding = dagbag.dags["employee_onboarding"].task_dict
+    # The recommendation comes before the request is prepared; what it recommends is granted only after the
+    # approval and the account.
+    assert onboarding["equipment.recommend"].downstream_task_ids == {"equipment.prepare"}
+    assert onboarding["equipment.grant_access"].upstream_task_ids == {"equipment.approval", "provision_account",
+                                                                      "equipment.prepare"}
+    assert onboarding["personalise"].downstream_task_ids == {"personal_texts"}
+    assert onboarding["personal_texts"].downstream_task_ids == {"welcome_pack", "send_welcome_email",
+                                                                "post_slack_intro", "summarise"}
+    request = dagbag.dags["equipment_request"].task_dict
+    assert request["read_details"].downstream_task_ids == {"plan"}
+    assert request["plan"].trigger_rule == "none_failed"  # empty details skip the reading, not the request
 
 
 def test_offboarding_order(dagbag):
