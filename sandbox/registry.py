@@ -13,6 +13,7 @@ SERVICE_MODULES: dict[str, str] = {
     "ses": "sandbox.email.ses",
     "sendgrid": "sandbox.email.sendgrid",
     "slack": "sandbox.slack",
+    "openai": "sandbox.openai",
 }
 #: Every service, in mounting order.
 SERVICE_NAMES: tuple[str, ...] = tuple(SERVICE_MODULES)

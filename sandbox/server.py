@@ -10,8 +10,8 @@ that listener ``/microsoft`` is also served at the root (``https://127.0.0.1:<tl
 v2.0/token``, ``/v1.0/…``), the shape of ``login.microsoftonline.com`` and ``graph.microsoft.com``.
 
 ``/google`` (OAuth token endpoint, Admin SDK Directory), ``/microsoft`` (identity platform token
-endpoint, Graph), ``/okta`` (Users, lifecycle, Groups) and ``/_sandbox`` (state, request log, reset,
-fault injection). See sandbox/README.md for what each covers.
+endpoint, Graph), ``/okta`` (Users, lifecycle, Groups), ``/ses``, ``/sendgrid``, ``/slack``, ``/openai``
+(Chat Completions, Models) and ``/_sandbox`` (state, request log, reset, fault injection). See sandbox/README.md for what each covers.
 """
 
 from __future__ import annotations
