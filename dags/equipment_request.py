@@ -49,7 +49,8 @@ with workflow_dag(
 ) as dag:
 
     details = ExtractOperator(task_id="read_details", prompt="equipment_details", text="{{ params.details }}",
-                              variables={"today": "{{ ds }}"}, organization_id="{{ params.organization_id }}")
+                              variables={"today": "{{ macros.datetime.now().strftime('%Y-%m-%d') }}"},
+                              organization_id="{{ params.organization_id }}")
 
     @task(retries=0, trigger_rule="none_failed")
     def plan(details: dict[str, Any] | None, params: dict | None = None) -> dict[str, Any]:

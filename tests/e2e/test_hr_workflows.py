@@ -22,16 +22,21 @@ import pytest
 
 from sandbox.email.smtp_sink import SmtpSink
 from tests.harness.airflow_platform import AirflowPlatform
-from tests.harness.e2e_support import MANAGER, store_rows, wait_for_dag
+from tests.harness.e2e_support import (
+    MANAGER,
+    approval_message,
+    decide,
+    store_rows,
+    task_state,
+    wait_for_dag,
+    xcom,
+)
 from tests.harness.gateway import signed
 from tests.harness.sandbox import SandboxServer
-from tests.harness.slack import signed_click
 
 pytestmark = pytest.mark.e2e
 WEBHOOK = "/officeflow/webhooks/bamboohr"
-APPROVALS_CHANNEL = "C0GENERAL0"  # #general, the default OFFICEFLOW_SLACK_APPROVALS_CHANNEL
 ALERTS_CHANNEL = "C0ALERTS00"
-MANAGER_SLACK_ID = "U0SEED0001"  # admin@officeflow.test in the sandbox's Slack seed
 DAGS = ("employee_onboarding", "employee_offboarding", "employee_role_change")
 
 
@@ -50,41 +55,20 @@ def deliver(platform: AirflowPlatform, body: bytes, correlation_id: str) -> dict
     return accepted
 
 
-def task_state(platform: AirflowPlatform, dag_id: str, run_id: str, task_id: str) -> str | None:
-    response = platform.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
-    return response.json().get("state") if response.status_code == 200 else None
-
-
-def xcom(platform: AirflowPlatform, dag_id: str, run_id: str, task_id: str) -> Any:
-    response = platform.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/"
-                                   "xcomEntries/return_value")
-    assert response.status_code == 200, (task_id, response.text)
-    return response.json()["value"]
-
-
-def approve(platform: AirflowPlatform, sandbox: SandboxServer, dag_id: str, run_id: str, task_id: str,
-            timeout: float = 240) -> None:
+def approve(platform: AirflowPlatform, sandbox: SandboxServer, dag_id: str, run_id: str, task_id: str) -> None:
     """Click Approve on the run's approval message as the manager once the task awaits input."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = task_state(platform, dag_id, run_id, task_id)
-        assert state not in ("failed", "upstream_failed"), (state, platform.logs_tail())
-        if state == "awaiting_input":
-            message = next((m for m in sandbox.state("slack")["messages"].get(APPROVALS_CHANNEL, [])
-                            if run_id in str(m.get("blocks"))), None)
-            if message is not None:
-                time.sleep(8)  # as a person would: see test_slack_approval.waiting_message
-                body, headers = signed_click(message, APPROVALS_CHANNEL, "officeflow_approve", MANAGER_SLACK_ID)
-                response = httpx.post(f"{platform.base_url}/officeflow/slack/interactions", content=body,
-                                      headers=headers, timeout=10)
-                assert response.status_code == 200 and response.json()["text"].startswith("Approved by"), response.text
-                return
-        time.sleep(1)
-    raise AssertionError(f"{dag_id}/{run_id}: {task_id} never awaited input\n{platform.logs_tail()}")
+    decide(platform, approval_message(platform, sandbox, dag_id, run_id, task_id))
 
 
 def google_user(sandbox: SandboxServer, email: str) -> dict[str, Any] | None:
     return next((u for u in sandbox.state("google")["users"].values() if u["primaryEmail"] == email), None)
+
+
+def google_groups(sandbox: SandboxServer, email: str) -> set[str]:
+    """The e-mail addresses of the Google groups ``email`` is a member of, in the sandbox."""
+    state = sandbox.state("google")
+    return {group["email"] for gid, group in state["groups"].items()
+            if email in {m["email"].lower() for m in state["members"].get(gid, {}).values()}}
 
 
 def mails(smtp: SmtpSink, address: str) -> dict[str, Any]:
@@ -121,7 +105,10 @@ def test_new_hire_is_onboarded_end_to_end_then_changes_role_then_leaves(
     started = time.monotonic()
     accepted = deliver(platform, bamboohr("Created", employee_id, fields, list(fields)), correlation)
     run_id = accepted["dag_run_id"]
-    approve(platform, sandbox, "employee_onboarding", run_id, "equipment.approval")
+    request = approval_message(platform, sandbox, "employee_onboarding", run_id, "equipment.approval")
+    shown = json.dumps(request["blocks"])  # the AI's bundle, with its reasons, is what the manager approves
+    assert "AI recommendation (onboarding_bundle@1" in shown and "because job_title = Software Engineer" in shown
+    decide(platform, request)
     run = platform.wait_for_run("employee_onboarding", run_id, timeout=300)
     assert run["state"] == "success", platform.logs_tail()
     print(f"\nonboarding webhook -> success: {time.monotonic() - started:.1f}s")
@@ -136,6 +123,12 @@ def test_new_hire_is_onboarded_end_to_end_then_changes_role_then_leaves(
     assert account is not None and account["name"]["givenName"] == "Grace" and not account["suspended"]
     provisioned = xcom(platform, "employee_onboarding", run_id, "provision_account")
     assert provisioned["created"] is True and "engineering@officeflow.test" in provisioned["groups"]
+    # The approved bundle's access groups were granted after the account existed.
+    recommended = xcom(platform, "employee_onboarding", run_id, "equipment.recommend")
+    assert recommended["source"] == "ai" and recommended["data"]["access_groups"], recommended
+    granted = xcom(platform, "employee_onboarding", run_id, "equipment.grant_access")
+    assert granted["groups"] == recommended["data"]["access_groups"], granted
+    assert set(recommended["data"]["access_groups"]) <= google_groups(sandbox, email)
 
     # The welcome pack is a stored, checksummed version in S3, and the welcome email carries it.
     pack = xcom(platform, "employee_onboarding", run_id, "welcome_pack")
@@ -144,6 +137,11 @@ def test_new_hire_is_onboarded_end_to_end_then_changes_role_then_leaves(
     assert uri.startswith("s3://officeflow-docs-versioned/e2e/")
     received = mails(smtp, personal)
     welcome = received["Welcome to OfficeFlow, Grace!"]
+    # The AI's personal paragraph is in the welcome email, and the run says which texts were used.
+    texts = xcom(platform, "employee_onboarding", run_id, "personalise")
+    assert texts["source"] == "ai" and texts["prompt"] == "onboarding_welcome@1", texts
+    assert texts["data"]["email_intro"] in welcome.get_body(preferencelist=("plain",)).get_content()
+    assert "welcome texts: personalised by AI (onboarding_welcome@1)" in run["note"], run["note"]
     [attachment] = [part for part in welcome.iter_attachments()]
     assert attachment.get_content_type() == "application/pdf"
     assert attachment.get_content().startswith(b"%PDF")
@@ -181,7 +179,10 @@ def test_new_hire_is_onboarded_end_to_end_then_changes_role_then_leaves(
                                   "employee.job_changed"), run["note"]
     assert "success" in run["note"].split("---")[1], run["note"]  # no DAG result: the steps' tally
     moved = xcom(platform, "employee_role_change", accepted["dag_run_id"], "update_account")
-    assert "engineering@officeflow.test" in moved["removed"] and "sales@officeflow.test" in moved["added"], moved
+    assert "engineering@officeflow.test" in moved["removed"], moved
+    # Sales was added now, or already granted with the approved bundle; the groups are the new role's.
+    assert "sales@officeflow.test" in google_groups(sandbox, email), moved
+    assert "engineering@officeflow.test" not in google_groups(sandbox, email), moved
     assert "Your new role: Account Executive" in mails(smtp, email)
 
     # --- offboarding -----------------------------------------------------------------------------
@@ -203,6 +204,30 @@ def test_new_hire_is_onboarded_end_to_end_then_changes_role_then_leaves(
     assert owner != new_owner
     assert "Your last day on 2026-12-31: what happens next" in mails(smtp, personal)
     assert "Offboarding Grace Hopper: last day 2026-12-31" in mails(smtp, MANAGER)
+
+
+def test_a_rejected_recommendation_provisions_nothing_it_recommended(
+        hr_platform: AirflowPlatform, sandbox_server: SandboxServer):
+    platform, sandbox = hr_platform, sandbox_server
+    employee_id = str(uuid.uuid4().int % 10**7)
+    email = f"alan.turing.{employee_id}@officeflow.test"
+    fields = {"firstName": "Alan", "lastName": "Turing", "workEmail": email, "department": "Engineering",
+              "jobTitle": "Software Engineer", "hireDate": "2026-12-07", "supervisorEmail": MANAGER}
+    run_id = deliver(platform, bamboohr("Created", employee_id, fields, list(fields)), f"e2e-reject-{employee_id}")[
+        "dag_run_id"]
+    request = approval_message(platform, sandbox, "employee_onboarding", run_id, "equipment.approval")
+    assert "AI recommendation" in json.dumps(request["blocks"])
+    decide(platform, request, approve=False)
+    run = platform.wait_for_run("employee_onboarding", run_id, timeout=300)
+    assert run["state"] == "success", platform.logs_tail()
+    recommended = xcom(platform, "employee_onboarding", run_id, "equipment.recommend")["data"]
+    provisioned = xcom(platform, "employee_onboarding", run_id, "provision_account")
+    extra = set(recommended["access_groups"]) - set(provisioned["groups"])
+    assert extra, recommended  # the recommendation asked for more than the role's mapping grants...
+    for task_id in ("equipment.grant_access", "equipment.receipt"):  # ...and a Reject granted none of it
+        assert task_state(platform, "employee_onboarding", run_id, task_id) == "skipped", task_id
+    assert google_groups(sandbox, email) == set(provisioned["groups"])
+    assert "- equipment (laptop, " in run["note"] and "): Reject" in run["note"], run["note"]
 
 
 def test_invalid_input_fails_first_touches_nothing_and_alerts_slack(

@@ -40,8 +40,13 @@ class Policy:
 
 
 def cost_micro_usd(model: str, input_tokens: int, output_tokens: int, prices: Mapping[str, Any]) -> int:
-    """Estimated cost in micro-dollars; an unlisted model costs the most expensive listed price."""
+    """Estimated cost in micro-dollars. A dated model name the API answers with (``gpt-4o-mini-2024-07-18``) is
+    priced as the longest listed name it starts with; an unlisted model costs the most expensive listed price."""
     price = prices.get(model)
+    if price is None:
+        prefixes = [name for name in prices if model.startswith(f"{name}-")]
+        if prefixes:
+            price = prices[max(prefixes, key=len)]
     if price is None:
         price = max(prices.values(), key=lambda p: (p[0] + p[1])) if prices else (0.0, 0.0)
     per_in, per_out = float(price[0]), float(price[1])

@@ -221,14 +221,12 @@ def test_a_recommendation_uses_only_the_catalog_and_cites_the_inputs(ai):
         assert citation.value.lower() in given.lower()
 
 
-def test_a_recommendation_outside_the_catalog_is_asked_again_then_left_out(ai):
-    variables = {"inputs": [{"input": "job_title", "value": "Engineer"}],
-                 "catalog": {"equipment": [], "access_groups": []}}  # nothing may be recommended but nothing
-    operator = RecommendBundleOperator(task_id="recommend", prompt="onboarding_bundle", variables=variables,
-                                       organization_id=ORG)
-    result = operator.execute(context())
-    if result["source"] == "ai":  # the model recommended nothing: valid
-        assert result["data"]["equipment"] == [] and result["data"]["access_groups"] == []
-    else:
-        assert result["source"] == "error" and "not in the catalog" in result["reason"]
-        assert [r.outcome for r in ledger()] == ["invalid_output"] * 3
+
+def test_a_recommendation_that_stays_invalid_leaves_the_request_as_asked(ai):
+    ai.client.post("/openai/_sandbox/faults", json={"kind": "schema_violation", "count": 3}).raise_for_status()
+    variables = bundle_input({"job_title": "Engineer", "department": "R&D", "identity_provider": "okta"}, ["laptop"])
+    result = RecommendBundleOperator(task_id="recommend", prompt="onboarding_bundle", variables=variables,
+                                     organization_id=ORG).execute(context())
+    assert result["source"] == "error" and result["data"] is None
+    assert "stayed invalid after every attempt" in result["reason"]
+    assert [r.outcome for r in ledger()] == ["invalid_output"] * 3

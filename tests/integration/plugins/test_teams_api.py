@@ -118,6 +118,36 @@ def test_organizations_are_changed_by_editors_in_their_organization(client, worl
     assert entry.organization_id == ACME and entry.details["changed"] == ["domain", "settings"]
 
 
+def test_an_organizations_ai_settings_are_checked_and_its_ai_usage_is_its_own(client, world, store_url):
+    from include.officeflow.ai.usage import record
+    from include.officeflow.store import get_engine
+
+    truncate(store_url, "ai_usage")
+    admin, hr = bearer("admin"), bearer("hr")
+    changed = client.patch(f"{ORGS}/{ACME}", headers=admin,
+                           json={"settings": {"ai": {"enabled": False, "monthly_budget_usd": 3}}})
+    assert changed.status_code == 200 and changed.json()["settings"]["ai"]["monthly_budget_usd"] == 3, changed.text
+    for bad in ({"ai": "off"}, {"ai": {"enabled": "no"}}, {"ai": {"monthly_budget_usd": -1}}, {"ai": {"model": "x"}}):
+        assert_error(client.patch(f"{ORGS}/{ACME}", headers=admin, json={"settings": bad}), 422, "validation_error")
+    assert client.get(f"{ORGS}/{ACME}", headers=admin).json()["settings"]["ai"] == {
+        "enabled": False, "monthly_budget_usd": 3}  # nothing refused was stored
+    with get_engine(store_url).begin() as conn:
+        for org in (ACME, GLOBEX):
+            record(conn, organization_id=org, prompt="onboarding_welcome", prompt_version=1, model="gpt-4o-mini",
+                   outcome="ok", input_tokens=1000, output_tokens=500, dag_id="employee_onboarding", run_id="r1",
+                   task_id="personalise")
+    usage = client.get(f"{ORGS}/{ACME}/ai-usage", headers=hr)
+    assert usage.status_code == 200, usage.text
+    body = usage.json()
+    assert (body["calls"], body["input_tokens"], body["output_tokens"], body["cost_usd"]) == (1, 1000, 500, 0.00045)
+    assert body["by_workflow"] == [{"dag_id": "employee_onboarding", "calls": 1, "input_tokens": 1000,
+                                    "output_tokens": 500, "cost_usd": 0.00045}]
+    assert body["budget_usd"] == 3 and body["ai_enabled_now"] is False and "its settings" in body["reason"]
+    assert client.get(f"{ORGS}/{ACME}/ai-usage", headers=hr, params={"month": "2020-01"}).json()["calls"] == 0
+    assert_error(client.get(f"{ORGS}/{ACME}/ai-usage", headers=hr, params={"month": "12-2026"}), 422, "invalid_month")
+    assert_error(client.get(f"{ORGS}/{GLOBEX}/ai-usage", headers=hr), 404, "not_found")
+
+
 @pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
 def test_the_migration_makes_an_organization_of_every_id_in_use(engine, tmp_path, postgres):
     """Organizations were ids only before 0010: the ones in use (and "default") become rows; down and up again."""

@@ -88,6 +88,9 @@ def test_cost_is_estimated_per_model_and_an_unknown_model_costs_the_most():
     assert cost_micro_usd("small", 1000, 500, prices) == 450  # $0.00045
     assert cost_micro_usd("big", 1_000_000, 0, prices) == 2_500_000
     assert cost_micro_usd("unknown", 1000, 1000, prices) == cost_micro_usd("big", 1000, 1000, prices)
+    dated = {"gpt-4o": (2.50, 10.00), "gpt-4o-mini": (0.15, 0.60)}  # the API answers with dated names
+    assert cost_micro_usd("gpt-4o-mini-2024-07-18", 1000, 0, dated) == 150
+    assert cost_micro_usd("gpt-4o-2024-08-06", 1000, 0, dated) == 2500
 
 
 HIRE = {"welcome_email": {"first_name": "Ada"}, "welcome_pack": {"first_name": "Ada"},
@@ -130,3 +133,23 @@ def test_free_text_details_add_items_and_tell_the_approver():
     assert merged["items"] == ["laptop", "monitor"]
     assert merged["reason"] == "new role; video calls; urgency high, needed by 2026-12-04"
     assert with_details(params, {"data": None, "source": "off"}) == params
+
+
+def test_a_recommendation_outside_the_catalog_or_citing_what_was_not_said_is_refused():
+    from operators.ai import RecommendBundleOperator
+
+    operator = RecommendBundleOperator(task_id="recommend", prompt="onboarding_bundle")
+    variables = {"inputs": [{"input": "job_title", "value": "Software Engineer"}],
+                 "catalog": {"equipment": ["monitor"], "access_groups": ["developers@officeflow.test"]}}
+    good = {"equipment": ["monitor"], "access_groups": ["developers@officeflow.test"],
+            "rationale": [{"input": "job_title", "value": "software engineer", "reason": "writes code"}]}
+    assert operator.check(good, variables) == []
+    bad = {"equipment": ["monitor", "yacht"], "access_groups": ["domain-admins@officeflow.test"],
+           "rationale": [{"input": "salary", "value": "1", "reason": "x"},
+                         {"input": "job_title", "value": "CEO", "reason": "y"}]}
+    assert operator.check(bad, variables) == [
+        "equipment: 1 item(s) not in the catalog; use only the catalog's items",
+        "access_groups: 1 item(s) not in the catalog; use only the catalog's items",
+        "rationale.0.input: must name one of the inputs (job_title)",
+        "rationale.1.value: must quote the input 'job_title' as given"]
+    assert operator.check({**good, "rationale": []}, variables) == ["rationale: cite at least one input"]
