@@ -160,17 +160,23 @@ load_dotenv() {
   done < "$ROOT/.env"
 }
 
+generated_password() { "$VENV/bin/python" -c 'from include.officeflow.auth.passwords import generate_password; print(generate_password())'; }
 random_secret() { "$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(48))'; }
 
 # First `dev` run writes a .env with generated secrets, so restarts keep tokens and keys valid.
 ensure_dotenv() {
-  [[ -f "$ROOT/.env" ]] && return
+  if [[ -f "$ROOT/.env" ]]; then  # one written before workflow_insights: add its API user's password
+    grep -q '^OFFICEFLOW_INSIGHTS_API_PASSWORD=' "$ROOT/.env" \
+      || echo "OFFICEFLOW_INSIGHTS_API_PASSWORD=$(generated_password)" >> "$ROOT/.env"
+    return
+  fi
   log "writing .env with generated dev secrets (edit it, or override with environment variables)"
   umask 077
   cat > "$ROOT/.env" <<EOF
 # OfficeFlow local configuration (dev). Environment variables override these values.
 OFFICEFLOW_ENV=dev
-OFFICEFLOW_ADMIN_PASSWORD=$("$VENV/bin/python" -c 'from include.officeflow.auth.passwords import generate_password; print(generate_password())')
+OFFICEFLOW_ADMIN_PASSWORD=$(generated_password)
+OFFICEFLOW_INSIGHTS_API_PASSWORD=$(generated_password)
 OFFICEFLOW_BAMBOOHR_WEBHOOK_KEY=$(random_secret)
 AIRFLOW__API_AUTH__JWT_SECRET=$(random_secret)
 AIRFLOW__CORE__FERNET_KEY=$("$VENV/bin/python" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')
@@ -211,6 +217,11 @@ airflow_env() {
     AIRFLOW_CONN_SMTP_DEFAULT="$(printf '{"conn_type": "smtp", "host": "127.0.0.1", "port": %s, "extra": {"disable_tls": true, "disable_ssl": true, "from_email": "people@officeflow.local", "timeout": 10, "retry_limit": 1}}' "$OFFICEFLOW_SMTP_PORT")"
     export AIRFLOW_CONN_SMTP_DEFAULT
   fi
+  # workflow_insights reads the run history through the REST API as the read-only user cmd_migrate makes.
+  if [[ -z "${AIRFLOW_CONN_OFFICEFLOW_AIRFLOW_API:-}" && -n "${OFFICEFLOW_INSIGHTS_API_PASSWORD:-}" ]]; then
+    AIRFLOW_CONN_OFFICEFLOW_AIRFLOW_API="$(printf '{"conn_type": "http", "host": "http://127.0.0.1:%s", "login": "officeflow-insights", "password": "%s"}' "$OFFICEFLOW_PORT" "$OFFICEFLOW_INSIGHTS_API_PASSWORD")"
+    export AIRFLOW_CONN_OFFICEFLOW_AIRFLOW_API
+  fi
 }
 
 # --- commands -----------------------------------------------------------------------------
@@ -224,6 +235,10 @@ cmd_migrate() {
   log "syncing the OfficeFlow roles; the first admin if missing"
   python -m plugins.officeflow_auth.roles bootstrap >"$OFFICEFLOW_HOME/logs/roles.log" 2>&1 \
     || { tail -5 "$OFFICEFLOW_HOME/logs/roles.log"; die "roles bootstrap failed (see above)"; }
+  if [[ -n "${OFFICEFLOW_INSIGHTS_API_PASSWORD:-}" ]]; then
+    python -m plugins.officeflow_auth.roles service-user officeflow-insights >>"$OFFICEFLOW_HOME/logs/roles.log" 2>&1 \
+      || { tail -5 "$OFFICEFLOW_HOME/logs/roles.log"; die "the workflow_insights API user failed (see above)"; }
+  fi
 }
 
 PIDS=()

@@ -263,6 +263,9 @@ class Settings(BaseSettings):
     slack_approvals_channel: str = Field(
         default="#general", description="Slack channel where the HR workflows post approval requests.",
     )
+    insights_slack_channel: str = Field(
+        default="#general", description="Slack channel where the weekly workflow_insights report is posted.",
+    )
     workflow_store_timeout_seconds: float = Field(
         default=5.0, gt=0, le=60,
         description="Longest the DAG factory waits for the store (connect, then query) before it builds the "

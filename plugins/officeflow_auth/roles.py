@@ -7,12 +7,15 @@ and the user commands an operator needs without the UI.
     python -m plugins.officeflow_auth.roles set-orgs USER ORG...
     python -m plugins.officeflow_auth.roles unlock [USER] [--address IP]
     python -m plugins.officeflow_auth.roles reset-mfa USER
+    python -m plugins.officeflow_auth.roles service-user USER [--password-env VAR]
 
 ``sync`` is idempotent: each OfficeFlow role gets exactly its declared permissions besides the per-workflow
 ones (``DAG:<id>`` / ``DAG Run:<id>``, which the dag-processor syncs from each DAG's ``access_control``).
 ``bootstrap`` is ``sync`` plus the first administrator (role Admin) when it does not exist yet: ``./run.sh
 migrate`` (so ``./run.sh dev``), docker compose's init service and the Helm chart's migration job run it at
 every start or upgrade. ``set-orgs``, ``unlock`` and ``reset-mfa`` are audited with the actor ``cli:<OS user>``.
+``service-user`` makes (or updates) a user of the :data:`RUN_HISTORY_READER` role with the password in ``VAR``:
+the ``workflow_insights`` DAG's connection ``officeflow_airflow_api`` signs in as one (``./run.sh migrate``).
 """
 
 from __future__ import annotations
@@ -28,9 +31,22 @@ from typing import Any
 from include.officeflow.audit import audit
 from include.officeflow.auth import mfa, organizations, throttle
 from include.officeflow.auth.passwords import PasswordPolicyError, check_password
-from include.officeflow.auth.permissions import RESOURCES, ROLE_PERMISSIONS, ROLES
+from include.officeflow.auth.permissions import (
+    CAN_READ,
+    DAG_RUNS,
+    DAGS,
+    RESOURCES,
+    ROLE_PERMISSIONS,
+    ROLES,
+    TASK_INSTANCES,
+)
 
 PER_WORKFLOW_PREFIXES = ("DAG:", "DAG Run:")
+#: The role of service users that read the run history of every workflow through the REST API: runs and task
+#: instances, nothing else (no logs, XComs, code, connections; not the UI). A role of its own rather than FAB's
+#: Viewer, which also reads task logs and XComs (personal data of the HR workflows).
+RUN_HISTORY_READER = "Run History Reader"
+RUN_HISTORY_PERMISSIONS = ((CAN_READ, DAGS), (CAN_READ, DAG_RUNS), (CAN_READ, TASK_INSTANCES))
 
 
 @contextmanager
@@ -58,6 +74,8 @@ def sync_roles(sm: Any) -> dict[str, int]:
                         if p.resource and p.resource.name.startswith(PER_WORKFLOW_PREFIXES)]
         role.permissions = list(dict.fromkeys([*wanted, *per_workflow]))
         counts[name] = len(wanted)
+    reader = sm.find_role(RUN_HISTORY_READER) or sm.add_role(RUN_HISTORY_READER)
+    reader.permissions = [sm.create_permission(action, resource) for action, resource in RUN_HISTORY_PERMISSIONS]
     sm.session.commit()
     # Admin holds every permission that exists (FAB's rule); give it the new OfficeFlow ones now rather than
     # at the api-server's next start.
@@ -106,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     unlock.add_argument("--address", help="client address whose failed logins to forget")
     reset_mfa = commands.add_parser("reset-mfa", help="remove a user's second factor (lost phone)")
     reset_mfa.add_argument("username")
+    service = commands.add_parser("service-user", help=f"create or update a {RUN_HISTORY_READER!r} user (the "
+                                  "REST API's read-only client of the workflow_insights DAG)")
+    service.add_argument("username")
+    service.add_argument("--email", help="its e-mail (default <username>@officeflow.local)")
+    service.add_argument("--password-env", default="OFFICEFLOW_INSIGHTS_API_PASSWORD",
+                         help="environment variable holding its password (default %(default)s)")
     args = parser.parse_args(argv)
 
     if args.command in ("set-orgs", "unlock", "reset-mfa"):
@@ -123,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"role {name!r}: {count} permissions")
         if args.command == "sync":
             return 0
+        if args.command == "service-user":
+            return _service_user(sm, args)
         if args.command == "bootstrap":
             if sm.find_user(username=args.admin):
                 print(f"admin {args.admin!r} exists")
@@ -150,6 +176,34 @@ def main(argv: list[str] | None = None) -> int:
     if args.org:
         organizations.set_user(args.username, args.org, by="cli")
     print(f"user {args.username!r} created with role {args.role!r}")
+    return 0
+
+
+def _service_user(sm: Any, args: argparse.Namespace) -> int:
+    """The service user with exactly the run-history role and the password from the environment: created, or
+    brought back to that (a changed password in the environment is set again)."""
+    password = os.environ.get(args.password_env, "")
+    try:
+        check_password(password, username=args.username)
+    except PasswordPolicyError as exc:
+        print(f"{args.password_env}: {exc}", file=sys.stderr)
+        return 2
+    sync_roles(sm)
+    role = sm.find_role(RUN_HISTORY_READER)
+    user = sm.find_user(username=args.username)
+    if user is None:
+        create_user(sm, args.username, args.email or f"{args.username}@officeflow.local", RUN_HISTORY_READER,
+                    password)
+        print(f"service user {args.username!r} created with role {RUN_HISTORY_READER!r}")
+        return 0
+    from werkzeug.security import check_password_hash
+
+    changed = user.roles != [role] or not check_password_hash(user.password, password)
+    if changed:
+        user.roles = [role]
+        sm.reset_password(user.id, password)
+        sm.session.commit()
+    print(f"service user {args.username!r} {'updated' if changed else 'up to date'}")
     return 0
 
 

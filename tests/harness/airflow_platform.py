@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from tests.harness.auth_users import PASSWORD
+from tests.harness.auth_users import INSIGHTS_USER, PASSWORD
 from tests.harness.ports import free_port
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -42,6 +42,9 @@ class AirflowPlatform:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            # workflow_insights reads the run history through this api-server as the read-only test user.
+            "AIRFLOW_CONN_OFFICEFLOW_AIRFLOW_API": json.dumps({
+                "conn_type": "http", "host": self.base_url, "login": INSIGHTS_USER, "password": PASSWORD}),
             "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps({
                 "conn_type": "smtp", "host": "127.0.0.1", "port": smtp_port,
                 "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "people@officeflow.test",

@@ -30,14 +30,17 @@ USERS = {
     "viewer": "Viewer",
     "op": "Op",
 }
+#: The REST API client of workflow_insights (role Run History Reader, plugins/officeflow_auth/roles.py): a service
+#: user, not one of the people above.
+INSIGHTS_USER = "insights"
 
 
 def create_all() -> None:
-    from plugins.officeflow_auth.roles import create_user, security_manager, sync_roles
+    from plugins.officeflow_auth.roles import RUN_HISTORY_READER, create_user, security_manager, sync_roles
 
     with security_manager() as sm:
         sync_roles(sm)
-        for username, role in USERS.items():
+        for username, role in {**USERS, INSIGHTS_USER: RUN_HISTORY_READER}.items():
             if sm.find_user(username=username) is None:
                 create_user(sm, username, f"{username}@officeflow.test", role, PASSWORD)
 

@@ -139,6 +139,7 @@ MUST_FILL = {
     "officeflow_approval_smoke": set(),
     "calendar_maintenance": set(),
     "document_retention": set(),
+    "workflow_insights": set(),
     "manager_heads_up": {"manager_name", "manager_email", "first_name", "start_date"},
     "new_contractor_welcome": {"first_name", "email"},
 }
@@ -192,7 +193,7 @@ def test_every_workflow_explains_itself(dagbag):
     owners = {"employee_onboarding": "people-team", "employee_offboarding": "people-team",
               "employee_role_change": "people-team", "equipment_request": "it-team",
               "identity_provisioning": "it-team", "officeflow_approval_smoke": "it-team",
-              "calendar_maintenance": "it-team", "document_retention": "it-team",
+              "calendar_maintenance": "it-team", "document_retention": "it-team", "workflow_insights": "it-team",
               "new_contractor_welcome": "people-team", "manager_heads_up": "people-team"}
     for dag_id, owner in owners.items():
         dag = dagbag.dags[dag_id]
@@ -201,7 +202,7 @@ def test_every_workflow_explains_itself(dagbag):
         assert dag.description and len(dag.description) > 40, dag_id
         assert len(dag.tags) >= 2, dag_id
     for dag_id in (*HR_DAGS, "identity_provisioning", "officeflow_approval_smoke", "calendar_maintenance",
-                   "document_retention"):
+                   "document_retention", "workflow_insights"):
         doc = dagbag.dags[dag_id].doc_md
         assert doc.startswith("# ") and "```text" in doc, f"{dag_id}: doc_md needs a title and the picture"
 
@@ -233,3 +234,15 @@ def test_every_xcom_field_read_is_pushed(dagbag):
                         assert arg.operator.multiple_outputs, (
                             f"{dag_id}.{task.task_id}.{field} reads {arg.operator.task_id}[{arg.key!r}], which "
                             "does not push its result's fields (multiple_outputs=True)")
+
+
+def test_workflow_insights_reads_like_its_picture(dagbag):
+    dag = dagbag.dags["workflow_insights"]
+    tasks = dag.task_dict
+    assert tasks["fetch_history"].downstream_task_ids == {"compute_stats"}
+    assert tasks["compute_stats"].downstream_task_ids == {"suggest", "report"}
+    assert tasks["suggest"].downstream_task_ids == {"report"}
+    assert tasks["report"].downstream_task_ids == {"store_report", "post_report"}
+    assert tasks["suggest"].prompt == "workflow_insights"
+    assert dag.params["days"] == 30 and dag.max_active_runs == 1
+    assert dag.schedule == "0 6 * * 1"  # weekly, Monday 06:00 UTC
