@@ -182,3 +182,32 @@ def _last_audit_id() -> int:
 
     with session_scope() as session:
         return session.scalar(select(func.coalesce(func.max(AuditLog.id), 0)))
+
+
+def test_service_user_command_makes_a_run_history_reader_and_keeps_it_so(sm, username, store_url):
+    from plugins.officeflow_auth.roles import RUN_HISTORY_PERMISSIONS, RUN_HISTORY_READER
+
+    def service_user(password: str) -> subprocess.CompletedProcess[str]:
+        return _roles_cli("service-user", username, "--password-env", "OFFICEFLOW_NEW_USER_PASSWORD",
+                          password=password)
+
+    weak = service_user(WEAK)
+    assert weak.returncode == 2 and "the password must have at least 12 characters" in weak.stderr
+    created = service_user(PASSWORD)
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert f"service user {username!r} created with role {RUN_HISTORY_READER!r}" in created.stdout
+    sm.session.expire_all()
+    user = sm.find_user(username=username)
+    assert [r.name for r in user.roles] == [RUN_HISTORY_READER]
+    assert pairs(sm.find_role(RUN_HISTORY_READER)) == set(RUN_HISTORY_PERMISSIONS)
+    assert "up to date" in service_user(PASSWORD).stdout
+
+    # Someone gave it another role and changed its password: the command puts both back.
+    user.roles = [sm.find_role("Viewer")]
+    sm.session.commit()
+    again = service_user(PASSWORD + "2")
+    assert again.returncode == 0 and f"service user {username!r} updated" in again.stdout
+    sm.session.expire_all()
+    user = sm.find_user(username=username)
+    assert [r.name for r in user.roles] == [RUN_HISTORY_READER]
+    assert check_password_hash(user.password, PASSWORD + "2")
