@@ -12,7 +12,13 @@ import pytest
 
 from tests.harness.airflow_platform import AirflowPlatform
 from tests.harness.docs import bash_blocks
-from tests.harness.e2e_support import approval_message, decide, task_state, wait_for_dag, xcom
+from tests.harness.e2e_support import (
+    approval_message,
+    decide,
+    task_state,
+    wait_for_dag,
+    xcom,
+)
 from tests.harness.sandbox import SandboxServer
 
 pytestmark = pytest.mark.e2e

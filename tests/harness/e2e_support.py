@@ -62,11 +62,12 @@ def failed_task_logs(platform: AirflowPlatform, dag_id: str, run_id: str, chars:
     return "\n".join(out) or platform.logs_tail()
 
 
-def decide(platform: AirflowPlatform, message: dict[str, Any], approve: bool = True) -> None:
-    """Click Approve (or Reject) on an approval message as the manager."""
+def decide(platform: AirflowPlatform, message: dict[str, Any], approve: bool = True,
+           user: str = MANAGER_SLACK_ID) -> None:
+    """Click Approve (or Reject) on an approval message as ``user`` (the manager by default)."""
     time.sleep(8)  # as a person would: see test_slack_approval.waiting_message
     action = "officeflow_approve" if approve else "officeflow_reject"
-    body, headers = signed_click(message, APPROVALS_CHANNEL, action, MANAGER_SLACK_ID)
+    body, headers = signed_click(message, APPROVALS_CHANNEL, action, user)
     response = httpx.post(f"{platform.base_url}/officeflow/slack/interactions", content=body, headers=headers,
                           timeout=10)
     said = "Approved by" if approve else "Rejected by"
