@@ -5,7 +5,6 @@ budget are read and set through the organizations API."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from tests.harness.docs import bash_blocks
 from tests.harness.e2e_support import (
     approval_message,
     decide,
+    run_doc_block,
     task_state,
     wait_for_dag,
     xcom,
@@ -25,20 +25,11 @@ pytestmark = pytest.mark.e2e
 DOC = "docs/ai.md"
 
 
-def run_block(platform: AirflowPlatform, sandbox: SandboxServer, block: str, cwd: Path) -> str:
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=cwd, capture_output=True, text=True,
-                            timeout=300, env={**platform.env, "OFFICEFLOW_URL": platform.base_url,
-                                              "OFFICEFLOW_ADMIN_PASSWORD": platform.password,
-                                              "SANDBOX_URL": sandbox.url})
-    assert result.returncode == 0, f"{block}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout
-
-
 def test_free_text_details_reach_the_approver_and_the_usage_is_accounted(
         platform: AirflowPlatform, sandbox_server: SandboxServer, tmp_path: Path):
     wait_for_dag(platform, "equipment_request")
     request, usage = bash_blocks(DOC, "## Try it (dev mode)")
-    run_id = run_block(platform, sandbox_server, request, tmp_path).strip().splitlines()[-1]
+    run_id = run_doc_block(platform, sandbox_server, request, tmp_path).strip().splitlines()[-1]
 
     message = approval_message(platform, sandbox_server, "equipment_request", run_id, "equipment.approval")
     details = xcom(platform, "equipment_request", run_id, "read_details")
@@ -54,7 +45,7 @@ def test_free_text_details_reach_the_approver_and_the_usage_is_accounted(
 
     before = platform.api("GET", "/officeflow/api/v1/organizations/default").json()["settings"]
     try:
-        spent, updated = (json.loads(line) for line in run_block(platform, sandbox_server, usage, tmp_path)
+        spent, updated = (json.loads(line) for line in run_doc_block(platform, sandbox_server, usage, tmp_path)
                           .strip().splitlines()[-2:])
         assert spent["organization_id"] == "default" and spent["calls"] >= 1 and spent["cost_usd"] > 0, spent
         assert "equipment_request" in {w["dag_id"] for w in spent["by_workflow"]}, spent

@@ -3,7 +3,9 @@ task's result, deciding an approval in Slack."""
 
 from __future__ import annotations
 
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -85,3 +87,13 @@ def store_rows(store: str, sql: str, **params: str) -> list:
             return list(conn.execute(text(sql), params))
     finally:
         engine.dispose()
+
+
+def run_doc_block(platform: AirflowPlatform, sandbox: SandboxServer, block: str, cwd: Path) -> str:
+    """A docs bash block run as a reader would, pointed at the e2e platform and sandbox; its stdout."""
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=cwd, capture_output=True, text=True,
+                            timeout=300, env={**platform.env, "OFFICEFLOW_URL": platform.base_url,
+                                              "OFFICEFLOW_ADMIN_PASSWORD": platform.password,
+                                              "SANDBOX_URL": sandbox.url})
+    assert result.returncode == 0, f"{block}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
