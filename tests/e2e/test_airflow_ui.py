@@ -137,7 +137,9 @@ def test_onboarding_from_the_form_to_its_summary(page, platform, shots):
     page.get_by_role("button", name="Edit note").click()
     note = page.get_by_role("dialog")
     note.get_by_text(f"Onboarding of Ada {last_name} ({email}) is done.").first.wait_for()
-    assert "equipment (laptop): Approve" in note.inner_text()
+    shown = note.inner_text()  # the approved bundle: the laptop asked for and what the AI recommended with it
+    assert "equipment (laptop, " in shown and "): Approve" in shown and "access granted on approval: " in shown
+    assert "welcome texts: personalised by AI (onboarding_welcome@1)" in shown
     shots.take(note, "07-run-summary-in-the-note")
 
 
