@@ -232,13 +232,9 @@ cmd_migrate() {
   airflow db migrate >"$OFFICEFLOW_HOME/logs/migrate.log" 2>&1 || { tail -30 "$OFFICEFLOW_HOME/logs/migrate.log"; die "airflow db migrate failed"; }
   log "migrating the OfficeFlow store"
   python -m include.officeflow.store migrate
-  log "syncing the OfficeFlow roles; the first admin if missing"
+  log "syncing the OfficeFlow roles; the first admin if missing; the workflow_insights API user"
   python -m plugins.officeflow_auth.roles bootstrap >"$OFFICEFLOW_HOME/logs/roles.log" 2>&1 \
     || { tail -5 "$OFFICEFLOW_HOME/logs/roles.log"; die "roles bootstrap failed (see above)"; }
-  if [[ -n "${OFFICEFLOW_INSIGHTS_API_PASSWORD:-}" ]]; then
-    python -m plugins.officeflow_auth.roles service-user officeflow-insights >>"$OFFICEFLOW_HOME/logs/roles.log" 2>&1 \
-      || { tail -5 "$OFFICEFLOW_HOME/logs/roles.log"; die "the workflow_insights API user failed (see above)"; }
-  fi
 }
 
 PIDS=()

@@ -1,15 +1,17 @@
 """# Workflow insights
 
-Every Monday at 06:00 UTC, reads how every workflow ran over the last `days` (default 30), asks the AI for
-improvements grounded in those numbers only, posts the report to Slack and stores it as a document:
+Every Monday at 06:00 UTC, reads how every workflow (or the `workflows` asked for) ran over the last `days`
+(default 30), asks the AI for improvements grounded in those numbers only, posts the report to Slack and stores
+it as a document:
 
 ```text
-fetch_history ── compute_stats ── suggest ── report ─┬─ store_report   (PDF: reports/workflow_insights/<date>)
-                                                     └─ post_report    (Slack: OFFICEFLOW_INSIGHTS_SLACK_CHANNEL)
+compute_stats ── suggest ── report ─┬─ store_report   (PDF: reports/workflow_insights/<date>)
+                                    └─ post_report    (Slack: OFFICEFLOW_INSIGHTS_SLACK_CHANNEL)
 ```
 
 - **History**: DAG runs and task instances read through Airflow's REST API (connection `officeflow_airflow_api`,
-  a read-only service user): tasks have no metadata-DB access.
+  a read-only service user): tasks have no metadata-DB access. The task that reads them reduces them to
+  statistics at once, so the raw history never becomes an XCom.
 - **Statistics** per workflow and task: runs, failures and failure rate, retries, duration p50/p95/max, queue
   wait and deferred (approval) wait; the figures that matter most (at most 40) go to the AI.
 - **Suggestions** (prompt `workflow_insights`): each names a task, a metric and its value; one that does not
@@ -40,43 +42,41 @@ with workflow_dag(
     doc_md=__doc__,
     tags=["insights", "it"],
     params={"days": fields.days("Period (days)", "How many days of run history the report covers.", default=30,
-                                maximum=365)},
+                                maximum=365),
+            "workflows": fields.text_list("Workflows", "DAG ids to report on, one per line; empty: every workflow.")},
     schedule="0 6 * * 1",
     max_active_runs=1,
     with_run_params=False,
 ):
 
-    @task
-    def fetch_history(params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Runs and task instances of every workflow that started in the period, through the REST API."""
+    @task(multiple_outputs=True)  # suggest reads figures, report reads stats
+    def compute_stats(params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The runs and task instances that started in the period, read through the REST API, as statistics per
+        workflow and task, and the figures that matter most."""
         from datetime import UTC, datetime, timedelta
 
+        from include.officeflow import insights
         from include.officeflow.errors import ServiceError, with_retries
         from operators.base import for_airflow
         from operators.hooks.airflow_api import AirflowApiHook
 
         days = int((params or {}).get("days") or 30)
+        dag_ids = [str(d).strip() for d in (params or {}).get("workflows") or [] if str(d).strip()]
         until = datetime.now(UTC).replace(microsecond=0)
         since = until - timedelta(days=days)
         hook = AirflowApiHook()
         try:
-            runs = hook.dag_runs(since, call=lambda page: with_retries(page, describe="Reading DAG runs"))
-            tis = hook.task_instances(since, call=lambda page: with_retries(page, describe="Reading task instances"))
+            runs = hook.dag_runs(since, dag_ids=dag_ids,
+                                 call=lambda page: with_retries(page, describe="Reading DAG runs"))
+            tis = hook.task_instances(since, dag_ids=dag_ids,
+                                      call=lambda page: with_retries(page, describe="Reading task instances"))
         except ServiceError as exc:
             raise for_airflow(exc, f"Reading the run history failed: {exc}") from exc
-        return {"runs": runs, "task_instances": tis, "period_days": days, "since": since.isoformat(),
-                "until": until.isoformat()}
-
-    @task(multiple_outputs=True)  # suggest reads figures, report reads stats
-    def compute_stats(history: dict[str, Any]) -> dict[str, Any]:
-        """Statistics per workflow and task, and the figures that matter most."""
-        from include.officeflow import insights
-
-        stats = insights.compute_stats(history["runs"], history["task_instances"], period_days=history["period_days"],
-                                       since=history["since"], until=history["until"])
+        stats = insights.compute_stats(runs, tis, period_days=days, since=since.isoformat(),
+                                       until=until.isoformat(), dag_ids=dag_ids)
         return {"stats": stats, "figures": insights.figures(stats)}
 
-    numbers = compute_stats(fetch_history())
+    numbers = compute_stats()
 
     suggest = StructuredOutputOperator(task_id="suggest", prompt="workflow_insights",
                                        variables={"figures": numbers["figures"], "period_days": "{{ params.days }}"})

@@ -87,12 +87,13 @@ def _rate(part: int, whole: int) -> float:
 
 
 def compute_stats(runs: Iterable[Mapping[str, Any]], task_instances: Iterable[Mapping[str, Any]], *,
-                  period_days: int, since: str, until: str) -> dict[str, Any]:
+                  period_days: int, since: str, until: str, dag_ids: Sequence[str] = ()) -> dict[str, Any]:
     """Per workflow and per task, over the finished runs in ``runs`` and their task instances.
 
     ``runs``: ``{dag_id, run_id, state, queued_at, start_date, end_date}``; ``task_instances``: ``{dag_id, run_id,
     task_id, map_index, state, try_number, start_date, end_date, duration, queued_when}`` (ISO 8601 strings).
-    Returns a JSON-able dict (an XCom): ``{period_days, since, until, runs, workflows: [{dag_id, runs, successes,
+    ``dag_ids``: the workflows the history was read for (empty: all). Returns a JSON-able dict (an XCom):
+    ``{period_days, since, until, dag_ids, runs, workflows: [{dag_id, runs, successes,
     failures, failure_rate, duration, queue_wait, tasks: [{task_id, runs, successes, failures, failure_rate,
     retries, extra_tries, duration, queue_wait, deferred_wait}]}]}``, workflows and tasks sorted by id.
     """
@@ -114,8 +115,8 @@ def compute_stats(runs: Iterable[Mapping[str, Any]], task_instances: Iterable[Ma
         workflows.append({"dag_id": dag_id, "runs": len(dag_runs), "successes": len(dag_runs) - failures,
                           "failures": failures, "failure_rate": _rate(failures, len(dag_runs)),
                           "duration": spread(durations), "queue_wait": spread(waits), "tasks": tasks})
-    return {"period_days": period_days, "since": since, "until": until, "runs": len(finished),
-            "workflows": workflows}
+    return {"period_days": period_days, "since": since, "until": until, "dag_ids": sorted(dag_ids),
+            "runs": len(finished), "workflows": workflows}
 
 
 def _task_stats(task_id: str, instances: list[Mapping[str, Any]]) -> dict[str, Any]:
@@ -264,7 +265,9 @@ def _number(value: float | int, unit: str) -> str:
 
 
 def period(stats: Mapping[str, Any]) -> str:
-    return f"last {stats['period_days']} days ({str(stats['since'])[:10]} to {str(stats['until'])[:10]})"
+    """``last 30 days (2026-11-01 to 2026-12-01)``, plus ``, workflows a, b`` when only some were read."""
+    text = f"last {stats['period_days']} days ({str(stats['since'])[:10]} to {str(stats['until'])[:10]})"
+    return text + (f", workflows {', '.join(stats['dag_ids'])}" if stats.get("dag_ids") else "")
 
 
 def report_markdown(stats: Mapping[str, Any], kept: Sequence[Mapping[str, Any]], source_note: str,

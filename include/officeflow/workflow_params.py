@@ -72,6 +72,12 @@ def days(title: str, description: str, default: int, maximum: int = 3650) -> Any
     return _param(default, type="integer", minimum=0, maximum=maximum, title=title, description=description)
 
 
+
+def text_list(title: str, description: str) -> Any:
+    """An optional list of short texts (one per line in the trigger form), empty by default."""
+    return _param(None, type=["null", "array"], items={"type": "string", "minLength": 1, "maxLength": 250},
+                  uniqueItems=True, title=title, description=description)
+
 # --- the person fields the HR workflows share ---------------------------------------------------------
 
 

@@ -14,10 +14,12 @@ The hook trades them for a JWT at ``POST /auth/token`` (``{"username", "password
 it as ``Authorization: Bearer``; the password never goes to any other route, and a token that expired during a
 long read is fetched again once.
 
-- :meth:`AirflowApiHook.dag_runs`: ``GET /api/v2/dags/~/dagRuns?start_date_gte=…`` (every workflow), paged
-  with ``limit`` / ``offset`` until ``total_entries``;
-- :meth:`AirflowApiHook.task_instances`: ``POST /api/v2/dags/~/dagRuns/~/taskInstances/list`` with
-  ``start_date_gte``, paged with ``page_limit`` / ``page_offset``.
+- :meth:`AirflowApiHook.dag_runs`: ``POST /api/v2/dags/~/dagRuns/list`` with ``start_date_gte`` (and
+  ``dag_ids`` when only some workflows are asked for);
+- :meth:`AirflowApiHook.task_instances`: ``POST /api/v2/dags/~/dagRuns/~/taskInstances/list`` with the same
+  filters.
+
+Both page with ``page_limit`` / ``page_offset`` until ``total_entries``.
 
 Each returns only the fields :mod:`include.officeflow.insights` uses (no ``conf``, notes or rendered fields: they
 may hold personal data). Failures are :mod:`include.officeflow.errors`: 401/403 -> :class:`AuthError` naming
@@ -29,7 +31,7 @@ callers own the retry policy (:func:`include.officeflow.errors.with_retries`).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -187,25 +189,32 @@ class AirflowApiHook(HttpHook):
 
     # --- the run history --------------------------------------------------------------------------------------
 
-    def dag_runs(self, since: datetime, *, call: PageCall = _once) -> list[dict[str, Any]]:
-        """Every DAG run (all workflows the user may read) that started at or after ``since`` (aware),
-        ``{dag_id, run_id, state, queued_at, start_date, end_date}``. ``call`` wraps each page's request (e.g.
-        with retries)."""
+    def dag_runs(self, since: datetime, *, dag_ids: Sequence[str] = (), call: PageCall = _once
+                 ) -> list[dict[str, Any]]:
+        """Every DAG run that started at or after ``since`` (aware), of the workflows in ``dag_ids`` (empty: all
+        the user may read): ``{dag_id, run_id, state, queued_at, start_date, end_date}``. ``call`` wraps each
+        page's request (e.g. with retries)."""
+        return [_pick(run, RUN_FIELDS) for run in self._list("/api/v2/dags/~/dagRuns/list", "dag_runs", since,
+                                                               dag_ids, call)]
+
+    def task_instances(self, since: datetime, *, dag_ids: Sequence[str] = (), call: PageCall = _once
+                       ) -> list[dict[str, Any]]:
+        """Every task instance that started at or after ``since``, of the workflows in ``dag_ids`` (empty: all):
+        ``{dag_id, run_id, task_id, map_index, state, try_number, start_date, end_date, duration, queued_when}``."""
+        return [_pick(ti, TI_FIELDS) for ti in self._list("/api/v2/dags/~/dagRuns/~/taskInstances/list",
+                                                           "task_instances", since, dag_ids, call)]
+
+    def _list(self, path: str, key: str, since: datetime, dag_ids: Sequence[str], call: PageCall
+              ) -> Iterator[dict[str, Any]]:
+        filters: dict[str, Any] = {"start_date_gte": since.isoformat(), "order_by": "id"}
+        if dag_ids:
+            filters["dag_ids"] = list(dag_ids)
+
         def page(offset: int) -> dict[str, Any]:
-            params = {"start_date_gte": since.isoformat(), "limit": PAGE_SIZE, "offset": offset, "order_by": "id"}
-            return call(lambda: self._get_json("GET", "/api/v2/dags/~/dagRuns", params=params))
+            body = {**filters, "page_limit": PAGE_SIZE, "page_offset": offset}
+            return call(lambda: self._get_json("POST", path, json=body))
 
-        return [_pick(run, RUN_FIELDS) for run in self._pages(page, "dag_runs")]
-
-    def task_instances(self, since: datetime, *, call: PageCall = _once) -> list[dict[str, Any]]:
-        """Every task instance that started at or after ``since``: ``{dag_id, run_id, task_id, map_index, state,
-        try_number, start_date, end_date, duration, queued_when}``."""
-        def page(offset: int) -> dict[str, Any]:
-            body = {"start_date_gte": since.isoformat(), "page_limit": PAGE_SIZE, "page_offset": offset,
-                    "order_by": "id"}
-            return call(lambda: self._get_json("POST", "/api/v2/dags/~/dagRuns/~/taskInstances/list", json=body))
-
-        return [_pick(ti, TI_FIELDS) for ti in self._pages(page, "task_instances")]
+        return self._pages(page, key)
 
     def test_connection(self) -> tuple[bool, str]:
         """The Connections page's Test button: a token and one page of runs."""

@@ -11,9 +11,11 @@ and the user commands an operator needs without the UI.
 
 ``sync`` is idempotent: each OfficeFlow role gets exactly its declared permissions besides the per-workflow
 ones (``DAG:<id>`` / ``DAG Run:<id>``, which the dag-processor syncs from each DAG's ``access_control``).
-``bootstrap`` is ``sync`` plus the first administrator (role Admin) when it does not exist yet: ``./run.sh
-migrate`` (so ``./run.sh dev``), docker compose's init service and the Helm chart's migration job run it at
-every start or upgrade. ``set-orgs``, ``unlock`` and ``reset-mfa`` are audited with the actor ``cli:<OS user>``.
+``bootstrap`` is ``sync`` plus the first administrator (role Admin) when it does not exist yet, and the
+``workflow_insights`` service user (``service-user officeflow-insights``) when
+``OFFICEFLOW_INSIGHTS_API_PASSWORD`` is set: ``./run.sh migrate`` (so ``./run.sh dev``), docker compose's init
+service and the Helm chart's migration job run it at every start or upgrade. ``set-orgs``, ``unlock`` and
+``reset-mfa`` are audited with the actor ``cli:<OS user>``.
 ``service-user`` makes (or updates) a user of the :data:`RUN_HISTORY_READER` role with the password in ``VAR``:
 the ``workflow_insights`` DAG's connection ``officeflow_airflow_api`` signs in as one (``./run.sh migrate``).
 """
@@ -108,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
                       help="the admin's e-mail (default: OFFICEFLOW_ADMIN_EMAIL or %(default)s)")
     boot.add_argument("--password-env", default="OFFICEFLOW_ADMIN_PASSWORD",
                       help="environment variable holding the admin's password (default %(default)s)")
+    boot.add_argument("--service-user", default="officeflow-insights",
+                      help="the workflow_insights service user, made or updated when --service-password-env is set "
+                           "(default %(default)s)")
+    boot.add_argument("--service-password-env", default="OFFICEFLOW_INSIGHTS_API_PASSWORD",
+                      help="environment variable holding its password (default %(default)s; unset: no service user)")
     create = commands.add_parser("create-user", help="add a database user (password policy applies)")
     create.add_argument("username")
     create.add_argument("email")
@@ -150,20 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "service-user":
             return _service_user(sm, args)
         if args.command == "bootstrap":
-            if sm.find_user(username=args.admin):
-                print(f"admin {args.admin!r} exists")
-                return 0
-            password = os.environ.get(args.password_env, "")
-            if not password:
-                print(f"set {args.password_env} to create the admin {args.admin!r}", file=sys.stderr)
-                return 2
-            try:
-                create_user(sm, args.admin, args.email, "Admin", password)
-            except PasswordPolicyError as exc:
-                print(f"{args.password_env}: {exc}", file=sys.stderr)
-                return 2
-            print(f"admin {args.admin!r} created")
-            return 0
+            code = _first_admin(sm, args)
+            if code == 0 and os.environ.get(args.service_password_env):
+                code = _service_user(sm, argparse.Namespace(username=args.service_user, email=None,
+                                                            password_env=args.service_password_env))
+            return code
         if args.if_missing and sm.find_user(username=args.username):
             print(f"user {args.username!r} exists")
             return 0
@@ -176,6 +174,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.org:
         organizations.set_user(args.username, args.org, by="cli")
     print(f"user {args.username!r} created with role {args.role!r}")
+    return 0
+
+
+def _first_admin(sm: Any, args: argparse.Namespace) -> int:
+    if sm.find_user(username=args.admin):
+        print(f"admin {args.admin!r} exists")
+        return 0
+    password = os.environ.get(args.password_env, "")
+    if not password:
+        print(f"set {args.password_env} to create the admin {args.admin!r}", file=sys.stderr)
+        return 2
+    try:
+        create_user(sm, args.admin, args.email, "Admin", password)
+    except PasswordPolicyError as exc:
+        print(f"{args.password_env}: {exc}", file=sys.stderr)
+        return 2
+    print(f"admin {args.admin!r} created")
     return 0
 
 

@@ -184,14 +184,32 @@ def test_no_secret_value_reaches_a_configmap_or_an_env_literal():
     for name, spec in pod_specs(docs).items():
         for container in spec["containers"]:
             literal = {e["name"] for e in container.get("env", []) if "valueFrom" not in e}
-            # the migration Job runs before the ConfigMaps exist: it names the auth manager itself
+            # the migration Job runs before the ConfigMaps exist: it names the auth manager itself; the worker
+            # pods' insights connection holds only a $(reference) to the Secret's password (test below)
             allowed = {"OFFICEFLOW_ENV"} | ({"AIRFLOW__CORE__AUTH_MANAGER", "AIRFLOW__FAB__CONFIG_FILE"}
-                                            if name == "officeflow-migrate" else set())
+                                            if name == "officeflow-migrate" else set()) | (
+                {INSIGHTS_CONNECTION} if name == "worker pod template" else set())
             assert literal <= allowed, f"{name}: settings come from the ConfigMap and the Secret"
             assert {"secretRef": {"name": "officeflow-secrets"}} in container["envFrom"], name
     for doc in docs:
         if doc["kind"] == "ConfigMap":
             assert not [k for k in doc["data"] if re.search(r"SECRET|PASSWORD|TOKEN|FERNET|_KEY$|_CONN$", k)]
+
+
+INSIGHTS_CONNECTION = "AIRFLOW_CONN_OFFICEFLOW_AIRFLOW_API"
+
+
+def test_worker_pods_reach_the_rest_api_as_the_insights_service_user_with_the_secrets_password():
+    env = {e["name"]: e for e in pod_specs(render(namespace="people-ops"))["worker pod template"]["containers"][0]
+           ["env"]}
+    connection = json.loads(env[INSIGHTS_CONNECTION]["value"])
+    # Kubernetes replaces $(VAR) with the variable of the Secret (envFrom comes first); the chart writes no password
+    assert connection == {"conn_type": "http", "login": "officeflow-insights",
+                          "host": "http://officeflow-api-server.people-ops.svc.cluster.local:8080",
+                          "password": "$(OFFICEFLOW_INSIGHTS_API_PASSWORD)"}
+    # the migration Job's bootstrap makes that user from the same variable (tests/integration test_auth_roles)
+    off = pod_specs(render("--set", "insights.enabled=false"))["worker pod template"]["containers"][0]
+    assert INSIGHTS_CONNECTION not in {e["name"] for e in off.get("env", [])}
 
 
 def test_migrations_run_as_a_pre_install_and_pre_upgrade_hook(docs):

@@ -21,7 +21,7 @@ from confluent_kafka import Producer
 from sqlalchemy import select
 
 from include.officeflow.inbox import run_id_for
-from include.officeflow.store import WebhookEvent, session_scope
+from include.officeflow.store import WebhookEvent, migrate, session_scope
 from tests.harness.airflow_platform import AirflowPlatform
 from tests.harness.environment import REPO_ROOT
 from tests.harness.kafka import KafkaBroker
@@ -36,6 +36,15 @@ ENDPOINT = f"kafka:{TOPIC}"
 def broker(kafka_session_broker: KafkaBroker) -> KafkaBroker:
     """The session's broker (tests/conftest.py), as the integration tests use it."""
     return kafka_session_broker
+
+
+@pytest.fixture(scope="module")
+def store(postgres) -> str:
+    """A store of this platform's own: the package's platform runs beside it with its own dispatcher, which would
+    start this test's pending events on its own Airflow (one store serves one Airflow deployment)."""
+    url = postgres.create_database(f"officeflow_kafka_{uuid.uuid4().hex[:6]}")
+    migrate(url)
+    return url
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +65,7 @@ def kafka_platform(airflow_db, postgres, store, smtp, kafka_env) -> Iterator[Air
         running.start()
         running.wait_for_dag("hr_events_from_kafka")
         for dag_id in ("employee_onboarding", "employee_offboarding"):  # their runs are created, and wait
+            running.wait_for_dag(dag_id)  # parsed (the dag-processor reads the files in no set order)
             paused = running.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": True})
             assert paused.status_code == 200, paused.text
         yield running
@@ -83,14 +93,15 @@ def inbox(store: str) -> dict[str, WebhookEvent]:
         return {row.provider_event_id: row for row in rows}
 
 
-def wait_for(check: Any, what: str, platform: AirflowPlatform, timeout: float = 240) -> Any:
+def wait_for(check: Any, what: str, platform: AirflowPlatform, timeout: float = 240, store: str | None = None) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = check()
         if found:
             return found
         time.sleep(1)
-    raise AssertionError(f"{what} not seen after {timeout}s\n{platform.logs_tail(60)}")
+    rows = {key: (row.status, row.error) for key, row in inbox(store).items()} if store else {}
+    raise AssertionError(f"{what} not seen after {timeout}s; inbox: {rows}\n{platform.logs_tail(60)}")
 
 
 def test_hr_events_on_kafka_start_workflows_once_and_bad_ones_are_skipped(kafka_platform, broker, kafka_env, store):
@@ -104,7 +115,7 @@ def test_hr_events_on_kafka_start_workflows_once_and_bad_ones_are_skipped(kafka_
 
     run_id = run_id_for(ENDPOINT, "e2e-hr-1")
     run = wait_for(lambda: (r := kafka_platform.api("GET", f"/api/v2/dags/employee_onboarding/dagRuns/{run_id}"))
-                   .status_code == 200 and r.json(), "the onboarding run", kafka_platform)
+                   .status_code == 200 and r.json(), "the onboarding run", kafka_platform, store=store)
     assert {k: run["conf"].get(k) for k in ("employee_id", "first_name", "last_name", "email", "source",
                                             "organization_id")} == {
         "employee_id": "e2e-hr-1", "first_name": "Grace", "last_name": "Hopper", "email": "grace@example.com",
@@ -113,7 +124,8 @@ def test_hr_events_on_kafka_start_workflows_once_and_bad_ones_are_skipped(kafka_
     # The message without a first name: onboarding's params refuse it (as the REST API would), so no run; the inbox
     # records why. The malformed one is counted where the operator reads the skips.
     rows = wait_for(lambda: (rows := inbox(store)) and rows.get("e2e-hr-2") and rows["e2e-hr-2"].status == "rejected"
-                    and rows["e2e-hr-1"].status == "triggered" and rows, "the inbox outcomes", kafka_platform)
+                    and rows["e2e-hr-1"].status == "triggered" and rows, "the inbox outcomes", kafka_platform,
+                    store=store)
     assert "first_name" in rows["e2e-hr-2"].error, rows["e2e-hr-2"].error
     malformed = [row for key, row in rows.items() if key.startswith("@")]
     assert [(row.status, row.event_type) for row in malformed] == [("rejected", "malformed")]

@@ -102,7 +102,8 @@ def test_the_report_has_the_seeded_figures_in_slack_and_in_a_document(platform: 
     platform.wait_for_dag(DAG_ID)
     run_id = f"manual__insights_{uuid.uuid4().hex[:8]}"
     response = platform.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns",
-                            json={"dag_run_id": run_id, "logical_date": None, "conf": {"days": 7}})
+                            json={"dag_run_id": run_id, "logical_date": None,
+                                  "conf": {"days": 7, "workflows": [SEEDED]}})
     assert response.status_code == 200, response.text
     assert platform.wait_for_run(DAG_ID, run_id, timeout=300)["state"] == "success", (
         platform.task_states(DAG_ID, run_id), platform.logs_tail())
@@ -130,7 +131,7 @@ def test_the_report_has_the_seeded_figures_in_slack_and_in_a_document(platform: 
                            params={"version": stored["version"]})
     assert content.status_code == 200, content.text
     pdf = pdf_text(content.content)
-    assert "Workflow insights" in pdf and "last 7 days" in pdf
+    assert "Workflow insights" in pdf and "last 7 days" in pdf and f"workflows {SEEDED}" in pdf
     assert all(value in pdf for value in ("20.0 %", "256.0 s", "4.7 s", "300.0 s"))
 
     # The AI step: its suggestions are grounded in these figures, or the report says why there are none
@@ -161,6 +162,9 @@ def test_the_hook_pages_through_every_run_and_task_instance(platform: AirflowPla
     tis = [ti for ti in hook.task_instances(since) if ti["run_id"] in seeded]
     assert sorted((ti["try_number"], ti["duration"]) for ti in tis) == [(1, 10.0), (1, 30.0), (1, 310.0), (2, 20.0),
                                                                         (3, 40.0)]
+    # Only the workflows asked for: every run and task instance of the seeded one, and nothing else
+    assert {r["run_id"] for r in hook.dag_runs(since, dag_ids=[SEEDED])} == set(seeded)
+    assert {ti["dag_id"] for ti in hook.task_instances(since, dag_ids=[SEEDED])} == {SEEDED}
 
 
 def test_the_service_user_reads_runs_and_nothing_else(platform: AirflowPlatform):

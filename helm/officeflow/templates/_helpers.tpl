@@ -38,6 +38,12 @@ app.kubernetes.io/component: {{ .component }}
 {{- .Values.airflow.executionApiUrl | default (printf "http://%s-api-server.%s.svc.cluster.local:%v/execution/" (include "officeflow.fullname" .) .Release.Namespace .Values.apiServer.port) -}}
 {{- end -}}
 
+{{/* The workflow_insights DAG's REST API connection (JSON): the service user at this release's api-server Service. */}}
+{{- define "officeflow.insightsConnection" -}}
+{{- $host := printf "http://%s-api-server.%s.svc.cluster.local:%v" (include "officeflow.fullname" .) .Release.Namespace .Values.apiServer.port -}}
+{{- dict "conn_type" "http" "host" $host "login" "officeflow-insights" "password" "$(OFFICEFLOW_INSIGHTS_API_PASSWORD)" | toJson -}}
+{{- end -}}
+
 {{/* The auth manager and its FAB settings file (config/webserver_config.py, copied into the image by the
      Dockerfile): airflow.cfg names them for the components and worker pods; the migration Job, which runs
      before that ConfigMap exists, gets them as environment variables. */}}

@@ -18,7 +18,7 @@ from werkzeug.security import check_password_hash
 from include.officeflow.auth import organizations
 from include.officeflow.auth.passwords import PasswordPolicyError
 from include.officeflow.auth.permissions import RESOURCES, ROLE_PERMISSIONS, ROLES
-from plugins.officeflow_auth.roles import PER_WORKFLOW_PREFIXES, security_manager, sync_roles
+from plugins.officeflow_auth.roles import PER_WORKFLOW_PREFIXES, create_user, security_manager, sync_roles
 from tests.harness.auth_users import PASSWORD
 
 WEAK = "password123"
@@ -211,3 +211,28 @@ def test_service_user_command_makes_a_run_history_reader_and_keeps_it_so(sm, use
     user = sm.find_user(username=username)
     assert [r.name for r in user.roles] == [RUN_HISTORY_READER]
     assert check_password_hash(user.password, PASSWORD + "2")
+
+
+def test_bootstrap_makes_the_insights_service_user_when_its_password_is_set(sm, username, store_url):
+    """The migration Job (Helm), compose's init and ./run.sh migrate run only ``bootstrap``: it makes the
+    workflow_insights service user too, from the password variable, and leaves the existing admin alone."""
+    from plugins.officeflow_auth.roles import RUN_HISTORY_READER
+
+    admin = f"{username}-admin"
+    create_user(sm, admin, f"{admin}@officeflow.test", "Admin", PASSWORD)
+    boot = ["bootstrap", "--admin", admin, "--service-user", username,
+            "--service-password-env", "OFFICEFLOW_NEW_USER_PASSWORD"]
+    weak = _roles_cli(*boot, password=WEAK)
+    assert weak.returncode == 2 and "OFFICEFLOW_NEW_USER_PASSWORD: the password must" in weak.stderr
+    done = _roles_cli(*boot, password=PASSWORD)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"admin {admin!r} exists" in done.stdout and f"service user {username!r} created" in done.stdout
+    sm.session.expire_all()
+    assert [r.name for r in sm.find_user(username=username).roles] == [RUN_HISTORY_READER]
+
+    # Without the variable, no service user is touched
+    quiet = _roles_cli("bootstrap", "--admin", admin, "--service-user", f"{username}-2",
+                       "--service-password-env", "OFFICEFLOW_UNSET_PASSWORD_VARIABLE", password=PASSWORD)
+    assert quiet.returncode == 0 and "service user" not in quiet.stdout
+    sm.session.expire_all()
+    assert sm.find_user(username=f"{username}-2") is None

@@ -239,10 +239,10 @@ def test_every_xcom_field_read_is_pushed(dagbag):
 def test_workflow_insights_reads_like_its_picture(dagbag):
     dag = dagbag.dags["workflow_insights"]
     tasks = dag.task_dict
-    assert tasks["fetch_history"].downstream_task_ids == {"compute_stats"}
+    assert not dag.get_task("compute_stats").upstream_task_ids  # reads the history and reduces it: no raw XCom
     assert tasks["compute_stats"].downstream_task_ids == {"suggest", "report"}
     assert tasks["suggest"].downstream_task_ids == {"report"}
     assert tasks["report"].downstream_task_ids == {"store_report", "post_report"}
     assert tasks["suggest"].prompt == "workflow_insights"
-    assert dag.params["days"] == 30 and dag.max_active_runs == 1
+    assert dag.params["days"] == 30 and dag.params["workflows"] is None and dag.max_active_runs == 1
     assert dag.schedule == "0 6 * * 1"  # weekly, Monday 06:00 UTC

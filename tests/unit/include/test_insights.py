@@ -224,3 +224,12 @@ def test_report_without_suggestions_says_why(stats):
     empty = insights.compute_stats([], [], period_days=7, since=at(0), until=at(1))
     quiet = insights.report_markdown(empty, [], "no AI suggestions: the model made none")
     assert "No workflow run finished in this period." in quiet and "Figures that matter" not in quiet
+
+
+def test_a_report_on_some_workflows_names_them():
+    some = insights.compute_stats([], [], period_days=7, since="2026-11-01T00:00:00+00:00",
+                                  until="2026-11-08T00:00:00+00:00", dag_ids=["offboarding", "employee_onboarding"])
+    assert insights.period(some) == "last 7 days (2026-11-01 to 2026-11-08), workflows employee_onboarding, offboarding"
+    every = insights.compute_stats([], [], period_days=7, since="2026-11-01T00:00:00+00:00",
+                                   until="2026-11-08T00:00:00+00:00")
+    assert insights.period(every) == "last 7 days (2026-11-01 to 2026-11-08)" and every["dag_ids"] == []
