@@ -6,6 +6,7 @@ processes summed through PROMETHEUS_MULTIPROC_DIR. Parsed with prometheus_client
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -15,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
@@ -131,6 +133,14 @@ def test_unknown_http_methods_share_one_label(client):
     assert value(after, "officeflow_http_requests_total", method="OTHER", route="/health/live",
                  status_code="405") - value(before, "officeflow_http_requests_total", method="OTHER",
                                             route="/health/live", status_code="405") == 1
+
+
+def test_every_series_the_alert_rules_read_is_served(client):
+    rules = yaml.safe_load((REPO_ROOT / "config" / "prometheus" / "officeflow-rules.yaml").read_text())
+    used = {re.sub(r"_total$", "", name) for group in rules["groups"] for rule in group["rules"]
+            for name in re.findall(r"officeflow_\w+", rule["expr"])}
+    served = {family.name for family in text_string_to_metric_families(client.get("/metrics").text)}
+    assert used and used <= served, used - served
 
 
 # --- the store's series ----------------------------------------------------------------------------------------
