@@ -126,6 +126,32 @@ def test_a_thousand_unknown_endpoint_ids_add_no_series(client):
     assert not any(labels["endpoint"] in ids for labels in series_of(after, "officeflow_webhook_events_total"))
 
 
+def test_route_templates_when_mounted_under_officeflow_as_in_the_api_server(airflow_db, clean_store):
+    """Airflow mounts the gateway at /officeflow: the route label is still the gateway's template."""
+    from fastapi import FastAPI
+
+    from plugins.officeflow_gateway.app import create_app
+
+    api_server = FastAPI()
+    api_server.mount("/officeflow", create_app())
+    with TestClient(api_server, raise_server_exceptions=False) as mounted:
+        before = parse(mounted.get("/officeflow/metrics").text)
+        assert mounted.get("/officeflow/health/live").status_code == 200
+        assert mounted.post(f"/officeflow/webhooks/{uuid.uuid4().hex}", content=b"{}").status_code == 404
+        assert mounted.get(f"/officeflow/no-such-route/{uuid.uuid4().hex}").status_code == 404
+        after = parse(mounted.get("/officeflow/metrics").text)
+
+    def delta(**labels: str) -> float:
+        return value(after, "officeflow_http_requests_total", **labels) - value(
+            before, "officeflow_http_requests_total", **labels)
+
+    assert delta(method="GET", route="/health/live", status_code="200") == 1
+    assert delta(method="POST", route=WEBHOOK_ROUTE, status_code="404") == 1
+    assert delta(method="GET", route="<unmatched>", status_code="404") == 1
+    assert not [labels for labels in series_of(after, "officeflow_http_requests_total")
+                if labels["route"].startswith("/officeflow")]
+
+
 def test_unknown_http_methods_share_one_label(client):
     before = scrape(client)
     assert client.request("PROPFIND", "/health/live").status_code == 405
