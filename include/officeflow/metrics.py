@@ -31,9 +31,10 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_DIR_ENV) or None
 
 
-if multiprocess_dir():
+_shared_dir = multiprocess_dir()
+if _shared_dir:
     # prometheus_client writes a worker's first value when a labelled series is first used: the folder must exist.
-    os.makedirs(multiprocess_dir() or "", exist_ok=True)
+    os.makedirs(_shared_dir, exist_ok=True)
 
 # This process's own series (single-process mode); in multiprocess mode the values go to the shared folder.
 REGISTRY = CollectorRegistry()
