@@ -128,6 +128,11 @@ class Settings(BaseSettings):
         default=9465, ge=0, le=65535,
         description="Port of the relay's /metrics and /healthz endpoint; 0 turns it off.",
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token Prometheus must send to GET /officeflow/metrics (Authorization: Bearer ...); "
+        "unset, the route is open: keep it off the public address then (docs/observability.md).",
+    )
     events_outbox_retention_days: float = Field(
         default=7.0, gt=0,
         description="Days a sent outbox row is kept (to look at what was published); the relay deletes older "

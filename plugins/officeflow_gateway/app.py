@@ -7,7 +7,15 @@ from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from include.officeflow.settings import get_settings
-from plugins.officeflow_gateway import admin, health, slack_commands, slack_home, slack_interactions, webhooks
+from plugins.officeflow_gateway import (
+    admin,
+    health,
+    metrics,
+    slack_commands,
+    slack_home,
+    slack_interactions,
+    webhooks,
+)
 from plugins.officeflow_gateway.api import access as access_api
 from plugins.officeflow_gateway.api import audit_log as audit_log_api
 from plugins.officeflow_gateway.api import auth as auth_api
@@ -63,7 +71,10 @@ def create_app() -> FastAPI:
 
     app.add_middleware(SameOriginGuard)
     app.add_middleware(StartDispatcher)
+    # Outermost: requests the guard refuses are counted too (by the route they were sent to).
+    app.add_middleware(metrics.HttpMetrics, routes=app.router.routes)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(webhooks.router)
     app.include_router(auth_api.router)
     app.include_router(access_api.router)

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from include.officeflow.audit import audit
 from include.officeflow.inbox import Outcome, run_id_for, store
 from include.officeflow.mapping import MappingError, ParamsValidator, apply_mapping
+from include.officeflow.metrics import WEBHOOK_EVENTS
 from include.officeflow.settings import get_settings
 from include.officeflow.store import EventStatus
 from plugins.officeflow_gateway import endpoints
@@ -33,6 +34,11 @@ from plugins.officeflow_gateway.errors import CORRELATION_HEADER, ApiError, corr
 from plugins.officeflow_gateway.ratelimit import InProcessRateLimiter, get_rate_limiter
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+# officeflow_webhook_events_total's outcome: of each stored event, and of a delivery refused before any was stored.
+ACCEPTED = {EventStatus.PENDING.value: "accepted", EventStatus.IGNORED.value: "ignored",
+            EventStatus.REJECTED.value: "rejected"}
+REFUSED = {400: "invalid_payload", 401: "denied", 413: "too_large", 415: "unsupported_media_type",
+           429: "rate_limited"}
 log = logging.getLogger(__name__)
 params_validator = ParamsValidator()
 
@@ -133,7 +139,6 @@ def _accept_events(endpoint: endpoints.EndpointConfig, delivery: Delivery, cid: 
 )
 async def receive(endpoint_id: str, request: Request) -> JSONResponse:
     started = time.perf_counter()
-    settings = get_settings()
     cid = correlation_id(request)
     # The event loop only waits on I/O: cache misses and Redis go to a worker thread, the cached
     # endpoint and the in-process bucket (microseconds, no I/O) are read here directly.
@@ -142,6 +147,23 @@ async def receive(endpoint_id: str, request: Request) -> JSONResponse:
         endpoint = await run_in_threadpool(endpoints.cache.get, endpoint_id)
     if endpoint is None or not endpoint.enabled:
         raise ApiError(404, "not_found", "unknown webhook endpoint")
+    try:
+        return await _deliver(endpoint, request, cid, started)
+    except ApiError as exc:
+        if exc.status_code != 422:  # 422: every event stored as rejected, counted as such
+            _count(endpoint, REFUSED.get(exc.status_code, "error"))
+        raise
+    except Exception:
+        _count(endpoint, "error")
+        raise
+
+
+def _count(endpoint: endpoints.EndpointConfig, outcome: str) -> None:
+    WEBHOOK_EVENTS.labels(endpoint.id, endpoint.adapter, outcome).inc()
+
+
+async def _deliver(endpoint: endpoints.EndpointConfig, request: Request, cid: str, started: float) -> JSONResponse:
+    settings = get_settings()
     limiter = get_rate_limiter(settings.redis_url)
     bucket = (f"endpoint:{endpoint.id}", endpoint.rate_limit_per_minute / 60.0, max(1, endpoint.rate_limit_per_minute))
     if isinstance(limiter, InProcessRateLimiter):
@@ -167,6 +189,8 @@ async def receive(endpoint_id: str, request: Request) -> JSONResponse:
         raise await run_in_threadpool(_deny, endpoint, cid, delivery.client_ip, str(exc)) from None
 
     outcomes = await run_in_threadpool(_accept_events, endpoint, delivery, cid)
+    for outcome in outcomes:
+        _count(endpoint, "duplicate" if outcome.duplicate else ACCEPTED.get(outcome.status, outcome.status))
     if any(o.status == EventStatus.PENDING.value for o in outcomes):
         dispatcher.ensure_started()
         dispatcher.wake()

@@ -188,7 +188,8 @@ def test_no_secret_value_reaches_a_configmap_or_an_env_literal():
             # pods' insights connection holds only a $(reference) to the Secret's password (test below)
             allowed = {"OFFICEFLOW_ENV"} | ({"AIRFLOW__CORE__AUTH_MANAGER", "AIRFLOW__FAB__CONFIG_FILE"}
                                             if name == "officeflow-migrate" else set()) | (
-                {INSIGHTS_CONNECTION} if name == "worker pod template" else set())
+                {INSIGHTS_CONNECTION} if name == "worker pod template" else set()) | (
+                {"PROMETHEUS_MULTIPROC_DIR"} if name == "officeflow-api-server" else set())
             assert literal <= allowed, f"{name}: settings come from the ConfigMap and the Secret"
             assert {"secretRef": {"name": "officeflow-secrets"}} in container["envFrom"], name
     for doc in docs:
@@ -374,3 +375,33 @@ def test_the_events_relay_settings_follow_the_values():
     policy = find(docs, "NetworkPolicy", "officeflow-events-relay-metrics")["spec"]
     assert policy["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 9100}]
     assert not [d for d in docs if d["kind"] == "PodDisruptionBudget" and "relay" in d["metadata"]["name"]]
+
+
+def test_api_server_workers_share_their_metrics_in_the_pods_tmp(docs):
+    """/officeflow/metrics sums every worker's counters from PROMETHEUS_MULTIPROC_DIR, a folder of the pod's /tmp
+    emptyDir (empty at each pod start); only the api-server serves them."""
+    spec = find(docs, "Deployment", "officeflow-api-server")["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    assert {"name": "PROMETHEUS_MULTIPROC_DIR", "value": "/tmp/officeflow-prometheus"} in container["env"]
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert {"name": "tmp", "emptyDir": {}} in spec["volumes"]
+    assert "--workers" in container["args"]
+    for name, other in pod_specs(docs).items():
+        if name != "officeflow-api-server":
+            assert not [e for c in other["containers"] for e in c.get("env", [])
+                        if e["name"] == "PROMETHEUS_MULTIPROC_DIR"], name
+
+
+def test_airflows_own_metrics_go_to_the_otlp_endpoint_when_given(docs):
+    assert "metrics" not in airflow_cfg(docs)  # off by default: no collector to send to
+    assert not [k for k in find(docs, "ConfigMap", "officeflow-env")["data"] if k.startswith("OTEL_")]
+    endpoint = "http://otel-collector.monitoring:4318/v1/metrics"
+    on = render("--set", f"metrics.airflow.otlpEndpoint={endpoint},metrics.airflow.intervalMilliseconds=15000")
+    cfg = airflow_cfg(on)
+    assert cfg["metrics"]["otel_on"] == "True" and cfg["metrics"]["otel_prefix"] == "airflow"
+    env = find(on, "ConfigMap", "officeflow-env")["data"]
+    assert env["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"] == endpoint and env["OTEL_METRIC_EXPORT_INTERVAL"] == "15000"
+    template = yaml.safe_load(find(on, "ConfigMap", "officeflow-pod-template")["data"]["pod_template.yaml"])
+    assert {"configMapRef": {"name": "officeflow-env"}} in template["spec"]["containers"][0]["envFrom"]  # tasks too
+    result = helm_template("--set", "metrics.airflow.otlpEndpoint=otel:4318", check=False)
+    assert result.returncode != 0 and "otlpEndpoint" in result.stderr

@@ -5,6 +5,7 @@ fails the test that needs it with the command that installs it (never a skip).""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -52,3 +53,31 @@ def run(*argv: str | Path, check: bool = True, timeout: float = 300, **kwargs) -
         assert result.returncode == 0, (
             f"{' '.join(map(str, argv))} exited {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
     return result
+
+
+PROMTOOL_VERSION = "v0.316.0"  # the Go module version of github.com/prometheus/prometheus (Prometheus 3.x)
+
+
+def promtool() -> Path:
+    """Prometheus' promtool, built once from the Go module proxy and cached in
+    ``~/.cache/officeflow/promtool/<version>`` (``OFFICEFLOW_PROMTOOL_DIR``). It is not one of the deployment
+    tools: the test that needs it is skipped, saying why, only when it cannot be built here (no Go, no proxy)."""
+    dest = Path(os.environ.get("OFFICEFLOW_PROMTOOL_DIR")
+                or Path.home() / ".cache" / "officeflow" / "promtool" / PROMTOOL_VERSION)
+    binary = dest / "promtool"
+    if binary.is_file():
+        return binary
+    go = shutil.which("go")
+    if go is None:
+        pytest.skip("promtool cannot be built: no Go toolchain (https://go.dev/dl/)")
+    dest.mkdir(parents=True, exist_ok=True)
+    with (dest / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one build per machine; parallel runs wait for it
+        if not binary.is_file():
+            built = subprocess.run(
+                [go, "install", f"github.com/prometheus/prometheus/cmd/promtool@{PROMTOOL_VERSION}"],
+                env={**os.environ, "GOBIN": str(dest), "GOFLAGS": "-buildvcs=false"},
+                capture_output=True, text=True, timeout=3600, check=False)
+            if built.returncode != 0:
+                pytest.skip(f"promtool cannot be built here: {built.stderr.strip()[-600:]}")
+    return binary

@@ -1,0 +1,91 @@
+"""``GET /officeflow/metrics`` (Prometheus text) and the middleware counting and timing every gateway request.
+
+The route label is the matched route's template (``/webhooks/{endpoint_id}``), never the raw path, and
+``<unmatched>`` when no route matches, so unknown paths and ids add no series. What the series mean, and how
+several workers and replicas are summed: include/officeflow/metrics.py and docs/observability.md.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Sequence
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from include.officeflow.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, UNMATCHED_ROUTE, exposition
+from include.officeflow.settings import get_settings
+from include.officeflow.store_metrics import StoreCollector
+from plugins.officeflow_gateway.airflow_metrics import AirflowCollector, KnownOrganizations
+from plugins.officeflow_gateway.errors import ApiError
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+router = APIRouter(tags=["metrics"])
+collectors = (StoreCollector(), AirflowCollector(KnownOrganizations()))
+
+
+class HttpMetrics:
+    """Counts and times every HTTP request by method, route template and status code.
+
+    A plain ASGI middleware (no BaseHTTPMiddleware task per request). It reads the route the router matched
+    from the scope after the request; for a request answered before routing (e.g. the same-origin guard's 403)
+    it matches the routes itself.
+    """
+
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        outer_route = scope.get("route")  # the Mount the api-server routed /officeflow through
+        status = 500  # what the client gets when the app raises before it answered
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            method = scope["method"] if scope["method"] in METHODS else "OTHER"
+            route = self._template(scope, outer_route)
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_REQUEST_DURATION.labels(method, route).observe(time.perf_counter() - started)
+
+    def _template(self, scope: Scope, outer_route: object) -> str:
+        route = scope.get("route")
+        if route is None or route is outer_route:
+            route = next((r for r in self.routes if r.matches(scope)[0] is not Match.NONE), None)
+        path = getattr(route, "path", None)
+        return path if isinstance(path, str) and path else UNMATCHED_ROUTE
+
+
+def _check_token(request: Request) -> None:
+    token = get_settings().metrics_token
+    if token is None:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
+                                                              token.get_secret_value().encode()):
+        raise ApiError(401, "unauthorized", "metrics need the bearer token (OFFICEFLOW_METRICS_TOKEN)",
+                       headers={"WWW-Authenticate": "Bearer"})
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, 401: {}},
+            summary="Prometheus metrics of the gateway, the workflows, the inbox and outbox, approvals and email")
+async def metrics(request: Request) -> Response:
+    _check_token(request)
+    body = await run_in_threadpool(exposition, *collectors)
+    return Response(content=body, media_type=CONTENT_TYPE_LATEST)
