@@ -24,6 +24,7 @@ from plugins.officeflow_gateway.calendar_notifications import router as calendar
 from plugins.officeflow_gateway.dispatcher import dispatcher
 from plugins.officeflow_gateway.email import routes as email_routes
 from plugins.officeflow_gateway.errors import install_error_handlers
+from plugins.officeflow_gateway.request_context import RequestContext
 from plugins.officeflow_gateway.same_origin import SameOriginGuard
 
 
@@ -63,6 +64,7 @@ def create_app() -> FastAPI:
 
     app.add_middleware(SameOriginGuard)
     app.add_middleware(StartDispatcher)
+    app.add_middleware(RequestContext)  # outermost: every answer carries X-Correlation-ID, every line its ids
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(auth_api.router)
