@@ -250,8 +250,9 @@ def test_bundled_yaml_workflow_executes(api, admin):
                         headers=admin)
     assert response.status_code == 201, response.text
     assert response.json()["version"] is None
+    cid = response.headers["X-Correlation-ID"]  # none sent: the gateway made one, and the run carries it
     assert [(d, c) for d, _, c, _ in dag_runs(run_id)] == [
-        ("new_contractor_welcome", {**conf, "organization_id": "default"})]
+        ("new_contractor_welcome", {**conf, "organization_id": "default", "correlation_id": cid})]
     # The run's note in the UI says whose run it is and who started it how.
     assert run_note(run_id).startswith("**Grace (grace@example.com)** · started by admin through the workflows "
                                        "API · correlation `")
