@@ -90,9 +90,11 @@ def redact_value(value: Any, depth: int = 0) -> Any:
 
 
 class RedactSecrets(logging.Filter):
-    """A handler filter: the record's message (arguments merged in) and its traceback text, redacted.
+    """A handler filter: the record's message (arguments merged in) and its traceback, redacted.
 
-    On a handler, it runs before any formatter of that handler, so nothing it lets through carries a secret.
+    On a handler, it runs before any formatter of that handler (and the record it changed is what later handlers
+    get), so nothing it lets through carries a secret. A traceback without a secret is left to the formatters
+    (Airflow's renders it structured); one with a secret is replaced by its redacted text, after the message.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -101,11 +103,14 @@ class RedactSecrets(logging.Filter):
         except Exception:  # a bad %-format: keep the template, drop the arguments
             message = str(record.msg)
         record.msg, record.args = redact_text(message), None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
+        if record.exc_info:
+            trace = record.exc_text or logging.Formatter().formatException(record.exc_info)
+            redacted = redact_text(trace)
+            if redacted != trace:
+                record.msg = f"{record.msg}\n{redacted}"
+                record.exc_info, record.exc_text = None, None
+        elif record.exc_text:
             record.exc_text = redact_text(record.exc_text)
-            record.exc_info = None  # formatters would render the raw exception again
         if record.stack_info:
             record.stack_info = redact_text(record.stack_info)
         return True

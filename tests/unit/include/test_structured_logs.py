@@ -69,8 +69,20 @@ def test_the_filter_redacts_message_arguments_and_traceback():
         record = logging.LogRecord("x", logging.ERROR, __file__, 1, "call with %s", ("Bearer tok-123456",),
                                    sys.exc_info())
     assert RedactSecrets().filter(record)
-    assert record.getMessage() == "call with Bearer ***"
-    assert "letmein99" not in record.exc_text and "password=***" in record.exc_text and record.exc_info is None
+    assert record.getMessage().startswith("call with Bearer ***\nTraceback")
+    assert "letmein99" not in record.getMessage() and "password=***" in record.getMessage()
+    assert record.exc_info is None and record.exc_text is None
+
+
+def test_a_traceback_without_secrets_is_left_to_the_formatters():
+    try:
+        raise ValueError("nothing secret")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
+    assert RedactSecrets().filter(record)
+    assert record.getMessage() == "failed" and record.exc_info is not None
 
 
 @pytest.mark.parametrize("value", ["abc", "6f1c2b9e-1d2c-4a5b-9c8d-0123456789ab", "req_01HZX:1.2", "a" * 64])
