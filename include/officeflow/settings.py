@@ -42,6 +42,25 @@ class Settings(BaseSettings):
         default=REPO_ROOT / ".officeflow",
         description="Local state folder for dev mode (SQLite files, mailbox, documents).",
     )
+    service_name: str = Field(
+        default="officeflow", min_length=1, max_length=64,
+        description="The `service` field of OfficeFlow's structured log lines (docs/observability.md).",
+    )
+    version: str = Field(
+        default="", max_length=64,
+        description="The `version` field of log lines: the deployed release (the image tag); empty = the code's "
+        "own version (include/officeflow/__init__.py).",
+    )
+    log_format: Literal["json", "text"] | None = Field(
+        default=None,
+        description="Log lines of OfficeFlow's gateway in the api-server: `json` (one object per line) or `text` "
+        "(human-readable); unset = `json` when OFFICEFLOW_ENV=production, `text` otherwise. Task logs are "
+        "Airflow's (JSON lines) either way.",
+    )
+    health_timeout_seconds: float = Field(
+        default=3.0, gt=0, le=30,
+        description="Longest one dependency check of /officeflow/health may take before it reports a timeout.",
+    )
     db_url: str = Field(
         default="",
         description="SQLAlchemy URL of the OfficeFlow store; defaults to a SQLite file under home.",
@@ -396,6 +415,8 @@ class Settings(BaseSettings):
             self.db_url = f"sqlite:///{self.home / 'officeflow.db'}"
         self.mailbox_dir = (self.mailbox_dir or self.home / "mailbox").expanduser().resolve()
         self.documents_dir = (self.documents_dir or self.home / "documents").expanduser().resolve()
+        if self.log_format is None:
+            self.log_format = "json" if self.env == "production" else "text"
         if self.events_relay_lease_seconds <= self.events_relay_delivery_timeout_seconds:
             # A lease running out while Kafka may still acknowledge would let a second relay publish the rows.
             raise ValueError("OFFICEFLOW_EVENTS_RELAY_LEASE_SECONDS must exceed "

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -27,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from include.officeflow.audit import audit
 from include.officeflow.auth import throttle
+from include.officeflow.correlation import correlation_id_from
 from plugins.officeflow_auth.client_address import client_address
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,8 @@ def _username(body: bytes, content_type: str) -> str:
 
 
 def _correlation_id(connection: HTTPConnection) -> str:
-    supplied = connection.headers.get(CORRELATION_HEADER, "")
-    return supplied if 0 < len(supplied) <= 64 and supplied.replace("-", "").isalnum() else str(uuid.uuid4())
+    existing = connection.scope.get("state", {}).get("correlation_id")
+    return existing or correlation_id_from(connection.headers.get(CORRELATION_HEADER))
 
 
 async def _json_response(send: Send, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:

@@ -32,6 +32,7 @@ from plugins.officeflow_gateway.calendar_notifications import router as calendar
 from plugins.officeflow_gateway.dispatcher import dispatcher
 from plugins.officeflow_gateway.email import routes as email_routes
 from plugins.officeflow_gateway.errors import install_error_handlers
+from plugins.officeflow_gateway.request_context import RequestContext
 from plugins.officeflow_gateway.same_origin import SameOriginGuard
 
 
@@ -71,8 +72,9 @@ def create_app() -> FastAPI:
 
     app.add_middleware(SameOriginGuard)
     app.add_middleware(StartDispatcher)
-    # Outermost: requests the guard refuses are counted too (by the route they were sent to).
+    # Outside the guard: requests it refuses are counted too (by the route they were sent to).
     app.add_middleware(metrics.HttpMetrics, routes=app.router.routes)
+    app.add_middleware(RequestContext)  # outermost: every answer carries X-Correlation-ID, every line its ids
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(webhooks.router)

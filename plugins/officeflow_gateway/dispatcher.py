@@ -30,6 +30,7 @@ from include.officeflow.audit import audit
 from include.officeflow.inbox import webhook_event
 from include.officeflow.settings import get_settings
 from include.officeflow.store import EventStatus, WebhookEvent, session_scope
+from include.officeflow.structured_logs import bound
 from plugins.officeflow_gateway.triggering import TriggerError, trigger_run
 
 log = logging.getLogger(__name__)
@@ -56,40 +57,44 @@ def dispatch_one(event_id: str, trigger: Trigger = trigger_run) -> str | None:
             return None
         event.attempts += 1
         conf = dict(event.payload.get("conf") or {})
-        note = run_notes.start_note(conf, correlation_id=event.correlation_id, started_by=run_notes.started_by_event(
-            conf.get("source"), event.event_type, event.provider_event_id))
-        try:
-            trigger(event.dag_id, event.dag_run_id, conf, triggered_by_name=f"officeflow-gateway:{event.endpoint_id}",
-                    note=note)
-        except TriggerError as exc:
-            event.error = str(exc)[:2000]
-            if exc.permanent:
-                event.status = EventStatus.REJECTED.value
-                event.next_attempt_at = None
-            elif event.attempts >= get_settings().dispatch_max_attempts:
-                event.status = EventStatus.DEAD.value
-                event.next_attempt_at = None
-                event.error = f"dead after {event.attempts} attempts: {event.error}"
+        # Every line logged while starting the run carries its ids (docs/observability.md).
+        with bound(correlationId=event.correlation_id, workflowId=event.dag_id,
+                   organizationId=conf.get("organization_id")):
+            note = run_notes.start_note(conf, correlation_id=event.correlation_id,
+                                        started_by=run_notes.started_by_event(conf.get("source"), event.event_type,
+                                                                              event.provider_event_id))
+            try:
+                trigger(event.dag_id, event.dag_run_id, conf,
+                        triggered_by_name=f"officeflow-gateway:{event.endpoint_id}", note=note)
+            except TriggerError as exc:
+                event.error = str(exc)[:2000]
+                if exc.permanent:
+                    event.status = EventStatus.REJECTED.value
+                    event.next_attempt_at = None
+                elif event.attempts >= get_settings().dispatch_max_attempts:
+                    event.status = EventStatus.DEAD.value
+                    event.next_attempt_at = None
+                    event.error = f"dead after {event.attempts} attempts: {event.error}"
+                else:
+                    # Counted from the failure, not the claim: a slow failure must not make the retry due at once.
+                    event.next_attempt_at = datetime.now(UTC) + timedelta(seconds=backoff_seconds(event.attempts))
+                log.warning("Event %s (correlationId=%s) -> %s: %s", event.id, event.correlation_id,
+                            event.status, event.error)
+                if event.status != EventStatus.PENDING.value:  # the same transaction as the status change
+                    webhook_event(session, action="rejected" if event.status == EventStatus.REJECTED.value
+                                  else "dead_lettered", event_id=event.id, endpoint_id=event.endpoint_id,
+                                  provider_event_id=event.provider_event_id, event_type=event.event_type,
+                                  status=event.status, dag_id=event.dag_id, dag_run_id=event.dag_run_id,
+                                  organization_id=conf.get("organization_id"), correlation_id=event.correlation_id,
+                                  attempts=event.attempts)
             else:
-                # Counted from the failure, not the claim: a slow failure must not make the retry due at once.
-                event.next_attempt_at = datetime.now(UTC) + timedelta(seconds=backoff_seconds(event.attempts))
-            log.warning("Event %s (correlationId=%s) -> %s: %s", event.id, event.correlation_id,
-                        event.status, event.error)
-            if event.status != EventStatus.PENDING.value:  # the same transaction as the status change
-                webhook_event(session, action="rejected" if event.status == EventStatus.REJECTED.value
-                              else "dead_lettered", event_id=event.id, endpoint_id=event.endpoint_id,
-                              provider_event_id=event.provider_event_id, event_type=event.event_type,
-                              status=event.status, dag_id=event.dag_id, dag_run_id=event.dag_run_id,
-                              organization_id=conf.get("organization_id"), correlation_id=event.correlation_id,
-                              attempts=event.attempts)
-        else:
-            event.status = EventStatus.TRIGGERED.value
-            event.error = None
-            event.next_attempt_at = None
-            audit("workflow.triggered", actor=f"webhook:{event.endpoint_id}", resource_type="dag_run",
-                  resource_id=event.dag_run_id, outcome="success", correlation_id=event.correlation_id,
-                  session=session, organization_id=conf.get("organization_id"), dag_id=event.dag_id,
-                  event_id=event.id)
+                event.status = EventStatus.TRIGGERED.value
+                event.error = None
+                event.next_attempt_at = None
+                audit("workflow.triggered", actor=f"webhook:{event.endpoint_id}", resource_type="dag_run",
+                      resource_id=event.dag_run_id, outcome="success", correlation_id=event.correlation_id,
+                      session=session, organization_id=conf.get("organization_id"), dag_id=event.dag_id,
+                      event_id=event.id)
         return event.status
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,7 +11,8 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
-CORRELATION_HEADER = "X-Correlation-ID"
+from include.officeflow.correlation import CORRELATION_HEADER, correlation_id_from
+
 log = logging.getLogger(__name__)
 
 
@@ -28,12 +28,12 @@ class ApiError(Exception):
 
 
 def correlation_id(request: HTTPConnection) -> str:
-    """The caller's correlation id (if sane) or a new one; stored on the request for reuse."""
+    """The caller's correlation id (if valid, include/officeflow/correlation.py) or a new one; stored on the
+    request for reuse (the request-context middleware sets it first, request_context.py)."""
     existing = getattr(request.state, "correlation_id", None)
     if existing:
         return existing
-    supplied = request.headers.get(CORRELATION_HEADER, "")
-    value = supplied if 0 < len(supplied) <= 64 and supplied.replace("-", "").isalnum() else str(uuid.uuid4())
+    value = correlation_id_from(request.headers.get(CORRELATION_HEADER))
     request.state.correlation_id = value
     return value
 

@@ -8,7 +8,6 @@ DAG's params (422, stored as ``rejected``) -> store (commit) -> answer 202 -> th
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -26,6 +25,7 @@ from include.officeflow.mapping import MappingError, ParamsValidator, apply_mapp
 from include.officeflow.metrics import WEBHOOK_EVENTS
 from include.officeflow.settings import get_settings
 from include.officeflow.store import EventStatus
+from include.officeflow.structured_logs import bind
 from plugins.officeflow_gateway import endpoints
 from plugins.officeflow_gateway.adapters import Delivery, PayloadError, VerificationError, get_adapter
 from plugins.officeflow_gateway.adapters.base import check_storable
@@ -75,8 +75,10 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _log(event: str, **fields: Any) -> None:
-    """One structured JSON line per delivery: ids and outcomes only, never secrets or payloads."""
-    log.info(json.dumps({"event": event, **fields}, default=str))
+    """One line per delivery: ids and outcomes only, never secrets or payloads. The fields are the JSON line's
+    own (``OFFICEFLOW_LOG_FORMAT=json``) and ``key=value`` pairs of its message (text)."""
+    log.info("%s %s", event, " ".join(f"{name}={value}" for name, value in fields.items()),
+             extra={"event": event, **fields})
 
 
 def _deny(endpoint: endpoints.EndpointConfig, cid: str, client: str | None, reason: str) -> ApiError:
@@ -147,6 +149,7 @@ async def receive(endpoint_id: str, request: Request) -> JSONResponse:
         endpoint = await run_in_threadpool(endpoints.cache.get, endpoint_id)
     if endpoint is None or not endpoint.enabled:
         raise ApiError(404, "not_found", "unknown webhook endpoint")
+    bind(organizationId=endpoint.organization_id, workflowId=endpoint.target_dag_id)
     try:
         return await _deliver(endpoint, request, cid, started)
     except ApiError as exc:

@@ -56,6 +56,44 @@ def test_signed_webhook_runs_onboarding_and_emails_the_hire(platform, smtp, stor
     platform.settle("employee_onboarding", run_id)
 
 
+def task_logs(platform: AirflowPlatform, dag_id: str, run_id: str) -> dict[str, list[dict]]:
+    """task id -> the structured lines of its latest try, for every task of the run that ran."""
+    response = platform.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 100})
+    assert response.status_code == 200, response.text
+    logs = {}
+    for ti in response.json()["task_instances"]:
+        if ti["try_number"] < 1 or ti["state"] in (None, "scheduled", "queued", "running", "skipped"):
+            continue
+        log = platform.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/"
+                                  f"{ti['try_number']}", params={"full_content": True},
+                           headers={"Accept": "application/json"})
+        assert log.status_code == 200, log.text
+        logs[ti["task_id"]] = [line for line in log.json()["content"] if isinstance(line, dict)]
+    return logs
+
+
+def test_the_webhooks_correlation_id_is_on_every_task_log_of_the_run(platform, smtp):
+    cid = f"e2e-{uuid.uuid4().hex[:12]}"
+    body = hire_body(str(uuid.uuid4().int % 10**8), f"hire-{uuid.uuid4().hex[:8]}@officeflow.test")
+    response = post(platform, body, signed(body, **{"X-Correlation-ID": cid}))
+    assert response.status_code == 202 and response.headers["X-Correlation-ID"] == cid, response.text
+    run_id = response.json()["dag_run_id"]
+    state = platform.wait_for_task("employee_onboarding", run_id, "send_welcome_email")
+    assert state == "success", platform.task_states("employee_onboarding", run_id)
+
+    logs = task_logs(platform, "employee_onboarding", run_id)
+    assert "send_welcome_email" in logs and len(logs) >= 2, sorted(logs)
+    for task_id, lines in logs.items():
+        tagged = [line for line in lines if "correlationId" in line]
+        assert tagged, f"{task_id}: no line carries the correlation id: {[line.get('event') for line in lines]}"
+        for line in tagged:  # every line from the task start on: the run's ids and the deployment's fields
+            assert line["correlationId"] == cid and line["workflowId"] == "employee_onboarding", (task_id, line)
+            assert line["organizationId"] == "default" and line["service"] and line["version"], (task_id, line)
+        ours = [line for line in lines if str(line.get("logger", "")).startswith(("include.officeflow", "operators"))]
+        assert all(line.get("correlationId") == cid for line in ours), (task_id, ours)
+    platform.settle("employee_onboarding", run_id)
+
+
 def test_duplicate_delivery_returns_the_same_run_and_sends_one_email(platform, smtp):
     email = f"dup-{uuid.uuid4().hex[:8]}@officeflow.test"
     body = hire_body(str(uuid.uuid4().int % 10**8), email)

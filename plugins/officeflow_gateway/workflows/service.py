@@ -25,7 +25,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from include.officeflow import run_notes, workflows
+from include.officeflow import correlation, run_notes, workflows
 from include.officeflow.audit import audit
 from include.officeflow.store import WebhookEndpoint, Workflow, WorkflowVersion, session_scope
 from operators import declarative
@@ -380,11 +380,15 @@ def execute(name: str, conf: dict[str, Any], *, dag_run_id: str | None, user: An
             organizations: Organizations = None, source_ip: str | None = None) -> ExecuteOut:
     """Check ``conf`` against the workflow's params, then create a DAG run (the user needs the DAG-run
     permission too); the run's note names who started it through this API. The run's conf carries its
-    organization (``organization_id``, see the module docstring)."""
+    organization (``organization_id``, see the module docstring) and the request's ``correlation_id``."""
     workflow = describe(name, organizations=organizations)
     organization = _run_organization(workflow, conf, organizations)
     if organization is not None:
         conf = {**conf, "organization_id": organization}
+    # The request's X-Correlation-ID, unless the conf names a valid one: every task logs it (log_context.py).
+    given = conf.get("correlation_id")
+    valid = isinstance(given, str) and correlation.is_valid(given)
+    conf = {**conf, "correlation_id": given if valid else correlation_id}
     if not _can_run(user, workflow.dag_id):
         raise WorkflowError("forbidden", f"this user may not create runs of DAG {workflow.dag_id!r}")
     if workflow.source == "python" and not workflow.nodes:

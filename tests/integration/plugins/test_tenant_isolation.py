@@ -505,7 +505,8 @@ def test_runs_carry_their_organization(client, world):
     conf = {"first_name": "Ada", "email": "ada@example.com"}
     run = client.post(f"{WF}/{name}/execute", json={"conf": conf}, headers=tenant_admin)
     assert run.status_code == 201, run.text
-    assert dag_runs(run.json()["dag_run_id"])[0][2] == {**conf, "organization_id": ACME}
+    assert dag_runs(run.json()["dag_run_id"])[0][2] == {**conf, "organization_id": ACME,
+                                                        "correlation_id": run.headers["X-Correlation-ID"]}
     before = snapshot()
     smuggled = client.post(f"{WF}/{name}/execute", json={"conf": {**conf, "organization_id": GLOBEX}},
                            headers=tenant_admin)

@@ -217,11 +217,14 @@ def test_execute_creates_a_run_of_the_generated_dag(api, admin):
     assert assert_error(not_parsed, 409, "not_available") and not_parsed.headers["Retry-After"] == "30"
 
     deploy_declarative_dags()
-    response = api.post(f"{API}/{name}/execute", json={"conf": conf, "dag_run_id": f"run_{name}"}, headers=admin)
+    response = api.post(f"{API}/{name}/execute", json={"conf": conf, "dag_run_id": f"run_{name}"},
+                        headers={**admin, "X-Correlation-ID": f"exec-{name}"})
     assert response.status_code == 201, response.text
     assert response.json() == {"dag_id": name, "dag_run_id": f"run_{name}", "version": 1}
-    # The run carries the workflow's organization.
-    assert [(d, c) for d, _, c, _ in dag_runs(f"run_{name}")] == [(name, {**conf, "organization_id": "default"})]
+    assert response.headers["X-Correlation-ID"] == f"exec-{name}"
+    # The run carries the workflow's organization and the request's correlation id (every task logs it).
+    assert [(d, c) for d, _, c, _ in dag_runs(f"run_{name}")] == [
+        (name, {**conf, "organization_id": "default", "correlation_id": f"exec-{name}"})]
     again = api.post(f"{API}/{name}/execute", json={"conf": conf, "dag_run_id": f"run_{name}"}, headers=admin)
     assert again.status_code == 201 and len(dag_runs(f"run_{name}")) == 1  # same run id: no second run
 
@@ -247,8 +250,9 @@ def test_bundled_yaml_workflow_executes(api, admin):
                         headers=admin)
     assert response.status_code == 201, response.text
     assert response.json()["version"] is None
+    cid = response.headers["X-Correlation-ID"]  # none sent: the gateway made one, and the run carries it
     assert [(d, c) for d, _, c, _ in dag_runs(run_id)] == [
-        ("new_contractor_welcome", {**conf, "organization_id": "default"})]
+        ("new_contractor_welcome", {**conf, "organization_id": "default", "correlation_id": cid})]
     # The run's note in the UI says whose run it is and who started it how.
     assert run_note(run_id).startswith("**Grace (grace@example.com)** · started by admin through the workflows "
                                        "API · correlation `")
