@@ -93,14 +93,16 @@ def _sender_made(value: str) -> str:
 def store(*, endpoint_id: str, provider_event_id: str, event_type: str, document: dict[str, Any],
           conf: dict[str, Any] | None, status: EventStatus, dag_id: str | None, dag_run_id: str | None,
           correlation_id: str, error: str | None, organization_id: str | None = None,
-          store_url: str | None = None) -> Outcome:
+          store_url: str | None = None, traceparent: str | None = None) -> Outcome:
     """Insert the event and its domain event (accepted, or rejected), or return the stored one for a duplicate
     delivery (no domain event: nothing changed). ``store_url``: the store's URL when not the configured one (task
-    code passes ``task_store_url()``)."""
+    code passes ``task_store_url()``). ``traceparent``: the trace the event's run continues
+    (include/officeflow/tracing.py)."""
     now = utcnow()
     values = {
         "id": new_id(), "endpoint_id": endpoint_id, "provider_event_id": provider_event_id,
-        "event_type": event_type, "status": status.value, "payload": {"document": document, "conf": conf},
+        "event_type": event_type, "status": status.value, "payload": {"document": document, "conf": conf,
+                                                        **({"traceparent": traceparent} if traceparent else {})},
         "dag_id": dag_id, "dag_run_id": dag_run_id, "correlation_id": correlation_id, "error": error,
         "attempts": 0, "received_at": now, "updated_at": now,
     }

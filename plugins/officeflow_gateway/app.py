@@ -33,6 +33,7 @@ from plugins.officeflow_gateway.dispatcher import dispatcher
 from plugins.officeflow_gateway.email import routes as email_routes
 from plugins.officeflow_gateway.errors import install_error_handlers
 from plugins.officeflow_gateway.request_context import RequestContext
+from plugins.officeflow_gateway.request_tracing import RequestTracing
 from plugins.officeflow_gateway.same_origin import SameOriginGuard
 
 
@@ -74,7 +75,9 @@ def create_app() -> FastAPI:
     app.add_middleware(StartDispatcher)
     # Outside the guard: requests it refuses are counted too (by the route they were sent to).
     app.add_middleware(metrics.HttpMetrics, routes=app.router.routes)
-    app.add_middleware(RequestContext)  # outermost: every answer carries X-Correlation-ID, every line its ids
+    app.add_middleware(RequestTracing, routes=app.router.routes)  # the span sees the correlation id
+    # Outermost: every answer carries X-Correlation-ID, every line its ids.
+    app.add_middleware(RequestContext, routes=app.router.routes)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(webhooks.router)

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select
 
-from include.officeflow import run_notes
+from include.officeflow import run_notes, tracing
 from include.officeflow.audit import audit
 from include.officeflow.inbox import webhook_event
 from include.officeflow.settings import get_settings
@@ -64,8 +64,14 @@ def dispatch_one(event_id: str, trigger: Trigger = trigger_run) -> str | None:
                                         started_by=run_notes.started_by_event(conf.get("source"), event.event_type,
                                                                               event.provider_event_id))
             try:
-                trigger(event.dag_id, event.dag_run_id, conf,
-                        triggered_by_name=f"officeflow-gateway:{event.endpoint_id}", note=note)
+                # The run continues the trace of the request that delivered the event (docs/observability.md).
+                with tracing.span("officeflow.dispatch", traceparent=event.payload.get("traceparent"),
+                                  attributes={"officeflow.event_id": event.id, "airflow.dag_id": event.dag_id,
+                                              "airflow.dag_run.run_id": event.dag_run_id,
+                                              "officeflow.correlation_id": event.correlation_id,
+                                              "officeflow.attempt": event.attempts}):
+                    trigger(event.dag_id, event.dag_run_id, conf,
+                            triggered_by_name=f"officeflow-gateway:{event.endpoint_id}", note=note)
             except TriggerError as exc:
                 event.error = str(exc)[:2000]
                 if exc.permanent:

@@ -15,14 +15,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from include.officeflow.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, UNMATCHED_ROUTE, exposition
+from include.officeflow.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, exposition
 from include.officeflow.settings import get_settings
 from include.officeflow.store_metrics import StoreCollector
 from plugins.officeflow_gateway.airflow_metrics import AirflowCollector, KnownOrganizations
 from plugins.officeflow_gateway.errors import ApiError
+from plugins.officeflow_gateway.route_templates import route_template
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -33,9 +34,8 @@ collectors = (StoreCollector(), AirflowCollector(KnownOrganizations()))
 class HttpMetrics:
     """Counts and times every HTTP request by method, route template and status code.
 
-    A plain ASGI middleware (no BaseHTTPMiddleware task per request). It reads the route the router matched
-    from the scope after the request; for a request answered before routing (e.g. the same-origin guard's 403)
-    it matches the routes itself.
+    A plain ASGI middleware (no BaseHTTPMiddleware task per request); the route label is
+    :func:`~plugins.officeflow_gateway.route_templates.route_template`.
     """
 
     def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
@@ -47,7 +47,6 @@ class HttpMetrics:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        outer_route = scope.get("route")  # the Mount the api-server routed /officeflow through
         status = 500  # what the client gets when the app raises before it answered
 
         async def send_status(message: Message) -> None:
@@ -60,16 +59,9 @@ class HttpMetrics:
             await self.app(scope, receive, send_status)
         finally:
             method = scope["method"] if scope["method"] in METHODS else "OTHER"
-            route = self._template(scope, outer_route)
+            route = route_template(scope, self.routes)
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
             HTTP_REQUEST_DURATION.labels(method, route).observe(time.perf_counter() - started)
-
-    def _template(self, scope: Scope, outer_route: object) -> str:
-        route = scope.get("route")
-        if route is None or route is outer_route:
-            route = next((r for r in self.routes if r.matches(scope)[0] is not Match.NONE), None)
-        path = getattr(route, "path", None)
-        return path if isinstance(path, str) and path else UNMATCHED_ROUTE
 
 
 def _check_token(request: Request) -> None:

@@ -19,27 +19,24 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from include.officeflow.correlation import CORRELATION_HEADER, correlation_id_from
 from include.officeflow.structured_logs import bound, configure_gateway_logging
+from plugins.officeflow_gateway.route_templates import route_template
 
 log = logging.getLogger(__name__)
 QUIET_PREFIX = "/health"
 
 
-def route_template(scope: Scope) -> str:
-    """The matched route's path template (``/webhooks/{endpoint_id}``), ``unmatched`` when none matched."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
-
-
 class RequestContext:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
         self.app = app
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,7 +59,7 @@ class RequestContext:
             try:
                 await self.app(scope, receive, send_with_id)
             finally:
-                route = route_template(scope)
+                route = route_template(scope, self.routes)
                 level = logging.DEBUG if route.startswith(QUIET_PREFIX) and status < 500 else logging.INFO
                 log.log(level, "%s %s -> %d", scope.get("method"), route, status,
                         extra={"method": scope.get("method"), "route": route, "status": status,

@@ -7,6 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
+
+from include.officeflow import tracing
+
 log = logging.getLogger(__name__)
 
 
@@ -56,8 +60,11 @@ def trigger_runs(dag_id: str, runs: Sequence[RunRequest], *, triggered_by_name: 
         with create_session(scoped=False) as session:  # commits once, after the last run; rolls back on an error
             for run in runs:
                 try:
-                    trigger_dag(dag_id, run_id=run.run_id, conf=run.conf, triggered_by=DagRunTriggeredByType.REST_API,
-                                triggering_user_name=triggered_by_name, note=run.note, session=session)
+                    created = trigger_dag(dag_id, run_id=run.run_id, conf=run.conf,
+                                          triggered_by=DagRunTriggeredByType.REST_API,
+                                          triggering_user_name=triggered_by_name, note=run.note, session=session)
+                    if created is not None:
+                        join_current_trace(created, session)
                 except DagRunAlreadyExists:
                     log.info("Run %s of %s already exists; nothing to do", run.run_id, dag_id)
     except DagNotFound as exc:
@@ -67,3 +74,20 @@ def trigger_runs(dag_id: str, runs: Sequence[RunRequest], *, triggered_by_name: 
     except Exception as exc:  # DB errors and the like: worth a retry.
         raise TriggerError(f"could not trigger {dag_id!r}: {type(exc).__name__}: {exc}") from exc
     return [run.run_id for run in runs]
+
+
+def join_current_trace(run: Any, session: Any) -> None:
+    """Make the new run (and its task instances, created with it) continue the current trace: the request or
+    dispatch span that started it. Airflow gave the run a carrier of a new trace; replacing the carriers in the
+    transaction that creates the run is what makes its ``dag_run`` and ``task_run`` spans part of this one."""
+    carrier = tracing.run_carrier()
+    if carrier is None:
+        return
+    from airflow.models.taskinstance import TaskInstance
+
+    run.context_carrier = carrier
+    # Created with the run by a bulk insert: read back, not through the run's relationship.
+    for ti in session.scalars(select(TaskInstance).where(TaskInstance.dag_id == run.dag_id,
+                                                         TaskInstance.run_id == run.run_id)):
+        ti.context_carrier = tracing.task_carrier(carrier)
+    tracing.link_run(carrier, run.dag_id, run.run_id)

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
+from include.officeflow import tracing
 from include.officeflow.audit import audit
 from include.officeflow.inbox import Outcome, run_id_for, store
 from include.officeflow.mapping import MappingError, ParamsValidator, apply_mapping
@@ -128,6 +129,7 @@ def _accept_events(endpoint: endpoints.EndpointConfig, delivery: Delivery, cid: 
             endpoint_id=endpoint.id, provider_event_id=event.provider_event_id, event_type=event.event_type,
             document=event.document, conf=conf, status=status, dag_id=dag_id, dag_run_id=run_id,
             correlation_id=cid, error=error, organization_id=endpoint.organization_id,
+            traceparent=tracing.current_traceparent(),
         ))
     return outcomes
 

@@ -405,3 +405,18 @@ def test_airflows_own_metrics_go_to_the_otlp_endpoint_when_given(docs):
     assert {"configMapRef": {"name": "officeflow-env"}} in template["spec"]["containers"][0]["envFrom"]  # tasks too
     result = helm_template("--set", "metrics.airflow.otlpEndpoint=otel:4318", check=False)
     assert result.returncode != 0 and "otlpEndpoint" in result.stderr
+
+
+def test_traces_go_to_the_otlp_endpoint_when_given(docs):
+    assert "traces" not in airflow_cfg(docs)  # off by default, as in dev mode
+    endpoint = "http://otel-collector.monitoring:4318/v1/traces"
+    on = render("--set", f"tracing.otlpEndpoint={endpoint},tracing.sampleRatio=0.25")
+    assert airflow_cfg(on)["traces"] == {"otel_on": "True"}
+    env = find(on, "ConfigMap", "officeflow-env")["data"]
+    assert {k: v for k, v in env.items() if k.startswith("OTEL_")} == {
+        "OTEL_TRACES_EXPORTER": "otlp_proto_http", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint,
+        "OTEL_SERVICE_NAME": "officeflow", "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.25"}
+    for bad in ("tracing.otlpEndpoint=otel:4318", "tracing.sampleRatio=2"):
+        result = helm_template("--set", f"tracing.otlpEndpoint={endpoint}", "--set-string", bad, check=False)
+        assert result.returncode != 0 and bad.split("=")[0].split(".")[1] in result.stderr, bad

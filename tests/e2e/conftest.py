@@ -12,6 +12,7 @@ from sandbox.email.smtp_sink import SmtpSink
 from tests.harness.airflow_platform import AirflowPlatform
 from tests.harness.browser import Screenshots, chromium
 from tests.harness.e2e_support import MANAGER, PEOPLE_TEAM
+from tests.harness.otlp_collector import OtlpCollector
 from tests.harness.s3 import VERSIONED_BUCKET
 from tests.harness.slack import SIGNING_SECRET
 
@@ -30,7 +31,15 @@ def store(postgres) -> str:
 
 
 @pytest.fixture(scope="package")
-def platform(airflow_db, postgres, store, smtp, sandbox_server, s3_server) -> Iterator[AirflowPlatform]:
+def otlp_collector() -> Iterator[OtlpCollector]:
+    """Where the platform's processes export their spans (Airflow's tracing on, as in a traced deployment)."""
+    with OtlpCollector() as collector:
+        yield collector
+
+
+@pytest.fixture(scope="package")
+def platform(airflow_db, postgres, store, smtp, sandbox_server, s3_server,
+             otlp_collector) -> Iterator[AirflowPlatform]:
     airflow_url = postgres.create_database("airflow_e2e", template="airflow_template")
     # Tasks reach the SaaS sandbox through the connections it generated (AIRFLOW_CONN_OFFICEFLOW_*),
     # and store documents in the real S3 server (versioned bucket).
@@ -48,7 +57,8 @@ def platform(airflow_db, postgres, store, smtp, sandbox_server, s3_server) -> It
            "OFFICEFLOW_AUTH_TRUSTED_PROXIES": '["127.0.0.1/32"]',
            "OFFICEFLOW_AUTH_LOGIN_WINDOW_SECONDS": "20",
            # GET /api/v2/config answers by permission (Admin) instead of 403 for everyone.
-           "AIRFLOW__API__EXPOSE_CONFIG": "non-sensitive-only"}
+           "AIRFLOW__API__EXPOSE_CONFIG": "non-sensitive-only",
+           **otlp_collector.env("officeflow-e2e")}
     running = AirflowPlatform(env, smtp_port=smtp.port)
     try:
         yield running.start()
