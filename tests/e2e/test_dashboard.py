@@ -102,11 +102,22 @@ def test_an_admin_reads_the_charts_in_the_airflow_ui_and_changes_the_period(brow
         assert re.fullmatch(r"\d{4}-\d\d-\d\d · Started a run: \d+", title), title
         shots.take(page, "dashboard")
 
-        # One workflow's runs.
-        frame.locator("#chart-runs [data-chart=workflow]").select_option("identity_provisioning")
-        total = sum(int(v) for v in frame.locator("#chart-runs rect").evaluate_all(
-            "rects => rects.map(r => r.dataset.value)"))
-        assert 0 < total < month["runs"]
+        # One workflow's runs: from the list, or by clicking its row in the table under the chart.
+        table = frame.locator("#chart-runs [data-chart=table] tbody tr")
+        assert set(table.locator("td:first-child").all_inner_texts()) >= set(WORKFLOWS)
+        assert table.filter(has_text="identity_provisioning").locator("svg.spark rect").count() > 0
+
+        def drawn() -> int:
+            return sum(int(v) for v in frame.locator("#chart-runs [data-chart=plot] rect").evaluate_all(
+                "rects => rects.map(r => r.dataset.value)"))
+
+        everything = drawn()
+        frame.locator("#chart-runs [data-chart=workflow]").select_option("employee_offboarding")
+        offboarding = drawn()
+        frame.locator("#chart-runs [data-select=identity_provisioning]").click()
+        assert frame.locator("#chart-runs [data-chart=workflow]").input_value() == "identity_provisioning"
+        identity = drawn()
+        assert 0 < offboarding < everything and 0 < identity < everything
 
         # The period selector: 7 days, then 90 (the same month of history, drawn over 90 days).
         frame.get_by_role("button", name="7 days").click()

@@ -216,7 +216,7 @@ def test_the_page_loads_its_script_under_a_strict_policy(client):
     assert response.status_code == 200, response.text
     policy = response.headers["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
-    assert "/admin/static/dashboard.js?v=" in response.text and 'data-days="90"' in response.text
+    assert "/admin/static/dashboard.js?v=" in response.text and 'data-period="90"' in response.text
     assert 'aria-pressed="true">90 days' in response.text
     script = client.get("/admin/static/dashboard.js")
     assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")

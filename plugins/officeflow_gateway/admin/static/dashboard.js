@@ -14,8 +14,7 @@
   }
   const API = body.dataset.api;
   const SVG = "http://www.w3.org/2000/svg";
-  const W = 640;
-  const H = 220;
+  const H = 220; // px: charts are drawn at the width of their card, in CSS pixels (text stays 11-12 px)
   const M = { top: 12, right: 12, bottom: 28, left: 40 };
 
   const LABELS = {
@@ -109,8 +108,11 @@
 
   // --- charts --------------------------------------------------------------------------------------------
 
+  const widthOf = (parts) => Math.max(320, Math.floor(parts.plot.clientWidth || 640));
+
   /** Stacked bars per day: ``series`` = {key: [count per day]}, drawn in ``keys`` order from the bottom. */
   function stackedBars(parts, days, series, keys, what) {
+    const W = widthOf(parts);
     const shown = keys.filter((k) => (series[k] || []).some((v) => v > 0));
     const sums = days.map((_, i) => shown.reduce((t, k) => t + series[k][i], 0));
     const { top, ticks } = scale(Math.max(0, ...sums));
@@ -149,6 +151,7 @@
 
   /** Horizontal bars, one row per item: the median bar, the 95th percentile as a lighter extension. */
   function rangeBars(parts, rows, what) {
+    const W = widthOf(parts);
     const rowH = 30;
     const height = M.top + rows.length * rowH + 24;
     const left = 170;
@@ -175,6 +178,7 @@
 
   /** Vertical stacked bars over named buckets (approval waits). */
   function bucketBars(parts, buckets, keys) {
+    const W = widthOf(parts);
     const sums = buckets.map((b) => keys.reduce((t, k) => t + b[k], 0));
     const { top, ticks } = scale(Math.max(0, ...sums));
     const innerW = W - M.left - M.right;
@@ -201,6 +205,29 @@
     parts.plot.replaceChildren(svg);
     const totals = Object.fromEntries(keys.map((k) => [k, buckets.reduce((t, b) => t + b[k], 0)]));
     legend(parts.legend, keys, totals);
+  }
+
+  /** A small stacked bar per day, for a table row (the workflow's runs at a glance). */
+  function sparkline(days, series, keys) {
+    const width = 8 * days.length > 240 ? 240 : 8 * days.length;
+    const height = 26;
+    const slot = width / days.length;
+    const sums = days.map((_, i) => keys.reduce((t, k) => t + ((series[k] || [])[i] || 0), 0));
+    const top = Math.max(1, ...sums);
+    const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, width, height, class: "spark", "aria-hidden": "true" });
+    days.forEach((day, i) => {
+      let base = 0;
+      for (const key of keys) {
+        const value = (series[key] || [])[i] || 0;
+        if (!value) continue;
+        const h0 = (base / top) * height;
+        const h1 = ((base + value) / top) * height;
+        svg.append(s("rect", { x: i * slot + slot * 0.12, y: height - h1, width: Math.max(0.8, slot * 0.76),
+          height: Math.max(0.5, h1 - h0), class: `s-${key}` }, tip(`${day} · ${label(key)}: ${value}`)));
+        base += value;
+      }
+    });
+    return svg;
   }
 
   // --- the page ------------------------------------------------------------------------------------------
@@ -239,6 +266,18 @@
       ...runs.workflows.map((w) => h("option", { value: w.dag_id, text: w.dag_id })));
     workflowSelect.value = runs.workflows.some((w) => w.dag_id === previous) ? previous : "";
     drawRuns();
+    const table = document.querySelector("#chart-runs [data-chart=table]");
+    table.hidden = runs.workflows.length === 0;
+    table.querySelector("tbody").replaceChildren(...runs.workflows.map((w) => {
+      const total = Object.values(w.totals).reduce((a, b) => a + b, 0);
+      const finished = (w.totals.success || 0) + (w.totals.failed || 0);
+      return h("tr", { "data-workflow": w.dag_id },
+        h("td", {}, h("button", { type: "button", class: "link mono", "data-select": w.dag_id, text: w.dag_id })),
+        h("td", {}, sparkline(data.day_labels, w.series, runs.states)),
+        h("td", { class: "right", text: number(total) }),
+        h("td", { class: "right", text: number(w.totals.failed || 0) }),
+        h("td", { class: "right", text: finished ? `${Math.round((1000 * (w.totals.success || 0)) / finished) / 10}%` : "—" }));
+    }));
 
     const lead = data.lead_time;
     kpi("lead", lead.overall.count ? duration(lead.overall.p50) : "—",
@@ -311,12 +350,28 @@
   }
 
   period.addEventListener("click", (event) => {
-    const button = event.target.closest("[data-days]");
+    const button = event.target.closest("button[data-days]");
     if (!button) return;
     const days = Number(button.dataset.days);
     history.replaceState(null, "", `${window.location.pathname}?days=${days}`);
     load(days);
   });
   workflowSelect.addEventListener("change", () => { if (data) drawRuns(); });
-  load(Number(period.dataset.days));
+  document.querySelector("#chart-runs [data-chart=table]").addEventListener("click", (event) => {
+    const button = event.target.closest("[data-select]");
+    if (!button || !data) return;
+    workflowSelect.value = button.dataset.select;
+    drawRuns();
+    document.getElementById("chart-runs").scrollIntoView({ block: "nearest" });
+  });
+  let resizing = null;
+  let lastWidth = window.innerWidth;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(() => {
+      if (data && window.innerWidth !== lastWidth) render();
+      lastWidth = window.innerWidth;
+    }, 150);
+  });
+  load(Number(period.dataset.period));
 })();
