@@ -41,7 +41,7 @@ OUTCOMES = tuple(status.value for status in (EventStatus.TRIGGERED, EventStatus.
 EMAIL_STATUSES = ("delivered", "bounced", "complained", "failed", "suppressed", "sent", "sending")
 #: Approval wait buckets: (label, upper bound in seconds; None = no bound).
 WAIT_BUCKETS: tuple[tuple[str, float | None], ...] = (
-    ("< 1 h", 3600.0), ("1–4 h", 4 * 3600.0), ("4–24 h", 86400.0), ("1–3 days", 3 * 86400.0), ("> 3 days", None))
+    ("< 1 h", 3600.0), ("1-4 h", 4 * 3600.0), ("4-24 h", 86400.0), ("1-3 days", 3 * 86400.0), ("> 3 days", None))
 
 
 # --- the period ----------------------------------------------------------------------------------------------

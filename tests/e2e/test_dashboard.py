@@ -139,9 +139,12 @@ def test_an_organization_without_history_sees_empty_states(browser, platform, mo
     with signed_in(browser, platform, "auditor") as page:
         page.goto(f"{platform.base_url}/officeflow/admin/dashboard?days=7")
         page.locator("body[data-loaded='7']").wait_for()
-        assert page.locator("#chart-runs [data-chart=empty]").inner_text() == "No workflow runs in the last 7 days."
-        assert page.locator("#chart-webhooks [data-chart=empty]").inner_text() == "No webhook events in the last 7 days."
-        assert page.locator("#chart-email [data-chart=empty]").inner_text() == "No emails sent in the last 7 days."
+        def empty(chart: str) -> str:
+            return page.locator(f"#chart-{chart} [data-chart=empty]").inner_text()
+
+        assert empty("runs") == "No workflow runs in the last 7 days."
+        assert empty("webhooks") == "No webhook events in the last 7 days."
+        assert empty("email") == "No emails sent in the last 7 days."
         assert page.locator("#chart-approvals [data-chart=empty]").is_visible()
         assert page.locator("#chart-lead [data-chart=empty]").is_visible()
         assert page.locator("svg").count() == 0

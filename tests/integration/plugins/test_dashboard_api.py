@@ -153,7 +153,7 @@ def test_approval_waits_answered_and_still_waiting(client, history):
     assert approvals["waiting"] == 1
     assert 30 * 3600 <= approvals["oldest_waiting_seconds"] < 31 * 3600 + 86400
     assert {b["label"]: (b["answered"], b["waiting"]) for b in approvals["buckets"]} == {
-        "< 1 h": (0, 0), "1–4 h": (1, 0), "4–24 h": (0, 0), "1–3 days": (0, 1), "> 3 days": (0, 0)}
+        "< 1 h": (0, 0), "1-4 h": (1, 0), "4-24 h": (0, 0), "1-3 days": (0, 1), "> 3 days": (0, 0)}
     assert approvals["workflows"] == [{"dag_id": ONBOARDING, "count": 1, "p50": 7200.0, "p95": 7200.0,
                                        "max": 7200.0, "waiting": 1}]
 

@@ -56,7 +56,7 @@ def test_approval_waits_in_buckets_answered_and_waiting():
     assert waits["answered"]["count"] == 2 and waits["answered"]["max"] == 5 * 3600.0
     assert waits["waiting"] == 2 and waits["oldest_waiting_seconds"] == 4 * 86400.0
     assert [(b["label"], b["answered"], b["waiting"]) for b in waits["buckets"]] == [
-        ("< 1 h", 1, 0), ("1–4 h", 0, 0), ("4–24 h", 1, 0), ("1–3 days", 0, 1), ("> 3 days", 0, 1)]
+        ("< 1 h", 1, 0), ("1-4 h", 0, 0), ("4-24 h", 1, 0), ("1-3 days", 0, 1), ("> 3 days", 0, 1)]
     assert [(w["dag_id"], w["count"], w["waiting"]) for w in waits["workflows"]] == [("equipment", 2, 0),
                                                                                        ("onboarding", 0, 2)]
     assert d.approval_waits([], now)["oldest_waiting_seconds"] is None
