@@ -133,7 +133,7 @@ def triggered_events(since: datetime, *, organizations: Collection[str] | None, 
              .where(WebhookEvent.received_at >= since, WebhookEvent.status == EventStatus.TRIGGERED.value,
                     and_(WebhookEvent.dag_id.is_not(None), WebhookEvent.dag_run_id.is_not(None)), scope))
     with session_scope(url) as session:
-        return [(dag_id, run_id, received) for dag_id, run_id, received in session.execute(query).all()]
+        return [(str(dag_id), str(run_id), received) for dag_id, run_id, received in session.execute(query).all()]
 
 
 # --- email deliveries (store) --------------------------------------------------------------------------------
@@ -142,7 +142,7 @@ def triggered_events(since: datetime, *, organizations: Collection[str] | None, 
 def email_rows(days: Sequence[date], *, organizations: Collection[str] | None,
                url: str | None = None) -> list[tuple[str, str, int]]:
     """``(day, status, count)`` of the email deliveries created in the period (every template)."""
-    rows = []
+    rows: list[tuple[str, str, int]] = []
     for row in email_tracking.stats(url, start=days[0], end=days[-1], organizations=organizations):
         # stats() counts "sent" as accepted (sent + delivered + bounced + complained) and "delivered" with the
         # complaints: back to one status per delivery for a stacked chart.
