@@ -20,6 +20,7 @@ from plugins.officeflow_gateway.api import access as access_api
 from plugins.officeflow_gateway.api import audit_log as audit_log_api
 from plugins.officeflow_gateway.api import auth as auth_api
 from plugins.officeflow_gateway.api import calendar as calendar_api
+from plugins.officeflow_gateway.api import dashboard as dashboard_api
 from plugins.officeflow_gateway.api import documents as documents_api
 from plugins.officeflow_gateway.api import email as email_api
 from plugins.officeflow_gateway.api import email_templates as email_templates_api
@@ -84,6 +85,7 @@ def create_app() -> FastAPI:
     app.include_router(auth_api.router)
     app.include_router(access_api.router)
     app.include_router(audit_log_api.router)
+    app.include_router(dashboard_api.router)
     app.include_router(endpoints_api.router)
     app.include_router(events_api.router)
     app.include_router(documents_api.router)

@@ -242,7 +242,7 @@ def test_hr_and_it_read_the_inbox_but_not_endpoints_audit_or_access(browser, pla
         if username == "hr":
             shots.take(page, "admin-forbidden")
         tabs = page.locator("nav.tabs a").all_inner_texts()
-        assert tabs == ["Webhook events", "Two-factor sign-in"], tabs
+        assert tabs == ["Dashboard", "Webhook events", "Two-factor sign-in"], tabs
 
         open_view(page, platform, "events")
         filters = page.locator("#filters")

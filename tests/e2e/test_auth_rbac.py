@@ -205,10 +205,11 @@ def test_what_the_auth_api_says_each_user_may_do_matches(rbac):
                                        "OfficeFlow Documents": ["GET", "POST", "PUT"],
                                        "OfficeFlow Email": ["GET", "PUT"],
                                        "OfficeFlow Organizations": ["GET"], "OfficeFlow Teams": ["GET"],
-                                       "OfficeFlow Team Members": ["GET", "POST", "DELETE"]}
+                                       "OfficeFlow Team Members": ["GET", "POST", "DELETE"],
+                                       "OfficeFlow Dashboard": ["GET"]}
     assert me["hr"]["organizations"] == ["default"] and me["officeflow-admin"]["organizations"] is None
     assert me["viewer"]["permissions"] == {} and me["op"]["permissions"] == {}
     assert me["auditor"]["permissions"] == {resource: ["GET"] for resource in (
         "OfficeFlow Webhook Endpoints", "OfficeFlow Events", "OfficeFlow Audit Log", "OfficeFlow Workflows",
         "OfficeFlow Documents", "OfficeFlow Email", "OfficeFlow Access", "OfficeFlow Organizations",
-        "OfficeFlow Teams", "OfficeFlow Team Members")}
+        "OfficeFlow Teams", "OfficeFlow Team Members", "OfficeFlow Dashboard")}

@@ -25,8 +25,10 @@ TEAMS = "OfficeFlow Teams"  # teams and what they map to (identity-provider grou
 # Adding a member puts the person into the team's groups: a separate permission from editing the team, so
 # whoever manages members (HR) cannot change which groups membership grants.
 TEAM_MEMBERS = "OfficeFlow Team Members"
+# The dashboard's charts: counts and durations of runs, events, approvals and emails (no personal data).
+DASHBOARD = "OfficeFlow Dashboard"
 RESOURCES = (ENDPOINTS, EVENTS, AUDIT_LOG, WORKFLOWS, DOCUMENTS, EMAIL, ACCESS, ALL_ORGANIZATIONS, ORGANIZATIONS,
-             TEAMS, TEAM_MEMBERS)
+             TEAMS, TEAM_MEMBERS, DASHBOARD)
 
 OFFICEFLOW_ADMIN = "OfficeFlow Admin"
 HR_MANAGER = "HR Manager"
@@ -88,26 +90,28 @@ ROLE_PERMISSIONS: dict[str, list[Pair]] = {
     ],
     # Triggers and follows the HR workflows (per workflow, see ``workflow_access_control``), answers their
     # approvals, reads the events that started them, works with documents and mail reports, words their
-    # organizations' email templates (overrides), adds and removes team members (not the teams' groups and channel).
+    # organizations' email templates (overrides), adds and removes team members (not the teams' groups and channel),
+    # follows the dashboard.
     HR_MANAGER: [
         *_MONITOR, *_pairs(HITL, CAN_EDIT),
         *_pairs(EVENTS, CAN_READ), *_pairs(WORKFLOWS, CAN_READ),
         *_pairs(DOCUMENTS, CAN_READ, CAN_CREATE, CAN_EDIT), *_pairs(EMAIL, CAN_READ, CAN_EDIT),
         *_pairs(ORGANIZATIONS, CAN_READ), *_pairs(TEAMS, CAN_READ),
-        *_pairs(TEAM_MEMBERS, CAN_READ, CAN_CREATE, CAN_DELETE),
+        *_pairs(TEAM_MEMBERS, CAN_READ, CAN_CREATE, CAN_DELETE), *_pairs(DASHBOARD, CAN_READ),
     ],
-    # Runs the identity and equipment workflows and repairs their runs (clear, retry, mark).
+    # Runs the identity and equipment workflows and repairs their runs (clear, retry, mark); follows the dashboard.
     IT_OPERATOR: [
         *_MONITOR, *_pairs(HITL, CAN_EDIT),
         *_pairs(DAG_RUNS, CAN_EDIT), *_pairs(TASK_INSTANCES, CAN_EDIT, CAN_DELETE),
         *_pairs(EVENTS, CAN_READ), *_pairs(WORKFLOWS, CAN_READ),
         *_pairs(ORGANIZATIONS, CAN_READ), *_pairs(TEAMS, CAN_READ), *_pairs(TEAM_MEMBERS, CAN_READ),
+        *_pairs(DASHBOARD, CAN_READ),
     ],
     # Reads everything in its organizations, changes nothing.
     AUDITOR: [
         *_MONITOR, *_pairs(DAGS, CAN_READ), *_pairs(AUDIT_LOGS, CAN_READ),
         *(pair for resource in (ENDPOINTS, EVENTS, AUDIT_LOG, WORKFLOWS, DOCUMENTS, EMAIL, ACCESS, ORGANIZATIONS,
-                                TEAMS, TEAM_MEMBERS)
+                                TEAMS, TEAM_MEMBERS, DASHBOARD)
           for pair in _pairs(resource, CAN_READ)),
     ],
 }

@@ -25,6 +25,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from include.officeflow.auth import permissions
+from include.officeflow.dashboard import DEFAULT_PERIOD, PERIODS
 from include.officeflow.store import EventStatus
 from plugins.officeflow_auth.second_factor import must_enrol, role_names
 from plugins.officeflow_gateway.auth import Caller, Method, caller_of
@@ -32,7 +33,8 @@ from plugins.officeflow_gateway.auth import Caller, Method, caller_of
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
 HERE = Path(__file__).parent
-ASSETS = {"admin.js": "text/javascript; charset=utf-8", "admin.css": "text/css; charset=utf-8"}
+ASSETS = {"admin.js": "text/javascript; charset=utf-8", "admin.css": "text/css; charset=utf-8",
+          "dashboard.js": "text/javascript; charset=utf-8"}
 ACTION_NAMES: dict[Method, str] = {"GET": "can_read", "POST": "can_create", "PUT": "can_edit", "DELETE": "can_delete"}
 OUTCOMES = ("success", "failure", "denied", "rejected")
 ADAPTERS = ("generic", "bamboohr", "workday")
@@ -61,6 +63,8 @@ class Page:
 
 
 PAGES: dict[str, Page] = {page.slug: page for page in (
+    Page("dashboard", "Dashboard", permissions.DASHBOARD,
+         "Runs, webhook events, approvals and emails per day: how OfficeFlow is doing."),
     Page("endpoints", "Webhook endpoints", permissions.ENDPOINTS,
          "Delivery URLs of the HR systems: each one verifies its sender and starts a workflow."),
     Page("events", "Webhook events", permissions.EVENTS,
@@ -161,6 +165,12 @@ async def index(request: Request) -> Response:
     can = await run_in_threadpool(_permissions, await caller_of(request, user, check_mfa=False))
     first = next(p for p in PAGES.values() if p.resource is None or can[p.slug]["GET"])
     return RedirectResponse(f"{_prefix(request)}/admin/{first.slug}", status_code=303)
+
+
+@router.get("/dashboard")
+async def dashboard_page(request: Request, days: str = "") -> Response:
+    period = int(days) if days.isdigit() and int(days) in PERIODS else DEFAULT_PERIOD
+    return await _render(request, "dashboard", periods=PERIODS, days=period)
 
 
 @router.get("/endpoints")

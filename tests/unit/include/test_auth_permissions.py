@@ -60,6 +60,9 @@ def test_roles_hold_what_their_job_needs_and_no_more():
     for role in (P.HR_MANAGER, P.IT_OPERATOR, P.AUDITOR):
         assert {a for a, r in P.ROLE_PERMISSIONS[role] if r in (P.ORGANIZATIONS, P.TEAMS)} == {P.CAN_READ}, role
     assert {a for a, r in P.ROLE_PERMISSIONS[P.IT_OPERATOR] if r == P.TEAM_MEMBERS} == {P.CAN_READ}
+    # The dashboard: every OfficeFlow role reads it (counts and durations, no personal data); nothing to change.
+    for role in (P.HR_MANAGER, P.IT_OPERATOR, P.AUDITOR):
+        assert {a for a, r in P.ROLE_PERMISSIONS[role] if r == P.DASHBOARD} == {P.CAN_READ}, role
 
 
 @pytest.mark.parametrize(("tags", "roles"), [
