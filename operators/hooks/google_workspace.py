@@ -37,6 +37,7 @@ from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
 
 from include.officeflow import errors
 from include.officeflow.identity import DEFAULT_CONN_IDS
+from include.officeflow.integration_metrics import external_call
 from operators.hooks.closing import ClosingHook
 
 #: 403 reasons with which Google signals quota exhaustion rather than missing rights.
@@ -131,6 +132,10 @@ class GoogleWorkspaceHook(ClosingHook, GoogleBaseHook):
     # --- requests ------------------------------------------------------------------------------------
     def _execute(self, describe: str, make_request: MakeRequest) -> Any:
         """Build the request with the client and run it once, mapping failures to the service errors."""
+        with external_call("google_workspace"):
+            return self._execute_once(describe, make_request)
+
+    def _execute_once(self, describe: str, make_request: MakeRequest) -> Any:
         import httplib2
         from google.auth.exceptions import RefreshError, TransportError
         from googleapiclient.errors import HttpError

@@ -59,6 +59,7 @@ from kiota_http.middleware.options import ResponseHandlerOption, RetryHandlerOpt
 
 from include.officeflow import errors
 from include.officeflow.identity import DEFAULT_CONN_IDS
+from include.officeflow.integration_metrics import external_call
 from operators.hooks.closing import ClosingHook
 
 DEFAULT_TIMEOUT = 30.0
@@ -295,10 +296,11 @@ class MicrosoftGraphHook(ClosingHook, BaseHook):
         return "", response.text[:300] or response.reason_phrase
 
     def _call(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
-        response = self._send(method, path, **kwargs)
-        if response.is_success:
-            return response
-        raise self._error(response, what)
+        with external_call("microsoft_graph"):
+            response = self._send(method, path, **kwargs)
+            if response.is_success:
+                return response
+            raise self._error(response, what)
 
     def _pages(self, path: str, params: dict[str, Any], what: str) -> Iterator[dict[str, Any]]:
         """Every item of a collection, following ``@odata.nextLink``."""

@@ -45,6 +45,7 @@ from airflow.sdk import BaseHook
 
 from include.officeflow import errors
 from include.officeflow.identity import DEFAULT_CONN_IDS, Account, Person
+from include.officeflow.integration_metrics import external_call
 from operators.hooks.closing import ClosingHook
 
 API = "/api/v1"
@@ -104,14 +105,15 @@ class OktaHook(ClosingHook, BaseHook):
 
     def _request(self, method: str, url: str, *, params: dict[str, Any] | None = None,
                  json: dict[str, Any] | None = None) -> httpx.Response:
-        try:
-            response = self.get_conn().request(method, url, params=params, json=json)
-        except httpx.HTTPError as exc:
-            raise errors.Unavailable(f"Okta {method} {urlsplit(str(url)).path} failed: "
-                                     f"{exc.__class__.__name__}: {exc}") from None
-        if response.is_success:
-            return response
-        raise self._error(method, response)
+        with external_call("okta"):
+            try:
+                response = self.get_conn().request(method, url, params=params, json=json)
+            except httpx.HTTPError as exc:
+                raise errors.Unavailable(f"Okta {method} {urlsplit(str(url)).path} failed: "
+                                         f"{exc.__class__.__name__}: {exc}") from None
+            if response.is_success:
+                return response
+            raise self._error(method, response)
 
     def _error(self, method: str, response: httpx.Response) -> errors.ServiceError:
         status = response.status_code

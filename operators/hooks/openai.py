@@ -16,6 +16,7 @@ import openai
 from airflow.providers.openai.hooks.openai import OpenAIHook
 
 from include.officeflow.errors import AuthError, InvalidInput, ServiceError, Unavailable, for_status, parse_retry_after
+from include.officeflow.integration_metrics import external_call
 from include.officeflow.settings import get_settings
 
 DEFAULT_CONN_ID = "officeflow_openai"
@@ -58,10 +59,11 @@ class OfficeFlowOpenAIHook(OpenAIHook):
         if json_schema is not None:
             kwargs["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": schema_name, "schema": json_schema, "strict": True}}
-        try:
-            response = self.conn.chat.completions.create(**kwargs)
-        except openai.APIError as exc:
-            raise service_error(exc) from None
+        with external_call("openai"):
+            try:
+                response = self.conn.chat.completions.create(**kwargs)
+            except openai.APIError as exc:
+                raise service_error(exc) from None
         if not response.choices:
             raise Unavailable("the API answered without a choice")
         choice = response.choices[0]

@@ -34,6 +34,7 @@ from slack_sdk.http_retry.state import RetryState
 
 from include.officeflow import errors
 from include.officeflow.addresses import is_email_address
+from include.officeflow.integration_metrics import external_call
 
 DEFAULT_CONN_ID = "officeflow_slack"
 AUTH_ERRORS = frozenset({"not_authed", "invalid_auth", "account_inactive", "token_revoked", "token_expired",
@@ -108,6 +109,10 @@ class OfficeFlowSlackHook(SlackHook):
         """``client.<api_method>(**kwargs)`` (slack_sdk's own argument encoding, e.g. ``chat.postMessage``):
         the response data. Slack error codes in ``allow`` are answered as data (``{"ok": False, "error":
         code, …}``); every other failure raises a :class:`~include.officeflow.errors.ServiceError`."""
+        with external_call("slack"):
+            return self._call_method(api_method, allow, kwargs)
+
+    def _call_method(self, api_method: str, allow: Collection[str], kwargs: dict[str, Any]) -> dict[str, Any]:
         try:
             response = getattr(self.client, api_method.replace(".", "_"))(**kwargs)
         except AirflowNotFoundException as exc:
