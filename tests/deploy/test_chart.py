@@ -399,6 +399,7 @@ def test_airflows_own_metrics_go_to_the_otlp_endpoint_when_given(docs):
     on = render("--set", f"metrics.airflow.otlpEndpoint={endpoint},metrics.airflow.intervalMilliseconds=15000")
     cfg = airflow_cfg(on)
     assert cfg["metrics"]["otel_on"] == "True" and cfg["metrics"]["otel_prefix"] == "airflow"
+    assert cfg["metrics"]["legacy_names_on"] == "False"  # the scheduler fails on ti.deferred's legacy name
     env = find(on, "ConfigMap", "officeflow-env")["data"]
     assert env["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"] == endpoint and env["OTEL_METRIC_EXPORT_INTERVAL"] == "15000"
     template = yaml.safe_load(find(on, "ConfigMap", "officeflow-pod-template")["data"]["pod_template.yaml"])

@@ -96,7 +96,7 @@ def test_an_admin_reads_the_charts_in_the_airflow_ui_and_changes_the_period(brow
             assert frame.locator(f"#chart-{chart} svg rect").count() > 0, chart
             assert frame.locator(f"#chart-{chart} [data-chart=empty]").is_hidden(), chart
         assert frame.locator("#chart-runs .bar").count() == 30
-        assert frame.locator("#chart-lead .row-label").all_inner_texts() == ["employee_onboarding"]
+        assert frame.locator("#chart-lead .row-label").all_text_contents() == ["employee_onboarding"]  # SVG text
         # Every bar says what it is (the browser's tooltip).
         title = frame.locator("#chart-webhooks rect[data-series=triggered] title").first.text_content() or ""
         assert re.fullmatch(r"\d{4}-\d\d-\d\d · Started a run: \d+", title), title

@@ -25,19 +25,24 @@ def test_task_processes_export_external_api_calls_beside_airflows_own_metrics(pl
                           timeout=30)
     assert response.status_code == 202, response.text
     run_id = response.json()["dag_run_id"]
-    # The welcome email's text comes from the AI step (the sandbox's OpenAI-compatible API) before it.
-    assert platform.wait_for_task("employee_onboarding", run_id, "send_welcome_email") == "success"
+    # The hire's Slack channel (no approval needed before it): its task process called Slack.
+    assert platform.wait_for_task("employee_onboarding", run_id, "create_slack_channel") == "success", \
+        platform.task_states("employee_onboarding", run_id)
+
+    def slack_ok() -> list:
+        return [p for p in otlp_collector.points("officeflow.external_api.calls")
+                if p.attributes == {"integration": "slack", "outcome": "ok"} and p.value >= 1]
 
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not otlp_collector.points("officeflow.external_api.duration"):
+    while time.monotonic() < deadline and not slack_ok():
         time.sleep(1)
     calls = otlp_collector.points("officeflow.external_api.calls")
-    assert calls, "no officeflow.external_api.calls exported"
+    assert slack_ok(), calls
     assert {p.attributes["integration"] for p in calls} <= INTEGRATIONS
     assert {p.attributes["outcome"] for p in calls} <= set(OUTCOMES)
-    assert any(p.attributes == {"integration": "openai", "outcome": "ok"} and p.value >= 1 for p in calls), calls
     assert {p.service for p in calls} == {"officeflow-e2e"}
-    assert otlp_collector.points("officeflow.external_api.duration")
+    durations = otlp_collector.points("officeflow.external_api.duration")
+    assert any(p.attributes["integration"] == "slack" and p.value >= 1 for p in durations), durations
 
     airflow_own = {p.name for p in otlp_collector.points_named_like("airflow.")}
     assert airflow_own, "none of Airflow's own metrics was exported"

@@ -130,8 +130,8 @@ class OtlpCollector:
         return {"AIRFLOW__TRACES__OTEL_ON": "True", "OTEL_TRACES_EXPORTER": "otlp_proto_http",
                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{base}/v1/traces", "OTEL_SERVICE_NAME": service,
                 "OTEL_BSP_SCHEDULE_DELAY": "200",
-                "AIRFLOW__METRICS__OTEL_ON": "True", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": f"{base}/v1/metrics",
-                "OTEL_METRIC_EXPORT_INTERVAL": "2000"}
+                "AIRFLOW__METRICS__OTEL_ON": "True", "AIRFLOW__METRICS__LEGACY_NAMES_ON": "False",
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": f"{base}/v1/metrics", "OTEL_METRIC_EXPORT_INTERVAL": "2000"}
 
     def spans(self, trace_id: str | None = None) -> list[Span]:
         with self._lock:
