@@ -168,7 +168,7 @@ def test_new_hire_is_onboarded_end_to_end_then_changes_role_then_leaves(
 
     # Every task's log carries the run's organization and correlation ids.
     log = task_log(platform, "employee_onboarding", run_id, "provision_account")
-    assert correlation in log and "organization_id" in log
+    assert correlation in log and "organizationId" in log, log[:2000]
 
     # --- role change -----------------------------------------------------------------------------
     changed = {**fields, "department": "Sales", "jobTitle": "Account Executive"}
