@@ -16,13 +16,14 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from include.officeflow.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, exposition
 from include.officeflow.settings import get_settings
 from include.officeflow.store_metrics import StoreCollector
 from plugins.officeflow_gateway.airflow_metrics import AirflowCollector, KnownOrganizations
 from plugins.officeflow_gateway.errors import ApiError
+from plugins.officeflow_gateway.response_status import ResponseStatus
 from plugins.officeflow_gateway.route_templates import route_template
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -47,20 +48,13 @@ class HttpMetrics:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500  # what the client gets when the app raises before it answered
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        status = ResponseStatus(send)
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, status)
         finally:
             method = scope["method"] if scope["method"] in METHODS else "OTHER"
             route = route_template(scope, self.routes)
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_REQUESTS.labels(method, route, str(status.value)).inc()
             HTTP_REQUEST_DURATION.labels(method, route).observe(time.perf_counter() - started)
 
 

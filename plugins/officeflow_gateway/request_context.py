@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from include.officeflow.correlation import CORRELATION_HEADER, correlation_id_from
 from include.officeflow.structured_logs import bound, configure_gateway_logging
+from plugins.officeflow_gateway.response_status import ResponseStatus
 from plugins.officeflow_gateway.route_templates import route_template
 
 log = logging.getLogger(__name__)
@@ -46,21 +47,19 @@ class RequestContext:
         cid = correlation_id_from(Headers(scope=scope).get(CORRELATION_HEADER))
         scope.setdefault("state", {})["correlation_id"] = cid
         started = time.perf_counter()
-        status = 500
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
                 MutableHeaders(scope=message)[CORRELATION_HEADER] = cid
             await send(message)
 
+        status = ResponseStatus(send_with_id)
         with bound(correlationId=cid):
             try:
-                await self.app(scope, receive, send_with_id)
+                await self.app(scope, receive, status)
             finally:
                 route = route_template(scope, self.routes)
-                level = logging.DEBUG if route.startswith(QUIET_PREFIX) and status < 500 else logging.INFO
-                log.log(level, "%s %s -> %d", scope.get("method"), route, status,
-                        extra={"method": scope.get("method"), "route": route, "status": status,
+                level = logging.DEBUG if route.startswith(QUIET_PREFIX) and status.value < 500 else logging.INFO
+                log.log(level, "%s %s -> %d", scope.get("method"), route, status.value,
+                        extra={"method": scope.get("method"), "route": route, "status": status.value,
                                "durationMs": round((time.perf_counter() - started) * 1000, 1)})

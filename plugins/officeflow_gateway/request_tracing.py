@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.datastructures import Headers
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from include.officeflow import tracing
 from include.officeflow.metrics import UNMATCHED_ROUTE
+from plugins.officeflow_gateway.response_status import ResponseStatus
 from plugins.officeflow_gateway.route_templates import route_template
 
 PREFIX = "/officeflow"
@@ -37,13 +38,7 @@ class RequestTracing:
         parent = tracing.extract({name: headers[name] for name in (tracing.TRACEPARENT, tracing.TRACESTATE)
                                   if name in headers})
         method = scope["method"]
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
+        status = ResponseStatus(send)
 
         with tracing.tracer.start_as_current_span(
                 method, context=parent, kind=SpanKind.SERVER,
@@ -51,12 +46,12 @@ class RequestTracing:
                             "officeflow.correlation_id": scope.get("state", {}).get("correlation_id", "")},
                 record_exception=True, set_status_on_exception=True) as span:
             try:
-                await self.app(scope, receive, send_status)
+                await self.app(scope, receive, status)
             finally:
                 route = route_template(scope, self.routes)
                 if route != UNMATCHED_ROUTE:  # else the name stays the method alone (OTel's HTTP conventions)
                     span.update_name(f"{method} {PREFIX}{route}")
                     span.set_attribute("http.route", f"{PREFIX}{route}")
-                span.set_attribute("http.response.status_code", status)
-                if status >= 500:
+                span.set_attribute("http.response.status_code", status.value)
+                if status.value >= 500:
                     span.set_status(Status(StatusCode.ERROR))
