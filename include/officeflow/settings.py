@@ -193,6 +193,14 @@ class Settings(BaseSettings):
         default=20, ge=1, le=200,
         description="Connections kept open to the OfficeFlow store per process (PostgreSQL).",
     )
+    gateway_host: str = Field(
+        default="127.0.0.1",
+        description="Address the standalone edge gateway (`./run.sh gateway`) listens on (`0.0.0.0` in containers).",
+    )
+    gateway_port: int = Field(default=8090, ge=1, le=65535,
+                              description="Port of the standalone edge gateway.")
+    gateway_workers: int = Field(default=1, ge=1, le=64,
+                                 description="uvicorn worker processes of the standalone edge gateway.")
     identity_groups_file: Path | None = Field(
         default=None,
         description="YAML mapping department/role -> groups per identity provider "

@@ -55,6 +55,18 @@ class StartDispatcher:
         await self.app(scope, receive, send)
 
 
+def install_gateway_stack(app: FastAPI) -> None:
+    """Error shapes and middlewares every OfficeFlow app has, in the api-server and at the edge (edge.py)."""
+    install_error_handlers(app)
+    app.add_middleware(SameOriginGuard)
+    app.add_middleware(StartDispatcher)
+    # Outside the guard: requests it refuses are counted too (by the route they were sent to).
+    app.add_middleware(metrics.HttpMetrics, routes=app.router.routes)
+    app.add_middleware(RequestTracing, routes=app.router.routes)  # the span sees the correlation id
+    # Outermost: every answer carries X-Correlation-ID, every line its ids.
+    app.add_middleware(RequestContext, routes=app.router.routes)
+
+
 def create_app() -> FastAPI:
     """Build the gateway; settings are validated here so a bad config fails the api-server start."""
     get_settings()
@@ -70,15 +82,7 @@ def create_app() -> FastAPI:
         openapi_url="/api-docs/openapi.json",
         static_url="/api-docs/static",
     )
-    install_error_handlers(app)
-
-    app.add_middleware(SameOriginGuard)
-    app.add_middleware(StartDispatcher)
-    # Outside the guard: requests it refuses are counted too (by the route they were sent to).
-    app.add_middleware(metrics.HttpMetrics, routes=app.router.routes)
-    app.add_middleware(RequestTracing, routes=app.router.routes)  # the span sees the correlation id
-    # Outermost: every answer carries X-Correlation-ID, every line its ids.
-    app.add_middleware(RequestContext, routes=app.router.routes)
+    install_gateway_stack(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(webhooks.router)

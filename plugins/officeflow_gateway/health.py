@@ -32,7 +32,7 @@ from include.officeflow.settings import get_settings
 from include.officeflow.store import get_engine
 from include.officeflow.store.db import current_revision, head_revision
 
-router = APIRouter(prefix="/health", tags=["health"])
+Probe = tuple[str, Callable[[], str], bool]  # name, check, required
 
 
 class Check(BaseModel):
@@ -156,7 +156,7 @@ def _smtp() -> str:
     return f"{conn.host}:{port} answers"
 
 
-CHECKS: list[tuple[str, Callable[[], str], bool]] = [
+CHECKS: list[Probe] = [
     ("officeflow_store", _store, True),
     ("airflow_metadata_db", _airflow_db, True),
     ("bamboohr_webhook_key", _bamboohr_key, False),
@@ -169,8 +169,17 @@ CHECKS: list[tuple[str, Callable[[], str], bool]] = [
 _executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="officeflow-health")
 
 
-def _run(required_only: bool) -> HealthReport:
-    selected = [(name, probe, required) for name, probe, required in CHECKS if required or not required_only]
+def edge_checks() -> list[Probe]:
+    """What the standalone edge gateway depends on: the store, the sender's key and Redis (its rate limits), and
+    Airflow's metadata DB only when it also creates the runs (an embedded dispatcher)."""
+    names = {"officeflow_store", "bamboohr_webhook_key", "redis"}
+    if get_settings().dispatcher_mode == "embedded":
+        names.add("airflow_metadata_db")
+    return [check for check in CHECKS if check[0] in names]
+
+
+def _run(checks: list[Probe], required_only: bool) -> HealthReport:
+    selected = [(name, probe, required) for name, probe, required in checks if required or not required_only]
     timeout = _timeout()
     futures = [_executor.submit(probe) for _, probe, _ in selected]
     deadline = time.monotonic() + timeout
@@ -199,19 +208,26 @@ def _respond(report: HealthReport) -> JSONResponse:
     return JSONResponse(status_code=code, content=report.model_dump(mode="json"))
 
 
-@router.get("", response_model=HealthReport, responses={503: {"model": HealthReport}})
-async def health() -> JSONResponse:
-    """Every check; 503 when a required dependency is down."""
-    return _respond(await run_in_threadpool(_run, False))
+def build_router(checks: Callable[[], list[Probe]] = lambda: CHECKS) -> APIRouter:
+    """The ``/health`` routes over ``checks()`` (every check in the api-server, :func:`edge_checks` at the edge)."""
+    router = APIRouter(prefix="/health", tags=["health"])
+
+    @router.get("", response_model=HealthReport, responses={503: {"model": HealthReport}})
+    async def health() -> JSONResponse:
+        """Every check; 503 when a required dependency is down."""
+        return _respond(await run_in_threadpool(_run, checks(), False))
+
+    @router.get("/ready", response_model=HealthReport, responses={503: {"model": HealthReport}})
+    async def ready() -> JSONResponse:
+        """Required dependencies only: the load balancer's readiness probe."""
+        return _respond(await run_in_threadpool(_run, checks(), True))
+
+    @router.get("/live", response_model=HealthReport)
+    async def live() -> HealthReport:
+        """The process answers: the liveness probe (no dependency checks)."""
+        return HealthReport(status="healthy", timestamp=datetime.now(UTC), checks=[])
+
+    return router
 
 
-@router.get("/ready", response_model=HealthReport, responses={503: {"model": HealthReport}})
-async def ready() -> JSONResponse:
-    """Required dependencies only: the load balancer's readiness probe."""
-    return _respond(await run_in_threadpool(_run, True))
-
-
-@router.get("/live", response_model=HealthReport)
-async def live() -> HealthReport:
-    """The process answers: the liveness probe (no dependency checks)."""
-    return HealthReport(status="healthy", timestamp=datetime.now(UTC), checks=[])
+router = build_router()

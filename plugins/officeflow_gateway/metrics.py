@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -28,8 +29,6 @@ from plugins.officeflow_gateway.route_templates import route_template
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
-router = APIRouter(tags=["metrics"])
-collectors = (StoreCollector(), AirflowCollector(KnownOrganizations()))
 
 
 class HttpMetrics:
@@ -69,9 +68,23 @@ def _check_token(request: Request) -> None:
                        headers={"WWW-Authenticate": "Bearer"})
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, 401: {}},
-            summary="Prometheus metrics of the gateway, the workflows, the inbox and outbox, approvals and email")
-async def metrics(request: Request) -> Response:
-    _check_token(request)
-    body = await run_in_threadpool(exposition, *collectors)
-    return Response(content=body, media_type=CONTENT_TYPE_LATEST)
+def build_router(*collectors: Collector) -> APIRouter:
+    """``GET /metrics``: this process's (and, in multiprocess mode, its sibling workers') series, plus what
+    ``collectors`` read at scrape time."""
+    router = APIRouter(tags=["metrics"])
+
+    @router.get("/metrics", response_class=Response,
+                responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, 401: {}},
+                summary="Prometheus metrics of the gateway, the workflows, the inbox and outbox, approvals and email")
+    async def metrics(request: Request) -> Response:
+        _check_token(request)
+        body = await run_in_threadpool(exposition, *collectors)
+        return Response(content=body, media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+# The api-server's: the store's inbox/outbox and Airflow's runs and approvals too. The edge gateway serves
+# only its own request and delivery series (edge.py), so those figures are not reported twice.
+collectors = (StoreCollector(), AirflowCollector(KnownOrganizations()))
+router = build_router(*collectors)
