@@ -11,6 +11,7 @@ A new event also writes its domain event to the outbox in the same transaction (
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,7 +20,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from include.officeflow.events.outbox import add_event
+from include.officeflow.events.outbox import add_event, event_row
 from include.officeflow.events.values import id_or_digest
 from include.officeflow.store import EventStatus, WebhookEvent, get_engine
 from include.officeflow.store.models import new_id, utcnow
@@ -77,11 +78,21 @@ def webhook_event(session: Any, *, action: str, event_id: str, endpoint_id: str,
     """Write ``com.officeflow.webhook.<action>`` (accepted, rejected, dead_lettered) for inbox event ``event_id``
     in ``session``'s transaction. Its data holds ids and states only: the payload and the error text (which may
     quote it) stay in the inbox."""
-    add_event(session, area="webhook", action=action, subject=event_id, organization_id=organization_id,
-              correlation_id=correlation_id, source=f"/officeflow/webhooks/{endpoint_id}",
-              data={"event_id": event_id, "endpoint_id": endpoint_id,
-                    "provider_event_id": _sender_made(provider_event_id), "event_type": _sender_made(event_type),
-                    "status": status, "dag_id": dag_id, "dag_run_id": dag_run_id, "attempts": attempts})
+    add_event(session, **_announcement(
+        action=action, event_id=event_id, endpoint_id=endpoint_id, provider_event_id=provider_event_id,
+        event_type=event_type, status=status, dag_id=dag_id, dag_run_id=dag_run_id,
+        organization_id=organization_id, correlation_id=correlation_id, attempts=attempts))
+
+
+def _announcement(*, action: str, event_id: str, endpoint_id: str, provider_event_id: str, event_type: str,
+                  status: str, dag_id: str | None, dag_run_id: str | None, organization_id: str | None,
+                  correlation_id: str, attempts: int = 0) -> dict[str, Any]:
+    """The outbox event's arguments (``add_event`` / ``event_row``) for inbox event ``event_id``."""
+    return {"area": "webhook", "action": action, "subject": event_id, "organization_id": organization_id,
+            "correlation_id": correlation_id, "source": f"/officeflow/webhooks/{endpoint_id}",
+            "data": {"event_id": event_id, "endpoint_id": endpoint_id,
+                     "provider_event_id": _sender_made(provider_event_id), "event_type": _sender_made(event_type),
+                     "status": status, "dag_id": dag_id, "dag_run_id": dag_run_id, "attempts": attempts}}
 
 
 def _sender_made(value: str) -> str:
@@ -90,31 +101,97 @@ def _sender_made(value: str) -> str:
     return id_or_digest(value) or value
 
 
-def store(*, endpoint_id: str, provider_event_id: str, event_type: str, document: dict[str, Any],
-          conf: dict[str, Any] | None, status: EventStatus, dag_id: str | None, dag_run_id: str | None,
-          correlation_id: str, error: str | None, organization_id: str | None = None,
-          store_url: str | None = None, traceparent: str | None = None) -> Outcome:
-    """Insert the event and its domain event (accepted, or rejected), or return the stored one for a duplicate
-    delivery (no domain event: nothing changed). ``store_url``: the store's URL when not the configured one (task
-    code passes ``task_store_url()``). ``traceparent``: the trace the event's run continues
-    (include/officeflow/tracing.py)."""
-    now = utcnow()
-    values = {
-        "id": new_id(), "endpoint_id": endpoint_id, "provider_event_id": provider_event_id,
-        "event_type": event_type, "status": status.value, "payload": {"document": document, "conf": conf,
-                                                        **({"traceparent": traceparent} if traceparent else {})},
-        "dag_id": dag_id, "dag_run_id": dag_run_id, "correlation_id": correlation_id, "error": error,
-        "attempts": 0, "received_at": now, "updated_at": now,
-    }
+@dataclass(frozen=True)
+class NewEvent:
+    """What a delivery stores for one event (:func:`store`, :func:`store_async`)."""
+
+    endpoint_id: str
+    provider_event_id: str
+    event_type: str
+    document: dict[str, Any]
+    conf: dict[str, Any] | None
+    status: EventStatus
+    dag_id: str | None
+    dag_run_id: str | None
+    correlation_id: str
+    error: str | None
+    organization_id: str | None = None
+    traceparent: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        """The inbox row, with a new id."""
+        now = utcnow()
+        payload = {"document": self.document, "conf": self.conf,
+                   **({"traceparent": self.traceparent} if self.traceparent else {})}
+        return {"id": new_id(), "endpoint_id": self.endpoint_id, "provider_event_id": self.provider_event_id,
+                "event_type": self.event_type, "status": self.status.value, "payload": payload,
+                "dag_id": self.dag_id, "dag_run_id": self.dag_run_id, "correlation_id": self.correlation_id,
+                "error": self.error, "attempts": 0, "received_at": now, "updated_at": now}
+
+    def announcement(self, event_id: str) -> dict[str, Any]:
+        """The domain event's arguments: ``accepted``, or ``rejected`` for an event that maps to no valid run."""
+        return _announcement(
+            action="rejected" if self.status is EventStatus.REJECTED else "accepted", event_id=event_id,
+            endpoint_id=self.endpoint_id, provider_event_id=self.provider_event_id, event_type=self.event_type,
+            status=self.status.value, dag_id=self.dag_id, dag_run_id=self.dag_run_id,
+            organization_id=self.organization_id, correlation_id=self.correlation_id)
+
+
+def store(*, store_url: str | None = None, **event: Any) -> Outcome:
+    """Insert the event (:class:`NewEvent`'s fields) and its domain event (accepted, or rejected), or return the
+    stored one for a duplicate delivery (no domain event: nothing changed). ``store_url``: the store's URL when
+    not the configured one (task code passes ``task_store_url()``). ``traceparent``: the trace the event's run
+    continues (include/officeflow/tracing.py)."""
+    new = NewEvent(**event)
+    values = new.row()
     engine = get_engine(store_url)
     with engine.begin() as conn:
         inserted = conn.execute(_insert_or_nothing(engine.dialect.name), values).scalar_one_or_none()
         if inserted is not None:
-            webhook_event(conn, action="rejected" if status is EventStatus.REJECTED else "accepted",
-                          event_id=inserted, endpoint_id=endpoint_id, provider_event_id=provider_event_id,
-                          event_type=event_type, status=status.value, dag_id=dag_id, dag_run_id=dag_run_id,
-                          organization_id=organization_id, correlation_id=correlation_id)
-            return Outcome(inserted, status.value, dag_run_id, duplicate=False, reason=error)
-        key = {"endpoint_id": endpoint_id, "provider_event_id": provider_event_id}
+            add_event(conn, **new.announcement(inserted))
+            return Outcome(inserted, new.status.value, new.dag_run_id, duplicate=False, reason=new.error)
+        key = {"endpoint_id": new.endpoint_id, "provider_event_id": new.provider_event_id}
         existing = conn.execute(_SELECT_STORED, key).one()
     return Outcome(existing.id, existing.status, existing.dag_run_id, duplicate=True, reason=existing.error)
+
+
+# --- the same on asyncpg: one statement, one round trip, committed on its own --------------------------------------
+
+# The event, its domain event when the event is new, and the stored event when it is not, in one statement (a
+# statement is atomic, so the two inserts commit together). The last SELECT reads the snapshot taken when the
+# statement began: an event a concurrent delivery committed while this one waited on its conflict is not in it,
+# and :func:`store_async` reads it again.
+_STORE_SQL = """
+WITH inserted AS (
+    INSERT INTO webhook_events (id, endpoint_id, provider_event_id, event_type, status, payload, dag_id, dag_run_id,
+                                correlation_id, error, attempts, received_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6::json, $7, $8, $9, $10, 0, $11, $11)
+    ON CONFLICT (endpoint_id, provider_event_id) DO NOTHING
+    RETURNING id, status, dag_run_id, error
+), announced AS (
+    INSERT INTO outbox (event_id, area, type, subject, organization_id, correlation_id, event, created_at, attempts)
+    SELECT $12, $13, $14, inserted.id, $15, $9, $16::json, $11, 0 FROM inserted
+)
+SELECT id, status, dag_run_id, error, TRUE AS new FROM inserted
+UNION ALL
+SELECT id, status, dag_run_id, error, FALSE FROM webhook_events
+ WHERE endpoint_id = $2 AND provider_event_id = $3 AND NOT EXISTS (SELECT 1 FROM inserted)
+"""
+_SELECT_STORED_SQL = ("SELECT id, status, dag_run_id, error, FALSE AS new FROM webhook_events "
+                      "WHERE endpoint_id = $1 AND provider_event_id = $2")
+
+
+async def store_async(conn: Any, new: NewEvent) -> Outcome:
+    """:func:`store` on an asyncpg connection of a PostgreSQL store (include/officeflow/store/async_pg.py): the
+    same rows, the same domain event, the same answer for a duplicate."""
+    values = new.row()
+    announced = event_row(**new.announcement(values["id"]))
+    rows = await conn.fetch(
+        _STORE_SQL, values["id"], new.endpoint_id, new.provider_event_id, new.event_type, values["status"],
+        json.dumps(values["payload"]), new.dag_id, new.dag_run_id, new.correlation_id, new.error,
+        values["received_at"], announced["event_id"], announced["area"], announced["type"],
+        announced["organization_id"], json.dumps(announced["event"]))
+    if not rows:  # a concurrent delivery of the same event committed after this statement's snapshot
+        rows = await conn.fetch(_SELECT_STORED_SQL, new.endpoint_id, new.provider_event_id)
+    [row] = rows
+    return Outcome(row["id"], row["status"], row["dag_run_id"], duplicate=not row["new"], reason=row["error"])

@@ -112,6 +112,16 @@ class ParamsValidator:
         self._cache: dict[str, tuple[float, dict[str, tuple[Any, Any]] | None]] = {}
         self._lock = threading.Lock()
 
+    def stale(self, dag_id: str) -> bool:
+        """Whether :meth:`validate` would read the DAG from Airflow's metadata DB (nothing cached, or too old)."""
+        with self._lock:
+            cached = self._cache.get(dag_id)
+        return cached is None or time.monotonic() - cached[0] >= self.ttl
+
+    def refresh(self, dag_id: str) -> None:
+        """Read the DAG's params now (blocking I/O: an async caller runs it in a worker thread)."""
+        self._compiled(dag_id)
+
     def _compiled(self, dag_id: str) -> dict[str, tuple[Any, Any]] | None:
         now = time.monotonic()
         with self._lock:

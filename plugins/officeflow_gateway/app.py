@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from include.officeflow.settings import get_settings
+from include.officeflow.store import async_pg
 from plugins.officeflow_gateway import (
     admin,
     health,
@@ -55,6 +59,14 @@ class StartDispatcher:
         await self.app(scope, receive, send)
 
 
+@asynccontextmanager
+async def close_store_pools(_app: FastAPI) -> AsyncIterator[None]:
+    """Close the asyncpg pools the app's loop opened when the app stops (where its lifespan is run: tests, the
+    edge gateway's worker; the api-server does not run a mounted app's lifespan, its workers exit instead)."""
+    yield
+    await async_pg.close_all()
+
+
 def install_gateway_stack(app: FastAPI) -> None:
     """Error shapes and middlewares every OfficeFlow app has, in the api-server and at the edge (edge.py)."""
     install_error_handlers(app)
@@ -81,6 +93,7 @@ def create_app() -> FastAPI:
         redoc_url=None,
         openapi_url="/api-docs/openapi.json",
         static_url="/api-docs/static",
+        lifespan=close_store_pools,
     )
     install_gateway_stack(app)
     app.include_router(health.router)

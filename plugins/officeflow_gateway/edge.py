@@ -29,7 +29,7 @@ from starlette.routing import Mount
 
 from include.officeflow.settings import get_settings
 from plugins.officeflow_gateway import health, metrics, webhooks
-from plugins.officeflow_gateway.app import install_gateway_stack
+from plugins.officeflow_gateway.app import close_store_pools, install_gateway_stack
 
 PREFIX = "/officeflow"  # the api-server's mount point of the plugin app: delivery URLs are identical
 
@@ -38,7 +38,7 @@ def create_delivery_app() -> FastAPI:
     """The delivery routes with the gateway's middlewares and error shapes, as mounted under :data:`PREFIX`."""
     get_settings()  # a bad configuration stops the process at start, as in the api-server
     app = FastAPI(title="OfficeFlow edge gateway", version="0.2.0", docs_url=None, redoc_url=None,
-                  openapi_url=None)
+                  openapi_url=None, lifespan=close_store_pools)
     install_gateway_stack(app)
     app.include_router(health.build_router(health.edge_checks))
     app.include_router(metrics.build_router())
@@ -48,7 +48,7 @@ def create_delivery_app() -> FastAPI:
 
 def create_edge_app() -> Starlette:
     """The ASGI app uvicorn serves: :func:`create_delivery_app` under ``/officeflow``."""
-    return Starlette(routes=[Mount(PREFIX, app=create_delivery_app())])
+    return Starlette(routes=[Mount(PREFIX, app=create_delivery_app())], lifespan=close_store_pools)
 
 
 def main() -> None:
@@ -59,7 +59,10 @@ def main() -> None:
                 port=settings.gateway_port, workers=settings.gateway_workers,
                 # Client addresses from X-Forwarded-For only from the proxies FORWARDED_ALLOW_IPS names
                 # (uvicorn's default: 127.0.0.1), as the audit of denied deliveries records them.
-                proxy_headers=True, access_log=False, lifespan="off", timeout_graceful_shutdown=20)
+                proxy_headers=True, access_log=False, timeout_graceful_shutdown=20,
+                # A worker importing Airflow on a busy node can miss uvicorn's default 5 s health ping and be
+                # killed and restarted over and over before it ever serves.
+                timeout_worker_healthcheck=60)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
 from include.officeflow.correlation import CORRELATION_HEADER, correlation_id_from
+from include.officeflow.store.async_pg import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(request, 422, "validation_error", f"{where}: {first.get('msg', 'invalid')}")
 
     @app.exception_handler(OperationalError)
-    async def _store_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+    @app.exception_handler(StoreUnavailable)
+    async def _store_unavailable(request: Request, exc: OperationalError | StoreUnavailable) -> JSONResponse:
         # Nothing was committed, so the sender should retry (BambooHR retries 5xx answers).
-        log.error("Database unavailable (correlationId=%s): %s", correlation_id(request), exc.orig)
+        log.error("Database unavailable (correlationId=%s): %s", correlation_id(request),
+                  exc.orig if isinstance(exc, OperationalError) else exc)
         return error_response(request, 503, "store_unavailable",
                               "OfficeFlow store unavailable; nothing was stored, retry later",
                               headers={"Retry-After": "30"})

@@ -170,11 +170,10 @@ _executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="officeflow-he
 
 
 def edge_checks() -> list[Probe]:
-    """What the standalone edge gateway depends on: the store, the sender's key and Redis (its rate limits), and
-    Airflow's metadata DB only when it also creates the runs (an embedded dispatcher)."""
-    names = {"officeflow_store", "bamboohr_webhook_key", "redis"}
-    if get_settings().dispatcher_mode == "embedded":
-        names.add("airflow_metadata_db")
+    """What the standalone edge gateway depends on: the store, Airflow's metadata DB (the workflows' params every
+    event is validated against, and the runs an embedded dispatcher creates), the sender's key and Redis (the
+    rate limits)."""
+    names = {"officeflow_store", "airflow_metadata_db", "bamboohr_webhook_key", "redis"}
     return [check for check in CHECKS if check[0] in names]
 
 

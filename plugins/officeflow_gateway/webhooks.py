@@ -4,6 +4,11 @@ find endpoint (404, same answer for unknown and disabled) -> rate limit (429) ->
 content type (415) -> verify (401, nothing stored) -> parse (400) -> per event: route by type,
 map to conf (plus correlation_id, source and the endpoint's organization_id), validate against the
 DAG's params (422, stored as ``rejected``) -> store (commit) -> answer 202 -> the dispatcher starts the run.
+
+The event loop waits on I/O and never on a worker thread for a delivery's usual path: the endpoint and the DAG's
+params come from in-process caches, the in-process rate limiter takes microseconds, and the store's statement
+runs on asyncpg (include/officeflow/store/async_pg.py). Threads are used for what is rare or not async: cache
+misses, the Redis rate limiter, the audit of a denied delivery and a SQLite store (dev).
 """
 
 from __future__ import annotations
@@ -21,11 +26,11 @@ from starlette.concurrency import run_in_threadpool
 
 from include.officeflow import tracing
 from include.officeflow.audit import audit
-from include.officeflow.inbox import Outcome, run_id_for, store
+from include.officeflow.inbox import NewEvent, Outcome, run_id_for, store, store_async
 from include.officeflow.mapping import MappingError, ParamsValidator, apply_mapping
 from include.officeflow.metrics import WEBHOOK_EVENTS
 from include.officeflow.settings import get_settings
-from include.officeflow.store import EventStatus
+from include.officeflow.store import EventStatus, async_pg
 from include.officeflow.structured_logs import bind
 from plugins.officeflow_gateway import endpoints
 from plugins.officeflow_gateway.adapters import Delivery, PayloadError, VerificationError, get_adapter
@@ -93,45 +98,66 @@ def _deny(endpoint: endpoints.EndpointConfig, cid: str, client: str | None, reas
     return ApiError(401, "invalid_signature", f"delivery not verified: {reason}")
 
 
-def _accept_events(endpoint: endpoints.EndpointConfig, delivery: Delivery, cid: str) -> list[Outcome]:
-    adapter = get_adapter(endpoint.adapter)
+def _parse(endpoint: endpoints.EndpointConfig, delivery: Delivery) -> list[Any]:
     try:
-        events = adapter.parse(delivery)
+        events = get_adapter(endpoint.adapter).parse(delivery)
         for event in events:
             check_storable(event)
     except PayloadError as exc:
         raise ApiError(400, "invalid_payload", str(exc)) from None
-    outcomes = []
-    for event in events:
-        conf: dict[str, Any] | None = None
-        error: str | None = None
-        dag_id = run_id = None
-        target = endpoint.target_for(event.event_type)
-        if target is None:
-            status = EventStatus.IGNORED
+    return events
+
+
+def _to_store(endpoint: endpoints.EndpointConfig, event: Any, cid: str) -> NewEvent:
+    """Route the event by type, map it to the workflow's conf and validate that against the DAG's params: what the
+    inbox stores for it (pending, ignored, or rejected with the field at fault). CPU only: the DAG's params are in
+    ``params_validator``'s cache (:func:`_load_params` first)."""
+    conf: dict[str, Any] | None = None
+    error: str | None = None
+    dag_id = run_id = None
+    target = endpoint.target_for(event.event_type)
+    if target is None:
+        status = EventStatus.IGNORED
+    else:
+        try:
+            conf = apply_mapping(endpoint.mapping, event.document)
+            conf.setdefault("correlation_id", cid)
+            conf.setdefault("source", endpoint.adapter)
+            # The tenant is the endpoint's, never the payload's: a mapped value must not move a run
+            # into another organization.
+            conf["organization_id"] = endpoint.organization_id
+            known = params_validator.validate(target, conf)
+        except MappingError as exc:
+            status, error = EventStatus.REJECTED, f"{exc.field}: {exc.message}"
         else:
-            try:
-                conf = apply_mapping(endpoint.mapping, event.document)
-                conf.setdefault("correlation_id", cid)
-                conf.setdefault("source", endpoint.adapter)
-                # The tenant is the endpoint's, never the payload's: a mapped value must not move a run
-                # into another organization.
-                conf["organization_id"] = endpoint.organization_id
-                known = params_validator.validate(target, conf)
-            except MappingError as exc:
-                status, error = EventStatus.REJECTED, f"{exc.field}: {exc.message}"
-            else:
-                status = EventStatus.PENDING
-                dag_id, run_id = target, run_id_for(endpoint.id, event.provider_event_id)
-                if not known:
-                    error = f"DAG {dag_id!r} not parsed yet; the dispatcher will retry"
-        outcomes.append(store(
-            endpoint_id=endpoint.id, provider_event_id=event.provider_event_id, event_type=event.event_type,
-            document=event.document, conf=conf, status=status, dag_id=dag_id, dag_run_id=run_id,
-            correlation_id=cid, error=error, organization_id=endpoint.organization_id,
-            traceparent=tracing.current_traceparent(),
-        ))
-    return outcomes
+            status = EventStatus.PENDING
+            dag_id, run_id = target, run_id_for(endpoint.id, event.provider_event_id)
+            if not known:
+                error = f"DAG {dag_id!r} not parsed yet; the dispatcher will retry"
+    return NewEvent(endpoint_id=endpoint.id, provider_event_id=event.provider_event_id, event_type=event.event_type,
+                    document=event.document, conf=conf, status=status, dag_id=dag_id, dag_run_id=run_id,
+                    correlation_id=cid, error=error, organization_id=endpoint.organization_id,
+                    traceparent=tracing.current_traceparent())
+
+
+async def _load_params(endpoint: endpoints.EndpointConfig, events: list[Any]) -> None:
+    """Read the params of the events' workflows from Airflow's metadata DB (in a worker thread) when the cache
+    holds none or stale ones: every few seconds per workflow, not per delivery."""
+    for target in {endpoint.target_for(event.event_type) for event in events} - {None}:
+        if params_validator.stale(target):
+            await run_in_threadpool(params_validator.refresh, target)
+
+
+async def _store(new_events: list[NewEvent]) -> list[Outcome]:
+    """Each event in its own transaction, committed before the answer: on asyncpg when the store is PostgreSQL
+    (no thread hop), else (SQLite) with the synchronous engine in a worker thread."""
+    if await async_pg.pool() is None:
+        return await run_in_threadpool(lambda: [store(**vars(new)) for new in new_events])
+
+    async def store_each(conn: Any) -> list[Outcome]:
+        return [await store_async(conn, new) for new in new_events]
+
+    return await async_pg.with_connection(store_each)
 
 
 @router.post(
@@ -193,7 +219,9 @@ async def _deliver(endpoint: endpoints.EndpointConfig, request: Request, cid: st
         _log("webhook.denied", endpoint=endpoint.id, correlationId=cid, reason=str(exc))
         raise await run_in_threadpool(_deny, endpoint, cid, delivery.client_ip, str(exc)) from None
 
-    outcomes = await run_in_threadpool(_accept_events, endpoint, delivery, cid)
+    events = _parse(endpoint, delivery)
+    await _load_params(endpoint, events)
+    outcomes = await _store([_to_store(endpoint, event, cid) for event in events])
     for outcome in outcomes:
         _count(endpoint, "duplicate" if outcome.duplicate else ACCEPTED.get(outcome.status, outcome.status))
     if any(o.status == EventStatus.PENDING.value for o in outcomes):

@@ -32,10 +32,20 @@ def add_event(session: Session | Connection, *, area: str, action: str, subject:
     Raises :class:`~include.officeflow.events.cloudevents.EventDataError` before writing anything when ``data``
     holds a secret or personal data (see ``cloudevents``): the caller's change then fails too, as a bug should.
     """
+    row = event_row(area=area, action=action, subject=subject, data=data, organization_id=organization_id,
+                    correlation_id=correlation_id, source=source)
+    session.execute(insert(OutboxEvent).values(row))
+    return row["event"]
+
+
+def event_row(*, area: str, action: str, subject: str, data: Mapping[str, Any], organization_id: str | None = None,
+              correlation_id: str | None = None, source: str = DEFAULT_SOURCE) -> dict[str, Any]:
+    """The ``outbox`` row of a new event (its columns' values; ``event`` is the CloudEvent), for a caller that
+    writes it with its own statement (the gateway's asyncpg path, include/officeflow/inbox.py). Data is checked
+    as by :func:`add_event`."""
     event = build(area=area, action=action, subject=subject, data=data, organization_id=organization_id,
                   correlation_id=correlation_id, source=source)
-    session.execute(insert(OutboxEvent).values(_row(event, area, subject, organization_id, correlation_id)))
-    return event
+    return _row(event, area, subject, organization_id, correlation_id)
 
 
 #: The namespace of :func:`stable_event_id`.

@@ -25,6 +25,20 @@ def client(airflow_db, clean_store) -> Iterator[TestClient]:
         yield test_client
 
 
+@pytest.fixture(params=["api-server", "edge"])
+def sender(request, client) -> Iterator[TestClient]:
+    """Where deliveries are posted, once per gateway mode: the app the api-server mounts (the ``client`` itself)
+    and the standalone edge gateway's (plugins/officeflow_gateway/edge.py), paths relative to ``/officeflow``.
+    Management calls stay on ``client``."""
+    if request.param == "api-server":
+        yield client
+        return
+    from plugins.officeflow_gateway.edge import create_delivery_app
+
+    with TestClient(create_delivery_app(), raise_server_exceptions=False) as edge:
+        yield edge
+
+
 @pytest.fixture
 def admin(auth_headers) -> dict[str, str]:
     return auth_headers("admin")

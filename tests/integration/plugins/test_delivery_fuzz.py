@@ -201,7 +201,7 @@ def normalised_content_type(value: str | None) -> str:
        msg_id=st.one_of(st.none(), st.text(printable, max_size=80), garbage_header), garbage=garbage_header,
        stale_by=st.integers(WINDOW + 60, 10**9).flatmap(lambda n: st.sampled_from([n, -n])))
 def test_unverified_deliveries_are_refused_in_the_error_shape_and_store_nothing(
-        client, small_body_limit, generic_endpoint, target, body, content_type, timestamp, mode, cid, msg_id,
+        client, sender, small_body_limit, generic_endpoint, target, body, content_type, timestamp, mode, cid, msg_id,
         garbage, stale_by):
     url, secret = ((delivery_url(generic_endpoint), generic_endpoint["secret"]) if target == "generic"
                    else ("/webhooks/bamboohr", BAMBOOHR_TEST_KEY))
@@ -212,7 +212,7 @@ def test_unverified_deliveries_are_refused_in_the_error_shape_and_store_nothing(
         headers["X-Correlation-ID"] = cid
     rejected_before = count(AuditLog, AuditLog.action == "webhook.rejected")
 
-    response = client.post(url, content=body, headers=headers)
+    response = sender.post(url, content=body, headers=headers)
 
     if len(body) > MAX_BODY:
         expected = 413
@@ -283,7 +283,8 @@ signed_deliveries = st.one_of(
 
 @FUZZ
 @given(delivery=signed_deliveries, ensure_ascii=st.booleans())
-def test_correctly_signed_json_objects_get_202_400_or_422_only(client, generic_endpoint, delivery, ensure_ascii):
+def test_correctly_signed_json_objects_get_202_400_or_422_only(
+        client, sender, generic_endpoint, delivery, ensure_ascii):
     target, document, msg_id, form = delivery
     body = encode(document, ensure_ascii)
     if target == "generic":
@@ -299,7 +300,7 @@ def test_correctly_signed_json_objects_get_202_400_or_422_only(client, generic_e
         url, where = "/webhooks/bamboohr", ()
     stored_before = count(WebhookEvent, *where)
 
-    response = client.post(url, content=body, headers=headers)
+    response = sender.post(url, content=body, headers=headers)
 
     event(f"{target}{' form' if form else ''} {response.status_code} "
           f"{response.json().get('status', '') if response.status_code == 202 else ''}")
@@ -332,62 +333,62 @@ def test_correctly_signed_json_objects_get_202_400_or_422_only(client, generic_e
 # --- inputs that crash the gateway today -------------------------------------------------------------
 
 
-def test_fuzz_setup_sends_what_the_gateway_accepts(client, generic_endpoint):
+def test_fuzz_setup_sends_what_the_gateway_accepts(client, sender, generic_endpoint):
     """Guard for the properties: the strategies' happy path really is accepted (not all 401/400)."""
     body = json.dumps({"type": "employee.created", "data": {"id": "1", "first_name": "Ada", "last_name": "Lovelace",
                                                             "email": "ada@example.com"}}).encode()
-    response = client.post(delivery_url(generic_endpoint), content=body,
+    response = sender.post(delivery_url(generic_endpoint), content=body,
                            headers=generic_headers(generic_endpoint["secret"], body))
     assert response.status_code == 202, response.text
     entry = {"id": "7", "action": "Created",
              "fields": {"firstName": "Ada", "lastName": "Lovelace", "workEmail": "ada@example.com"}}
     body = json.dumps({"employees": [entry]}).encode()
-    response = client.post("/webhooks/bamboohr", content=body, headers=bamboohr_headers(BAMBOOHR_TEST_KEY, body))
+    response = sender.post("/webhooks/bamboohr", content=body, headers=bamboohr_headers(BAMBOOHR_TEST_KEY, body))
     assert response.status_code == 202, response.text
 
 
-def test_bamboohr_timestamp_beyond_float_range_is_401(client):
+def test_bamboohr_timestamp_beyond_float_range_is_401(client, sender):
     body = b"{}"
     headers = {"Content-Type": "application/json", bamboohr.TIMESTAMP_HEADER: "9" * 400,
                bamboohr.SIGNATURE_HEADER: "00"}
-    assert_error(client.post("/webhooks/bamboohr", content=body, headers=headers), 401, "invalid_signature")
+    assert_error(sender.post("/webhooks/bamboohr", content=body, headers=headers), 401, "invalid_signature")
     assert count(WebhookEvent) == 0
 
 
 @pytest.mark.parametrize("digits", [400, 5000])
-def test_generic_timestamp_beyond_float_range_is_401(client, generic_endpoint, digits):
+def test_generic_timestamp_beyond_float_range_is_401(client, sender, generic_endpoint, digits):
     body = b"{}"
     headers = {"Content-Type": "application/json", generic.ID_HEADER: "msg_1",
                generic.TIMESTAMP_HEADER: "9" * digits, generic.SIGNATURE_HEADER: "v1,AAAA"}
-    response = client.post(delivery_url(generic_endpoint), content=body, headers=headers)
+    response = sender.post(delivery_url(generic_endpoint), content=body, headers=headers)
     assert_error(response, 401, "invalid_signature")
     assert count(WebhookEvent) == 0
 
 
 @pytest.mark.parametrize("target", ["generic", "bamboohr"])
-def test_signed_body_with_a_huge_integer_is_400(client, generic_endpoint, target):
+def test_signed_body_with_a_huge_integer_is_400(client, sender, generic_endpoint, target):
     body = b'{"type": "employee.created", "n": ' + b"1" * 5000 + b"}"
     if target == "generic":
-        response = client.post(delivery_url(generic_endpoint), content=body,
+        response = sender.post(delivery_url(generic_endpoint), content=body,
                                headers=generic_headers(generic_endpoint["secret"], body))
     else:
-        response = client.post("/webhooks/bamboohr", content=body, headers=bamboohr_headers(BAMBOOHR_TEST_KEY, body))
+        response = sender.post("/webhooks/bamboohr", content=body, headers=bamboohr_headers(BAMBOOHR_TEST_KEY, body))
     assert_error(response, 400, "invalid_payload")
     assert count(WebhookEvent) == 0
 
 
 @pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity"])
-def test_signed_generic_body_with_nan_is_400(client, generic_endpoint, literal):
+def test_signed_generic_body_with_nan_is_400(client, sender, generic_endpoint, literal):
     body = b'{"type": "employee.created", "data": {"score": ' + literal + b"}}"
-    response = client.post(delivery_url(generic_endpoint), content=body,
+    response = sender.post(delivery_url(generic_endpoint), content=body,
                            headers=generic_headers(generic_endpoint["secret"], body))
     assert_error(response, 400, "invalid_payload")
     assert count(WebhookEvent) == 0
 
 
-def test_signed_bamboohr_deeply_nested_body_is_400(client):
+def test_signed_bamboohr_deeply_nested_body_is_400(client, sender):
     body = b'{"employees": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
-    response = client.post("/webhooks/bamboohr", content=body, headers=bamboohr_headers(BAMBOOHR_TEST_KEY, body))
+    response = sender.post("/webhooks/bamboohr", content=body, headers=bamboohr_headers(BAMBOOHR_TEST_KEY, body))
     assert_error(response, 400, "invalid_payload")
     assert count(WebhookEvent) == 0
 
@@ -402,9 +403,9 @@ def test_signed_bamboohr_deeply_nested_body_is_400(client):
                      id="long-timestamp"),
     ],
 )
-def test_signed_bamboohr_event_with_oversized_ids_is_400(client, document):
+def test_signed_bamboohr_event_with_oversized_ids_is_400(client, sender, document):
     body = json.dumps(document).encode()
-    response = client.post("/webhooks/bamboohr", content=body, headers=bamboohr_headers(BAMBOOHR_TEST_KEY, body))
+    response = sender.post("/webhooks/bamboohr", content=body, headers=bamboohr_headers(BAMBOOHR_TEST_KEY, body))
     assert_error(response, 400, "invalid_payload")
     assert count(WebhookEvent) == 0
 
@@ -417,9 +418,9 @@ def test_signed_bamboohr_event_with_oversized_ids_is_400(client, document):
         pytest.param(b"a=1&a[b]=2", id="scalar-then-nested"),
     ],
 )
-def test_signed_bamboohr_form_body_is_never_5xx(client, form):
+def test_signed_bamboohr_form_body_is_never_5xx(client, sender, form):
     headers = bamboohr_headers(BAMBOOHR_TEST_KEY, form, **{"Content-Type": bamboohr.FORM})
-    response = client.post("/webhooks/bamboohr", content=form, headers=headers)
+    response = sender.post("/webhooks/bamboohr", content=form, headers=headers)
     assert response.status_code in (202, 400), response.text
 
 
@@ -433,16 +434,16 @@ def test_signed_bamboohr_form_body_is_never_5xx(client, form):
         pytest.param("workday", {"eventId": "WD\u00001", "eventType": "Hire"}, id="workday-id"),
     ],
 )
-def test_signed_event_with_a_nul_in_its_type_or_id_is_400(client, admin, generic_endpoint, target, document):
+def test_signed_event_with_a_nul_in_its_type_or_id_is_400(client, sender, admin, generic_endpoint, target, document):
     body = json.dumps(document).encode()
     if target == "generic":
-        response = client.post(delivery_url(generic_endpoint), content=body,
+        response = sender.post(delivery_url(generic_endpoint), content=body,
                                headers=generic_headers(generic_endpoint["secret"], body))
     elif target == "bamboohr":
-        response = client.post("/webhooks/bamboohr", content=body, headers=bamboohr_headers(BAMBOOHR_TEST_KEY, body))
+        response = sender.post("/webhooks/bamboohr", content=body, headers=bamboohr_headers(BAMBOOHR_TEST_KEY, body))
     else:
         workday = create_endpoint(client, admin, adapter="workday")
-        response = client.post(delivery_url(workday), content=body, headers=workday_headers(workday["secret"]))
+        response = sender.post(delivery_url(workday), content=body, headers=workday_headers(workday["secret"]))
     assert_error(response, 400, "invalid_payload")
     assert count(WebhookEvent) == 0
 
@@ -455,11 +456,11 @@ def test_signed_event_with_a_nul_in_its_type_or_id_is_400(client, admin, generic
                      b'"fields": {"firstName": "Ada", "workEmail": "ada@example.com"}}]}', id="bamboohr-id"),
     ],
 )
-def test_signed_body_with_a_lone_surrogate_is_400(client, generic_endpoint, target, body):
+def test_signed_body_with_a_lone_surrogate_is_400(client, sender, generic_endpoint, target, body):
     if target == "generic":
-        response = client.post(delivery_url(generic_endpoint), content=body,
+        response = sender.post(delivery_url(generic_endpoint), content=body,
                                headers=generic_headers(generic_endpoint["secret"], body))
     else:
-        response = client.post("/webhooks/bamboohr", content=body, headers=bamboohr_headers(BAMBOOHR_TEST_KEY, body))
+        response = sender.post("/webhooks/bamboohr", content=body, headers=bamboohr_headers(BAMBOOHR_TEST_KEY, body))
     assert_error(response, 400, "invalid_payload")
     assert count(WebhookEvent) == 0
