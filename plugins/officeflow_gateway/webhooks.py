@@ -38,6 +38,7 @@ from plugins.officeflow_gateway.adapters.base import check_storable
 from plugins.officeflow_gateway.dispatcher import dispatcher
 from plugins.officeflow_gateway.errors import CORRELATION_HEADER, ApiError, correlation_id
 from plugins.officeflow_gateway.ratelimit import InProcessRateLimiter, get_rate_limiter
+from plugins.officeflow_gateway.request_context import note
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 # officeflow_webhook_events_total's outcome: of each stored event, and of a delivery refused before any was stored.
@@ -78,13 +79,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise ApiError(413, "payload_too_large", f"body exceeds {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _log(event: str, **fields: Any) -> None:
-    """One line per delivery: ids and outcomes only, never secrets or payloads. The fields are the JSON line's
-    own (``OFFICEFLOW_LOG_FORMAT=json``) and ``key=value`` pairs of its message (text)."""
-    log.info("%s %s", event, " ".join(f"{name}={value}" for name, value in fields.items()),
-             extra={"event": event, **fields})
 
 
 def _deny(endpoint: endpoints.EndpointConfig, cid: str, client: str | None, reason: str) -> ApiError:
@@ -168,7 +162,6 @@ async def _store(new_events: list[NewEvent]) -> list[Outcome]:
     summary="Receive a delivery from an HR system",
 )
 async def receive(endpoint_id: str, request: Request) -> JSONResponse:
-    started = time.perf_counter()
     cid = correlation_id(request)
     # The event loop only waits on I/O: cache misses and Redis go to a worker thread, the cached
     # endpoint and the in-process bucket (microseconds, no I/O) are read here directly.
@@ -179,7 +172,7 @@ async def receive(endpoint_id: str, request: Request) -> JSONResponse:
         raise ApiError(404, "not_found", "unknown webhook endpoint")
     bind(organizationId=endpoint.organization_id, workflowId=endpoint.target_dag_id)
     try:
-        return await _deliver(endpoint, request, cid, started)
+        return await _deliver(endpoint, request, cid)
     except ApiError as exc:
         if exc.status_code != 422:  # 422: every event stored as rejected, counted as such
             _count(endpoint, REFUSED.get(exc.status_code, "error"))
@@ -193,7 +186,7 @@ def _count(endpoint: endpoints.EndpointConfig, outcome: str) -> None:
     WEBHOOK_EVENTS.labels(endpoint.id, endpoint.adapter, outcome).inc()
 
 
-async def _deliver(endpoint: endpoints.EndpointConfig, request: Request, cid: str, started: float) -> JSONResponse:
+async def _deliver(endpoint: endpoints.EndpointConfig, request: Request, cid: str) -> JSONResponse:
     settings = get_settings()
     limiter = get_rate_limiter(settings.redis_url)
     bucket = (f"endpoint:{endpoint.id}", endpoint.rate_limit_per_minute / 60.0, max(1, endpoint.rate_limit_per_minute))
@@ -216,7 +209,7 @@ async def _deliver(endpoint: endpoints.EndpointConfig, request: Request, cid: st
         adapter.verify(delivery, endpoint.secrets, endpoint.verification,
                        window_seconds=settings.webhook_replay_window_seconds)
     except VerificationError as exc:
-        _log("webhook.denied", endpoint=endpoint.id, correlationId=cid, reason=str(exc))
+        note(request.scope, "webhook.denied", endpoint=endpoint.id, reason=str(exc))
         raise await run_in_threadpool(_deny, endpoint, cid, delivery.client_ip, str(exc)) from None
 
     events = _parse(endpoint, delivery)
@@ -227,9 +220,8 @@ async def _deliver(endpoint: endpoints.EndpointConfig, request: Request, cid: st
     if any(o.status == EventStatus.PENDING.value for o in outcomes):
         dispatcher.ensure_started()
         dispatcher.wake()
-    _log("webhook.accepted", endpoint=endpoint.id, correlationId=cid,
-         statuses=[o.status for o in outcomes], duplicates=sum(o.duplicate for o in outcomes),
-         ms=round((time.perf_counter() - started) * 1000, 1))
+    note(request.scope, "webhook.accepted", endpoint=endpoint.id, statuses=[o.status for o in outcomes],
+         duplicates=sum(o.duplicate for o in outcomes))
     if all(o.status == EventStatus.REJECTED.value for o in outcomes):
         reasons = "; ".join(f"{o.event_id}: {o.reason}" for o in outcomes)
         raise ApiError(422, "unmappable_event", f"event stored as rejected: {reasons}")
