@@ -10,17 +10,21 @@ rate, so deployments with more than one replica configure Redis and all replicas
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import math
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -41,6 +45,9 @@ ALLOWED = Decision(allowed=True, retry_after=0.0)
 
 
 class RateLimiter(Protocol):
+    async def acquire_async(self, key: str, rate: float, burst: int) -> Decision:
+        """:meth:`acquire` for the event loop (the gateway's delivery route)."""
+
     def acquire(self, key: str, rate: float, burst: int) -> Decision:
         """Take one token from ``key``'s bucket (capacity ``burst``, refilled at ``rate`` tokens/s)."""
         ...
@@ -85,6 +92,9 @@ class InProcessRateLimiter:
 
     def __len__(self) -> int:
         return len(self._buckets)
+
+    async def acquire_async(self, key: str, rate: float, burst: int) -> Decision:
+        return self.acquire(key, rate, burst)  # microseconds, no I/O: no reason to leave the loop
 
     def acquire(self, key: str, rate: float, burst: int) -> Decision:
         _check(rate, burst)
@@ -185,21 +195,54 @@ class RedisRateLimiter:
             health_check_interval=30,
         )
         self._script = self._client.register_script(_ACQUIRE_LUA)
+        self._url = url
+        self._socket_timeout = socket_timeout
+        # redis.asyncio clients belong to the event loop that opened their connections: one per loop.
+        self._async_scripts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+
+    def _async_script(self) -> Any:
+        loop = asyncio.get_running_loop()
+        script = self._async_scripts.get(loop)
+        if script is None:
+            client = redis.asyncio.Redis.from_url(
+                self._url, socket_timeout=self._socket_timeout, socket_connect_timeout=self._socket_timeout,
+                retry=AsyncRetry(NoBackoff(), 1), health_check_interval=30)
+            script = self._async_scripts[loop] = client.register_script(_ACQUIRE_LUA)
+        return script
+
+    async def acquire_async(self, key: str, rate: float, burst: int) -> Decision:
+        """:meth:`acquire` on redis.asyncio: the delivery waits on Redis in the event loop, not in a thread."""
+        _check(rate, burst)
+        if self._clock() < self._down_until:
+            return ALLOWED
+        try:
+            answer = await self._async_script()(keys=[self.prefix + key], args=[rate, burst])
+        except (redis.RedisError, OSError) as exc:
+            return self._outage(exc)
+        return self._decision(answer)
+
+    def _outage(self, exc: Exception) -> Decision:
+        self._down_until = self._clock() + self._outage_cooldown
+        log.warning("Rate limiter: Redis unavailable (%s); allowing deliveries for the next %.0f s",
+                    exc, self._outage_cooldown)
+        return ALLOWED
+
+    @staticmethod
+    def _decision(answer: Any) -> Decision:
+        allowed, retry_after = answer
+        if int(allowed) == 1:
+            return ALLOWED
+        return Decision(allowed=False, retry_after=float(retry_after))
 
     def acquire(self, key: str, rate: float, burst: int) -> Decision:
         _check(rate, burst)
         if self._clock() < self._down_until:
             return ALLOWED
         try:
-            allowed, retry_after = self._script(keys=[self.prefix + key], args=[rate, burst])
+            answer = self._script(keys=[self.prefix + key], args=[rate, burst])
         except redis.RedisError as exc:
-            self._down_until = self._clock() + self._outage_cooldown
-            log.warning("Rate limiter: Redis unavailable (%s); allowing deliveries for the next %.0f s",
-                        exc, self._outage_cooldown)
-            return ALLOWED
-        if int(allowed) == 1:
-            return ALLOWED
-        return Decision(allowed=False, retry_after=float(retry_after))
+            return self._outage(exc)
+        return self._decision(answer)
 
     def close(self) -> None:
         """Release the pool's connections."""

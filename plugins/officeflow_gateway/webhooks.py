@@ -6,7 +6,7 @@ map to conf (plus correlation_id, source and the endpoint's organization_id), va
 DAG's params (422, stored as ``rejected``) -> store (commit) -> answer 202 -> the dispatcher starts the run.
 
 The event loop waits on I/O and never on a worker thread for a delivery's usual path: the endpoint and the DAG's
-params come from in-process caches, the in-process rate limiter takes microseconds, and the store's statement
+params come from in-process caches, the rate limiter is in-process or on redis.asyncio, and the store's statement
 runs on asyncpg (include/officeflow/store/async_pg.py). Threads are used for what is rare or not async: cache
 misses, the Redis rate limiter, the audit of a denied delivery and a SQLite store (dev).
 """
@@ -37,7 +37,7 @@ from plugins.officeflow_gateway.adapters import Delivery, PayloadError, Verifica
 from plugins.officeflow_gateway.adapters.base import check_storable
 from plugins.officeflow_gateway.dispatcher import dispatcher
 from plugins.officeflow_gateway.errors import CORRELATION_HEADER, ApiError, correlation_id
-from plugins.officeflow_gateway.ratelimit import InProcessRateLimiter, get_rate_limiter
+from plugins.officeflow_gateway.ratelimit import get_rate_limiter
 from plugins.officeflow_gateway.request_context import note
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -163,8 +163,7 @@ async def _store(new_events: list[NewEvent]) -> list[Outcome]:
 )
 async def receive(endpoint_id: str, request: Request) -> JSONResponse:
     cid = correlation_id(request)
-    # The event loop only waits on I/O: cache misses and Redis go to a worker thread, the cached
-    # endpoint and the in-process bucket (microseconds, no I/O) are read here directly.
+    # A cache miss reads the store in a worker thread; the cached endpoint is read here directly.
     endpoint = endpoints.cache.peek(endpoint_id)
     if endpoint is endpoints.MISS:
         endpoint = await run_in_threadpool(endpoints.cache.get, endpoint_id)
@@ -190,10 +189,7 @@ async def _deliver(endpoint: endpoints.EndpointConfig, request: Request, cid: st
     settings = get_settings()
     limiter = get_rate_limiter(settings.redis_url)
     bucket = (f"endpoint:{endpoint.id}", endpoint.rate_limit_per_minute / 60.0, max(1, endpoint.rate_limit_per_minute))
-    if isinstance(limiter, InProcessRateLimiter):
-        decision = limiter.acquire(*bucket)
-    else:
-        decision = await run_in_threadpool(limiter.acquire, *bucket)
+    decision = await limiter.acquire_async(*bucket)
     if not decision.allowed:
         raise ApiError(429, "rate_limited", "too many deliveries for this endpoint",
                        headers={"Retry-After": str(max(1, math.ceil(decision.retry_after)))})

@@ -6,6 +6,7 @@ with rates high enough that refills take tens of milliseconds, so the module sta
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -244,3 +245,32 @@ def test_get_rate_limiter_caches_one_instance_per_url(redis_server: RedisServer)
     finally:
         get_rate_limiter.cache_clear()
 
+
+
+# --- the event loop's path (the delivery route awaits acquire_async) ----------------------------------------------
+
+
+def test_async_acquires_share_the_buckets_and_never_exceed_burst(subject: Subject) -> None:
+    limiter = subject.make()
+
+    async def burst_of(n: int) -> list[Decision]:
+        return list(await asyncio.gather(*(limiter.acquire_async("k", rate=0.001, burst=5) for _ in range(n))))
+
+    decisions = asyncio.run(burst_of(20))
+    assert sum(d.allowed for d in decisions) == 5
+    assert all(d.retry_after > 0 for d in decisions if not d.allowed)
+    assert not limiter.acquire("k", rate=0.001, burst=5).allowed  # the synchronous path sees the same bucket
+
+
+def test_redis_down_fails_open_quickly_on_the_event_loop(caplog: pytest.LogCaptureFixture) -> None:
+    limiter = RedisRateLimiter(f"redis://127.0.0.1:{free_port()}/0")
+
+    async def three() -> list[Decision]:
+        return [await limiter.acquire_async("k", rate=0.001, burst=1) for _ in range(3)]
+
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="plugins.officeflow_gateway.ratelimit"):
+        decisions = asyncio.run(three())
+    assert decisions == [Decision(allowed=True, retry_after=0.0)] * 3
+    assert time.monotonic() - started < 2
+    assert len([r for r in caplog.records if "Redis unavailable" in r.getMessage()]) == 1
