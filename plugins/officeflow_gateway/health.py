@@ -182,24 +182,24 @@ def _run(checks: list[Probe], required_only: bool) -> HealthReport:
     timeout = _timeout()
     futures = [_executor.submit(probe) for _, probe, _ in selected]
     deadline = time.monotonic() + timeout
-    checks = []
+    results: list[Check] = []
     for (name, _, required), future in zip(selected, futures, strict=True):
         try:
             message = future.result(timeout=max(0.0, deadline - time.monotonic()))
-            checks.append(Check(name=name, status="pass", message=message, required=required))
+            results.append(Check(name=name, status="pass", message=message, required=required))
         except NotConfigured:
             continue
         except Exception as exc:  # a failed probe is a report line, never a crash
             status: Literal["warn", "fail"] = "fail" if required else "warn"
             reason = f"no answer within {timeout:g}s" if isinstance(exc, FutureTimeout) else str(exc) or repr(exc)
-            checks.append(Check(name=name, status=status, message=redact_text(reason)[:300], required=required))
-    if any(c.status == "fail" for c in checks):
+            results.append(Check(name=name, status=status, message=redact_text(reason)[:300], required=required))
+    if any(c.status == "fail" for c in results):
         overall: Literal["healthy", "degraded", "unhealthy"] = "unhealthy"
-    elif any(c.status == "warn" for c in checks):
+    elif any(c.status == "warn" for c in results):
         overall = "degraded"
     else:
         overall = "healthy"
-    return HealthReport(status=overall, timestamp=datetime.now(UTC), checks=checks)
+    return HealthReport(status=overall, timestamp=datetime.now(UTC), checks=results)
 
 
 def _respond(report: HealthReport) -> JSONResponse:
