@@ -321,7 +321,7 @@ check_ready() {
 scale_down() {  # scale_down RELEASE
   say "scaling down $1, which no longer gets traffic (--scale-down-idle; --rollback restores it)"
   run helm upgrade "$1" "$CHART" --reset-then-reuse-values \
-    --set apiServer.replicas=0,apiServer.hpa.enabled=false,scheduler.enabled=false,dagProcessor.enabled=false,triggerer.enabled=false,dispatcher.enabled=false,migrations.enabled=false \
+    --set apiServer.replicas=0,apiServer.hpa.enabled=false,scheduler.enabled=false,dagProcessor.enabled=false,triggerer.enabled=false,dispatcher.enabled=false,gateway.enabled=false,migrations.enabled=false \
     --wait --timeout "$timeout" "${helm_flags[@]}"
 }
 
@@ -381,7 +381,7 @@ canary() {
       say "release $base runs image tag $tag; canary $canary removed"
       return ;;
   esac
-  local only_api=scheduler.enabled=false,dagProcessor.enabled=false,triggerer.enabled=false,dispatcher.enabled=false,migrations.enabled=false
+  local only_api=scheduler.enabled=false,dagProcessor.enabled=false,triggerer.enabled=false,dispatcher.enabled=false,gateway.enabled=false,migrations.enabled=false
   if [[ "$canary_mode" == replicas ]]; then
     local stable=""
     query stable kubectl get deployment "$base-api-server" -o 'jsonpath={.spec.replicas}' "${kube_flags[@]}" \

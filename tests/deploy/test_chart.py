@@ -421,3 +421,121 @@ def test_traces_go_to_the_otlp_endpoint_when_given(docs):
     for bad in ("tracing.otlpEndpoint=otel:4318", "tracing.sampleRatio=2"):
         result = helm_template("--set", f"tracing.otlpEndpoint={endpoint}", "--set-string", bad, check=False)
         assert result.returncode != 0 and bad.split("=")[0].split(".")[1] in result.stderr, bad
+
+
+# --- the standalone edge gateway (gateway.enabled) ------------------------------------------------------------
+
+GATEWAY = ("--set", "gateway.enabled=true,ingress.enabled=true")
+
+
+def container_of(docs: list[dict], deployment: str) -> dict:
+    return find(docs, "Deployment", deployment)["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_the_edge_gateway_is_off_by_default(docs):
+    assert not [d for d in docs if d["metadata"]["name"].endswith("-gateway")]
+    assert not [k for k in find(docs, "ConfigMap", "officeflow-env")["data"] if k.startswith("OFFICEFLOW_GATEWAY_")]
+    for ingress in (d for d in docs if d["kind"] == "Ingress"):  # every path to the api-server, webhooks too
+        paths = ingress["spec"]["rules"][0]["http"]["paths"]
+        assert [(p["path"], p["backend"]["service"]["name"]) for p in paths] == [("/", "officeflow-api-server")]
+
+
+def test_the_edge_gateway_deployment_service_and_hpa(kube_schemas):
+    docs = render(*GATEWAY)
+    deployment = find(docs, "Deployment", "officeflow-gateway")
+    pod, api_pod = deployment["spec"]["template"], find(docs, "Deployment", "officeflow-api-server")["spec"]["template"]
+    container, api = pod["spec"]["containers"][0], api_pod["spec"]["containers"][0]
+    assert container["command"] == ["tini", "--"]
+    assert container["args"] == ["python", "-m", "plugins.officeflow_gateway.edge"]
+    # the api-server's pod otherwise: its ServiceAccount (no token), settings, secrets, security contexts, volumes
+    for key in ("serviceAccountName", "automountServiceAccountToken", "securityContext", "volumes"):
+        assert pod["spec"][key] == api_pod["spec"][key], key
+    for key in ("envFrom", "securityContext", "volumeMounts", "image"):
+        assert container[key] == api[key], key
+    assert pod["spec"]["serviceAccountName"] == "officeflow-api-server"
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    # its workers share their counters through the pod's /tmp emptyDir, as the api-server's do
+    assert container["env"] == [{"name": "PROMETHEUS_MULTIPROC_DIR", "value": "/tmp/officeflow-prometheus"}]
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert {"name": "tmp", "emptyDir": {}} in pod["spec"]["volumes"]
+    # where it listens and how many workers: settings from the env ConfigMap, which the dispatcher mode is in too
+    env = find(docs, "ConfigMap", "officeflow-env")["data"]
+    assert (env["OFFICEFLOW_GATEWAY_HOST"], env["OFFICEFLOW_GATEWAY_PORT"], env["OFFICEFLOW_GATEWAY_WORKERS"]) == (
+        "0.0.0.0", "8090", "2")  # noqa: S104 (the probes and the Service reach the pod's IP)
+    assert container["ports"] == [{"name": "http", "containerPort": 8090}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/officeflow/health/live", "port": "http"}
+    assert container["startupProbe"]["httpGet"] == {"path": "/officeflow/health/live", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/officeflow/health/ready", "port": "http"}
+    assert {"cpu", "memory"} <= container["resources"]["requests"].keys() and container["resources"]["limits"]
+    # runs are created by the dispatcher Deployment: the edge only stores deliveries
+    assert env["OFFICEFLOW_DISPATCHER_MODE"] == "external"
+    find(docs, "Deployment", "officeflow-dispatcher")
+    # the HPA owns the replica count: the Deployment names none, so an upgrade does not reset it
+    assert "replicas" not in deployment["spec"]
+    hpa = find(docs, "HorizontalPodAutoscaler", "officeflow-gateway")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                             "name": deployment["metadata"]["name"]}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 10)
+    assert hpa["spec"]["metrics"] == [{"type": "Resource", "resource": {"name": "cpu", "target": {
+        "type": "Utilization", "averageUtilization": 70}}}]
+    assert find(docs, "PodDisruptionBudget", "officeflow-gateway")["spec"]["maxUnavailable"] == 1
+    service = find(docs, "Service", "officeflow-gateway")["spec"]
+    assert service["selector"].items() <= pod["metadata"]["labels"].items()
+    assert service["selector"]["app.kubernetes.io/component"] == "gateway"
+    assert service["ports"] == [{"name": "http", "port": 8090, "targetPort": "http"}]
+    # the Ingress: HR systems' deliveries to the edge (longest prefix wins), everything else to the api-server
+    paths = find(docs, "Ingress", "officeflow")["spec"]["rules"][0]["http"]["paths"]
+    assert [(p["path"], p["pathType"], p["backend"]["service"]) for p in paths] == [
+        ("/officeflow/webhooks", "Prefix", {"name": "officeflow-gateway", "port": {"name": "http"}}),
+        ("/", "Prefix", {"name": "officeflow-api-server", "port": {"name": "http"}})]
+    # NetworkPolicies: its port is open (default deny otherwise); Prometheus scrapes it like the api-server
+    policy = find(docs, "NetworkPolicy", "officeflow-gateway")["spec"]
+    assert policy["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "gateway"
+    assert policy["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8090}]}]
+    result = kubeconform(helm_template(*GATEWAY).stdout, kube_schemas)
+    assert re.search(r"Invalid: 0, Errors: 0, Skipped: 0", result.stdout), result.stdout
+    for environment in ENVIRONMENTS:
+        run(tool("helm"), "lint", "--strict", CHART, "-f", values_file(environment), "--set", "gateway.enabled=true")
+
+
+def test_the_edge_gateway_follows_its_values():
+    docs = render("--set", "gateway.enabled=true,gateway.port=9000,gateway.workers=4,gateway.service.type=LoadBalancer",
+                  "--set", "gateway.hpa.minReplicas=1,gateway.hpa.maxReplicas=3",
+                  "--set", "gateway.hpa.targetCPUUtilizationPercentage=50",
+                  "--set-string", "gateway.forwardedAllowIps=10.0.0.0/8",
+                  "--set-string", "gateway.podAnnotations.prometheus\\.io/scrape=true",
+                  "--set", "networkPolicy.gatewayFrom[0].namespaceSelector.matchLabels.name=ingress-nginx")
+    pod = find(docs, "Deployment", "officeflow-gateway")["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    assert container["ports"] == [{"name": "http", "containerPort": 9000}]
+    assert {"name": "FORWARDED_ALLOW_IPS", "value": "10.0.0.0/8"} in container["env"]  # uvicorn's proxy trust
+    assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    env = find(docs, "ConfigMap", "officeflow-env")["data"]
+    assert (env["OFFICEFLOW_GATEWAY_PORT"], env["OFFICEFLOW_GATEWAY_WORKERS"]) == ("9000", "4")
+    service = find(docs, "Service", "officeflow-gateway")["spec"]
+    assert service["type"] == "LoadBalancer" and service["ports"][0]["port"] == 9000
+    hpa = find(docs, "HorizontalPodAutoscaler", "officeflow-gateway")["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (1, 3)
+    assert hpa["metrics"][0]["resource"]["target"]["averageUtilization"] == 50
+    assert not [d for d in docs if d["kind"] == "PodDisruptionBudget" and d["metadata"]["name"] == "officeflow-gateway"]
+    policy = find(docs, "NetworkPolicy", "officeflow-gateway")["spec"]["ingress"][0]
+    assert policy == {"ports": [{"protocol": "TCP", "port": 9000}],
+                      "from": [{"namespaceSelector": {"matchLabels": {"name": "ingress-nginx"}}}]}
+    assert not [d for d in docs if d["kind"] == "Ingress"]  # no Ingress, no route: reach the Service yourself
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    # the edge only stores deliveries: without the dispatcher Deployment nothing would create their runs
+    (["--set", "gateway.enabled=true,dispatcher.enabled=false"], "gateway.enabled needs dispatcher.enabled=true"),
+    (["--set", "gateway.enabled=true,gateway.hpa.minReplicas=5,gateway.hpa.maxReplicas=3"],
+     "gateway.hpa.minReplicas (5) is above gateway.hpa.maxReplicas (3)"),
+    (["--set", "gateway.workers=0"], "/gateway/workers"),
+    (["--set", "gateway.port=70000"], "/gateway/port"),
+    (["--set", "gateway.hpa.maxReplicas=0"], "/gateway/hpa/maxReplicas"),
+    (["--set", "gateway.replicas=3"], "replicas"),  # the HPA's to decide
+    (["--set-string", "gateway.forwardedAllowIps=any proxy"], "/gateway/forwardedAllowIps"),
+])
+def test_the_chart_refuses_an_inconsistent_gateway(args, message):
+    result = helm_template(*args, check=False)
+    assert result.returncode != 0 and message in result.stderr, result.stderr

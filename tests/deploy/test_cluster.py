@@ -4,8 +4,10 @@ Airflow scheduler running a DAG's tasks as worker pods.
 
 Real: every object goes through the API server's validation, admission and RBAC; Helm's pre-install and
 pre-upgrade hook Job is created, run to completion (kwok completes Job pods) and deleted; Deployments roll
-out through ReplicaSets and the scheduler binds their pods to nodes; the Airflow scheduler (outside the
-cluster, with the chart's airflow.cfg and pod template, as the chart's scheduler ServiceAccount) creates,
+out through ReplicaSets and the scheduler binds their pods to nodes; the edge gateway's HorizontalPodAutoscaler
+(the controller-manager's) scales its Deployment and the endpoints controller puts its pods behind its Service;
+the Airflow scheduler (outside the cluster, with the chart's airflow.cfg and pod template, as the chart's scheduler
+ServiceAccount) creates,
 watches and deletes worker pods; each worker runs the task through the Execution API.
 The migration Job's command (Airflow's and the store's migrations, the OfficeFlow roles and the first admin
 from the Secret) is run the same way on an empty database, and the admin signs in with the Secret's password.
@@ -32,7 +34,7 @@ from tests.harness.waiting import wait_until
 
 NAMESPACE = "officeflow-chart"
 RELEASE = "officeflow"
-COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "dispatcher")
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "dispatcher", "gateway")
 SECRET = {
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg2://officeflow:pw@postgres.example:5432/airflow",
     "OFFICEFLOW_DB_URL": "postgresql+psycopg2://officeflow:pw@postgres.example:5432/officeflow",
@@ -54,11 +56,16 @@ def installed(kube: KubeCluster) -> KubeCluster:
     kube.kubectl("create", "namespace", NAMESPACE)
     kube.create_secret(NAMESPACE, "officeflow-secrets", SECRET)
     result = kube.helm("install", RELEASE, CHART, "--namespace", NAMESPACE, "-f", values_file("dev"),
-                       "--set", "image.tag=1.0.0", "--wait", "--timeout", "180s")
+                       "--set", "image.tag=1.0.0", "--set", "gateway.enabled=true", "--wait", "--timeout", "180s")
     # NOTES.txt: where the UI and the webhooks are (dev values: an Ingress without TLS)
     assert "Airflow UI:      http://officeflow.dev.example.com/" in result.stdout
     assert "Webhook URL:     http://officeflow.dev.example.com/officeflow/webhooks/<endpoint id>" in result.stdout
+    assert "Edge gateway:    Deployment officeflow-gateway (2 to 10 pods" in result.stdout
     assert "user admin, with the password under the key OFFICEFLOW_ADMIN_PASSWORD" in result.stdout
+    # The edge gateway's Deployment names no replicas: its HPA raises it to minReplicas (2), without any metric.
+    wait_until(lambda: deployments(kube)["gateway"]["status"].get("availableReplicas") == 2, timeout=120,
+               interval=1, what="the HPA to scale the edge gateway to its 2 minimum replicas",
+               detail=lambda: kube.kubectl("describe", "hpa", "officeflow-gateway", "-n", NAMESPACE).stdout)
     return kube
 
 
@@ -72,7 +79,7 @@ def test_install_creates_every_object_and_runs_the_migration_hook(installed: Kub
         assert deployment["status"].get("availableReplicas") == deployment["spec"]["replicas"], component
     pods = kube.json("get", "pods", "-n", NAMESPACE, "-l", f"app.kubernetes.io/instance={RELEASE}")["items"]
     workload_pods = [p for p in pods if p["metadata"]["labels"]["app.kubernetes.io/component"] in COMPONENTS]
-    assert len(workload_pods) == 5
+    assert len(workload_pods) == 7  # one of each (dev values), two edge gateways
     assert all(p["spec"]["nodeName"] and p["status"]["phase"] == "Running" for p in workload_pods)
     assert {c["image"] for p in workload_pods for c in p["spec"]["containers"]} == {"officeflow:1.0.0"}
     # The pre-install hook Job ran to completion before the Deployments, then was deleted (hook-succeeded).
@@ -81,7 +88,30 @@ def test_install_creates_every_object_and_runs_the_migration_hook(installed: Kub
     assert kube.kubectl("get", "job", "officeflow-migrate", "-n", NAMESPACE, check=False).returncode != 0
     for name in ("officeflow-env", "officeflow-airflow-config", "officeflow-pod-template"):
         kube.kubectl("get", "configmap", name, "-n", NAMESPACE)
-    assert len(kube.json("get", "networkpolicies", "-n", NAMESPACE)["items"]) == 3
+    assert len(kube.json("get", "networkpolicies", "-n", NAMESPACE)["items"]) == 4  # default deny, api-server,
+    # gateway, egress
+
+
+def test_the_edge_gateway_is_scaled_by_its_hpa_and_serves_the_webhook_path(installed: KubeCluster):
+    kube = installed
+    hpa = kube.json("get", "hpa", "officeflow-gateway", "-n", NAMESPACE)
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                             "name": "officeflow-gateway"}
+    gateway = deployments(kube)["gateway"]
+    assert gateway["spec"]["replicas"] == hpa["spec"]["minReplicas"] == 2
+    events = kube.json("get", "events", "-n", NAMESPACE, "--field-selector",
+                       "involvedObject.kind=HorizontalPodAutoscaler,involvedObject.name=officeflow-gateway")["items"]
+    assert any(e["reason"] == "SuccessfulRescale" for e in events), events
+    # the endpoints controller: the Service's ready endpoints are the two gateway pods (their port `http`)
+    slices = kube.json("get", "endpointslices", "-n", NAMESPACE, "-l", "kubernetes.io/service-name=officeflow-gateway")
+    ready = {e["targetRef"]["name"] for s in slices["items"] for e in s.get("endpoints") or []
+             if e.get("conditions", {}).get("ready")}
+    assert len(ready) == 2 and all(name.startswith("officeflow-gateway-") for name in ready), ready
+    assert {p["port"] for s in slices["items"] for p in s["ports"]} == {8090}
+    # the Ingress the API server accepted: deliveries to the gateway, the rest to the api-server
+    paths = kube.json("get", "ingress", "officeflow", "-n", NAMESPACE)["spec"]["rules"][0]["http"]["paths"]
+    assert [(p["path"], p["backend"]["service"]["name"]) for p in paths] == [
+        ("/officeflow/webhooks", "officeflow-gateway"), ("/", "officeflow-api-server")]
 
 
 def test_rbac_lets_the_scheduler_manage_pods_and_nothing_more(installed: KubeCluster):
@@ -109,11 +139,13 @@ def test_rbac_lets_the_scheduler_manage_pods_and_nothing_more(installed: KubeClu
 def test_upgrade_rolls_the_deployments_to_the_new_image(installed: KubeCluster):
     kube = installed
     kube.helm("upgrade", RELEASE, CHART, "--namespace", NAMESPACE, "-f", values_file("dev"),
-              "--set", "image.tag=1.0.1", "--set", "apiServer.replicas=2", "--wait", "--timeout", "180s")
+              "--set", "image.tag=1.0.1", "--set", "apiServer.replicas=2", "--set", "gateway.enabled=true",
+              "--wait", "--timeout", "180s")
     status = json.loads(kube.helm("status", RELEASE, "-n", NAMESPACE, "-o", "json").stdout)
     assert status["info"]["status"] == "deployed" and status["version"] == 2
     found = deployments(kube)
     assert found["api-server"]["status"]["availableReplicas"] == 2
+    assert found["gateway"]["spec"]["replicas"] == 2  # the HPA's count: the upgrade did not reset it
     for component, deployment in found.items():
         assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "officeflow:1.0.1", component
         assert deployment["status"]["updatedReplicas"] == deployment["spec"]["replicas"], component

@@ -22,7 +22,7 @@ DEPLOY = ROOT / "scripts" / "deploy.sh"
 REAL_CHART = ROOT / "helm" / "officeflow"
 NS = ["--namespace", "officeflow"]
 ONLY_API = ("scheduler.enabled=false,dagProcessor.enabled=false,triggerer.enabled=false,"
-            "dispatcher.enabled=false,migrations.enabled=false")
+            "dispatcher.enabled=false,gateway.enabled=false,migrations.enabled=false")
 SELECTOR = ["kubectl", "get", "service", "officeflow", "-o",
             r"jsonpath={.spec.selector.officeflow\.io/traffic-group}"]
 PREVIOUS = ["kubectl", "get", "service", "officeflow", "-o",

@@ -105,7 +105,8 @@ capabilities:
 {{- end -}}
 
 {{/* One long-running component: a Deployment (dict "root" . "component" NAME "values" VALUES "args" LIST "serviceAccount" NAME;
-     optional: "command", "probes", "ports", "env", "podAnnotations", "extraMounts", "extraVolumes") */}}
+     optional: "command", "probes", "ports", "env", "podAnnotations", "extraMounts", "extraVolumes"). VALUES without
+     "replicas" (the edge gateway's): no spec.replicas, its HorizontalPodAutoscaler owns the count. */}}
 {{- define "officeflow.deployment" -}}
 {{- $root := .root -}}
 {{- $values := .values -}}
@@ -116,7 +117,9 @@ metadata:
   labels:
     {{- include "officeflow.labels" . | nindent 4 }}
 spec:
+  {{- if hasKey $values "replicas" }}
   replicas: {{ $values.replicas }}
+  {{- end }}
   revisionHistoryLimit: 5
   strategy:
     type: RollingUpdate
@@ -210,4 +213,69 @@ spec:
     matchLabels:
       {{- include "officeflow.selectorLabels" . | nindent 6 }}
 {{- end }}
+{{- end -}}
+
+
+{{/* The probes of a component serving OfficeFlow's health routes on its port `http` (the api-server, the edge
+     gateway), as YAML (fromYaml it): started and alive while /officeflow/health/live answers, ready while the
+     required dependencies of /officeflow/health/ready are. */}}
+{{- define "officeflow.healthProbes" -}}
+startupProbe:
+  httpGet: {path: /officeflow/health/live, port: http}
+  periodSeconds: 5
+  failureThreshold: 60
+livenessProbe:
+  httpGet: {path: /officeflow/health/live, port: http}
+  periodSeconds: 15
+  timeoutSeconds: 5
+  failureThreshold: 4
+readinessProbe:
+  httpGet: {path: /officeflow/health/ready, port: http}
+  periodSeconds: 10
+  timeoutSeconds: 5
+  failureThreshold: 3
+{{- end -}}
+
+{{/* The Service in front of a component's port `http` (dict "root" . "component" NAME "type" TYPE "port" PORT): its
+     pods of every release of the traffic group (a canary release joins the stable one's). */}}
+{{- define "officeflow.service" -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "officeflow.fullname" .root }}-{{ .component }}
+  labels:
+    {{- include "officeflow.labels" . | nindent 4 }}
+spec:
+  type: {{ .type }}
+  selector:
+    app.kubernetes.io/name: officeflow
+    app.kubernetes.io/component: {{ .component }}
+    officeflow.io/traffic-group: {{ include "officeflow.trafficGroup" .root }}
+  ports:
+    - name: http
+      port: {{ .port }}
+      targetPort: http
+{{- end -}}
+
+{{/* A component's HorizontalPodAutoscaler on CPU (dict "root" . "component" NAME "hpa" {minReplicas, maxReplicas,
+     targetCPUUtilizationPercentage}), scaling its Deployment. */}}
+{{- define "officeflow.hpa" -}}
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {{ include "officeflow.fullname" .root }}-{{ .component }}
+  labels:
+    {{- include "officeflow.labels" . | nindent 4 }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ include "officeflow.fullname" .root }}-{{ .component }}
+  minReplicas: {{ .hpa.minReplicas }}
+  maxReplicas: {{ .hpa.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target: {type: Utilization, averageUtilization: {{ .hpa.targetCPUUtilizationPercentage }}}
 {{- end -}}
