@@ -24,6 +24,9 @@ Usage: ./run.sh <command>
   webhook    Send a sample signed BambooHR webhook to the running dev platform
   dispatcher Run the webhook dispatcher in the foreground (for OFFICEFLOW_DISPATCHER_MODE=external;
              `dev` starts it by itself in that mode)
+  gateway    Run the standalone edge gateway in the foreground on the dev platform's store and settings:
+             webhook deliveries, health and metrics under /officeflow on http://127.0.0.1:8090
+             (OFFICEFLOW_GATEWAY_PORT); needs `dev` started once (it migrates the databases)
   relay      Run the events relay in the foreground: the outbox to Kafka (connection kafka_default,
              docs/events.md); `relay lag` prints the outbox lag as JSON, `relay configured` whether
              the Kafka connection exists (what `dev` checks)
@@ -225,6 +228,19 @@ airflow_env() {
 }
 
 # --- commands -----------------------------------------------------------------------------
+# The rest of the environment every dev component shares (`dev`'s and `gateway`'s): the sandbox's connections
+# (.officeflow/sandbox/connections.env, written by `dev`; a variable already set wins) and the HR workflows' defaults.
+dev_component_env() {
+  if [[ -f "$OFFICEFLOW_HOME/sandbox/connections.env" ]]; then
+    # shellcheck disable=SC1091
+    source "$OFFICEFLOW_HOME/sandbox/connections.env"
+  fi
+  # The sandbox's seeded Slack user approves HR requests that name no manager (set your own in .env).
+  export OFFICEFLOW_PEOPLE_TEAM_EMAIL="${OFFICEFLOW_PEOPLE_TEAM_EMAIL:-people.manager@officeflow.test}"
+  # A calendar organizer must be a user of the (sandbox's) Google domain: its seeded admin.
+  export OFFICEFLOW_IT_TEAM_EMAIL="${OFFICEFLOW_IT_TEAM_EMAIL:-admin@officeflow.test}"
+}
+
 cmd_migrate() {
   ensure_venv
   airflow_env
@@ -299,12 +315,7 @@ cmd_dev() {
   python -m sandbox.credentials --dir "$OFFICEFLOW_HOME/sandbox" \
     --base-url "http://127.0.0.1:$OFFICEFLOW_SANDBOX_PORT" \
     --tls-base-url "https://127.0.0.1:$OFFICEFLOW_SANDBOX_TLS_PORT" >/dev/null
-  # shellcheck disable=SC1091
-  source "$OFFICEFLOW_HOME/sandbox/connections.env"
-  # The sandbox's seeded Slack user approves HR requests that name no manager (set your own in .env).
-  export OFFICEFLOW_PEOPLE_TEAM_EMAIL="${OFFICEFLOW_PEOPLE_TEAM_EMAIL:-people.manager@officeflow.test}"
-  # A calendar organizer must be a user of the (sandbox's) Google domain: its seeded admin.
-  export OFFICEFLOW_IT_TEAM_EMAIL="${OFFICEFLOW_IT_TEAM_EMAIL:-admin@officeflow.test}"
+  dev_component_env
   trap stop_all INT TERM EXIT
   start sandbox python -m sandbox --host 127.0.0.1 --port "$OFFICEFLOW_SANDBOX_PORT" \
     --tls-port "$OFFICEFLOW_SANDBOX_TLS_PORT" --credentials "$OFFICEFLOW_HOME/sandbox/credentials.json"
@@ -348,6 +359,53 @@ cmd_dispatcher() {
   airflow_env
   export OFFICEFLOW_DISPATCHER_MODE=external
   exec python -m plugins.officeflow_gateway.dispatcher
+}
+
+# The standalone edge gateway (plugins/officeflow_gateway/edge.py) on dev's store, Airflow home and settings: a
+# delivery to it is stored as one to the api-server is, and its run is started by the dispatcher that
+# OFFICEFLOW_DISPATCHER_MODE names (embedded: a thread of this process; external: dev's or `./run.sh dispatcher`).
+cmd_gateway() {
+  ensure_venv
+  airflow_env
+  dev_component_env
+  export OFFICEFLOW_GATEWAY_HOST="${OFFICEFLOW_GATEWAY_HOST:-127.0.0.1}"
+  export OFFICEFLOW_GATEWAY_PORT="${OFFICEFLOW_GATEWAY_PORT:-8090}"
+  python -c 'from include.officeflow.settings import get_settings; get_settings()' \
+    || die "fix the configuration above (.env or environment variables)"
+  # Every delivery is stored: the store must be at the code's revision. `dev` migrates it (and Airflow's DB) at start.
+  python -c '
+import sys
+from include.officeflow.settings import get_settings
+from include.officeflow.store.db import current_revision, head_revision
+url = get_settings().db_url
+try:
+    current = current_revision(url)
+except Exception as exc:
+    sys.exit(f"cannot read the OfficeFlow store at {url}: {exc}")
+if current != head_revision():
+    sys.exit(f"the OfficeFlow store at {url} is at revision {current}, not {head_revision()}: it is not migrated")
+' || die "start ./run.sh dev once (it migrates the store and Airflow's DB; keep it running, or Ctrl-C it), or run ./run.sh migrate; then ./run.sh gateway again"
+  # Several uvicorn workers share their counters through a folder (of their own, emptied at each start).
+  if ((${OFFICEFLOW_GATEWAY_WORKERS:-1} > 1)) && [[ -z "${PROMETHEUS_MULTIPROC_DIR:-}" ]]; then
+    export PROMETHEUS_MULTIPROC_DIR="$OFFICEFLOW_HOME/gateway-metrics"
+    rm -rf "$PROMETHEUS_MULTIPROC_DIR"
+  fi
+  local host="$OFFICEFLOW_GATEWAY_HOST" mode="${OFFICEFLOW_DISPATCHER_MODE:-embedded}" runs="created in this process"
+  if [[ "$host" == "0.0.0.0" || "$host" == "::" ]]; then host=127.0.0.1; fi
+  if [[ "$mode" == external ]]; then runs="created by the dispatcher of ./run.sh dev (or ./run.sh dispatcher)"; fi
+  local url="http://$host:$OFFICEFLOW_GATEWAY_PORT/officeflow"
+  cat <<EOF
+
+  OfficeFlow edge gateway on $url   (Ctrl-C stops it)
+    Webhooks          POST $url/webhooks/<endpoint id>
+    Sample webhook    ./run.sh webhook --url $url/webhooks/bamboohr
+    Health            $url/health   (/live, /ready)
+    Metrics           $url/metrics
+    Runs              $runs (OFFICEFLOW_DISPATCHER_MODE=$mode)
+  The UI, the management API, and Slack, calendar and email callbacks stay on the api-server (./run.sh dev).
+
+EOF
+  exec python -m plugins.officeflow_gateway.edge
 }
 
 cmd_relay() {
@@ -467,6 +525,7 @@ case "${1:-help}" in
   migrate) shift; cmd_migrate "$@" ;;
   webhook) shift; cmd_webhook "$@" ;;
   dispatcher) shift; cmd_dispatcher "$@" ;;
+  gateway) shift; cmd_gateway "$@" ;;
   relay) shift; cmd_relay "$@" ;;
   lint) shift; cmd_lint "$@" ;;
   seed) shift; cmd_seed "$@" ;;

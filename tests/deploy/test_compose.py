@@ -63,6 +63,7 @@ def test_config_is_valid_with_env_example(project):
     compose(project, "config", "-q")
     compose(project, "--profile", "sandbox", "config", "-q")
     compose(project, "--profile", "events", "config", "-q")
+    compose(project, "--profile", "gateway", "config", "-q")
 
 
 def test_the_repository_compose_validates_too():
@@ -81,7 +82,8 @@ def test_the_documented_validation_commands_work():
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("profiles", [(), ("sandbox",), ("events",)], ids=["default", "sandbox", "events"])
+@pytest.mark.parametrize("profiles", [(), ("sandbox",), ("events",), ("gateway",)],
+                         ids=["default", "sandbox", "events", "gateway"])
 def test_everything_that_depends_on_postgres_waits_until_it_is_healthy(project, profiles):
     services = model(project, *profiles)["services"]
     for name, service in services.items():
@@ -99,7 +101,7 @@ def test_everything_that_depends_on_postgres_waits_until_it_is_healthy(project, 
 
 
 def test_long_running_services_have_healthchecks_and_one_shots_run_once(project):
-    services = model(project, "sandbox", "events")["services"]
+    services = model(project, "sandbox", "events", "gateway")["services"]
     assert set(services) >= ONE_SHOTS
     for name, service in services.items():
         if name in ONE_SHOTS:
@@ -144,6 +146,35 @@ def test_the_events_relay_runs_in_its_profile_like_the_other_components(project)
     kafka = '{"conn_type": "kafka", "extra": {"bootstrap.servers": "kafka-1:9092"}}'
     (project / ".env").write_text(f"AIRFLOW_CONN_KAFKA_DEFAULT='{kafka}'\n")
     assert model(project, "events")["services"]["relay"]["environment"]["AIRFLOW_CONN_KAFKA_DEFAULT"] == kafka
+
+
+def test_the_edge_gateway_runs_in_its_profile_beside_the_api_server(project):
+    assert "gateway" not in model(project)["services"]  # edge mode is a choice: the api-server serves webhooks too
+    services = model(project, "gateway")["services"]
+    gateway, api = services["gateway"], services["api-server"]
+    assert gateway["profiles"] == ["gateway"]
+    assert gateway["entrypoint"] == ["tini", "--", "python", "-m", "plugins.officeflow_gateway.edge"]
+    assert gateway["image"] == api["image"]
+    env = gateway["environment"]
+    # the api-server's store, Redis, keys and dispatcher mode: the dispatcher service creates the runs
+    for name in ("OFFICEFLOW_DB_URL", "OFFICEFLOW_REDIS_URL", "OFFICEFLOW_BAMBOOHR_WEBHOOK_KEY",
+                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "OFFICEFLOW_ENV"):
+        assert env[name] == api["environment"][name], name
+    assert env["OFFICEFLOW_DISPATCHER_MODE"] == "external" and "dispatcher" in services
+    assert (env["OFFICEFLOW_GATEWAY_HOST"], env["OFFICEFLOW_GATEWAY_PORT"]) == (
+        "0.0.0.0", "8090")  # noqa: S104 (reached through its published port)
+    assert [(p["published"], p["target"]) for p in gateway["ports"]] == [("8090", 8090)]
+    assert "8090/officeflow/health/ready" in " ".join(gateway["healthcheck"]["test"])
+    # its workers share their counters through a folder that is empty at each start
+    assert gateway["tmpfs"] == [env["PROMETHEUS_MULTIPROC_DIR"]]
+    assert gateway["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert gateway["depends_on"]["init"]["condition"] == "service_completed_successfully"
+    # a developer's .env (./run.sh gateway's settings, read by every container) does not move the listener
+    (project / ".env").write_text("OFFICEFLOW_GATEWAY_HOST=127.0.0.1\nOFFICEFLOW_GATEWAY_PORT=9999\n"
+                                  "OFFICEFLOW_GATEWAY_WORKERS=3\n")
+    env = model(project, "gateway")["services"]["gateway"]["environment"]
+    assert (env["OFFICEFLOW_GATEWAY_HOST"], env["OFFICEFLOW_GATEWAY_PORT"], env["OFFICEFLOW_GATEWAY_WORKERS"]) == (
+        "0.0.0.0", "8090", "3")  # noqa: S104
 
 
 def test_the_sandbox_only_runs_in_its_profile(project):
@@ -191,7 +222,7 @@ def test_connections_and_settings_reach_the_containers(project):
 
 
 def test_every_officeflow_container_signs_in_with_officeflows_fab_auth_manager(project):
-    services = model(project, "sandbox")["services"]
+    services = model(project, "sandbox", "gateway")["services"]
     for name, service in services.items():
         if not service.get("image", "").startswith("officeflow:"):
             continue
