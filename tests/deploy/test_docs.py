@@ -57,3 +57,18 @@ def test_moving_from_the_simple_auth_manager_as_documented(kube: KubeCluster):
     assert "simple_auth_manager_passwords.json" not in secret
     check_password(base64.b64decode(secret["OFFICEFLOW_ADMIN_PASSWORD"]).decode(), username="admin", min_length=12)
     assert {key for key in old if key != "simple_auth_manager_passwords.json"} <= set(secret)
+
+
+def test_edge_mode_as_documented(kube: KubeCluster):
+    """docs/deployment.md's edge mode commands on the release the install above made (staging values: an Ingress)."""
+    [enable] = bash_blocks("docs/deployment.md", "### Edge mode with Helm")
+    if kube.kubectl("get", "deployment", "officeflow-api-server", "-n", "officeflow", check=False).returncode:
+        run_doc_block(kube, bash_blocks("docs/deployment.md", "### Install")[0])  # this test alone: install first
+    out = run_doc_block(kube, enable).stdout
+    for kind in ("deployment.apps", "service", "horizontalpodautoscaler.autoscaling"):
+        assert f"{kind}/officeflow-gateway" in out, out
+    paths = kube.json("get", "ingress", "officeflow", "-n", "officeflow")["spec"]["rules"][0]["http"]["paths"]
+    assert [(p["path"], p["backend"]["service"]["name"]) for p in paths] == [
+        ("/officeflow/webhooks", "officeflow-gateway"), ("/", "officeflow-api-server")]
+    env = kube.json("get", "configmap", "officeflow-env", "-n", "officeflow")["data"]
+    assert env["OFFICEFLOW_DISPATCHER_MODE"] == "external" and env["OFFICEFLOW_GATEWAY_HOST"] == "0.0.0.0"  # noqa: S104
