@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.applications import Starlette
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -60,7 +61,7 @@ class StartDispatcher:
 
 
 @asynccontextmanager
-async def close_store_pools(_app: FastAPI) -> AsyncIterator[None]:
+async def close_store_pools(_app: Starlette) -> AsyncIterator[None]:
     """Close the asyncpg pools the app's loop opened when the app stops (where its lifespan is run: tests, the
     edge gateway's worker; the api-server does not run a mounted app's lifespan, its workers exit instead)."""
     yield
