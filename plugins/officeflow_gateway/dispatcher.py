@@ -171,7 +171,7 @@ class Dispatcher:
 
     def _loop(self) -> None:
         log.info("OfficeFlow dispatcher started (pid %s, %s)", os.getpid(),
-                 "own process" if self.external else "in the api-server")
+                 "own process" if self.external else "embedded in this server process")
         # Its own process is woken by nobody and shares CPU with nothing: poll often, never pause.
         pause = None if self.external else self._stop.wait
         while not self._stop.is_set():
