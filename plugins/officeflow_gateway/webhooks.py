@@ -136,10 +136,10 @@ def _to_store(endpoint: endpoints.EndpointConfig, event: Any, cid: str) -> NewEv
 
 async def _load_params(endpoint: endpoints.EndpointConfig, events: list[Any]) -> None:
     """Read the params of the events' workflows from Airflow's metadata DB (in a worker thread) when the cache
-    holds none or stale ones: every few seconds per workflow, not per delivery."""
+    holds none yet; stale ones are re-read by one background thread per workflow (``ParamsValidator``)."""
     targets = {endpoint.target_for(event.event_type) for event in events}
     for target in (target for target in targets if target is not None):
-        if params_validator.stale(target):
+        if params_validator.missing(target):
             await run_in_threadpool(params_validator.refresh, target)
 
 
