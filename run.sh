@@ -37,7 +37,8 @@ Usage: ./run.sh <command>
   tools      Build and cache the deployment check tools (helm, kubeconform, trivy, kwok, etcd, the
              Kubernetes control plane): ~20 min once per machine, then instant; `test` runs it
   bench      Measure webhook -> run success against a REST-API baseline (docs/BENCHMARKS.md)
-  bench-gateway  Gateway throughput and latency under load, against a do-nothing route as ceiling
+  bench-gateway  Gateway throughput and latency under signed load (edge, api-server), against a minimal
+                 reference server as ceiling, on a durable PostgreSQL
   bench-onboarding  Full employee_onboarding run time against a no-op DAG of the same shape
   bench-relay  Events relay throughput (outbox -> Kafka acknowledged) against producing directly
   clean      Remove local state (.officeflow/); `clean --all` also removes .venv

@@ -1,4 +1,8 @@
-"""A throw-away PostgreSQL cluster for the tests: initdb in a temp dir, 127.0.0.1, a free port."""
+"""A throw-away PostgreSQL cluster for the tests: initdb in a temp dir, 127.0.0.1, a free port.
+
+The tests run it without durability (``fsync``, ``synchronous_commit`` and ``full_page_writes`` off: nothing
+survives a crash, and nothing has to); a benchmark that measures commits passes ``durable=True`` for
+PostgreSQL's defaults."""
 
 from __future__ import annotations
 
@@ -25,12 +29,13 @@ def _bin_dir() -> Path:
 class PostgresCluster:
     """Start with :meth:`start`, stop with :meth:`stop`; :meth:`url` names a database in it."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
         self.bin = _bin_dir()
         self.root = Path(tempfile.mkdtemp(prefix="officeflow-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
         self._as_postgres = os.geteuid() == 0  # PostgreSQL refuses to run as root
+        self.durable = durable
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
         cmd = [str(a) for a in args]
@@ -42,10 +47,9 @@ class PostgresCluster:
         if self._as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
         self._run(self.bin / "initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "-E", "UTF8")
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(self.bin / "pg_ctl", "-D", self.data, "-o", options, "-l", self.root / "postgres.log",
                   "-w", "-t", "60", "start")
         deadline = time.monotonic() + 30
