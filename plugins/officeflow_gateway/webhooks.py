@@ -8,7 +8,8 @@ DAG's params (422, stored as ``rejected``) -> store (commit) -> answer 202 -> th
 The event loop waits on I/O and never on a worker thread for a delivery's usual path: the endpoint and the DAG's
 params come from in-process caches, the rate limiter is in-process or on redis.asyncio, and the store's statement
 runs on asyncpg (include/officeflow/store/async_pg.py). Threads are used for what is rare or not async: cache
-misses, the Redis rate limiter, the audit of a denied delivery and a SQLite store (dev).
+misses (the endpoint, a workflow's params read the first time), the audit of a denied delivery and a SQLite
+store (dev).
 """
 
 from __future__ import annotations
