@@ -9,7 +9,7 @@ value stops the component at start-up with a message naming the variable.
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+import threading
 from pathlib import Path
 from typing import Literal
 
@@ -457,7 +457,34 @@ def load_settings(**overrides: object) -> Settings:
         raise ConfigurationError("Invalid OfficeFlow configuration:\n" + "\n".join(lines)) from None
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, loaded once."""
-    return load_settings()
+class _LoadedOnce:
+    """The process-wide settings, loaded once; ``cache_clear()`` makes the next call load them again.
+
+    Unlike ``functools.lru_cache``, a load that began before a ``cache_clear()`` (a background thread
+    reading the environment just before it changed) is returned to its caller but never cached, so
+    the cache cannot go back to settings older than the last clear.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._settings: Settings | None = None
+        self._generation = 0
+
+    def __call__(self) -> Settings:
+        settings = self._settings
+        if settings is not None:
+            return settings
+        generation = self._generation
+        settings = load_settings()
+        with self._lock:
+            if generation == self._generation:
+                self._settings = settings
+        return settings
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._settings = None
+
+
+get_settings = _LoadedOnce()

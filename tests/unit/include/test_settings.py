@@ -86,3 +86,37 @@ def test_the_relay_lease_must_outlast_the_delivery_timeout(isolated, settings_en
         load_settings()
     settings_env.setenv("OFFICEFLOW_EVENTS_RELAY_LEASE_SECONDS", "31")
     assert load_settings().events_relay_lease_seconds == 31
+
+
+def test_a_load_that_began_before_a_clear_is_never_cached(monkeypatch):
+    """A background thread that read the environment just before it changed must not put the old
+    settings back into the cache after the change cleared it (the cause of a flaky CI run)."""
+    import threading
+
+    from include.officeflow import settings as module
+
+    cache = module._LoadedOnce()
+    started, release = threading.Event(), threading.Event()
+    real_load = module.load_settings
+
+    def slow_first_load(**overrides):
+        loaded = real_load(**overrides)
+        if not started.is_set():
+            started.set()
+            release.wait(5)
+        return loaded
+
+    monkeypatch.setattr(module, "load_settings", slow_first_load)
+    monkeypatch.setenv("OFFICEFLOW_AUTH_TRUSTED_PROXIES", "[]")
+    old: list[module.Settings] = []
+    thread = threading.Thread(target=lambda: old.append(cache()))
+    thread.start()
+    assert started.wait(5)
+    monkeypatch.setenv("OFFICEFLOW_AUTH_TRUSTED_PROXIES", '["10.0.0.0/8"]')
+    cache.cache_clear()
+    release.set()
+    thread.join(5)
+
+    assert old[0].auth_trusted_proxies == []
+    assert cache().auth_trusted_proxies == ["10.0.0.0/8"]
+    assert cache() is cache()
