@@ -16,6 +16,8 @@ import jmespath
 from jmespath.exceptions import JMESPathError
 from jmespath.visitor import TreeInterpreter
 
+from include.officeflow.param_schema import Check, compile_check
+
 #: The mapping of OfficeFlow's HR document (``{"employee_id", "action", "fields": {...}}``, what the BambooHR
 #: adapter normalises its payloads to, and the ``data`` of an HR event on Kafka) to the HR workflows' params.
 HR_DOCUMENT_MAPPING: dict[str, str] = {
@@ -102,15 +104,16 @@ class ParamsValidator:
     """Validates a conf against the latest serialised version of a DAG's params.
 
     Airflow's own ``params.validate()`` re-checks every JSON schema on each call (~10 ms for a dozen
-    params); on the delivery path the schemas are compiled once per DAG and cached for ``ttl``
-    seconds. The rules are Airflow's: the conf value (or the param's default) must exist and match
-    the param's schema, with format checks. Airflow validates once more when the dispatcher creates
-    the run, so a drift between the two can only turn into a ``rejected`` event, never a bad run.
+    params); on the delivery path the schemas are compiled once (include/officeflow/param_schema.py) and
+    a DAG's params cached for ``ttl`` seconds. The rules are Airflow's: the conf value (or the param's
+    default) must exist and match the param's schema, with format checks. Airflow validates once more
+    when the dispatcher creates the run, so a drift between the two can only turn into a ``rejected``
+    event, never a bad run.
     """
 
     def __init__(self, ttl_seconds: float = 10.0) -> None:
         self.ttl = ttl_seconds
-        self._cache: dict[str, tuple[float, dict[str, tuple[Any, Any]] | None]] = {}
+        self._cache: dict[str, tuple[float, dict[str, tuple[Any, Check]] | None]] = {}
         self._lock = threading.Lock()
         self._refreshing: set[str] = set()
 
@@ -123,7 +126,7 @@ class ParamsValidator:
         """Read the DAG's params now (blocking I/O: an async caller runs it in a worker thread)."""
         self._cache_params(dag_id)
 
-    def _compiled(self, dag_id: str) -> dict[str, tuple[Any, Any]] | None:
+    def _compiled(self, dag_id: str) -> dict[str, tuple[Any, Check]] | None:
         """The cached params; read now when none are cached. Stale ones are still used while one background
         thread reads them again: under load, every delivery seeing them stale used to start its own read and
         deserialisation of the DAG (bench/gateway_bench.py's profile: 64% of a worker's CPU)."""
@@ -149,21 +152,16 @@ class ParamsValidator:
             with self._lock:
                 self._refreshing.discard(dag_id)
 
-    def _cache_params(self, dag_id: str) -> dict[str, tuple[Any, Any]] | None:
+    def _cache_params(self, dag_id: str) -> dict[str, tuple[Any, Check]] | None:
         now = time.monotonic()
         from airflow.models.dagbag import DBDagBag
         from airflow.utils.session import create_session
-        from jsonschema import FormatChecker
-        from jsonschema.validators import validator_for
 
         with create_session() as session:
             dag = DBDagBag().get_latest_version_of_dag(dag_id, session=session)
         compiled = None
         if dag is not None:
-            compiled = {}
-            for name, param in dag.params.items():
-                validator_cls = validator_for(param.schema)
-                compiled[name] = (param.value, validator_cls(param.schema, format_checker=FormatChecker()))
+            compiled = {name: (param.value, compile_check(param.schema)) for name, param in dag.params.items()}
         with self._lock:
             self._cache[dag_id] = (now, compiled)
         return compiled
@@ -179,11 +177,11 @@ class ParamsValidator:
         compiled = self._compiled(dag_id)
         if compiled is None:
             return False
-        for name, (default, validator) in compiled.items():
+        for name, (default, check) in compiled.items():
             value = conf.get(name, default)
             if not is_arg_set(value):
                 raise MappingError(name, "no value passed and the param has no default")
-            error = next(iter(validator.iter_errors(value)), None)
+            error = check(value)
             if error is not None:
-                raise MappingError(name, error.message)
+                raise MappingError(name, error)
         return True

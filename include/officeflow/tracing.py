@@ -30,6 +30,12 @@ _propagator = TraceContextTextMapPropagator()
 _ids = RandomIdGenerator()
 
 
+def recording() -> bool:
+    """Whether spans are recorded: a tracer provider was set up (Airflow's ``[traces] otel_on``). Without one
+    every span is a no-op, and one without a parent to continue carries nothing either."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
 def extract(headers: dict[str, str] | None) -> context.Context:
     """The context of a W3C ``traceparent`` (and ``tracestate``) header; empty when missing or malformed."""
     return _propagator.extract({k.lower(): v for k, v in (headers or {}).items()})

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.applications import Starlette
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from include.officeflow.settings import get_settings
 from include.officeflow.store import async_pg
@@ -35,29 +34,9 @@ from plugins.officeflow_gateway.api import organizations as organizations_api
 from plugins.officeflow_gateway.api import teams as teams_api
 from plugins.officeflow_gateway.api import workflows as workflows_api
 from plugins.officeflow_gateway.calendar_notifications import router as calendar_notifications_router
-from plugins.officeflow_gateway.dispatcher import dispatcher
 from plugins.officeflow_gateway.email import routes as email_routes
 from plugins.officeflow_gateway.errors import install_error_handlers
-from plugins.officeflow_gateway.request_context import RequestContext
-from plugins.officeflow_gateway.request_tracing import RequestTracing
-from plugins.officeflow_gateway.same_origin import SameOriginGuard
-
-
-class StartDispatcher:
-    """Starts the embedded dispatcher on the first request rather than at import: the plugin is
-    imported by every Airflow component, but only api-server processes should dispatch.
-
-    A plain ASGI middleware: ``@app.middleware("http")`` would wrap every request in Starlette's
-    BaseHTTPMiddleware (an extra task and stream per request) for what is one attribute check.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            dispatcher.ensure_started()
-        await self.app(scope, receive, send)
+from plugins.officeflow_gateway.request_layer import GatewayRequests
 
 
 @asynccontextmanager
@@ -69,15 +48,9 @@ async def close_store_pools(_app: Starlette) -> AsyncIterator[None]:
 
 
 def install_gateway_stack(app: FastAPI) -> None:
-    """Error shapes and middlewares every OfficeFlow app has, in the api-server and at the edge (edge.py)."""
+    """Error shapes and the per-request layer every OfficeFlow app has, in the api-server and at the edge (edge.py)."""
     install_error_handlers(app)
-    app.add_middleware(SameOriginGuard)
-    app.add_middleware(StartDispatcher)
-    # Outside the guard: requests it refuses are counted too (by the route they were sent to).
-    app.add_middleware(metrics.HttpMetrics, routes=app.router.routes)
-    app.add_middleware(RequestTracing, routes=app.router.routes)  # the span sees the correlation id
-    # Outermost: every answer carries X-Correlation-ID, every line its ids.
-    app.add_middleware(RequestContext, routes=app.router.routes)
+    app.add_middleware(GatewayRequests, routes=app.router.routes)
 
 
 def create_app() -> FastAPI:

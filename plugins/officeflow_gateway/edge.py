@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import airflow  # noqa: F401  (Airflow's settings: logging, the metadata DB for an embedded dispatcher, tracing)
 from fastapi import FastAPI
-from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.responses import PlainTextResponse
+from starlette.routing import get_route_path
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from include.officeflow.settings import get_settings
 from plugins.officeflow_gateway import health, metrics, webhooks
@@ -40,15 +41,36 @@ def create_delivery_app() -> FastAPI:
     app = FastAPI(title="OfficeFlow edge gateway", version="0.2.0", docs_url=None, redoc_url=None,
                   openapi_url=None, lifespan=close_store_pools)
     install_gateway_stack(app)
+    app.include_router(webhooks.router)  # first: the router tries the routes in order, deliveries are most requests
     app.include_router(health.build_router(health.edge_checks))
     app.include_router(metrics.build_router())
-    app.include_router(webhooks.router)
     return app
 
 
-def create_edge_app() -> Starlette:
+class PrefixMount:
+    """``app`` under ``prefix`` as the api-server mounts the plugin app (Starlette's ``Mount``: the same ``root_path``,
+    so routes match and report the same templates), without a Starlette app and its second middleware stack
+    around it; any other path is Starlette's plain 404."""
+
+    def __init__(self, app: ASGIApp, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):  # lifespan: the delivery app's own
+            await self.app(scope, receive, send)
+            return
+        root_path = scope.get("root_path", "")
+        if not get_route_path(scope).startswith(self.prefix + "/"):
+            await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
+            return
+        await self.app({**scope, "app_root_path": scope.get("app_root_path", root_path),
+                        "root_path": root_path + self.prefix}, receive, send)
+
+
+def create_edge_app() -> ASGIApp:
     """The ASGI app uvicorn serves: :func:`create_delivery_app` under ``/officeflow``."""
-    return Starlette(routes=[Mount(PREFIX, app=create_delivery_app())], lifespan=close_store_pools)
+    return PrefixMount(create_delivery_app(), PREFIX)
 
 
 def main() -> None:

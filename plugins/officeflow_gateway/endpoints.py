@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from include.officeflow.mapping import hr_routes
-from include.officeflow.settings import get_settings
+from include.officeflow.settings import Settings, get_settings
 from include.officeflow.store import WebhookEndpoint, session_scope
 from plugins.officeflow_gateway import secret_box
 from plugins.officeflow_gateway.adapters import get_adapter
@@ -80,14 +80,27 @@ def to_config(row: WebhookEndpoint) -> EndpointConfig:
     )
 
 
+_builtin: tuple[object, EndpointConfig | None] = (None, None)
+
+
 def _builtin_bamboohr() -> EndpointConfig | None:
-    """The endpoint configured by OFFICEFLOW_BAMBOOHR_WEBHOOK_KEY (dev mode and simple installs).
+    """The endpoint configured by OFFICEFLOW_BAMBOOHR_WEBHOOK_KEY (dev mode and simple installs), built once per
+    loaded settings (every delivery to it asks).
 
     One BambooHR webhook serves a whole company, so its lifecycle events are routed to their workflows:
     hires to onboarding, terminations and deletions to offboarding, job changes to the role change.
     Other types (``employee.updated``) are stored as ignored.
     """
+    global _builtin
     settings = get_settings()
+    built_for, config = _builtin
+    if built_for is not settings:
+        config = _build_builtin_bamboohr(settings)
+        _builtin = (settings, config)
+    return config
+
+
+def _build_builtin_bamboohr(settings: Settings) -> EndpointConfig | None:
     if settings.bamboohr_webhook_key is None:
         return None
     from plugins.officeflow_gateway.adapters.bamboohr import BambooHRAdapter

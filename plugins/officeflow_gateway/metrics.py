@@ -1,4 +1,5 @@
-"""``GET /officeflow/metrics`` (Prometheus text) and the middleware counting and timing every gateway request.
+"""``GET /officeflow/metrics`` (Prometheus text), and the count and timing of every gateway request (run by the
+gateway's per-request layer, request_layer.py).
 
 The route label is the matched route's template (``/webhooks/{endpoint_id}``), never the raw path, and
 ``<unmatched>`` when no route matches, so unknown paths and ids add no series. What the series mean, and how
@@ -9,52 +10,29 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Sequence
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
-from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from include.officeflow.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, exposition
 from include.officeflow.settings import get_settings
 from include.officeflow.store_metrics import StoreCollector
 from plugins.officeflow_gateway.airflow_metrics import AirflowCollector, KnownOrganizations
 from plugins.officeflow_gateway.errors import ApiError
-from plugins.officeflow_gateway.response_status import ResponseStatus
-from plugins.officeflow_gateway.route_templates import route_template
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 
-class HttpMetrics:
-    """Counts and times every HTTP request by method, route template and status code.
-
-    A plain ASGI middleware (no BaseHTTPMiddleware task per request); the route label is
-    :func:`~plugins.officeflow_gateway.route_templates.route_template`.
-    """
-
-    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
-        self.app = app
-        self.routes = routes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = ResponseStatus(send)
-        try:
-            await self.app(scope, receive, status)
-        finally:
-            method = scope["method"] if scope["method"] in METHODS else "OTHER"
-            route = route_template(scope, self.routes)
-            HTTP_REQUESTS.labels(method, route, str(status.value)).inc()
-            HTTP_REQUEST_DURATION.labels(method, route).observe(time.perf_counter() - started)
+def count_request(scope: Scope, route: str, status: int, started: float) -> None:
+    """Count and time a request by method, route template (``route``) and status code."""
+    method = scope["method"] if scope["method"] in METHODS else "OTHER"
+    HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    HTTP_REQUEST_DURATION.labels(method, route).observe(time.perf_counter() - started)
 
 
 def _check_token(request: Request) -> None:

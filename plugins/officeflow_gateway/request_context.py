@@ -14,24 +14,20 @@
 - The first request sets up the gateway's log lines (JSON or text, secrets redacted): only api-server processes
   serve requests, while every Airflow component imports the plugin.
 
-A plain ASGI middleware, like ``StartDispatcher`` in app.py (no BaseHTTPMiddleware task per request).
+Run by the gateway's one per-request layer (request_layer.py).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Scope, Send
 
 from include.officeflow.correlation import CORRELATION_HEADER, correlation_id_from
-from include.officeflow.structured_logs import bound, configure_gateway_logging
-from plugins.officeflow_gateway.response_status import ResponseStatus
-from plugins.officeflow_gateway.route_templates import route_template
+from include.officeflow.structured_logs import configure_gateway_logging
 
 log = logging.getLogger(__name__)
 QUIET_PREFIX = "/health"
@@ -44,34 +40,32 @@ def note(scope: Scope, event: str, **fields: Any) -> None:
     scope.setdefault("state", {})[NOTE] = {"event": event, **fields}
 
 
-class RequestContext:
-    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
-        self.app = app
-        self.routes = routes
+def begin(scope: Scope) -> str:
+    """The request's correlation id (the caller's when valid, else a new one), kept in the request's state; sets up
+    the gateway's log lines on the first request."""
+    configure_gateway_logging()
+    cid = correlation_id_from(Headers(scope=scope).get(CORRELATION_HEADER))
+    scope.setdefault("state", {})["correlation_id"] = cid
+    return cid
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        configure_gateway_logging()
-        cid = correlation_id_from(Headers(scope=scope).get(CORRELATION_HEADER))
-        scope.setdefault("state", {})["correlation_id"] = cid
-        started = time.perf_counter()
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)[CORRELATION_HEADER] = cid
-            await send(message)
+def sending_correlation_id(send: Send, cid: str) -> Send:
+    """``send`` that adds ``X-Correlation-ID: cid`` to the response's headers."""
+    async def send_with_id(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            MutableHeaders(scope=message)[CORRELATION_HEADER] = cid
+        await send(message)
 
-        status = ResponseStatus(send_with_id)
-        with bound(correlationId=cid):
-            try:
-                await self.app(scope, receive, status)
-            finally:
-                route = route_template(scope, self.routes)
-                level = logging.DEBUG if route.startswith(QUIET_PREFIX) and status.value < 500 else logging.INFO
-                added = scope["state"].get(NOTE) or {}
-                log.log(level, "%s %s -> %d%s", scope.get("method"), route, status.value,
-                        "".join(f" {name}={value}" for name, value in added.items()),
-                        extra={"method": scope.get("method"), "route": route, "status": status.value,
-                               "durationMs": round((time.perf_counter() - started) * 1000, 1), **added})
+    return send_with_id
+
+
+def log_request(scope: Scope, route: str, status: int, started: float) -> None:
+    """The request's one line: method, route template, status, duration and what the route added with :func:`note`."""
+    level = logging.DEBUG if route.startswith(QUIET_PREFIX) and status < 500 else logging.INFO
+    if not log.isEnabledFor(level):
+        return
+    added = scope["state"].get(NOTE) or {}
+    log.log(level, "%s %s -> %d%s", scope.get("method"), route, status,
+            "".join(f" {name}={value}" for name, value in added.items()),
+            extra={"method": scope.get("method"), "route": route, "status": status,
+                   "durationMs": round((time.perf_counter() - started) * 1000, 1), **added})

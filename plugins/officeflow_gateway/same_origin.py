@@ -14,7 +14,8 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import Scope
 
 from plugins.officeflow_gateway.errors import error_response
 
@@ -49,21 +50,14 @@ def same_origin(connection: HTTPConnection) -> bool:
     return sender in targets - {"", None}
 
 
-class SameOriginGuard:
-    """ASGI middleware refusing cookie-authenticated state changes sent from another origin."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] not in SAFE_METHODS:
-            connection = HTTPConnection(scope)
-            if (COOKIE in connection.cookies and "authorization" not in connection.headers
-                    and not same_origin(connection)):
-                response = error_response(
-                    connection, 403, "cross_origin_request",
-                    "a signed-in browser request must come from this server's own pages "
-                    "(Origin header missing or naming another site); API clients send a Bearer token")
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+def cross_origin_refusal(scope: Scope) -> Response | None:
+    """The 403 for a cookie-authenticated state change sent from another origin, else None."""
+    if scope["method"] in SAFE_METHODS:
+        return None
+    connection = HTTPConnection(scope)
+    if COOKIE not in connection.cookies or "authorization" in connection.headers or same_origin(connection):
+        return None
+    return error_response(
+        connection, 403, "cross_origin_request",
+        "a signed-in browser request must come from this server's own pages "
+        "(Origin header missing or naming another site); API clients send a Bearer token")

@@ -36,12 +36,14 @@ from include.officeflow.structured_logs import bind
 from plugins.officeflow_gateway import endpoints
 from plugins.officeflow_gateway.adapters import Delivery, PayloadError, VerificationError, get_adapter
 from plugins.officeflow_gateway.adapters.base import check_storable
+from plugins.officeflow_gateway.direct_route import DirectRoute
 from plugins.officeflow_gateway.dispatcher import dispatcher
 from plugins.officeflow_gateway.errors import CORRELATION_HEADER, ApiError, correlation_id
 from plugins.officeflow_gateway.ratelimit import get_rate_limiter
 from plugins.officeflow_gateway.request_context import note
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+# The delivery route's request handler skips FastAPI's dependency solving and response validation (direct_route.py).
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], route_class=DirectRoute)
 # officeflow_webhook_events_total's outcome: of each stored event, and of a delivery refused before any was stored.
 ACCEPTED = {EventStatus.PENDING.value: "accepted", EventStatus.IGNORED.value: "ignored",
             EventStatus.REJECTED.value: "rejected"}

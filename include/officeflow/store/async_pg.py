@@ -74,11 +74,19 @@ async def pool(url: str | None = None) -> asyncpg.Pool | None:
                 found = await asyncpg.create_pool(
                     dsn, min_size=1, max_size=size, timeout=CONNECT_TIMEOUT_SECONDS,
                     command_timeout=COMMAND_TIMEOUT_SECONDS, max_inactive_connection_lifetime=300.0,
+                    reset=_keep_session,
                 )
             except UNAVAILABLE as exc:
                 raise StoreUnavailable(f"store unreachable: {type(exc).__name__}: {exc}") from exc
             pools[url] = found
     return found
+
+
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """What a connection returned to the pool needs besides asyncpg's own rollback of an open transaction: nothing.
+    asyncpg's default reset sends ``RESET ALL``, ``UNLISTEN *``, ``CLOSE ALL`` and an advisory-lock release, one more
+    round trip per delivery; the gateway's statements are single autocommitted statements that leave no session
+    state (no SET, LISTEN, cursor or advisory lock)."""
 
 
 async def with_connection(work: Callable[[Any], Awaitable[T]], url: str | None = None) -> T:
