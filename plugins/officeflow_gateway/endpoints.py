@@ -51,6 +51,26 @@ def new_endpoint_id() -> str:
     return "ep_" + _random.token_urlsafe(12).replace("-", "").replace("_", "")[:16]
 
 
+#: Adapters whose senders make the secret and show it to the receiver: BambooHR's private key, a Standard
+#: Webhooks sender's ``whsec_`` secret (Svix and others). Workday's password is the one you set in Workday: generated.
+SENDER_MADE_SECRETS = ("bamboohr", "generic")
+MIN_BAMBOOHR_KEY_LENGTH = 16
+
+
+def check_supplied_secret(adapter: str, secret: str) -> None:
+    """Raise ``ValueError`` unless ``secret`` is a secret ``adapter``'s senders make, in their format."""
+    if adapter not in SENDER_MADE_SECRETS:
+        raise ValueError(f"{adapter} endpoints get a generated secret; a secret may be supplied for "
+                         f"{' and '.join(SENDER_MADE_SECRETS)} endpoints, whose senders make it")
+    if adapter == "generic":
+        from plugins.officeflow_gateway.adapters.generic import check_secret
+
+        check_secret(secret)
+    elif len(secret.strip()) < MIN_BAMBOOHR_KEY_LENGTH or secret != secret.strip():
+        raise ValueError(f"a BambooHR private key has at least {MIN_BAMBOOHR_KEY_LENGTH} characters and no "
+                         "surrounding blanks")
+
+
 def new_secret_for(adapter: str) -> str:
     if adapter == "generic":
         from plugins.officeflow_gateway.adapters.generic import generate_secret
@@ -176,9 +196,10 @@ class EndpointCache:
 cache = EndpointCache()
 
 
-def rotate(row: WebhookEndpoint, overlap_seconds: int) -> str:
-    """Give ``row`` a new secret; the old one keeps verifying for ``overlap_seconds``."""
-    fresh = new_secret_for(row.adapter)
+def rotate(row: WebhookEndpoint, overlap_seconds: int, secret: str | None = None) -> str:
+    """Give ``row`` a new secret (``secret``, checked by :func:`check_supplied_secret` first, or a generated one);
+    the old one keeps verifying for ``overlap_seconds``."""
+    fresh = secret or new_secret_for(row.adapter)
     row.previous_secret_encrypted = row.secret_encrypted if overlap_seconds > 0 else None
     row.previous_secret_expires_at = (
         datetime.now(UTC) + timedelta(seconds=overlap_seconds) if overlap_seconds > 0 else None

@@ -70,6 +70,24 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return _webhook(secret).sign(msg_id=msg_id, timestamp=_signed_at(timestamp), data=body.decode("utf-8"))
 
 
+#: The key length the specification allows a sender's secret.
+MIN_SECRET_BYTES, MAX_SECRET_BYTES = 24, 64
+
+
+def check_secret(secret: str) -> None:
+    """Raise ``ValueError`` unless ``secret`` is a Standard Webhooks secret: ``whsec_`` and the base64 of a 24 to 64
+    byte key (what a sender such as Svix generates and shows the receiver)."""
+    if not secret.startswith(SECRET_PREFIX):
+        raise ValueError(f"a Standard Webhooks secret starts with {SECRET_PREFIX!r}")
+    try:
+        key = base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
+    except binascii.Error:
+        raise ValueError(f"the part after {SECRET_PREFIX!r} is not base64") from None
+    if not MIN_SECRET_BYTES <= len(key) <= MAX_SECRET_BYTES:
+        raise ValueError(f"the key is {len(key)} bytes; Standard Webhooks keys are {MIN_SECRET_BYTES} to "
+                         f"{MAX_SECRET_BYTES} bytes")
+
+
 def generate_secret() -> str:
     """A new random ``whsec_`` secret, for creating or rotating a generic endpoint."""
     return SECRET_PREFIX + base64.b64encode(token_bytes(SECRET_BYTES)).decode("ascii")

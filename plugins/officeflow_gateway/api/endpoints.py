@@ -87,8 +87,10 @@ class EndpointCreate(BaseModel):
     verification: Verification = Field(default_factory=Verification)
     rate_limit_per_minute: int = Field(default=600, ge=1, le=1_000_000)
     enabled: bool = True
-    secret: str | None = Field(default=None, min_length=16, max_length=512, description="BambooHR only: "
-                               "the private key BambooHR showed when the webhook was created.")
+    secret: str | None = Field(default=None, min_length=16, max_length=512, description="A secret the sender "
+                               "made, for adapters whose senders do: bamboohr (the private key BambooHR showed "
+                               "when the webhook was created) and generic (the whsec_ secret a Standard Webhooks "
+                               "sender such as Svix shows). Omitted: one is generated and shown once.")
 
     @field_validator("mapping")
     @classmethod
@@ -102,8 +104,8 @@ class EndpointCreate(BaseModel):
 
     @model_validator(mode="after")
     def _adapter_rules(self) -> EndpointCreate:
-        if self.secret is not None and self.adapter != "bamboohr":
-            raise ValueError("a secret may be supplied for bamboohr endpoints only; others are generated")
+        if self.secret is not None:
+            endpoints.check_supplied_secret(self.adapter, self.secret)
         if self.adapter == "workday" and not self.verification.username:
             raise ValueError("workday endpoints need verification.username (Basic auth user)")
         return self
@@ -178,6 +180,8 @@ class EndpointList(BaseModel):
 class RotateRequest(BaseModel):
     overlap_seconds: int | None = Field(default=None, ge=0, le=30 * 86_400, description="How long the old "
                                         "secret keeps verifying (default OFFICEFLOW_WEBHOOK_SECRET_OVERLAP_SECONDS).")
+    secret: str | None = Field(default=None, min_length=16, max_length=512, description="The new secret the "
+                               "sender made (bamboohr, generic endpoints: see create); omitted: one is generated.")
 
 
 def _get_row(session: Any, endpoint_id: str, caller: Caller, *, lock: bool = False) -> WebhookEndpoint:
@@ -278,11 +282,17 @@ async def rotate_secret(endpoint_id: str, request: Request, caller: EditEndpoint
     cid = correlation_id(request)
     overlap = (body.overlap_seconds if body and body.overlap_seconds is not None
                else get_settings().webhook_secret_overlap_seconds)
+    supplied = body.secret if body else None
 
     def work() -> EndpointWithSecret:
         with session_scope() as session:
             row = _get_row(session, endpoint_id, caller, lock=True)
-            fresh = endpoints.rotate(row, overlap)
+            if supplied is not None:
+                try:
+                    endpoints.check_supplied_secret(row.adapter, supplied)
+                except ValueError as exc:
+                    raise ApiError(422, "invalid_secret", str(exc)) from None
+            fresh = endpoints.rotate(row, overlap, supplied)
             session.flush()
             out = EndpointWithSecret(**EndpointOut.of(row).model_dump(), secret=fresh)
         endpoints.cache.invalidate(endpoint_id)

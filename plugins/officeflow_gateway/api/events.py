@@ -17,10 +17,10 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import case, func, literal, select
 from starlette.concurrency import run_in_threadpool
 
@@ -226,6 +226,131 @@ async def get_event(event_id: str, caller: ReadEvents) -> EventDetail:
     return await run_in_threadpool(work)
 
 
+class ReplayFilter(BaseModel):
+    """Which events ``POST /replay`` queues again: all of the filters hold (an omitted one: any)."""
+
+    status: Literal["dead", "rejected", "ignored"] = Field(default="dead", description="dead-lettered by default")
+    endpoint: str | None = Field(default=None, max_length=64, description="the endpoint's id")
+    organization_id: str | None = Field(default=None, max_length=64)
+    received_after: datetime | None = Field(default=None, description="received at or after (ISO 8601)")
+    received_before: datetime | None = Field(default=None, description="received before (ISO 8601)")
+    reason: str | None = Field(default=None, min_length=1, max_length=200,
+                               description="text the event's error contains (case-insensitive)")
+    limit: int = Field(default=100, ge=1, le=1000, description="at most this many events, oldest first")
+    dry_run: bool = Field(default=False, description="list what would be replayed, change nothing")
+
+    @model_validator(mode="after")
+    def _window(self) -> ReplayFilter:
+        if self.received_after and self.received_before and self.received_after >= self.received_before:
+            raise ValueError("received_after must be before received_before")
+        return self
+
+
+class NotReplayed(BaseModel):
+    id: str
+    code: str
+    message: str
+
+
+class BulkReplay(BaseModel):
+    matched: int
+    replayed: list[str]
+    not_replayed: list[NotReplayed]
+    dry_run: bool
+
+
+def _requeue(session: Any, row: WebhookEvent) -> None:
+    """Re-map ``row`` with its endpoint's current settings and make it ``pending`` again: its run id is the same
+    as before (one run per event, whatever the number of replays). :class:`ApiError` 409/422 when it cannot be."""
+    if row.status in (EventStatus.TRIGGERED.value, EventStatus.PENDING.value):
+        raise ApiError(409, "conflict", f"event is {row.status}; only rejected, ignored or dead "
+                       "events can be replayed")
+    endpoint = endpoints.cache.get(row.endpoint_id)
+    if endpoint is None:
+        raise ApiError(409, "conflict", f"endpoint {row.endpoint_id!r} no longer exists")
+    target = endpoint.target_for(row.event_type)
+    if target is None:
+        raise ApiError(409, "conflict", f"endpoint {endpoint.id!r} does not start a workflow for "
+                       f"{row.event_type!r}; add it to the endpoint's event_types or routes first")
+    document = (row.payload or {}).get("document") or {}
+    try:
+        conf = apply_mapping(endpoint.mapping, document)
+        conf.setdefault("correlation_id", row.correlation_id)
+        conf.setdefault("source", endpoint.adapter)
+        conf["organization_id"] = endpoint.organization_id  # never taken from the payload
+        from plugins.officeflow_gateway.webhooks import params_validator
+
+        params_validator.validate(target, conf)
+    except MappingError as exc:
+        hidden = _hidden_values(row)
+        raise ApiError(422, "unmappable_event",
+                       _redact_text(f"{exc.field}: {exc.message}", hidden) or "unmappable") from None
+    row.payload = {"document": document, "conf": conf}
+    row.status = EventStatus.PENDING.value
+    row.dag_id = target
+    row.dag_run_id = run_id_for(endpoint.id, row.provider_event_id)
+    row.attempts, row.error, row.next_attempt_at = 0, None, None
+    session.flush()
+
+
+@router.post("/replay", response_model=BulkReplay)
+async def replay_events(selection: ReplayFilter, request: Request, caller: ReplayEvents) -> BulkReplay:
+    """Queue again every event the filter selects (dead-lettered ones by default), each as ``POST /{id}/replay``
+    would: re-mapped with its endpoint's current settings, the same run id as before. Events that cannot be
+    replayed are listed with the reason and left as they are; the others are replayed, each in its own
+    transaction, and audited one by one and as a whole."""
+    cid = correlation_id(request)
+
+    def work() -> BulkReplay:
+        query = (select(WebhookEvent.id, EVENT_ORGANIZATION.label("organization_id"))
+                 .outerjoin(WebhookEndpoint, WebhookEndpoint.id == WebhookEvent.endpoint_id)
+                 .where(caller.scope(EVENT_ORGANIZATION), WebhookEvent.status == selection.status))
+        if selection.endpoint:
+            query = query.where(WebhookEvent.endpoint_id == selection.endpoint)
+        if selection.organization_id:
+            query = query.where(EVENT_ORGANIZATION.in_([selection.organization_id]))
+        if selection.received_after:
+            query = query.where(WebhookEvent.received_at >= selection.received_after)
+        if selection.received_before:
+            query = query.where(WebhookEvent.received_at < selection.received_before)
+        if selection.reason:
+            query = query.where(func.lower(WebhookEvent.error).contains(selection.reason.lower(), autoescape=True))
+        with session_scope() as session:
+            found = session.execute(query.order_by(WebhookEvent.received_at, WebhookEvent.id)
+                                    .limit(selection.limit)).all()
+        replayed: list[str] = []
+        refused: list[NotReplayed] = []
+        for event_id, organization in found:
+            try:
+                with session_scope() as session:
+                    row = session.get(WebhookEvent, event_id, with_for_update=True)
+                    if row is None or row.status != selection.status:  # changed since it was selected
+                        raise ApiError(409, "conflict", "the event changed while the replay ran; not replayed")
+                    _requeue(session, row)
+                    if selection.dry_run:
+                        session.rollback()
+            except ApiError as exc:
+                refused.append(NotReplayed(id=event_id, code=exc.code, message=exc.message))
+                continue
+            replayed.append(event_id)
+            if not selection.dry_run:
+                audit("webhook_event.replayed", actor=caller.actor, resource_type="webhook_event",
+                      resource_id=event_id, outcome="success", correlation_id=cid, organization_id=organization,
+                      source_ip=caller.source_ip, bulk=True)
+        if not selection.dry_run:
+            audit("webhook_event.bulk_replayed", actor=caller.actor, resource_type="webhook_event",
+                  outcome="success", correlation_id=cid, source_ip=caller.source_ip,
+                  filter=selection.model_dump(mode="json", exclude={"dry_run"}, exclude_none=True),
+                  matched=len(found), replayed=len(replayed), not_replayed=len(refused))
+        return BulkReplay(matched=len(found), replayed=replayed, not_replayed=refused, dry_run=selection.dry_run)
+
+    result = await run_in_threadpool(work)
+    if result.replayed and not result.dry_run:
+        dispatcher.ensure_started()
+        dispatcher.wake()
+    return result
+
+
 @router.post("/{event_id}/replay", response_model=EventDetail, status_code=202)
 async def replay_event(event_id: str, request: Request, caller: ReplayEvents) -> EventDetail:
     """Re-map a rejected, ignored or dead event with its endpoint's current settings and queue it.
@@ -237,35 +362,7 @@ async def replay_event(event_id: str, request: Request, caller: ReplayEvents) ->
     def work() -> EventDetail:
         with session_scope() as session:
             row, organization = _visible_row(session, event_id, caller, lock=True)
-            if row.status in (EventStatus.TRIGGERED.value, EventStatus.PENDING.value):
-                raise ApiError(409, "conflict", f"event is {row.status}; only rejected, ignored or dead "
-                               "events can be replayed")
-            endpoint = endpoints.cache.get(row.endpoint_id)
-            if endpoint is None:
-                raise ApiError(409, "conflict", f"endpoint {row.endpoint_id!r} no longer exists")
-            target = endpoint.target_for(row.event_type)
-            if target is None:
-                raise ApiError(409, "conflict", f"endpoint {endpoint.id!r} does not start a workflow for "
-                               f"{row.event_type!r}; add it to the endpoint's event_types or routes first")
-            document = (row.payload or {}).get("document") or {}
-            try:
-                conf = apply_mapping(endpoint.mapping, document)
-                conf.setdefault("correlation_id", row.correlation_id)
-                conf.setdefault("source", endpoint.adapter)
-                conf["organization_id"] = endpoint.organization_id  # never taken from the payload
-                from plugins.officeflow_gateway.webhooks import params_validator
-
-                params_validator.validate(target, conf)
-            except MappingError as exc:
-                hidden = _hidden_values(row)
-                raise ApiError(422, "unmappable_event",
-                               _redact_text(f"{exc.field}: {exc.message}", hidden) or "unmappable") from None
-            row.payload = {"document": document, "conf": conf}
-            row.status = EventStatus.PENDING.value
-            row.dag_id = target
-            row.dag_run_id = run_id_for(endpoint.id, row.provider_event_id)
-            row.attempts, row.error, row.next_attempt_at = 0, None, None
-            session.flush()
+            _requeue(session, row)
             detail = _detail(row, organization)
         audit("webhook_event.replayed", actor=caller.actor, resource_type="webhook_event", resource_id=event_id,
               outcome="success", correlation_id=cid, organization_id=organization, source_ip=caller.source_ip)

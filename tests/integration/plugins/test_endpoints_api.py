@@ -196,7 +196,12 @@ def test_each_created_endpoint_gets_its_own_secret(client, admin):
         pytest.param({"adapter": "workday", "verification": {}}, "username", id="workday-without-username"),
         pytest.param({"adapter": "workday", "verification": {"allowed_cidrs": ["10.0.0.0/8"]}}, "username",
                      id="workday-cidrs-but-no-username"),
-        pytest.param({"secret": "generic-secret-supplied-0123456789"}, "secret", id="secret-for-generic"),
+        pytest.param({"secret": "generic-secret-supplied-0123456789"}, "whsec_", id="generic-secret-without-prefix"),
+        pytest.param({"secret": "whsec_not*base64*at*all*!!"}, "base64", id="generic-secret-not-base64"),
+        pytest.param({"secret": "whsec_" + base64.b64encode(b"k" * 16).decode()}, "16 bytes",
+                     id="generic-secret-too-short"),
+        pytest.param({"secret": "whsec_" + base64.b64encode(b"k" * 65).decode()}, "65 bytes",
+                     id="generic-secret-too-long"),
         pytest.param({"adapter": "workday", "secret": "workday-password-supplied-0123"}, "secret",
                      id="secret-for-workday"),
         pytest.param({"adapter": "bamboohr", "secret": "too-short"}, "secret", id="short-bamboohr-secret"),
@@ -216,6 +221,53 @@ def test_invalid_definitions_are_422_and_create_nothing(client, admin, changes, 
     assert fragment in error["message"]
     assert client.get(API, headers=admin).json() == {"endpoints": [], "total_entries": 0}
     assert audit_rows() == []
+
+
+def test_a_standard_webhooks_senders_secret_is_kept_and_verifies_its_deliveries(client, admin):
+    """Svix and other Standard Webhooks senders make the whsec_ secret and show it to the receiver."""
+    made_by_sender = "whsec_" + base64.b64encode(b"svix-made-key-0123456789abcdef").decode()
+    endpoint = create_endpoint(client, admin, secret=made_by_sender)
+    assert endpoint["secret"] == made_by_sender
+    assert made_by_sender not in endpoint_row(endpoint["id"]).secret_encrypted  # stored encrypted
+    body = generic_body()
+    response = client.post(delivery_url(endpoint), content=body, headers=generic_headers(made_by_sender, body))
+    assert response.status_code == 202, response.text
+    [entry] = [a for a in audit_rows(endpoint["id"]) if a.action == "webhook_endpoint.created"]
+    assert made_by_sender not in json.dumps(entry.details)
+
+
+def test_a_sender_made_secret_replaces_the_old_one_with_an_overlap(client, admin):
+    endpoint = create_endpoint(client, admin)
+    old, url = endpoint["secret"], delivery_url(endpoint)
+    rotated_by_sender = "whsec_" + base64.b64encode(b"the-senders-new-key-after-rotation").decode()
+    response = client.post(f"{API}/{endpoint['id']}/rotate-secret", headers=admin,
+                           json={"overlap_seconds": 3600, "secret": rotated_by_sender})
+    assert response.status_code == 200, response.text
+    assert response.json()["secret"] == rotated_by_sender and response.json()["previous_secret_expires_at"]
+    for secret in (old, rotated_by_sender):
+        body = generic_body()
+        delivered = client.post(url, content=body, headers=generic_headers(secret, body))
+        assert delivered.status_code == 202, delivered.text
+
+
+@pytest.mark.parametrize(("adapter", "secret", "fragment"), [
+    ("generic", "not-a-standard-webhooks-secret", "whsec_"),
+    ("generic", "whsec_" + base64.b64encode(b"short-key-12").decode(), "12 bytes"),
+    ("workday", "a-password-i-chose-myself-0123", "generated"),
+    ("bamboohr", " padded-private-key-0123456789 ", "blanks"),
+])
+def test_an_unusable_sender_made_secret_is_422_and_keeps_the_current_one(client, admin, adapter, secret, fragment):
+    endpoint = create_endpoint(client, admin, adapter=adapter)
+    before = endpoint_row(endpoint["id"])
+    response = client.post(f"{API}/{endpoint['id']}/rotate-secret", headers=admin, json={"secret": secret})
+    error = assert_error(response, 422, "invalid_secret")
+    assert fragment in error["message"] and secret.strip() not in error["message"]
+    after = endpoint_row(endpoint["id"])
+    assert (after.secret_encrypted, after.previous_secret_encrypted) == (
+        before.secret_encrypted, before.previous_secret_encrypted)
+    body, headers = signed_delivery(adapter, endpoint["secret"])
+    assert client.post(delivery_url(endpoint), content=body, headers=headers).status_code == 202
+    assert [a.action for a in audit_rows(endpoint["id"])] == ["webhook_endpoint.created"]
 
 
 def test_supplied_bamboohr_secret_is_kept_and_the_generated_ones_are_not_reused(client, admin):

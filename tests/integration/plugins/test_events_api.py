@@ -55,16 +55,16 @@ def rejected_event(client, admin) -> tuple[dict[str, Any], str]:
     return endpoint, only_event().id
 
 
-ROUTES = [("GET", EVENTS), ("GET", EVENTS + "/{id}"), ("POST", EVENTS + "/{id}/replay")]
+ROUTES = [("GET", EVENTS), ("GET", EVENTS + "/{id}"), ("POST", EVENTS + "/{id}/replay"), ("POST", EVENTS + "/replay")]
 
 
-@pytest.mark.parametrize(("method", "path"), ROUTES, ids=["list", "get", "replay"])
+@pytest.mark.parametrize(("method", "path"), ROUTES, ids=["list", "get", "replay", "bulk-replay"])
 def test_event_routes_need_a_token(client, rejected_event, method, path):
     _, event_id = rejected_event
     assert_error(client.request(method, path.format(id=event_id)), 401, "unauthorized")
 
 
-@pytest.mark.parametrize(("method", "path"), ROUTES, ids=["list", "get", "replay"])
+@pytest.mark.parametrize(("method", "path"), ROUTES, ids=["list", "get", "replay", "bulk-replay"])
 @pytest.mark.parametrize("username", ["viewer", "op"])  # neither role holds an OfficeFlow permission
 def test_viewer_is_forbidden(client, auth_headers, rejected_event, method, path, username):
     endpoint, event_id = rejected_event
@@ -299,3 +299,92 @@ def test_replay_after_the_endpoint_was_deleted_is_409(client, admin, rejected_ev
     error = assert_error(client.post(f"{EVENTS}/{event_id}/replay", headers=admin), 409, "conflict")
     assert endpoint["id"] in error["message"]
     assert only_event().status == "rejected"
+
+
+# --- bulk replay of dead letters ---------------------------------------------------------------------------
+
+
+def dead_events(client, admin, endpoint: dict[str, Any], count: int) -> list[str]:
+    ids = []
+    for _ in range(count):
+        response = deliver(client, endpoint, generic_body())
+        assert response.status_code == 202, response.text
+        ids.append(response.json()["event_id"])
+    for event_id in ids:
+        wait_status(event_id, "dead")
+    return ids
+
+
+def bulk_replay(client, admin, **selection: Any) -> dict[str, Any]:
+    response = client.post(f"{EVENTS}/replay", json=selection, headers=admin)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_dead_letters_are_replayed_in_bulk_by_filter_once_each(client, admin, env):
+    env.set("OFFICEFLOW_DISPATCH_MAX_ATTEMPTS", "1")
+    broken = create_endpoint(client, admin, target_dag_id="no_such_dag", name="broken")
+    other = create_endpoint(client, admin, target_dag_id="no_such_dag", name="other")
+    mine, theirs = dead_events(client, admin, broken, 3), dead_events(client, admin, other, 1)
+
+    preview = bulk_replay(client, admin, endpoint=broken["id"], dry_run=True)
+    assert (preview["matched"], sorted(preview["replayed"]), preview["dry_run"]) == (3, sorted(mine), True)
+    assert {e.status for e in events()} == {"dead"}
+    assert "webhook_event.bulk_replayed" not in [a.action for a in audit_rows()]
+
+    assert client.patch(f"{API}/{broken['id']}", json={"target_dag_id": DAG}, headers=admin).status_code == 200
+    done = bulk_replay(client, admin, endpoint=broken["id"], reason="NO_SUCH_DAG")
+    assert (done["matched"], sorted(done["replayed"]), done["not_replayed"]) == (3, sorted(mine), [])
+    for event_id in mine:
+        event = wait_status(event_id, "triggered")
+        assert len(dag_runs(event.dag_run_id)) == 1
+    assert {e.id: e.status for e in events()}[theirs[0]] == "dead"  # another endpoint's: not selected
+
+    again = bulk_replay(client, admin, endpoint=broken["id"], status="dead")
+    assert (again["matched"], again["replayed"]) == (0, [])
+    runs = [len(dag_runs(e.dag_run_id)) for e in events() if e.id in mine]
+    assert runs == [1, 1, 1]
+
+    replays = [a for a in audit_rows() if a.action == "webhook_event.replayed"]
+    assert sorted(a.resource_id for a in replays) == sorted(mine) and all(a.details == {"bulk": True} for a in replays)
+    summaries = [a.details for a in audit_rows() if a.action == "webhook_event.bulk_replayed"]
+    assert summaries[0] == {"filter": {"status": "dead", "endpoint": broken["id"], "reason": "NO_SUCH_DAG",
+                                       "limit": 100},
+                            "matched": 3, "replayed": 3, "not_replayed": 0}
+
+
+def test_a_bulk_replay_lists_what_it_could_not_replay_and_leaves_it(client, admin, env):
+    env.set("OFFICEFLOW_DISPATCH_MAX_ATTEMPTS", "1")
+    kept = create_endpoint(client, admin, target_dag_id="no_such_dag", name="kept")
+    gone = create_endpoint(client, admin, target_dag_id="no_such_dag", name="gone")
+    [fixable], [orphan] = dead_events(client, admin, kept, 1), dead_events(client, admin, gone, 1)
+    assert client.patch(f"{API}/{kept['id']}", json={"target_dag_id": DAG}, headers=admin).status_code == 200
+    assert client.delete(f"{API}/{gone['id']}", headers=admin).status_code == 204
+
+    result = bulk_replay(client, admin, limit=10)
+    assert result["replayed"] == [fixable]
+    [refused] = result["not_replayed"]
+    assert (refused["id"], refused["code"]) == (orphan, "conflict") and gone["id"] in refused["message"]
+    wait_status(fixable, "triggered")
+    assert {e.id: e.status for e in events()}[orphan] == "dead"
+
+
+@pytest.mark.parametrize(("selection", "fragment"), [
+    ({"received_after": "2026-12-02T00:00:00Z", "received_before": "2026-12-01T00:00:00Z"}, "received_after"),
+    ({"status": "triggered"}, "status"),
+    ({"limit": 0}, "limit"),
+    ({"limit": 1001}, "limit"),
+])
+def test_a_bad_bulk_replay_filter_is_422_and_replays_nothing(client, admin, rejected_event, selection, fragment):
+    error = assert_error(client.post(f"{EVENTS}/replay", json=selection, headers=admin), 422, "validation_error")
+    assert fragment in error["message"]
+    assert only_event().status == "rejected"
+    assert not [a for a in audit_rows() if a.action.startswith("webhook_event.")]
+
+
+def test_a_time_window_selects_by_reception(client, admin, rejected_event):
+    endpoint, event_id = rejected_event
+    assert client.patch(f"{API}/{endpoint['id']}", json={"mapping": GENERIC_MAPPING}, headers=admin).status_code == 200
+    assert bulk_replay(client, admin, status="rejected", received_before="2000-01-01T00:00:00Z")["matched"] == 0
+    assert bulk_replay(client, admin, status="rejected", received_after="2000-01-01T00:00:00Z",
+                       dry_run=True)["replayed"] == [event_id]

@@ -1,0 +1,79 @@
+"""The README's webhook endpoint example and the gateway doc's bulk replay request, as a new user follows them:
+the endpoint definition from the README's ``curl`` command, created through the management API, then the example
+body signed with the Standard Webhooks library (``standardwebhooks``, as a sender would) and delivered; the run
+it starts has every param the workflow requires, and the ids the README describes are where it says they are."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from standardwebhooks import Webhook
+
+from tests.harness.endpoints import API
+from tests.harness.gateway import wait_status
+from tests.harness.gateway_checks import dag_runs
+
+ROOT = Path(__file__).resolve().parents[3]
+README = ROOT / "README.md"
+
+
+def _blocks(language: str, document: Path = README) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", document.read_text(), flags=re.S)
+
+
+def readme_endpoint() -> dict:
+    [command] = [block for block in _blocks("bash") if '"name": "HR hires"' in block]
+    return json.loads(re.search(r"-d '(.*?)'", command, flags=re.S).group(1))
+
+
+def readme_delivery() -> bytes:
+    [body] = [block for block in _blocks("json") if '"person.hired"' in block]
+    return body.encode()
+
+
+def test_the_readme_endpoint_example_starts_a_complete_onboarding_run(client, admin):
+    created = client.post(API, json=readme_endpoint(), headers=admin)
+    assert created.status_code == 201, created.text
+    endpoint = created.json()
+    assert endpoint["secret"].startswith("whsec_")
+    assert endpoint["delivery_path"] == f"/officeflow/webhooks/{endpoint['id']}"
+    assert endpoint["rate_limit_per_minute"] == 600  # the documented default
+
+    body = readme_delivery()
+    msg_id = "msg_readme_1"
+    signed_at = datetime.now(UTC)
+    headers = {"Content-Type": "application/json", "webhook-id": msg_id,
+               "webhook-timestamp": str(int(signed_at.timestamp())),
+               "webhook-signature": Webhook(endpoint["secret"]).sign(msg_id, signed_at, body.decode())}
+    url = endpoint["delivery_path"].removeprefix("/officeflow")
+    response = client.post(url, content=body, headers=headers)
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert answer["status"] == "pending"
+
+    # event_id is OfficeFlow's id of the stored event; the sender's webhook-id is its provider_event_id.
+    stored = client.get(f"/api/v1/events/{answer['event_id']}", headers=admin)
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["provider_event_id"] == msg_id and stored.json()["id"] == answer["event_id"]
+
+    wait_status(answer["event_id"], "triggered")
+    [(dag_id, _, conf, _)] = dag_runs(answer["dag_run_id"])
+    assert dag_id == "employee_onboarding"
+    assert {key: conf[key] for key in ("employee_id", "first_name", "last_name", "email")} == {
+        "employee_id": "E-1042", "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com"}
+
+    again = client.post(url, content=body, headers=headers)
+    assert again.status_code == 202 and again.json()["events"][0]["duplicate"] is True
+    assert (again.json()["event_id"], again.json()["dag_run_id"]) == (answer["event_id"], answer["dag_run_id"])
+    assert len(dag_runs(answer["dag_run_id"])) == 1
+
+
+def test_the_documented_bulk_replay_request_is_answered(client, admin):
+    [command] = [block for block in _blocks("bash", ROOT / "docs" / "gateway.md") if "/events/replay" in block]
+    selection = json.loads(re.search(r"-d '(.*?)'", command, flags=re.S).group(1))
+    response = client.post("/api/v1/events/replay", json=selection, headers=admin)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"matched": 0, "replayed": [], "not_replayed": [], "dry_run": True}
