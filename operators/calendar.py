@@ -50,10 +50,10 @@ from include.officeflow.calendar import (
     find_slot,
     parse_clock,
     parse_instant,
-    run_key,
 )
 from include.officeflow.errors import NotFound, ServiceError, with_retries
 from include.officeflow.identity import DEFAULT_CONN_IDS
+from include.officeflow.run_keys import run_key
 from include.officeflow.settings import get_settings
 from operators.base import ServiceOperator, for_airflow
 from operators.provider_base import ProviderOperator

@@ -70,15 +70,6 @@ class CalendarClient(Protocol):
 
 # --- idempotency -------------------------------------------------------------------------------------
 
-def run_key(context: Mapping[str, Any], task_id: str) -> str:
-    """``dag_id/run_id/task_id/map_index`` of the running task: the same on every retry of it."""
-    ti = context.get("ti") or context.get("task_instance")
-    dag_id = getattr(ti, "dag_id", None) or getattr(context.get("dag"), "dag_id", "") or ""
-    run_id = getattr(ti, "run_id", None) or context.get("run_id") or ""
-    map_index = getattr(ti, "map_index", -1)
-    return f"{dag_id}/{run_id}/{getattr(ti, 'task_id', None) or task_id}/{map_index if map_index is not None else -1}"
-
-
 def google_event_id(key: str) -> str:
     """A Calendar event id (base32hex, lower case: ``[a-v0-9]``, 5-1024 chars) derived from ``key``."""
     digest = hashlib.sha256(key.encode()).digest()

@@ -72,9 +72,22 @@ class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
         return wait is None or wait <= self.max_wait
 
 
+class ConnectionRetryButNotPosts(ConnectionErrorRetryHandler):
+    """slack_sdk's dropped-connection retry, except for ``chat.postMessage``: a post that reached Slack before the
+    connection dropped would be posted twice. The poster looks for it first instead
+    (:meth:`OfficeFlowSlackHook.find_post`)."""
+
+    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
+                   error: Exception | None = None) -> bool:
+        if request.url.rstrip("/").endswith("/chat.postMessage"):
+            return False
+        return super()._can_retry(state=state, request=request, response=response, error=error)
+
+
 def retry_handlers(max_rate_limit_retries: int = 3, max_wait: float = 60.0) -> list[RetryHandler]:
-    """The ``WebClient`` retry handlers of OfficeFlow's Slack calls (a dropped connection once, bounded 429s)."""
-    return [ConnectionErrorRetryHandler(max_retry_count=1),
+    """The ``WebClient`` retry handlers of OfficeFlow's Slack calls (a dropped connection once, but never a post;
+    bounded 429s)."""
+    return [ConnectionRetryButNotPosts(max_retry_count=1),
             BoundedRateLimitRetryHandler(max_retry_count=max_rate_limit_retries, max_wait=max_wait)]
 
 
@@ -175,6 +188,68 @@ class OfficeFlowSlackHook(SlackHook):
             if not cursor:
                 break
         return self._channels.get(name)
+
+    def post_once(self, *, key: str | None, retry: bool = False, since: float | None = None,
+                  **message: Any) -> dict[str, Any]:
+        """``chat.postMessage`` of ``message`` at most once for ``key`` (a task's key: the same on its retries).
+
+        The post carries ``key`` in its metadata. On a ``retry``, and when the post's answer never came (5xx,
+        dropped connection: it may have been posted), the earlier post is looked for (:meth:`find_post`, since
+        ``since``) and answered instead. ``key`` None posts plainly. Answers ``{"channel", "ts", "found"}``."""
+        channel, thread_ts = str(message["channel"]), message.get("thread_ts")
+        if key is not None and retry:
+            earlier = self.find_post(channel, key, oldest=since, thread_ts=thread_ts)
+            if earlier is not None:
+                return {"channel": earlier["channel"], "ts": earlier["ts"], "found": True}
+        if key is not None:
+            message = {**message, "metadata": post_metadata(key)}
+        try:
+            posted = self.call_method("chat.postMessage", **message)
+        except errors.Unavailable:
+            earlier = None if key is None else self.find_post(channel, key, oldest=since, thread_ts=thread_ts)
+            if earlier is None:
+                raise
+            return {"channel": earlier["channel"], "ts": earlier["ts"], "found": True}
+        return {"channel": posted["channel"], "ts": posted["ts"], "found": False}
+
+    def find_post(self, channel: str, key: str, *, oldest: float | None = None,
+                  thread_ts: str | None = None, max_pages: int = 5) -> dict[str, Any] | None:
+        """The message posted with :func:`post_metadata` ``(key)`` in ``channel`` (an id, or ``#name``), in the
+        thread ``thread_ts`` when given, since ``oldest`` (a Unix time); None when there is none. Reads
+        ``conversations.history`` (or ``.replies``) with ``include_all_metadata``, newest first, at most
+        ``max_pages`` pages of 200."""
+        if channel.startswith("#"):
+            found = self.channel_by_name(channel)
+            if found is None:
+                return None
+            channel = str(found["id"])
+        method = "conversations.replies" if thread_ts else "conversations.history"
+        args: dict[str, Any] = {"channel": channel, "include_all_metadata": True, "limit": 200}
+        if thread_ts:
+            args["ts"] = thread_ts
+        if oldest is not None:
+            args["oldest"] = f"{oldest:.6f}"
+        cursor: str | None = None
+        for _ in range(max_pages):
+            page = self.call_method(method, **args, **({"cursor": cursor} if cursor else {}))
+            for message in page.get("messages", []):
+                metadata = message.get("metadata") or {}
+                if (metadata.get("event_type") == POST_EVENT
+                        and (metadata.get("event_payload") or {}).get("key") == key):
+                    return {**message, "channel": channel}
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        return None
+
+
+#: The message metadata event type of OfficeFlow's posts (what :meth:`OfficeFlowSlackHook.find_post` looks for).
+POST_EVENT = "officeflow_post"
+
+
+def post_metadata(key: str) -> dict[str, Any]:
+    """``chat.postMessage``'s ``metadata`` marking a post with its idempotency ``key``."""
+    return {"event_type": POST_EVENT, "event_payload": {"key": key}}
 
 
 def _default_handlers() -> list[RetryHandler]:

@@ -31,7 +31,7 @@ from include.officeflow.store.db import task_store_url
 from include.officeflow.templating import mrkdwn_escape
 from operators.base import for_airflow
 from operators.hooks.slack import DEFAULT_CONN_ID, OfficeFlowSlackHook
-from operators.slack.base import check_emails
+from operators.slack.base import PostOnce, check_emails
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -184,7 +184,7 @@ class _SlackApprovalRequest(BaseNotifier):
         approval_event(context, "requested", {"approver_slack_user_ids": sorted(ids)})
         blocks = approval_blocks(str(op.subject), str(op.body) if op.body else None, value,
                                  op.generate_link_to_ui(task_instance=ti))
-        posted = op.hook.call_method("chat.postMessage", channel=str(op.channel),
-                                     text=f"Approval needed: {op.subject}", blocks=blocks)
+        posted = op.hook.post_once(**PostOnce.arguments(PostOnce.of(context, ti.task_id, "approval_request")),
+                                   channel=str(op.channel), text=f"Approval needed: {op.subject}", blocks=blocks)
         op.log.info("approval request posted to %s (ts %s) for %s", posted["channel"], posted["ts"],
                     sorted(ids.values()))

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from include.officeflow.errors import InvalidInput
-from operators.slack.base import SlackOperator
+from operators.slack.base import PostOnce, SlackOperator
 from operators.slack.templates import render_message
 
 if TYPE_CHECKING:
@@ -30,6 +30,9 @@ class SlackMessageOperator(SlackOperator):
     Returns ``{"channel": <id>, "ts": <message ts>, "thread_ts": …}`` (``channel`` + ``ts`` are what a
     later reply in the thread needs).
 
+    Posted once per task instance: the message carries the task's key in its metadata, and a retry (or a post
+    whose answer was lost) finds the earlier message instead of posting it again.
+
     .. code-block:: python
 
         SlackMessageOperator(task_id="intro", template="welcome_channel_intro", channel="#general",
@@ -51,17 +54,19 @@ class SlackMessageOperator(SlackOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         target = self.channel if self.user_email is None else self.user_email
-        return self.service_call(f"Posting to {target}", self._post, in_task_retries=False)
+        once = PostOnce.of(context, self.task_id)
+        return self.service_call(f"Posting to {target}", lambda: self._post(once), in_task_retries=False)
 
-    def _post(self) -> dict[str, Any]:
+    def _post(self, once: PostOnce | None) -> dict[str, Any]:
         text, blocks = self._message()
         kwargs: dict[str, Any] = {"channel": self._channel_id(), "text": text}
         if blocks:
             kwargs["blocks"] = blocks
         if self.thread_ts:
             kwargs["thread_ts"] = str(self.thread_ts)
-        posted = self.hook.call_method("chat.postMessage", **kwargs)
-        self.log.info("posted to %s (ts %s)", posted["channel"], posted["ts"])
+        posted = self.hook.post_once(**PostOnce.arguments(once), **kwargs)
+        self.log.info("%s to %s (ts %s)", "found the earlier post" if posted["found"] else "posted",
+                      posted["channel"], posted["ts"])
         return {"channel": posted["channel"], "ts": posted["ts"], "thread_ts": self.thread_ts or None}
 
     def _message(self) -> tuple[str, list[dict[str, Any]]]:

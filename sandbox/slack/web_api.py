@@ -37,7 +37,9 @@ three are merged, as Slack accepts them). What it covers, and how closely:
   → the same DM every time, ``already_open``; ``return_im``); ``conversations.info``;
   ``conversations.list`` (``types``, ``exclude_archived``, ``limit`` ≤ 1000 + ``cursor``; private
   channels only when the bot is a member); ``conversations.history`` (newest first, top-level
-  messages, ``limit`` + ``cursor``, ``has_more``); ``conversations.replies``.
+  messages, ``limit`` + ``cursor``, ``has_more``, ``oldest`` / ``latest`` / ``inclusive``; a message's
+  ``metadata``, as posted with ``chat.postMessage``, only with ``include_all_metadata``);
+  ``conversations.replies`` (the same window and metadata rules; the parent always listed).
 - **Seed**: team ``T0SANDBOX``, the bot user ``officeflow`` (``U0BOT00001``), ``admin@<domain>`` and
   ``people.manager@<domain>`` (or ``Credentials.extra["slack_users"]``: a list of
   ``{"email", "real_name"}``), public channels ``#general`` and ``#officeflow-alerts`` (the bot is in both).
@@ -590,12 +592,32 @@ def conversations_history(request: Request, state: SandboxState, data: dict[str,
     channel = _resolve_channel(data, args.get("channel"))
     if channel["is_private"] and BOT_USER_ID not in channel["members"]:
         raise SlackError("not_in_channel")
-    messages = [m for m in reversed(data["messages"].get(channel["id"], []))
-                if m.get("thread_ts") in (None, m["ts"])]
+    messages = [_as_listed(m, args) for m in reversed(data["messages"].get(channel["id"], []))
+                if m.get("thread_ts") in (None, m["ts"]) and _in_window(m, args)]
     offset, limit = _cursor(args, 100, 999)
     chunk = messages[offset:offset + limit]
     return {"messages": chunk, "has_more": offset + limit < len(messages),
             "response_metadata": _next(offset, limit, len(messages))}
+
+
+def _in_window(message: dict[str, Any], args: dict[str, Any]) -> bool:
+    """``oldest`` / ``latest`` (Unix timestamps, exclusive unless ``inclusive``), as Slack's history methods."""
+    ts, inclusive = float(message["ts"]), _flag(args.get("inclusive"))
+    try:
+        oldest = float(args["oldest"]) if args.get("oldest") not in (None, "") else None
+        latest = float(args["latest"]) if args.get("latest") not in (None, "") else None
+    except ValueError:
+        raise SlackError("invalid_ts_oldest" if "oldest" in args else "invalid_ts_latest") from None
+    if oldest is not None and (ts < oldest or (ts == oldest and not inclusive)):
+        return False
+    return latest is None or ts < latest or (ts == latest and inclusive)
+
+
+def _as_listed(message: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+    """A message as the history methods list it: its ``metadata`` only with ``include_all_metadata``."""
+    if "metadata" in message and not _flag(args.get("include_all_metadata")):
+        return {k: v for k, v in message.items() if k != "metadata"}
+    return message
 
 
 @method("conversations.replies")
@@ -607,6 +629,7 @@ def conversations_replies(request: Request, state: SandboxState, data: dict[str,
     thread = [m for m in messages if m["ts"] == ts or m.get("thread_ts") == ts]
     if not any(m["ts"] == ts for m in thread):
         raise SlackError("thread_not_found")
+    thread = [_as_listed(m, args) for m in thread if m["ts"] == ts or _in_window(m, args)]
     offset, limit = _cursor(args, 100, 1000)
     return {"messages": thread[offset:offset + limit], "has_more": offset + limit < len(thread),
             "response_metadata": _next(offset, limit, len(thread))}

@@ -113,3 +113,16 @@ def test_a_store_that_is_down_fails_the_request_before_anyone_is_asked(approvals
         _SlackApprovalRequest(operator()).notify(context())
     assert not approvals.state("slack")["messages"].get(CHANNEL)
     assert outbox(store_url) == []
+
+
+def test_a_retried_approval_request_whose_answer_was_lost_is_posted_once(approvals):
+    """The post reached Slack but its answer did not; the next try finds it rather than asking twice."""
+    op, ctx = operator(), context()
+    approvals.fault("slack", status=503, path="/api/chat.postMessage", after=True)
+    _SlackApprovalRequest(op).notify(ctx)  # found in the channel's history: the try goes on
+    ctx["ti"].try_number = 2
+    _SlackApprovalRequest(op).notify(ctx)
+    requests = [m for m in approvals.state("slack")["messages"][CHANNEL] if ctx["run_id"] in str(m.get("blocks"))]
+    assert len(requests) == 1
+    posts = [r["status"] for r in approvals.requests("slack") if r["path"] == "/api/chat.postMessage"]
+    assert posts == [503]

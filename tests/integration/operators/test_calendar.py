@@ -14,7 +14,8 @@ import httpx
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from include.officeflow.calendar import find_slot, google_event_id, run_key, transaction_id
+from include.officeflow.calendar import find_slot, google_event_id, transaction_id
+from include.officeflow.run_keys import run_key
 from operators.calendar import (
     CancelMeetingOperator,
     CancelOrganizedMeetingsOperator,

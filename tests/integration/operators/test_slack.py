@@ -125,6 +125,73 @@ def test_a_long_retry_after_goes_back_to_airflow_instead_of_blocking(sandbox):
     assert [r["status"] for r in calls(sandbox, "chat.postMessage")] == [429]
 
 
+# --- once per task: retries and lost answers --------------------------------------------------------
+
+def task_context(*, try_number: int = 1, run_id: str = "manual__2026-12-03", map_index: int = -1) -> dict:
+    """The parts of a task's Context the poster reads: its task instance and its run's start."""
+    started = SimpleNamespace(timestamp=lambda: time.time() - 60)
+    ti = SimpleNamespace(dag_id="employee_onboarding", run_id=run_id, task_id="post", map_index=map_index,
+                         try_number=try_number, start_date=started)
+    return {"ti": ti, "dag_run": SimpleNamespace(start_date=started)}
+
+
+def post(context: dict, **kwargs) -> dict:
+    fields = {"text": "Welcome Ada", "channel": "#general", **kwargs}
+    return SlackMessageOperator(task_id="post", **fields).execute(context=context)
+
+
+def test_a_post_whose_answer_was_lost_is_found_instead_of_posted_twice(sandbox):
+    sandbox.fault("slack", status=503, path="/api/chat.postMessage", after=True)  # posted, then the answer is lost
+    result = post(task_context())
+    [message] = messages(sandbox, "C0GENERAL0")
+    assert result == {"channel": "C0GENERAL0", "ts": message["ts"], "thread_ts": None}
+    assert message["metadata"]["event_type"] == "officeflow_post"
+    assert [r["status"] for r in calls(sandbox, "chat.postMessage")] == [503]  # never sent again
+    assert [r["status"] for r in calls(sandbox, "conversations.history")] == [200]
+
+
+def test_a_retry_finds_the_earlier_tries_post(sandbox):
+    first = post(task_context())
+    again = post(task_context(try_number=2))
+    assert again == first and len(messages(sandbox, "C0GENERAL0")) == 1
+    assert len(calls(sandbox, "chat.postMessage")) == 1
+    other_run = post(task_context(try_number=2, run_id="manual__2026-12-04"))
+    other_index = post(task_context(try_number=2, map_index=1))
+    assert len({first["ts"], other_run["ts"], other_index["ts"]}) == 3
+    assert len(messages(sandbox, "C0GENERAL0")) == 3
+
+
+def test_a_retried_thread_reply_is_posted_once(sandbox):
+    parent = post({}, text="Onboarding Ada")
+    reply = post(task_context(), text="Laptop shipped", thread_ts=parent["ts"])
+    assert post(task_context(try_number=3), text="Laptop shipped", thread_ts=parent["ts"]) == reply
+    assert [m["ts"] for m in messages(sandbox, "C0GENERAL0")] == [parent["ts"], reply["ts"]]
+    assert [r["status"] for r in calls(sandbox, "conversations.replies")] == [200]
+
+
+def test_a_post_that_never_arrived_fails_retryably_and_the_retry_posts_it(sandbox):
+    sandbox.fault("slack", status=503, path="/api/chat.postMessage")  # refused before anything was posted
+    with pytest.raises(AirflowException) as info:
+        post(task_context())
+    assert not isinstance(info.value, AirflowFailException)
+    assert messages(sandbox, "C0GENERAL0") == []
+    result = post(task_context(try_number=2))
+    assert [m["ts"] for m in messages(sandbox, "C0GENERAL0")] == [result["ts"]]
+
+
+def test_without_include_all_metadata_history_lists_no_metadata(sandbox):
+    post(task_context())
+    from slack_sdk import WebClient
+
+    conn = sandbox.connections["officeflow_slack"]
+    web = WebClient(token=conn["password"], base_url=conn["extra"]["base_url"])
+    [plain] = web.conversations_history(channel="C0GENERAL0")["messages"]
+    [full] = web.conversations_history(channel="C0GENERAL0", include_all_metadata=True)["messages"]
+    assert "metadata" not in plain and full["metadata"]["event_type"] == "officeflow_post"
+    assert web.conversations_history(channel="C0GENERAL0", oldest=full["ts"])["messages"] == []
+    assert len(web.conversations_history(channel="C0GENERAL0", oldest=full["ts"], inclusive=True)["messages"]) == 1
+
+
 # --- channels -------------------------------------------------------------------------------------
 
 def create(**kwargs) -> dict:
