@@ -196,21 +196,20 @@ class OfficeFlowSlackHook(SlackHook):
         The post carries ``key`` in its metadata. On a ``retry``, and when the post's answer never came (5xx,
         dropped connection: it may have been posted), the earlier post is looked for (:meth:`find_post`, since
         ``since``) and answered instead. ``key`` None posts plainly. Answers ``{"channel", "ts", "found"}``."""
-        channel, thread_ts = str(message["channel"]), message.get("thread_ts")
-        if key is not None and retry:
-            earlier = self.find_post(channel, key, oldest=since, thread_ts=thread_ts)
-            if earlier is not None:
-                return {"channel": earlier["channel"], "ts": earlier["ts"], "found": True}
-        if key is not None:
-            message = {**message, "metadata": post_metadata(key)}
-        try:
+        if key is None:
             posted = self.call_method("chat.postMessage", **message)
-        except errors.Unavailable:
-            earlier = None if key is None else self.find_post(channel, key, oldest=since, thread_ts=thread_ts)
-            if earlier is None:
-                raise
-            return {"channel": earlier["channel"], "ts": earlier["ts"], "found": True}
-        return {"channel": posted["channel"], "ts": posted["ts"], "found": False}
+            return {"channel": posted["channel"], "ts": posted["ts"], "found": False}
+        channel, thread_ts = str(message["channel"]), message.get("thread_ts")
+        earlier = self.find_post(channel, key, oldest=since, thread_ts=thread_ts) if retry else None
+        if earlier is None:
+            try:
+                posted = self.call_method("chat.postMessage", **message, metadata=post_metadata(key))
+                return {"channel": posted["channel"], "ts": posted["ts"], "found": False}
+            except errors.Unavailable:
+                earlier = self.find_post(channel, key, oldest=since, thread_ts=thread_ts)
+                if earlier is None:
+                    raise
+        return {"channel": earlier["channel"], "ts": earlier["ts"], "found": True}
 
     def find_post(self, channel: str, key: str, *, oldest: float | None = None,
                   thread_ts: str | None = None, max_pages: int = 5) -> dict[str, Any] | None:

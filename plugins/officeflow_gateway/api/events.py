@@ -181,6 +181,20 @@ def _visible_row(session: Any, event_id: str, caller: Caller, *, lock: bool = Fa
     return row, organization
 
 
+def _events_of(caller: Caller, query: Any, *, endpoint: str | None, status: str | None,
+               organization_id: str | None) -> Any:
+    """``query`` (selecting from ``webhook_events``) limited to the caller's organizations and the filters given."""
+    query = (query.outerjoin(WebhookEndpoint, WebhookEndpoint.id == WebhookEvent.endpoint_id)
+             .where(caller.scope(EVENT_ORGANIZATION)))
+    if endpoint:
+        query = query.where(WebhookEvent.endpoint_id == endpoint)
+    if status:
+        query = query.where(WebhookEvent.status == status)
+    if organization_id:
+        query = query.where(EVENT_ORGANIZATION.in_([organization_id]))
+    return query
+
+
 # --- routes ------------------------------------------------------------------------------------------
 
 
@@ -196,15 +210,8 @@ async def list_events(
     """Events of the caller's organizations, newest first (without conf and document)."""
 
     def work() -> EventList:
-        query = (select(WebhookEvent, EVENT_ORGANIZATION.label("organization_id"))
-                 .outerjoin(WebhookEndpoint, WebhookEndpoint.id == WebhookEvent.endpoint_id)
-                 .where(caller.scope(EVENT_ORGANIZATION)))
-        if endpoint:
-            query = query.where(WebhookEvent.endpoint_id == endpoint)
-        if status:
-            query = query.where(WebhookEvent.status == status.value)
-        if organization_id:
-            query = query.where(EVENT_ORGANIZATION.in_([organization_id]))
+        query = _events_of(caller, select(WebhookEvent, EVENT_ORGANIZATION.label("organization_id")),
+                           endpoint=endpoint, status=status.value if status else None, organization_id=organization_id)
         with session_scope() as session:
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
             rows = session.execute(query.order_by(WebhookEvent.received_at.desc(), WebhookEvent.id)
@@ -302,13 +309,9 @@ async def replay_events(selection: ReplayFilter, request: Request, caller: Repla
     cid = correlation_id(request)
 
     def work() -> BulkReplay:
-        query = (select(WebhookEvent.id, EVENT_ORGANIZATION.label("organization_id"))
-                 .outerjoin(WebhookEndpoint, WebhookEndpoint.id == WebhookEvent.endpoint_id)
-                 .where(caller.scope(EVENT_ORGANIZATION), WebhookEvent.status == selection.status))
-        if selection.endpoint:
-            query = query.where(WebhookEvent.endpoint_id == selection.endpoint)
-        if selection.organization_id:
-            query = query.where(EVENT_ORGANIZATION.in_([selection.organization_id]))
+        query = _events_of(caller, select(WebhookEvent.id, EVENT_ORGANIZATION.label("organization_id")),
+                           endpoint=selection.endpoint, status=selection.status,
+                           organization_id=selection.organization_id)
         if selection.received_after:
             query = query.where(WebhookEvent.received_at >= selection.received_after)
         if selection.received_before:
