@@ -5,9 +5,9 @@ metadata DB (required: readiness fails without them), and, each only when config
 (``OFFICEFLOW_REDIS_URL``), Kafka (the events relay's connection), S3 (an ``s3://`` documents URL) and SMTP
 (the ``smtp_default`` connection). Optional ones failing make the report ``degraded`` (200), not down.
 
-The checks run side by side in worker threads, each bounded by ``OFFICEFLOW_HEALTH_TIMEOUT_SECONDS``: a
-dependency that accepts connections and never answers is reported as timed out, and the probe answers in
-about that time whatever hangs. Each check also sets its own client timeouts, so its thread ends too.
+The checks run side by side in worker threads, each bounded by ``OFFICEFLOW_HEALTH_TIMEOUT_SECONDS``, the
+required ones first: a dependency that accepts connections and never answers is reported as timed out, and
+the probe answers within twice that time whatever hangs. Each check also sets its own client timeouts, so its thread ends too.
 """
 
 from __future__ import annotations
@@ -178,7 +178,23 @@ def edge_checks() -> list[Probe]:
 
 
 def _run(checks: list[Probe], required_only: bool) -> HealthReport:
-    selected = [(name, probe, required) for name, probe, required in checks if required or not required_only]
+    required = [check for check in checks if check[2]]
+    optional = [] if required_only else [check for check in checks if not check[2]]
+    # The required checks run first, on their own: an optional one's client set-up (boto3 builds its S3 client
+    # from JSON models, librdkafka starts threads) must not slow the store's check past the timeout and turn a
+    # hung optional dependency into a false "unhealthy". The probe answers within twice the timeout.
+    results = _checked(required) + _checked(optional)
+    if any(c.status == "fail" for c in results):
+        overall: Literal["healthy", "degraded", "unhealthy"] = "unhealthy"
+    elif any(c.status == "warn" for c in results):
+        overall = "degraded"
+    else:
+        overall = "healthy"
+    return HealthReport(status=overall, timestamp=datetime.now(UTC), checks=results)
+
+
+def _checked(selected: list[Probe]) -> list[Check]:
+    """Run ``selected`` side by side, each bounded by the timeout; a check not configured is left out."""
     timeout = _timeout()
     futures = [_executor.submit(probe) for _, probe, _ in selected]
     deadline = time.monotonic() + timeout
@@ -193,13 +209,7 @@ def _run(checks: list[Probe], required_only: bool) -> HealthReport:
             status: Literal["warn", "fail"] = "fail" if required else "warn"
             reason = f"no answer within {timeout:g}s" if isinstance(exc, FutureTimeout) else str(exc) or repr(exc)
             results.append(Check(name=name, status=status, message=redact_text(reason)[:300], required=required))
-    if any(c.status == "fail" for c in results):
-        overall: Literal["healthy", "degraded", "unhealthy"] = "unhealthy"
-    elif any(c.status == "warn" for c in results):
-        overall = "degraded"
-    else:
-        overall = "healthy"
-    return HealthReport(status=overall, timestamp=datetime.now(UTC), checks=results)
+    return results
 
 
 def _respond(report: HealthReport) -> JSONResponse:

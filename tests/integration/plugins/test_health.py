@@ -110,7 +110,7 @@ def test_a_hung_dependency_cannot_hang_the_probe(client, settings_env, monkeypat
         ready = client.get("/health/ready")
     assert elapsed < 5, f"/health took {elapsed:.1f}s with a 1 s timeout"
     assert silent.accepted >= 3  # the checks did connect: they timed out waiting for an answer
-    assert response.status_code == 200 and response.json()["status"] == "degraded"
+    assert response.status_code == 200 and response.json()["status"] == "degraded", response.text
     found = checks(response)
     for name in ("redis", "kafka", "s3_documents", "smtp"):
         assert found[name]["status"] == "warn" and found[name]["message"], found[name]
@@ -125,3 +125,26 @@ def test_unreachable_optional_dependency_is_degraded_not_down(client, settings_e
     assert response.status_code == 200 and response.json()["status"] == "degraded"
     redis_check = checks(response)["redis"]
     assert redis_check["status"] == "warn" and "refused" in redis_check["message"].lower()
+
+
+def test_required_checks_run_before_the_optional_ones(settings_env, monkeypatch):
+    """An optional check's client set-up (CPU under the GIL) must not push the store's check past the timeout."""
+    from plugins.officeflow_gateway import health
+
+    settings_env.setenv("OFFICEFLOW_HEALTH_TIMEOUT_SECONDS", "1")
+    times: dict[str, float] = {}
+
+    def required() -> str:
+        time.sleep(0.3)
+        times["required done"] = time.monotonic()
+        return "ok"
+
+    def optional() -> str:
+        times["optional started"] = time.monotonic()
+        return "ok"
+
+    report = health._run([("optional", optional, False), ("store", required, True)], required_only=False)
+    assert report.status == "healthy" and [c.name for c in report.checks] == ["store", "optional"]
+    assert times["optional started"] >= times["required done"]
+    assert [c.name for c in health._run([("optional", optional, False), ("store", required, True)], True).checks] \
+        == ["store"]
