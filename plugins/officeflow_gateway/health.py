@@ -7,7 +7,8 @@ metadata DB (required: readiness fails without them), and, each only when config
 
 The checks run side by side in worker threads, each bounded by ``OFFICEFLOW_HEALTH_TIMEOUT_SECONDS``, the
 required ones first: a dependency that accepts connections and never answers is reported as timed out, and
-the probe answers within twice that time whatever hangs. Each check also sets its own client timeouts, so its thread ends too.
+the probe answers within twice that time whatever hangs. Each check also sets its own client timeouts, so
+its thread ends too.
 """
 
 from __future__ import annotations
