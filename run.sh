@@ -14,8 +14,8 @@ Usage: ./run.sh <command>
              (api-server, scheduler, dag-processor, triggerer, SMTP sink, SaaS sandbox, and the events relay
              when a Kafka connection is configured; Ctrl-C stops all)
   test       Install if needed and run the whole test suite (starts its own PostgreSQL, Redis, MinIO,
-             Kafka, sandbox and Airflow); `test unit|integration|e2e|deploy` runs one tier, `test coverage` the suite
-             with a coverage report; other arguments go to pytest
+             Kafka, sandbox and Airflow); `test unit|integration|e2e|chaos|deploy` runs one tier,
+             `test coverage` the suite with a coverage report; other arguments go to pytest
   seed       Add development data to the running dev platform: sample endpoints, a declarative
              workflow, three sample hires (onboarding runs)
   db-reset   Empty the dev databases (Airflow's and the OfficeFlow store); asks first (--yes skips)
@@ -36,6 +36,9 @@ Usage: ./run.sh <command>
              --local-only; options go to that script)
   tools      Build and cache the deployment check tools (helm, kubeconform, trivy, kwok, etcd, the
              Kubernetes control plane): ~20 min once per machine, then instant; `test` runs it
+  chaos      The fault-injection suite: 10,000 deliveries while processes are killed, PostgreSQL restarts
+             and run creation fails; checks nothing is lost or done twice (docs/RELIABILITY.md);
+             `chaos short` the shorter profile that ./run.sh test runs
   bench      Measure webhook -> run success against a REST-API baseline (docs/BENCHMARKS.md)
   bench-gateway  Gateway throughput and latency under signed load (edge, api-server), against a minimal
                  reference server as ceiling, on a durable PostgreSQL
@@ -431,7 +434,7 @@ cmd_test() {
   local tier="${1:-}" args=()
   case "$tier" in
     unit) shift; args=(tests/unit) ;;  # no services: nothing to install or start
-    integration|e2e|deploy) shift; args=("tests/$tier") ;;
+    integration|e2e|chaos|deploy) shift; args=("tests/$tier") ;;
     coverage) shift
       args=(--cov=include --cov=operators --cov=plugins --cov=dags --cov-report=term-missing:skip-covered) ;;
   esac
@@ -494,6 +497,16 @@ run_bench() {  # run_bench SCRIPT ARGS...: the benchmarks start their own Postgr
 
 cmd_bench() { run_bench webhook_to_success.py "$@"; }
 cmd_bench_onboarding() { run_bench onboarding_runtime.py "$@"; }
+cmd_chaos() {
+  ensure_venv
+  ensure_services
+  export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PATH="$VENV/bin:$PATH"
+  export OFFICEFLOW_POSTGRES_BIN="${OFFICEFLOW_POSTGRES_BIN:-$(postgres_bin)}"
+  export OFFICEFLOW_CHAOS_PROFILE="${1:-full}" OFFICEFLOW_CHAOS_REPORT="$ROOT/.officeflow/chaos-report.txt"
+  mkdir -p "$ROOT/.officeflow"
+  python -m pytest tests/chaos -p no:cacheprovider -q
+  log "report: $OFFICEFLOW_CHAOS_REPORT"
+}
 cmd_bench_relay() { ensure_kafka; run_bench relay_throughput.py "$@"; }
 cmd_bench_gateway() {
   command -v wrk >/dev/null 2>&1 || { log "installing wrk from apt"; apt_install wrk; }
@@ -536,6 +549,7 @@ case "${1:-help}" in
   bench-gateway) shift; cmd_bench_gateway "$@" ;;
   bench-onboarding) shift; cmd_bench_onboarding "$@" ;;
   bench-relay) shift; cmd_bench_relay "$@" ;;
+  chaos) shift; cmd_chaos "$@" ;;
   clean) shift; cmd_clean "$@" ;;
   build) shift; cmd_build "$@" ;;
   tools) shift; cmd_tools "$@" ;;

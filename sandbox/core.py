@@ -317,6 +317,11 @@ def install(app: Any, services: list[Service], state: SandboxState, faults: Faul
         faults.add(rule)
         return {"pending": faults.pending()}
 
+    @control.get("/faults")
+    def pending_faults() -> dict[str, Any]:
+        """The injected rules not spent yet."""
+        return {"pending": faults.pending()}
+
     @control.delete("/faults")
     def clear_faults(service: str | None = None) -> dict[str, Any]:
         faults.clear(service)

@@ -32,9 +32,15 @@ class MailboxHandler:
         self.mailbox.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._count = 0
+        self.faults: list[tuple[str, str]] = []  # (reply, recipient or ""): see SmtpSink.refuse
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         with self._lock:
+            fault = next((f for f in self.faults if not f[1] or f[1] in envelope.rcpt_tos), None)
+            if fault is not None:
+                self.faults.remove(fault)
+                log.info("Refused message from %s to %s: %s", envelope.mail_from, envelope.rcpt_tos, fault[0])
+                return fault[0]
             self._count += 1
             name = f"{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**9:09d}-{self._count}.eml"
         content = envelope.original_content or envelope.content or b""
@@ -68,6 +74,19 @@ class SmtpSink:
     def start(self) -> SmtpSink:
         self.controller.start()
         return self
+
+    def pending_refusals(self) -> list[tuple[str, str]]:
+        """The refusals (reply, recipient) no message has met yet."""
+        handler = self.controller.handler
+        with handler._lock:
+            return list(handler.faults)
+
+    def refuse(self, *replies: str, to: str = "") -> None:
+        """The next messages (to ``to`` only, when given) are refused with these replies, one each, in order (e.g.
+        ``"451 4.3.0 Try again later"``, ``"554 5.7.1 Message rejected"``); nothing is stored for them."""
+        handler = self.controller.handler
+        with handler._lock:
+            handler.faults.extend((reply, to) for reply in replies)
 
     def stop(self) -> None:
         self.controller.stop()

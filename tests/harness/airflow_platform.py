@@ -53,28 +53,49 @@ class AirflowPlatform:
         }
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._token: str | None = None
+        self._api_server_args: tuple[str, ...] = ()
 
     def start(self, timeout: float = 240, components: tuple[str, ...] = COMPONENTS,
               api_server_args: tuple[str, ...] = ()) -> AirflowPlatform:
-        airflow = str(Path(sys.executable).with_name("airflow"))
+        self._api_server_args = api_server_args
         for name in components:
-            args = [airflow, name]
-            if name == "dispatcher":
-                args = [sys.executable, "-m", "plugins.officeflow_gateway.dispatcher"]
-            elif name == "api-server":
-                args += ["--host", "127.0.0.1", "--port", str(self.port), *api_server_args]
-            log = (self.home / f"{name}.log").open("wb")
-            self.processes[name] = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                                    start_new_session=True)
+            self.spawn(name)
+        self.wait_ready(timeout)
+        return self
+
+    def spawn(self, name: str) -> None:
+        """Start one component (again: its log is appended to)."""
+        airflow = str(Path(sys.executable).with_name("airflow"))
+        args = [airflow, name]
+        if name == "dispatcher":
+            args = [sys.executable, "-m", "plugins.officeflow_gateway.dispatcher"]
+        elif name == "api-server":
+            args += ["--host", "127.0.0.1", "--port", str(self.port), *self._api_server_args]
+        log = (self.home / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                                start_new_session=True)
+
+    def running(self, name: str) -> bool:
+        return self.processes[name].poll() is None
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a component and every process it started (a crash, as far as it can tell)."""
+        proc = self.processes[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 9)
+        proc.wait(timeout=30)
+
+    def wait_ready(self, timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
-            if self._ready():
-                return self
+            if self.ready():
+                return
             time.sleep(1)
         raise RuntimeError(f"Airflow did not become ready in {timeout}s\n{self.logs_tail()}")
 
-    def _ready(self) -> bool:
+    def ready(self) -> bool:
+        """The api-server answers: ready, and the DAGs are parsed."""
         try:
             if httpx.get(f"{self.base_url}/officeflow/health/ready", timeout=5).status_code != 200:
                 return False

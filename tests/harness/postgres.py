@@ -61,6 +61,11 @@ class PostgresCluster:
             time.sleep(0.2)
         raise RuntimeError(f"PostgreSQL did not start; see {self.root / 'postgres.log'}")
 
+    def restart(self, mode: str = "fast") -> None:
+        """Stop (``fast``: roll back open transactions, close every connection) and start again, same port."""
+        self._run(self.bin / "pg_ctl", "-D", self.data, "-m", mode, "-l", self.root / "postgres.log", "-w", "-t", "60",
+                  "restart")  # -l: the server's output to its log, not to this call's pipe (which would never end)
+
     def stop(self) -> None:
         if self.data.exists():
             with contextlib.suppress(subprocess.CalledProcessError):

@@ -88,6 +88,12 @@ class SandboxServer:
     def fault(self, service: str, **rule: Any) -> None:
         self.client.post("/_sandbox/faults", json={"service": service, **rule}).raise_for_status()
 
+    def pending_faults(self) -> list[dict[str, Any]]:
+        """The injected faults no request has met yet."""
+        response = self.client.get("/_sandbox/faults")
+        response.raise_for_status()
+        return response.json()["pending"]  # type: ignore[no-any-return]
+
     def stop(self) -> None:
         self.client.close()
         stop_process(self.process)
