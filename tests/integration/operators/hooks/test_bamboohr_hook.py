@@ -23,17 +23,10 @@ def hook(sandbox, monkeypatch, *, waits: list[float] | None = None, **changes) -
     return BambooHRHook("bamboohr_test", max_attempts=3, max_wait=30, sleep=recorded.append)
 
 
-def add_employee(sandbox, **fields) -> str:
-    conn = sandbox.connections["officeflow_bamboohr"]
-    response = sandbox.client.post(f"{conn['host'].removeprefix(sandbox.url)}/employees/", json=fields,
-                                   auth=(conn["login"], "x"))
-    assert response.status_code == 201, response.text
-    return response.headers["Location"].rstrip("/").rsplit("/", 1)[1]
-
-
 def test_reads_the_employee_record(sandbox, monkeypatch):
-    employee = add_employee(sandbox, firstName="Ada", lastName="Lovelace", workEmail="ada@officeflow.test",
-                            jobTitle="Engineer", department="Engineering", supervisorEmail="admin@officeflow.test")
+    employee = sandbox.add_bamboohr_employee(firstName="Ada", lastName="Lovelace", workEmail="ada@officeflow.test",
+                                             jobTitle="Engineer", department="Engineering",
+                                             supervisorEmail="admin@officeflow.test")
     record = hook(sandbox, monkeypatch).get_employee(employee)
     assert record["id"] == employee
     assert {k: record[k] for k in ("firstName", "lastName", "workEmail", "jobTitle", "department", "status")} == {
