@@ -34,7 +34,8 @@ def test_reads_the_employee_record(sandbox, monkeypatch):
         "department": "Engineering", "status": "Active"}
     assert record["terminationDate"] == "0000-00-00"  # BambooHR's empty date
     [request] = [r for r in sandbox.requests("bamboohr") if r["method"] == "GET"]
-    assert request["path"] == f"{EMPLOYEES}{employee}/" and "fields=firstName%2ClastName%2CworkEmail" in request["query"]
+    assert request["path"] == f"{EMPLOYEES}{employee}/"
+    assert "fields=firstName%2ClastName%2CworkEmail" in request["query"]
 
 
 def test_an_unknown_employee_is_not_found(sandbox, monkeypatch):
@@ -59,7 +60,7 @@ def test_a_bad_api_key_is_a_configuration_error(sandbox, monkeypatch):
 
 def test_a_forbidden_key_is_a_configuration_error(sandbox, monkeypatch):
     sandbox.fault("bamboohr", path=EMPLOYEES, status=403, message="You do not have access to this employee")
-    with pytest.raises(AuthError, match="403 .*You do not have access.*check the API key"):
+    with pytest.raises(AuthError, match=r"403 .*You do not have access.*check the API key"):
         hook(sandbox, monkeypatch).get_employee("1")
 
 
