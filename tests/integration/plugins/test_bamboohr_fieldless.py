@@ -197,6 +197,25 @@ def test_bamboohr_down_or_misconfigured_never_fails_the_delivery(client, sandbox
     assert "revoked-key" not in event.error
 
 
+def test_a_dead_lettered_read_is_replayed_once_the_connection_is_fixed(client, sandbox, env, monkeypatch, admin):
+    env.set("OFFICEFLOW_DISPATCH_MAX_ATTEMPTS", "1")
+    employee_id, email = employee(sandbox)
+    promote(sandbox, employee_id)
+    good = sandbox.env()["AIRFLOW_CONN_OFFICEFLOW_BAMBOOHR"]
+    monkeypatch.setenv("AIRFLOW_CONN_OFFICEFLOW_BAMBOOHR", json.dumps({**json.loads(good), "login": "revoked-key"}))
+    data = deliver(client, sample_event("employee.updated", employee_id, ["jobTitle"]))
+    dead = wait_status(data["event_id"], "dead")
+    assert "401" in (dead.error or "") and "check the API key" in (dead.error or "")
+
+    monkeypatch.setenv("AIRFLOW_CONN_OFFICEFLOW_BAMBOOHR", good)
+    replay = client.post(f"/api/v1/events/{dead.id}/replay", headers=admin)
+    assert replay.status_code == 202, replay.text
+    event = wait_status(dead.id, "triggered")
+    assert (event.dag_id, event.dag_run_id) == (ROLE_CHANGE, data["dag_run_id"])
+    [(_, _, conf, _)] = dag_runs(event.dag_run_id)
+    assert (conf["email"], conf["job_title"]) == (email, "Engineering Manager")
+
+
 def test_a_redelivered_fieldless_event_reads_once_and_starts_one_run(client, sandbox):
     employee_id, _ = employee(sandbox)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
