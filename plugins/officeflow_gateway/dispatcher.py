@@ -63,9 +63,6 @@ def dispatch_one(event_id: str, trigger: Trigger = trigger_run) -> str | None:
         # Every line logged while starting the run carries its ids (docs/observability.md).
         with bound(correlationId=event.correlation_id, workflowId=event.dag_id,
                    organizationId=conf.get("organization_id")):
-            note = run_notes.start_note(conf, correlation_id=event.correlation_id,
-                                        started_by=run_notes.started_by_event(conf.get("source"), event.event_type,
-                                                                              event.provider_event_id))
             try:
                 # The run continues the trace of the request that delivered the event (docs/observability.md).
                 with tracing.span("officeflow.dispatch", traceparent=event.payload.get("traceparent"),
@@ -81,9 +78,10 @@ def dispatch_one(event_id: str, trigger: Trigger = trigger_run) -> str | None:
                                      event.event_type)
                             return event.status
                         conf = dict(event.payload.get("conf") or {})
-                        note = run_notes.start_note(conf, correlation_id=event.correlation_id,
-                                                    started_by=run_notes.started_by_event(
-                                                        conf.get("source"), event.event_type, event.provider_event_id))
+                    note = run_notes.start_note(conf, correlation_id=event.correlation_id,
+                                                started_by=run_notes.started_by_event(conf.get("source"),
+                                                                                      event.event_type,
+                                                                                      event.provider_event_id))
                     trigger(event.dag_id, event.dag_run_id, conf,
                             triggered_by_name=f"officeflow-gateway:{event.endpoint_id}", note=note)
             except TriggerError as exc:
