@@ -64,6 +64,7 @@ class Credentials:
     - ``google_domain``: the Workspace domain (users and groups must be in it);
     - ``microsoft_clients``: client_id -> client secret, ``microsoft_tenant``, ``microsoft_domain``;
     - ``okta_tokens``: accepted SSWS API tokens;
+    - ``bamboohr_api_keys``: accepted BambooHR API keys, ``bamboohr_company``: the company domain;
     - ``tls_*``: the TLS listener's certificate and key files, the local CA that signed them (what a
       client must trust) and its base URL (``https://127.0.0.1:<tls port>``), when it has one.
     """
@@ -74,6 +75,8 @@ class Credentials:
     microsoft_tenant: str = "officeflow-tenant"
     microsoft_domain: str = "officeflow.test"
     okta_tokens: list[str] = field(default_factory=list)
+    bamboohr_api_keys: list[str] = field(default_factory=list)
+    bamboohr_company: str = "officeflow"
     tls_base_url: str = ""
     tls_ca_file: str = ""
     tls_cert_file: str = ""

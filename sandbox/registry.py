@@ -14,6 +14,7 @@ SERVICE_MODULES: dict[str, str] = {
     "sendgrid": "sandbox.email.sendgrid",
     "slack": "sandbox.slack",
     "openai": "sandbox.openai",
+    "bamboohr": "sandbox.bamboohr",
 }
 #: Every service, in mounting order.
 SERVICE_NAMES: tuple[str, ...] = tuple(SERVICE_MODULES)

@@ -1,5 +1,5 @@
-"""Calls to external services (Slack, Google Workspace, Microsoft Graph, Okta, the OpenAI-compatible API): how
-many, how long, and how they ended, per integration, recorded where each hook makes its calls.
+"""Calls to external services (Slack, Google Workspace, Microsoft Graph, Okta, the OpenAI-compatible API,
+BambooHR): how many, how long, and how they ended, per integration, recorded where each hook makes its calls.
 
 These calls are made by task code, in worker processes (short-lived pods under the KubernetesExecutor) that no
 Prometheus scrapes, so they are OpenTelemetry instruments on the meter provider Airflow sets up in every
@@ -25,7 +25,7 @@ from opentelemetry import metrics
 
 from include.officeflow import errors
 
-INTEGRATIONS = frozenset({"slack", "google_workspace", "microsoft_graph", "okta", "openai"})
+INTEGRATIONS = frozenset({"slack", "google_workspace", "microsoft_graph", "okta", "openai", "bamboohr"})
 OUTCOMES = ("ok", "rate_limited", "unavailable", "auth_error", "refused")
 
 _meter = metrics.get_meter("officeflow")

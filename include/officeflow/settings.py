@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         default=None,
         description="Private key of the BambooHR webhook (shown once when the webhook is created).",
     )
+    bamboohr_conn_id: str = Field(
+        default="officeflow_bamboohr", min_length=1,
+        description="Airflow connection of BambooHR's API (host = https://api.bamboohr.com/api/gateway.php/<company>"
+                    "/v1, login = API key, password = x): the records of events posted without field values.",
+    )
     webhook_replay_window_seconds: int = Field(
         default=300, ge=1, le=3600, description="Max age (and future skew) of a signed timestamp."
     )

@@ -10,6 +10,8 @@ Two ways to run it (``OFFICEFLOW_DISPATCHER_MODE``):
   process, polling the inbox at most every second.
 
 Either way a periodic scan picks up events whose retry is due and those left by a process that died.
+An event that came without field values has its employee record read first (employee_records.py); a failed read
+is retried like a failed trigger.
 Several dispatchers may run at once: an event is claimed with ``FOR UPDATE SKIP LOCKED`` and the run id
 is derived from the event, so the worst case of a race is an ``already exists`` that counts as success.
 """
@@ -31,6 +33,7 @@ from include.officeflow.inbox import webhook_event
 from include.officeflow.settings import get_settings
 from include.officeflow.store import EventStatus, WebhookEvent, session_scope
 from include.officeflow.structured_logs import bound
+from plugins.officeflow_gateway import employee_records
 from plugins.officeflow_gateway.triggering import TriggerError, trigger_run
 
 log = logging.getLogger(__name__)
@@ -53,16 +56,13 @@ def dispatch_one(event_id: str, trigger: Trigger = trigger_run) -> str | None:
             .where(WebhookEvent.id == event_id, WebhookEvent.status == EventStatus.PENDING.value)
             .with_for_update(skip_locked=True)
         ).one_or_none()
-        if event is None or not event.dag_id or not event.dag_run_id:
+        if event is None or not event.dag_run_id or not (event.dag_id or employee_records.needs_record(event)):
             return None
         event.attempts += 1
         conf = dict(event.payload.get("conf") or {})
         # Every line logged while starting the run carries its ids (docs/observability.md).
         with bound(correlationId=event.correlation_id, workflowId=event.dag_id,
                    organizationId=conf.get("organization_id")):
-            note = run_notes.start_note(conf, correlation_id=event.correlation_id,
-                                        started_by=run_notes.started_by_event(conf.get("source"), event.event_type,
-                                                                              event.provider_event_id))
             try:
                 # The run continues the trace of the request that delivered the event (docs/observability.md).
                 with tracing.span("officeflow.dispatch", traceparent=event.payload.get("traceparent"),
@@ -70,6 +70,18 @@ def dispatch_one(event_id: str, trigger: Trigger = trigger_run) -> str | None:
                                               "airflow.dag_run.run_id": event.dag_run_id,
                                               "officeflow.correlation_id": event.correlation_id,
                                               "officeflow.attempt": event.attempts}):
+                    if employee_records.needs_record(event):  # an event without field values: read them first
+                        employee_records.complete(session, event)
+                        if event.dag_id is None:
+                            event.status, event.error, event.next_attempt_at = EventStatus.IGNORED.value, None, None
+                            log.info("Event %s is %s after its record was read: starts no workflow", event.id,
+                                     event.event_type)
+                            return event.status
+                        conf = dict(event.payload.get("conf") or {})
+                    note = run_notes.start_note(conf, correlation_id=event.correlation_id,
+                                                started_by=run_notes.started_by_event(conf.get("source"),
+                                                                                      event.event_type,
+                                                                                      event.provider_event_id))
                     trigger(event.dag_id, event.dag_run_id, conf,
                             triggered_by_name=f"officeflow-gateway:{event.endpoint_id}", note=note)
             except TriggerError as exc:
@@ -83,7 +95,8 @@ def dispatch_one(event_id: str, trigger: Trigger = trigger_run) -> str | None:
                     event.error = f"dead after {event.attempts} attempts: {event.error}"
                 else:
                     # Counted from the failure, not the claim: a slow failure must not make the retry due at once.
-                    event.next_attempt_at = datetime.now(UTC) + timedelta(seconds=backoff_seconds(event.attempts))
+                    delay = max(backoff_seconds(event.attempts), exc.retry_after or 0.0)
+                    event.next_attempt_at = datetime.now(UTC) + timedelta(seconds=delay)
                 log.warning("Event %s (correlationId=%s) -> %s: %s", event.id, event.correlation_id,
                             event.status, event.error)
                 if event.status != EventStatus.PENDING.value:  # the same transaction as the status change

@@ -17,11 +17,13 @@ log = logging.getLogger(__name__)
 class TriggerError(Exception):
     """The run could not be created. ``reason``: ``dag_not_available`` (not parsed yet: may pass on a
     retry), ``refused`` (invalid conf, run type not allowed: will not pass on a retry) or ``failed``
-    (database errors and the like: worth a retry)."""
+    (database errors and the like: worth a retry). ``retry_after``: seconds the next try should wait at least
+    (a throttled service said so)."""
 
-    def __init__(self, message: str, *, reason: str = "failed") -> None:
+    def __init__(self, message: str, *, reason: str = "failed", retry_after: float | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+        self.retry_after = retry_after
 
     @property
     def permanent(self) -> bool:

@@ -4,6 +4,9 @@ find endpoint (404, same answer for unknown and disabled) -> rate limit (429) ->
 content type (415) -> verify (401, nothing stored) -> parse (400) -> per event: route by type,
 map to conf (plus correlation_id, source and the endpoint's organization_id), validate against the
 DAG's params (422, stored as ``rejected``) -> store (commit) -> answer 202 -> the dispatcher starts the run.
+An event the adapter marks ``lookup`` (no field values: BambooHR's Deleted entries and event-based payloads) is
+stored ``pending`` unvalidated; the dispatcher reads its record first (employee_records.py), so no call to the HR
+system ever delays or fails a delivery.
 
 The event loop waits on I/O and never on a worker thread for a delivery's usual path: the endpoint and the DAG's
 params come from in-process caches, the rate limiter is in-process or on redis.asyncio, and the store's statement
@@ -113,7 +116,10 @@ def _to_store(endpoint: endpoints.EndpointConfig, event: Any, cid: str) -> NewEv
     error: str | None = None
     dag_id = run_id = None
     target = endpoint.target_for(event.event_type)
-    if target is None:
+    # No field values (``lookup``): accepted unvalidated, the record is read and the run validated at dispatch
+    # (employee_records.py). An update's workflow may only be known from the record (``reclassify``).
+    lookup = event.document.get("lookup") or {}
+    if target is None and not lookup.get("reclassify"):
         status = EventStatus.IGNORED
     else:
         try:
@@ -123,7 +129,7 @@ def _to_store(endpoint: endpoints.EndpointConfig, event: Any, cid: str) -> NewEv
             # The tenant is the endpoint's, never the payload's: a mapped value must not move a run
             # into another organization.
             conf["organization_id"] = endpoint.organization_id
-            known = params_validator.validate(target, conf)
+            known = bool(lookup) or params_validator.validate(target, conf)  # type: ignore[arg-type]
         except MappingError as exc:
             status, error = EventStatus.REJECTED, f"{exc.field}: {exc.message}"
         else:

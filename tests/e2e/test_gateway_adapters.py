@@ -107,6 +107,24 @@ def test_bamboohr_managed_endpoint_with_rotation(platform, smtp):
     assert deliver(platform, endpoint, body, signed_with(rotated.json()["secret"])).status_code == 202
 
 
+def test_bamboohr_event_based_delivery_runs_with_the_record_from_bamboohrs_api(platform, smtp, sandbox_server):
+    """An event-based ``employee.created`` names the employee only: the api-server's dispatcher reads the record
+    from the (sandbox's) BambooHR API through the connection ``officeflow_bamboohr``, then starts the run."""
+    endpoint = create_endpoint(platform, adapter="bamboohr", secret="bamboohr-private-key-" + uuid.uuid4().hex)
+    email = f"bhr-api-{uuid.uuid4().hex[:8]}@example.com"
+    employee_id = sandbox_server.add_bamboohr_employee(firstName="Katherine", lastName="Johnson", workEmail=email)
+    body = json.dumps({"type": "employee.created", "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S+0000"),
+                       "data": {"companyId": "1", "employeeId": employee_id}}).encode()
+    stamp = str(int(time.time()))
+    headers = {bamboohr.TIMESTAMP_HEADER: stamp,
+               bamboohr.SIGNATURE_HEADER: bamboohr.sign(body, stamp, endpoint["secret"])}
+    response = deliver(platform, endpoint, body, headers)
+    assert response.status_code == 202 and response.json()["status"] == "pending", response.text
+    assert_run_and_mail(platform, smtp, response.json(), email)
+    run = platform.wait_for_run(TARGET, response.json()["dag_run_id"])
+    assert (run["conf"]["first_name"], run["conf"]["employee_id"]) == ("Katherine", employee_id)
+
+
 def test_management_api_requires_an_airflow_token(platform):
     response = httpx.get(platform.base_url + f"{API}/webhook-endpoints", timeout=10)
     assert response.status_code == 401

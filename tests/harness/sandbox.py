@@ -94,6 +94,27 @@ class SandboxServer:
         response.raise_for_status()
         return response.json()["pending"]  # type: ignore[no-any-return]
 
+    # --- BambooHR's side: its employee API, as an HR admin changes the records ------------------------
+    def bamboohr(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A call to the sandbox's BambooHR API (``path`` below ``.../v1/``) with its API key."""
+        conn = self.connections["officeflow_bamboohr"]
+        response = self.client.request(method, f"{conn['host'].removeprefix(self.url)}/{path}",
+                                       auth=(conn["login"], "x"), **kwargs)
+        response.raise_for_status()
+        return response
+
+    def add_bamboohr_employee(self, **fields: Any) -> str:
+        """Add an employee (BambooHR's ``POST employees/``); their new id."""
+        location = self.bamboohr("POST", "employees/", json=fields).headers["Location"]
+        return location.rstrip("/").rsplit("/", 1)[1]
+
+    def update_bamboohr_employee(self, employee_id: str, **fields: Any) -> None:
+        self.bamboohr("POST", f"employees/{employee_id}/", json=fields)
+
+    def delete_bamboohr_employee(self, employee_id: str) -> None:
+        """What an admin's Delete in BambooHR's UI does (the API has none): reads answer 404 from now on."""
+        self.client.delete(f"/bamboohr/sandbox/employees/{employee_id}").raise_for_status()
+
     def stop(self) -> None:
         self.client.close()
         stop_process(self.process)

@@ -11,6 +11,12 @@ Both shapes are normalised to one document per employee event::
 ``action`` is the classified OfficeFlow event type (see :func:`classify`): BambooHR only says
 Created / Updated / Deleted, while OfficeFlow starts different workflows for a termination and for
 a job change, which BambooHR reports as an ``Updated`` of the fields that changed.
+
+An event without field values (a ``Deleted`` entry, every event-based payload) whose workflow needs the person,
+or whose kind only the values tell (a changed ``status`` without its value), is marked ``"lookup": {"system":
+"bamboohr", "action": <BambooHR's action>, "reclassify": <an update>}``: the gateway stores and accepts it, and
+the dispatcher reads the employee's record from BambooHR's API before it starts the run
+(plugins/officeflow_gateway/employee_records.py).
 """
 
 from __future__ import annotations
@@ -46,6 +52,10 @@ _NOT_ALNUM = re.compile(r"[^0-9a-z]")
 #: label of the supervisor field.
 JOB_FIELDS = frozenset({"jobtitle", "department", "division", "supervisor", "supervisoreid", "supervisorid",
                         "supervisoremail", "reportingto", "location"})
+#: Fields whose change may be a termination, which only their value tells (Inactive, Terminated).
+STATUS_FIELDS = frozenset({"status", "employmenthistorystatus", "employmentstatus"})
+#: Event types whose workflows need the person's fields.
+PERSON_EVENTS = frozenset({"employee.created", "employee.terminated", "employee.deleted", "employee.job_changed"})
 #: BambooHR's "no date" value for an empty date field.
 _EMPTY_DATES = frozenset({"", "0000-00-00"})
 _MISSING = object()
@@ -104,6 +114,19 @@ def classify(action: str, changed_fields: Any, fields: dict[str, Any]) -> str:
     if changed & JOB_FIELDS:
         return "employee.job_changed"
     return event_type
+
+
+def lookup_of(action: str, event_type: str, changed_fields: list[Any], fields: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``lookup`` of an event that carries no field values but needs them: a hire, termination, deletion or job
+    change, or an update of a status field (:data:`STATUS_FIELDS`) whose value decides whether it is a
+    termination. ``None`` when the event posts values (kept as it is) or needs none."""
+    if fields:
+        return None
+    changed = {_norm(name) for name in changed_fields if isinstance(name, str)}
+    if event_type in PERSON_EVENTS or (event_type == "employee.updated" and changed & STATUS_FIELDS):
+        raw = action if action.startswith("employee.") else f"employee.{action.lower()}"
+        return {"system": "bamboohr", "action": raw, "reclassify": raw == "employee.updated"}
+    return None
 
 
 def _changed_fields(value: Any, where: str) -> list[Any]:
@@ -220,11 +243,13 @@ class BambooHRAdapter:
             changed = _changed_fields(entry.get("changedFields"), f"employees[{index}]")
             event_type = classify(str(entry["action"]), changed, fields)
             employee_id = str(entry["id"])
+            document = {"employee_id": employee_id, "action": event_type, "fields": fields,
+                        "changedFields": changed, "timestamp": entry.get("timestamp")}
+            lookup = lookup_of(str(entry["action"]), event_type, changed, fields)
             events.append(InboundEvent(
                 provider_event_id=f"{event_type}:{employee_id}:{_digest(entry)[:32]}",
                 event_type=event_type,
-                document={"employee_id": employee_id, "action": event_type, "fields": fields,
-                          "changedFields": changed, "timestamp": entry.get("timestamp")},
+                document={**document, "lookup": lookup} if lookup else document,
             ))
         return events
 
@@ -240,10 +265,11 @@ class BambooHRAdapter:
         event_type = classify(str(document["type"]), changed, fields)
         employee_id = str(data["employeeId"])
         stamp = str(document.get("timestamp") or _digest(document)[:32])
+        normalised = {"employee_id": employee_id, "action": event_type, "fields": fields, "changedFields": changed,
+                      "timestamp": document.get("timestamp"), "companyId": data.get("companyId")}
+        lookup = lookup_of(str(document["type"]), event_type, changed, fields)
         return InboundEvent(
             provider_event_id=f"{event_type}:{employee_id}:{stamp}",
             event_type=event_type,
-            document={"employee_id": employee_id, "action": event_type, "fields": fields,
-                      "changedFields": changed, "timestamp": document.get("timestamp"),
-                      "companyId": data.get("companyId")},
+            document={**normalised, "lookup": lookup} if lookup else normalised,
         )

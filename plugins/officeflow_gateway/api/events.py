@@ -275,11 +275,14 @@ def _requeue(session: Any, row: WebhookEvent) -> None:
     endpoint = endpoints.cache.get(row.endpoint_id)
     if endpoint is None:
         raise ApiError(409, "conflict", f"endpoint {row.endpoint_id!r} no longer exists")
+    document = (row.payload or {}).get("document") or {}
+    # An event posted without field values has its record read again by the dispatcher (employee_records.py):
+    # validated then, and an update's workflow known then.
+    lookup = document.get("lookup") or {}
     target = endpoint.target_for(row.event_type)
-    if target is None:
+    if target is None and not lookup.get("reclassify"):
         raise ApiError(409, "conflict", f"endpoint {endpoint.id!r} does not start a workflow for "
                        f"{row.event_type!r}; add it to the endpoint's event_types or routes first")
-    document = (row.payload or {}).get("document") or {}
     try:
         conf = apply_mapping(endpoint.mapping, document)
         conf.setdefault("correlation_id", row.correlation_id)
@@ -287,7 +290,8 @@ def _requeue(session: Any, row: WebhookEvent) -> None:
         conf["organization_id"] = endpoint.organization_id  # never taken from the payload
         from plugins.officeflow_gateway.webhooks import params_validator
 
-        params_validator.validate(target, conf)
+        if not lookup:
+            params_validator.validate(target, conf)  # type: ignore[arg-type]
     except MappingError as exc:
         hidden = _hidden_values(row)
         raise ApiError(422, "unmappable_event",

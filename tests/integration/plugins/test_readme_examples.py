@@ -1,7 +1,10 @@
-"""The README's webhook endpoint example and the gateway doc's bulk replay request, as a new user follows them:
+"""The README's webhook endpoint example, the gateway doc's bulk replay request and its BambooHR API connection and
+event-based payload, as a new user follows them:
 the endpoint definition from the README's ``curl`` command, created through the management API, then the example
 body signed with the Standard Webhooks library (``standardwebhooks``, as a sender would) and delivered; the run
-it starts has every param the workflow requires, and the ids the README describes are where it says they are."""
+it starts has every param the workflow requires, and the ids the README describes are where it says they are. The
+BambooHR connection, with the sandbox's API in place of BambooHR's and its key in place of the placeholder, reads
+the record of the documented payload's employee, whose offboarding starts."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from pathlib import Path
 from standardwebhooks import Webhook
 
 from tests.harness.endpoints import API
-from tests.harness.gateway import wait_status
+from tests.harness.gateway import URL, signed, wait_status
 from tests.harness.gateway_checks import dag_runs
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -77,3 +80,32 @@ def test_the_documented_bulk_replay_request_is_answered(client, admin):
     response = client.post("/api/v1/events/replay", json=selection, headers=admin)
     assert response.status_code == 200, response.text
     assert response.json() == {"matched": 0, "replayed": [], "not_replayed": [], "dry_run": True}
+
+
+def test_the_documented_bamboohr_connection_reads_the_record_of_the_documented_event(client, sandbox, monkeypatch):
+    gateway_doc = ROOT / "docs" / "gateway.md"
+    [command] = [block for block in _blocks("bash", gateway_doc) if "AIRFLOW_CONN_OFFICEFLOW_BAMBOOHR" in block]
+    name, value = re.search(r"export (\w+)='(.*?)'", command, flags=re.S).groups()
+    documented = json.loads(value)
+    assert documented["host"] == "https://api.bamboohr.com/api/gateway.php/acme/v1" and documented["password"] == "x"
+    # BambooHR's API -> the sandbox's, company "acme" -> the sandbox's company, the placeholder -> its key.
+    ours = sandbox.connections["officeflow_bamboohr"]
+    host = documented["host"].replace("https://api.bamboohr.com", f"{sandbox.url}/bamboohr").replace(
+        "/acme/", "/officeflow/")
+    assert host == ours["host"] and documented["login"] == "<API key>"
+    monkeypatch.setenv(name, json.dumps({**documented, "host": host, "login": ours["login"]}))
+
+    [payload] = [block for block in _blocks("json", gateway_doc) if '"employee.updated"' in block]
+    document = json.loads(payload)
+    employee = sandbox.add_bamboohr_employee(firstName="Grace", lastName="Hopper", workEmail="grace@officeflow.test",
+                                             status="Inactive", terminationDate="2026-11-30")
+    document["data"]["employeeId"] = employee
+    document["timestamp"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
+    body = json.dumps(document).encode()
+    response = client.post(URL, content=body, headers=signed(body))
+    assert response.status_code == 202 and response.json()["status"] == "pending", response.text
+
+    event = wait_status(response.json()["event_id"], "triggered")
+    [(dag_id, _, conf, _)] = dag_runs(event.dag_run_id)
+    assert (dag_id, conf["email"], conf["termination_date"]) == (
+        "employee_offboarding", "grace@officeflow.test", "2026-11-30")

@@ -359,3 +359,36 @@ def test_termination_and_job_change_map_to_conf_with_the_new_fields():
     assert conf_of(json.dumps(payload).encode()) == {
         "employee_id": "42", "email": "ada@example.com", "job_title": "Lead", "department": "Research",
         "event_type": JOB_CHANGED}
+
+
+# --- events without field values: marked for a read of the employee's record at dispatch ------------------------
+
+
+def parsed(document: dict) -> tuple[str, dict | None]:
+    [event] = adapter.parse(delivery(json.dumps(document).encode()))
+    return event.event_type, event.document.get("lookup")
+
+
+@pytest.mark.parametrize(("document", "event_type", "lookup"), [
+    pytest.param({"employees": [{"action": "Deleted", "id": "1", "fields": {}}]}, "employee.deleted",
+                 {"system": "bamboohr", "action": "employee.deleted", "reclassify": False}, id="field-based-deleted"),
+    pytest.param({"employees": [{"action": "Updated", "id": "1", "changedFields": ["Job Title"]}]},
+                 "employee.job_changed", {"system": "bamboohr", "action": "employee.updated", "reclassify": True},
+                 id="field-based-update-without-fields"),
+    pytest.param({"type": "employee.created", "data": {"employeeId": "1"}}, "employee.created",
+                 {"system": "bamboohr", "action": "employee.created", "reclassify": False}, id="event-based-created"),
+    pytest.param({"type": "employee.deleted", "data": {"employeeId": "1"}}, "employee.deleted",
+                 {"system": "bamboohr", "action": "employee.deleted", "reclassify": False}, id="event-based-deleted"),
+    pytest.param({"type": "employee.updated", "data": {"employeeId": "1", "changedFields": ["terminationDate"]}},
+                 "employee.terminated", {"system": "bamboohr", "action": "employee.updated", "reclassify": True},
+                 id="event-based-termination-date"),
+    pytest.param({"type": "employee.updated", "data": {"employeeId": "1", "changedFields": ["status"]}},
+                 "employee.updated", {"system": "bamboohr", "action": "employee.updated", "reclassify": True},
+                 id="event-based-status-only-the-value-tells"),
+    pytest.param({"type": "employee.updated", "data": {"employeeId": "1", "changedFields": ["homePhone"]}},
+                 "employee.updated", None, id="event-based-other-fields-need-no-read"),
+    pytest.param({"employees": [{"action": "Deleted", "id": "1", "fields": {"workEmail": "a@example.com"}}]},
+                 "employee.deleted", None, id="posted-values-are-used-as-they-are"),
+])
+def test_events_without_values_are_marked_for_a_record_read(document, event_type, lookup):
+    assert parsed(document) == (event_type, lookup)
