@@ -73,6 +73,11 @@ def days(title: str, description: str, default: int, maximum: int = 3650) -> Any
 
 
 
+def count(title: str, description: str, default: int, maximum: int) -> Any:
+    """A whole number from 1 to ``maximum``, preset to ``default``."""
+    return _param(default, type="integer", minimum=1, maximum=maximum, title=title, description=description)
+
+
 def text_list(title: str, description: str) -> Any:
     """An optional list of short texts (one per line in the trigger form), empty by default."""
     return _param(None, type=["null", "array"], items={"type": "string", "minLength": 1, "maxLength": 250},
