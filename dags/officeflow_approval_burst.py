@@ -26,16 +26,14 @@ with workflow_dag(
     tags=["slack", "it"],
     with_run_params=False,
     params={
-        "approver": fields.text("Approver", "A Slack user's email; only they may decide.",
-                                default="admin@officeflow.test", format="idn-email"),
-        "channel": fields.text("Slack channel", "Where the requests are posted.", default="#general"),
+        **fields.approval_check("Where the requests are posted."),
         "count": fields.count("Requests", "How many approval requests to post at once.", default=10, maximum=200),
     },
 ) as dag:
 
     @task
-    def items(count: int) -> list[str]:
-        return [f"Burst approval {n} of {count}" for n in range(1, count + 1)]
+    def items(count: str) -> list[str]:
+        return [f"Burst approval {n} of {count}" for n in range(1, int(count) + 1)]
 
     SlackApprovalOperator.partial(
         task_id="approval",

@@ -205,7 +205,8 @@ def _decide(click: ApprovalClick, request: Request | None, now: datetime, settle
         return ApprovalClickStatus.PENDING.value, None
     if request.state not in PARKED:
         return ApprovalClickStatus.EXPIRED.value, f"the task is {request.state}"
-    safe, click.scheduler_mark = approval_clicks.ready(now=now, parked_at=request.updated_at, settle_seconds=settle,
+    parked_at = request.updated_at or click.received_at  # Airflow sets updated_at on every change of the row
+    safe, click.scheduler_mark = approval_clicks.ready(now=now, parked_at=parked_at, settle_seconds=settle,
                                                        scheduler=request.scheduler, mark=click.scheduler_mark)
     if not safe:
         return ApprovalClickStatus.PENDING.value, None

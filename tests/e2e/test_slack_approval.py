@@ -185,7 +185,7 @@ def test_a_hundred_clicks_within_100_ms_of_their_requests_fail_nothing_and_apply
     lag: dict[str, float] = {}
     with ThreadPoolExecutor(max_workers=8) as pool:
         while len(answers) < BURST:
-            assert time.monotonic() - started < 300, f"{len(answers)} of {BURST} requests posted\n" + \
+            assert time.monotonic() - started < 900, f"{len(answers)} of {BURST} requests posted\n" + \
                 platform.task_states(BURST_DAG_ID, run_id)
             for message in sandbox_server.state("slack")["messages"].get(CHANNEL, []):
                 if message["ts"] not in answers and run_id in str(message.get("blocks")):
@@ -202,7 +202,7 @@ def test_a_hundred_clicks_within_100_ms_of_their_requests_fail_nothing_and_apply
     assert sorted(lag.values())[int(BURST * 0.9) - 1] < 0.1 and max(lag.values()) < 1.0, sorted(lag.values())
 
     # Every approval resumed once, in its first try: no failed task, no retry, no second request.
-    run = platform.wait_for_run(BURST_DAG_ID, run_id, timeout=400)
+    run = platform.wait_for_run(BURST_DAG_ID, run_id, timeout=900)
     tis = platform.api("GET", f"/api/v2/dags/{BURST_DAG_ID}/dagRuns/{run_id}/taskInstances",
                        params={"limit": 200}).json()["task_instances"]
     approvals = [ti for ti in tis if ti["task_id"] == "approval"]
