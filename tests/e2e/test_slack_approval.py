@@ -173,6 +173,7 @@ def test_an_approver_slack_does_not_know_fails_the_run_and_the_outbox_says_so(
 BURST = 100
 
 
+@pytest.mark.timeout(1500)  # 200 task processes (each approval parks, then resumes): minutes on a busy machine
 def test_a_hundred_clicks_within_100_ms_of_their_requests_fail_nothing_and_apply_once(
         platform: AirflowPlatform, sandbox_server: SandboxServer, store: str):
     sandbox_server.reset()
