@@ -173,6 +173,16 @@ def test_an_approver_slack_does_not_know_fails_the_run_and_the_outbox_says_so(
 BURST = 100
 
 
+def every(platform: AirflowPlatform, path: str, key: str) -> list[dict[str, Any]]:
+    """All items of a REST API list, page by page (the API answers at most 100 at a time)."""
+    items: list[dict[str, Any]] = []
+    while True:
+        page = platform.api("GET", path, params={"limit": 100, "offset": len(items)}).json()[key]
+        items += page
+        if len(page) < 100:
+            return items
+
+
 @pytest.mark.timeout(1500)  # 200 task processes (each approval parks, then resumes): minutes on a busy machine
 def test_a_hundred_clicks_within_100_ms_of_their_requests_fail_nothing_and_apply_once(
         platform: AirflowPlatform, sandbox_server: SandboxServer, store: str):
@@ -205,9 +215,8 @@ def test_a_hundred_clicks_within_100_ms_of_their_requests_fail_nothing_and_apply
 
     # Every approval resumed once, in its first try: no failed task, no retry, no second request.
     run = platform.wait_for_run(BURST_DAG_ID, run_id, timeout=900)
-    tis = platform.api("GET", f"/api/v2/dags/{BURST_DAG_ID}/dagRuns/{run_id}/taskInstances",
-                       params={"limit": 200}).json()["task_instances"]
-    approvals = [ti for ti in tis if ti["task_id"] == "approval"]
+    approvals = [ti for ti in every(platform, f"/api/v2/dags/{BURST_DAG_ID}/dagRuns/{run_id}/taskInstances",
+                                    "task_instances") if ti["task_id"] == "approval"]
     assert run["state"] == "success", platform.task_states(BURST_DAG_ID, run_id)
     assert len(approvals) == BURST and {(ti["state"], ti["try_number"]) for ti in approvals} == {("success", 1)}, (
         platform.task_states(BURST_DAG_ID, run_id))
@@ -215,8 +224,7 @@ def test_a_hundred_clicks_within_100_ms_of_their_requests_fail_nothing_and_apply
     print(f"{BURST} approvals decided and resumed {time.monotonic() - started:.0f} s after the trigger")
 
     # Each decision recorded once in Airflow, stored and applied once, audited once, and its message updated.
-    hitl = platform.api("GET", f"/api/v2/dags/{BURST_DAG_ID}/dagRuns/{run_id}/hitlDetails",
-                        params={"limit": 200}).json()["hitl_details"]
+    hitl = every(platform, f"/api/v2/dags/{BURST_DAG_ID}/dagRuns/{run_id}/hitlDetails", "hitl_details")
     assert len(hitl) == BURST and all(h["chosen_options"] == ["Approve"] for h in hitl), hitl[:3]
     kept = store_rows(store, "SELECT map_index, status FROM approval_clicks WHERE run_id = :run_id", run_id=run_id)
     assert sorted(kept) == [(index, "applied") for index in range(BURST)]
