@@ -27,9 +27,7 @@ with workflow_dag(
     tags=["slack", "it"],
     with_run_params=False,
     params={
-        "approver": fields.text("Approver", "A Slack user's email; only they may decide.",
-                                default="admin@officeflow.test", format="idn-email"),
-        "channel": fields.text("Slack channel", "Where the request is posted.", default="#general"),
+        **fields.approval_check("Where the request is posted."),
         "request": fields.text("What to approve", "The request's title.", default="Smoke-test approval"),
     },
 ) as dag:

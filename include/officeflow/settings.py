@@ -278,6 +278,15 @@ class Settings(BaseSettings):
         description="Slack app's signing secret: verifies clicks on approval buttons "
         "(POST /officeflow/slack/interactions); unset = every interaction is refused.",
     )
+    approval_settle_seconds: float = Field(
+        default=10.0, ge=0,
+        description="How long an approval task must have been parked (awaiting input) before a stored Slack "
+        "click is applied: the bound on the parking worker's exit reaching its executor. The click also waits "
+        "for a whole loop of the scheduler that queued the task after that (docs/slack-and-calendar.md).",
+    )
+    approval_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often the api-server looks at stored Slack approval clicks to apply."
+    )
     default_identity_provider: Literal["google", "microsoft", "okta"] = Field(
         default="google",
         description="Identity provider the HR workflows use when a run does not name one (the company's).",

@@ -73,6 +73,18 @@ def days(title: str, description: str, default: int, maximum: int = 3650) -> Any
 
 
 
+def approval_check(where: str) -> dict[str, Any]:
+    """The approver and channel of an approval check DAG (officeflow_approval_smoke, officeflow_approval_burst)."""
+    return {"approver": text("Approver", "A Slack user's email; only they may decide.",
+                             default="admin@officeflow.test", format="idn-email"),
+            "channel": text("Slack channel", where, default="#general")}
+
+
+def count(title: str, description: str, default: int, maximum: int) -> Any:
+    """A whole number from 1 to ``maximum``, preset to ``default``."""
+    return _param(default, type="integer", minimum=1, maximum=maximum, title=title, description=description)
+
+
 def text_list(title: str, description: str) -> Any:
     """An optional list of short texts (one per line in the trigger form), empty by default."""
     return _param(None, type=["null", "array"], items={"type": "string", "minLength": 1, "maxLength": 250},

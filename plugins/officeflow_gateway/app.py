@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -13,6 +13,7 @@ from include.officeflow.settings import get_settings
 from include.officeflow.store import async_pg
 from plugins.officeflow_gateway import (
     admin,
+    approval_clicks,
     health,
     metrics,
     slack_commands,
@@ -47,10 +48,11 @@ async def close_store_pools(_app: Starlette) -> AsyncIterator[None]:
     await async_pg.close_all()
 
 
-def install_gateway_stack(app: FastAPI) -> None:
-    """Error shapes and the per-request layer every OfficeFlow app has, in the api-server and at the edge (edge.py)."""
+def install_gateway_stack(app: FastAPI, background: Sequence[Callable[[], None]] = ()) -> None:
+    """Error shapes and the per-request layer every OfficeFlow app has, in the api-server and at the edge (edge.py);
+    ``background``: the app's own loops to start on its first request."""
     install_error_handlers(app)
-    app.add_middleware(GatewayRequests, routes=app.router.routes)
+    app.add_middleware(GatewayRequests, routes=app.router.routes, background=background)
 
 
 def create_app() -> FastAPI:
@@ -69,7 +71,8 @@ def create_app() -> FastAPI:
         static_url="/api-docs/static",
         lifespan=close_store_pools,
     )
-    install_gateway_stack(app)
+    # Stored Slack approval clicks are applied by the api-server, which has Airflow's metadata DB (not the edge).
+    install_gateway_stack(app, background=(approval_clicks.applier.ensure_started,))
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(webhooks.router)

@@ -34,6 +34,7 @@ from include.officeflow.settings import get_settings
 from include.officeflow.store import EventStatus, WebhookEvent, session_scope
 from include.officeflow.structured_logs import bound
 from plugins.officeflow_gateway import employee_records
+from plugins.officeflow_gateway.background import BackgroundLoop
 from plugins.officeflow_gateway.triggering import TriggerError, trigger_run
 
 log = logging.getLogger(__name__)
@@ -147,40 +148,20 @@ def run_once(trigger: Trigger = trigger_run, limit: int = 100, pause: Callable[[
     return attempted
 
 
-class Dispatcher:
+class Dispatcher(BackgroundLoop):
     """The background loop; one per process (re-created after a fork)."""
 
+    name = "officeflow-dispatcher"
+
     def __init__(self, trigger: Trigger = trigger_run, *, external: bool = False) -> None:
+        super().__init__()
         self.trigger = trigger
         self.external = external
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-        self._lock = threading.Lock()
 
     def ensure_started(self) -> None:
         if not self.external and get_settings().dispatcher_mode == "external":
             return  # the api-server only accepts; a dispatcher process creates the runs
-        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
-                return
-            self._stop.clear()
-            self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._loop, name="officeflow-dispatcher", daemon=True)
-            self._thread.start()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self, timeout: float = 10) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        super().ensure_started()
 
     def _loop(self) -> None:
         log.info("OfficeFlow dispatcher started (pid %s, %s)", os.getpid(),

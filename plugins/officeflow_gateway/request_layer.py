@@ -1,7 +1,8 @@
 """The gateway's one per-request ASGI layer: what every request to an OfficeFlow app goes through, in order.
 
-1. the embedded dispatcher is started (on the first request, not at import: every Airflow component imports
-   the plugin, only api-server and edge processes serve requests);
+1. the embedded dispatcher and the app's other background loops (the api-server's applier of Slack approval
+   clicks) are started (on the first request, not at import: every Airflow component imports the plugin, only
+   api-server and edge processes serve requests);
 2. the correlation id and the log context (request_context.py): every answer carries ``X-Correlation-ID``,
    every line logged while serving the request the request's ids;
 3. the server span, continuing the caller's ``traceparent`` (request_tracing.py);
@@ -18,7 +19,7 @@ concerns stay in their modules as plain functions; the blocks here are synchrono
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -32,9 +33,11 @@ from plugins.officeflow_gateway.same_origin import cross_origin_refusal
 
 
 class GatewayRequests:
-    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute],
+                 background: Sequence[Callable[[], None]] = ()) -> None:
         self.app = app
         self.routes = routes
+        self.background = tuple(background)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,6 +45,8 @@ class GatewayRequests:
             return
         started = time.perf_counter()
         dispatcher.ensure_started()
+        for ensure_started in self.background:
+            ensure_started()
         cid = request_context.begin(scope)
         status = ResponseStatus(request_context.sending_correlation_id(send, cid))
         with bound(correlationId=cid):

@@ -6,19 +6,24 @@ Slack posts ``application/x-www-form-urlencoded`` with one field ``payload`` (JS
 "v0:{X-Slack-Request-Timestamp}:{raw body}">``, the timestamp within 300 s (slack_sdk's
 ``SignatureVerifier``). A bad or stale signature → 401 in the gateway's error shape, nothing touched.
 
-A click on :class:`operators.slack.SlackApprovalOperator`'s buttons by one of the approvers records the
-HITL response exactly as Airflow's REST API does (the same function: options validated, only once,
+A click on :class:`operators.slack.SlackApprovalOperator`'s buttons by one of the approvers becomes the
+HITL response exactly as Airflow's REST API records it (the same function: options validated, only once,
 assigned users checked), and the waiting task resumes. The Slack user is mapped to the Airflow user with
 the approver's e-mail, who must be allowed to answer this workflow's approvals in Airflow too (the auth
 manager's HITL permission on the DAG); ``responded_by`` is that e-mail and user name. Anyone else (not an
 approver, no such Airflow user, or no permission) gets an ephemeral "not allowed", the task keeps waiting,
-and the refusal is audited, as is every recorded decision. The reply is 200 at once; the
-message update ("Approved by …") or the ephemeral goes to the payload's ``response_url`` after the
-answer (Slack wants the 200 within 3 s).
+and the refusal is audited, as is every recorded decision.
+
+The click is stored in the OfficeFlow store first (one per request; a second click is "already decided") and
+applied at once only when that cannot fail the task: a click that comes while Airflow is still parking the
+task waits in the store and the api-server's applier (:mod:`.approval_clicks`) applies it within seconds.
+The reply is 200 at once (Slack wants it within 3 s): "Approved by …" when applied, else "recorded"; the
+message update ("Approved by …") or the ephemeral goes to the payload's ``response_url`` when it is applied.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from typing import Any
@@ -30,9 +35,11 @@ from fastapi.responses import JSONResponse
 from slack_sdk.signature import SignatureVerifier
 from starlette.concurrency import run_in_threadpool
 
+from include.officeflow import approval_clicks
 from include.officeflow.audit import audit
 from include.officeflow.settings import get_settings
 from plugins.officeflow_auth.fab import user_allowed_to_approve
+from plugins.officeflow_gateway import approval_clicks as applier_module
 from plugins.officeflow_gateway import slack_modals
 from plugins.officeflow_gateway.errors import ApiError, correlation_id
 from plugins.officeflow_gateway.slack_summary import REQUEST_ACTION_ID
@@ -44,19 +51,6 @@ APPROVE_ACTION_ID = "officeflow_approve"  # operators.slack's button action ids
 REJECT_ACTION_ID = "officeflow_reject"
 OPTIONS = {APPROVE_ACTION_ID: "Approve", REJECT_ACTION_ID: "Reject"}
 MAX_BODY = 1_048_576
-
-
-class SlackResponder:
-    """The Airflow user a Slack click responds as (what ``update_hitl_detail`` asks of a user)."""
-
-    def __init__(self, user_id: str, name: str) -> None:
-        self.user_id, self.name = user_id, name
-
-    def get_id(self) -> str:
-        return self.user_id
-
-    def get_name(self) -> str:
-        return self.name
 
 
 def verify(body: bytes, timestamp: str | None, signature: str | None) -> None:
@@ -75,30 +69,6 @@ async def read_signed(request: Request) -> bytes:
         raise ApiError(413, "payload_too_large", "body too large")
     verify(body, request.headers.get("X-Slack-Request-Timestamp"), request.headers.get("X-Slack-Signature"))
     return body
-
-
-def record_response(target: dict[str, Any], option: str, responder: SlackResponder) -> tuple[int, str]:
-    """Airflow's own ``PATCH …/hitlDetails`` handler, called in-process: (status, detail).
-
-    Imported here, not at module level: the plugin is imported by every Airflow component, and only
-    the api-server (which has already imported Airflow's core API, so this import is a lookup) serves
-    this route. A first import racing another thread's SQLAlchemy mapper configuration could deadlock,
-    which is why the tests import the module up front as the api-server does."""
-    from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
-    from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
-    from airflow.utils.session import create_session
-    from fastapi import HTTPException
-
-    try:
-        with create_session() as session:
-            update_hitl_detail(dag_id=str(target["dag_id"]), dag_run_id=str(target["run_id"]),
-                               task_id=str(target["task_id"]),
-                               update_hitl_detail_payload=UpdateHITLDetailPayload(chosen_options=[option]),
-                               user=responder,  # type: ignore[arg-type]
-                               session=session, map_index=int(target.get("map_index", -1)))
-    except HTTPException as exc:
-        return exc.status_code, str(exc.detail)
-    return 200, "recorded"
 
 
 def _post_response_url(url: str, message: dict[str, Any]) -> None:
@@ -141,6 +111,7 @@ async def interactions(request: Request, background: BackgroundTasks) -> JSONRes
     try:
         target = json.loads(action.get("value") or "")
         approvers: dict[str, str] = dict(target["approvers"])
+        map_index = int(target.get("map_index", -1))
     except (ValueError, KeyError, TypeError):
         raise ApiError(400, "invalid_payload", "the button's value is not an OfficeFlow approval") from None
     user = payload.get("user") or {}
@@ -164,29 +135,39 @@ async def interactions(request: Request, background: BackgroundTasks) -> JSONRes
         if response_url:
             background.add_task(_post_response_url, response_url, reply)
         return JSONResponse(reply)
-    responder = SlackResponder(email, email)  # as assigned (by e-mail); the audit names the Airflow user
-    status, detail = await run_in_threadpool(record_response, target, option, responder)
-    if status == 200:
-        await run_in_threadpool(
-            audit, "approval.responded", actor=f"user:{username}", resource_type="workflow",
-            resource_id=str(target.get("dag_id")), outcome="success", correlation_id=correlation_id(request),
-            run_id=str(target.get("run_id")), task_id=str(target.get("task_id")), chosen=option, via="slack",
-            slack_user=slack_user_id)
-    if status == 200:
-        verb = "Approved" if option == "Approve" else "Rejected"
-        original = (payload.get("message") or {}).get("blocks") or []
-        kept = [b for b in original if b.get("type") != "actions"]
-        text = f"{verb} by <@{slack_user_id}> ({email})"
-        reply = {"replace_original": True, "text": text,
-                 "blocks": [*kept, {"type": "section", "text": {"type": "mrkdwn", "text": f"*{text}*"}}]}
-        log.info("HITL %s recorded for %s by %s", option, target, email)
-    elif status == 409:
-        reply = _ephemeral("This request has already been decided.")
-    elif status == 403:
-        reply = _ephemeral("Sorry, you are not allowed to decide on this request.")
-    else:
-        log.warning("Slack click not recorded for %s: %s %s", target, status, detail)
-        reply = _ephemeral(f"Could not record your decision: {detail}")
+    click = approval_clicks.Click(
+        ti_id="", dag_id=str(target.get("dag_id", "")), run_id=str(target.get("run_id", "")),
+        task_id=str(target.get("task_id", "")), map_index=map_index, option=option,
+        slack_user_id=slack_user_id, email=email, username=username, response_url=response_url or None,
+        message_blocks=list((payload.get("message") or {}).get("blocks") or []), correlation_id=correlation_id(request))
+    reply = await run_in_threadpool(_keep_and_apply, click)
     if response_url:
         background.add_task(_post_response_url, response_url, reply)
     return JSONResponse(reply)
+
+
+def _keep_and_apply(click: approval_clicks.Click) -> dict[str, Any]:
+    """Store the click (durably, before Slack gets its answer), then apply it if that is safe already; the answer
+    for Slack. A click the task cannot take yet is applied by the applier (:mod:`.approval_clicks`)."""
+    request = applier_module.current_request(
+        {"dag_id": click.dag_id, "run_id": click.run_id, "task_id": click.task_id, "map_index": click.map_index})
+    if request is None or not request.has_request:
+        log.warning("Slack click for an unknown approval request %s/%s/%s[%s]", click.dag_id, click.run_id,
+                    click.task_id, click.map_index)
+        return _ephemeral("Could not record your decision: this approval request is not known "
+                          "(its task instance or human-in-the-loop request was not found).")
+    if applier_module.answered(request) or approval_clicks.has_click(request.ti_id):
+        return _ephemeral("This request has already been decided.")
+    if request.state not in applier_module.NOT_PARKED_YET | applier_module.PARKED:
+        return _ephemeral(f"Could not record your decision: this request is no longer waiting (the task is "
+                          f"{request.state}).")
+    click_id = approval_clicks.keep(dataclasses.replace(click, ti_id=request.ti_id))
+    if click_id is None:
+        return _ephemeral("This request has already been decided.")
+    outcome = applier_module.apply(click_id, respond=False)
+    if outcome is None or outcome[1] is None:  # pending (or another process is applying it right now)
+        applier_module.applier.wake()
+        verb = "approval" if click.option == "Approve" else "rejection"
+        return _ephemeral(f"Your {verb} is recorded; it will be applied as soon as the task is ready "
+                          "(usually within seconds).")
+    return outcome[1]

@@ -66,14 +66,18 @@ def failed_task_logs(platform: AirflowPlatform, dag_id: str, run_id: str, chars:
 
 def decide(platform: AirflowPlatform, message: dict[str, Any], approve: bool = True,
            user: str = MANAGER_SLACK_ID) -> None:
-    """Click Approve (or Reject) on an approval message as ``user`` (the manager by default)."""
-    time.sleep(8)  # as a person would: see test_slack_approval.waiting_message
+    """Click Approve (or Reject) on an approval message as ``user`` (the manager by default), as soon as it is
+    there: a click before the task is ready is kept and applied when it is (docs/slack-and-calendar.md#early-clicks)."""
     action = "officeflow_approve" if approve else "officeflow_reject"
     body, headers = signed_click(message, APPROVALS_CHANNEL, action, user)
     response = httpx.post(f"{platform.base_url}/officeflow/slack/interactions", content=body, headers=headers,
                           timeout=10)
-    said = "Approved by" if approve else "Rejected by"
-    assert response.status_code == 200 and response.json()["text"].startswith(said), response.text
+    assert response.status_code == 200 and response.json()["text"].startswith(click_answer(approve)), response.text
+
+
+def click_answer(approve: bool = True) -> tuple[str, str]:
+    """How the answer to an approver's click begins: applied at once, or kept until the task is ready."""
+    return ("Approved by", "Your approval is recorded") if approve else ("Rejected by", "Your rejection is recorded")
 
 
 def wait_for_dag(platform: AirflowPlatform, dag_id: str, timeout: float = 120) -> None:

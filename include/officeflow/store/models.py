@@ -622,3 +622,50 @@ class AIUsage(Base):
     input_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     cost_micro_usd: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+
+# --- Slack approval clicks (migration 0015): a click kept until it can be applied safely ----------------------
+
+
+class ApprovalClickStatus(enum.StrEnum):
+    """Life of a stored approval click. Only ``pending`` clicks are still to be applied."""
+
+    PENDING = "pending"
+    APPLIED = "applied"  # recorded as the HITL response, audited once
+    SUPERSEDED = "superseded"  # someone else decided first (the Airflow UI, the REST API)
+    EXPIRED = "expired"  # the request ended or was replaced (a new try) before the click could be applied
+    REFUSED = "refused"  # Airflow refused the responder (assigned users)
+
+
+class ApprovalClick(Base):
+    """An approver's click on a Slack approval request (plugins/officeflow_gateway/approval_clicks.py): stored
+    before Slack gets its answer, applied as the HITL response once the task is parked and the scheduler has
+    handled the parking worker's exit. One click per HITL request (``ti_id``, the task instance's try)."""
+
+    __tablename__ = "approval_clicks"
+    __table_args__ = (UniqueConstraint("ti_id", name="uq_approval_clicks_ti_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    ti_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    dag_id: Mapped[str] = mapped_column(String(250), nullable=False)
+    run_id: Mapped[str] = mapped_column(String(250), nullable=False)
+    task_id: Mapped[str] = mapped_column(String(250), nullable=False)
+    map_index: Mapped[int] = mapped_column(Integer, nullable=False, default=-1)
+    option: Mapped[str] = mapped_column(String(64), nullable=False)
+    slack_user_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    email: Mapped[str] = mapped_column(String(320), nullable=False)
+    username: Mapped[str] = mapped_column(String(255), nullable=False)
+    # Slack's response_url for the message update (valid 30 min); cleared once the click is settled.
+    response_url: Mapped[str | None] = mapped_column(Text)
+    message_blocks: Mapped[list[Any]] = mapped_column(JSON, nullable=False, default=list)
+    correlation_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(
+        String(16), nullable=False, default=ApprovalClickStatus.PENDING.value, index=True
+    )
+    # The first heartbeat of the scheduler that queued the parked try seen after the settle time: the click
+    # is applied once that scheduler has heartbeated again (a whole scheduler loop later).
+    scheduler_mark: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -137,6 +137,7 @@ MUST_FILL = {
     "equipment_request": {"requester_email"},
     "identity_provisioning": {"first_name", "last_name", "email"},
     "officeflow_approval_smoke": set(),
+    "officeflow_approval_burst": set(),
     "calendar_maintenance": set(),
     "document_retention": set(),
     "workflow_insights": set(),
@@ -193,6 +194,7 @@ def test_every_workflow_explains_itself(dagbag):
     owners = {"employee_onboarding": "people-team", "employee_offboarding": "people-team",
               "employee_role_change": "people-team", "equipment_request": "it-team",
               "identity_provisioning": "it-team", "officeflow_approval_smoke": "it-team",
+              "officeflow_approval_burst": "it-team",
               "calendar_maintenance": "it-team", "document_retention": "it-team", "workflow_insights": "it-team",
               "new_contractor_welcome": "people-team", "manager_heads_up": "people-team"}
     for dag_id, owner in owners.items():
@@ -201,8 +203,8 @@ def test_every_workflow_explains_itself(dagbag):
         assert dag.dag_display_name != dag_id and dag.dag_display_name[0].isupper(), dag_id
         assert dag.description and len(dag.description) > 40, dag_id
         assert len(dag.tags) >= 2, dag_id
-    for dag_id in (*HR_DAGS, "identity_provisioning", "officeflow_approval_smoke", "calendar_maintenance",
-                   "document_retention", "workflow_insights"):
+    for dag_id in (*HR_DAGS, "identity_provisioning", "officeflow_approval_smoke", "officeflow_approval_burst",
+                   "calendar_maintenance", "document_retention", "workflow_insights"):
         doc = dagbag.dags[dag_id].doc_md
         assert doc.startswith("# ") and "```text" in doc, f"{dag_id}: doc_md needs a title and the picture"
 

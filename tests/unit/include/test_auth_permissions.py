@@ -11,8 +11,8 @@ from tests.harness.environment import REPO_ROOT
 DEFAULT_ACCESS = {"people": ["HR Manager"], "onboarding": ["HR Manager"], "it": ["IT Operator"]}
 HR_WORKFLOWS = {"employee_onboarding", "employee_offboarding", "employee_role_change", "manager_heads_up",
                 "new_contractor_welcome", "team_membership"}
-IT_WORKFLOWS = {"identity_provisioning", "equipment_request", "officeflow_approval_smoke", "calendar_maintenance",
-                "document_retention", "hr_events_from_kafka", "workflow_insights"}
+IT_WORKFLOWS = {"identity_provisioning", "equipment_request", "officeflow_approval_smoke", "officeflow_approval_burst",
+                "calendar_maintenance", "document_retention", "hr_events_from_kafka", "workflow_insights"}
 GRANT = {"DAGs": {"can_read", "can_edit"}, "DAG Runs": {"can_read", "can_create"}}
 
 
