@@ -15,6 +15,7 @@ from plugins.officeflow_gateway import (
     admin,
     health,
     metrics,
+    openapi_errors,
     slack_commands,
     slack_home,
     slack_interactions,
@@ -50,6 +51,7 @@ async def close_store_pools(_app: Starlette) -> AsyncIterator[None]:
 def install_gateway_stack(app: FastAPI) -> None:
     """Error shapes and the per-request layer every OfficeFlow app has, in the api-server and at the edge (edge.py)."""
     install_error_handlers(app)
+    openapi_errors.install(app)
     app.add_middleware(GatewayRequests, routes=app.router.routes)
 
 
