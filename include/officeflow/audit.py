@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from include.officeflow.store import AuditLog, session_scope
 
-RESOURCE_ID_LENGTH = AuditLog.__table__.c.resource_id.type.length  # 255
+RESOURCE_ID_LENGTH = 255  # audit_log.resource_id: VARCHAR(255)
 
 
 def audit(action: str, *, actor: str, resource_type: str, outcome: str, resource_id: str | None = None,
