@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from include.officeflow.store import AuditLog, session_scope
 
+RESOURCE_ID_LENGTH = 255  # audit_log.resource_id: VARCHAR(255)
+
 
 def audit(action: str, *, actor: str, resource_type: str, outcome: str, resource_id: str | None = None,
           correlation_id: str | None = None, organization_id: str | None = None, source_ip: str | None = None,
@@ -25,6 +27,11 @@ def audit(action: str, *, actor: str, resource_type: str, outcome: str, resource
     ``session``: add the record to the caller's open transaction (no commit here). Otherwise it
     commits on its own, in the store at ``store_url`` (task code passes ``task_store_url()``).
     """
+    if resource_id is not None and len(resource_id) > RESOURCE_ID_LENGTH:
+        # The id of what a caller named can be longer than the column (a 320-character email address): the record
+        # keeps it whole in its details rather than fail (and fail the request whose change is already committed).
+        details = {**details, "resource_id": resource_id}
+        resource_id = resource_id[:RESOURCE_ID_LENGTH - 1] + "…"
     record = AuditLog(actor=actor, action=action, resource_type=resource_type, resource_id=resource_id,
                       outcome=outcome, correlation_id=correlation_id, details=details,
                       organization_id=organization_id, source_ip=source_ip)

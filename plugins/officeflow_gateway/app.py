@@ -16,6 +16,7 @@ from plugins.officeflow_gateway import (
     approval_clicks,
     health,
     metrics,
+    openapi_errors,
     slack_commands,
     slack_home,
     slack_interactions,
@@ -52,6 +53,7 @@ def install_gateway_stack(app: FastAPI, background: Sequence[Callable[[], None]]
     """Error shapes and the per-request layer every OfficeFlow app has, in the api-server and at the edge (edge.py);
     ``background``: the app's own loops to start on its first request."""
     install_error_handlers(app)
+    openapi_errors.install(app)
     app.add_middleware(GatewayRequests, routes=app.router.routes, background=background)
 
 

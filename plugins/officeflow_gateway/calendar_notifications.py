@@ -68,7 +68,10 @@ def _refused(request: Request, provider: str, verdict: sync.Verified, channel: s
 
 
 @router.post("/google/notifications", response_model=NotificationAnswer,
-             summary="Google Calendar push notifications (watch channels)")
+             summary="Google Calendar push notifications (watch channels)",
+             responses={400: {"description": "Not a Google Calendar push notification"},
+                        401: {"description": "The channel token does not match"},
+                        404: {"description": "No such watch channel"}, 410: {"description": "The channel expired"}})
 async def google_notification(request: Request, background: BackgroundTasks) -> Any:
     headers = request.headers
     channel_id = headers.get("X-Goog-Channel-ID", "")
@@ -100,7 +103,11 @@ async def google_notification(request: Request, background: BackgroundTasks) -> 
 
 @router.post("/microsoft/notifications", summary="Microsoft Graph change notifications",
              responses={200: {"content": {"text/plain": {}}, "description": "validation handshake: the token"},
-                        202: {"model": NotificationAnswer}})
+                        202: {"model": NotificationAnswer},
+                        400: {"description": "Not a Graph change notification"},
+                        401: {"description": "clientState does not match the subscription"},
+                        404: {"description": "No such subscription"}, 410: {"description": "The subscription expired"},
+                        413: {"description": "Body too large"}})
 async def microsoft_notification(request: Request, background: BackgroundTasks) -> Response:
     token = request.query_params.get("validationToken")
     if token is not None:

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
+from starlette.types import Scope
 
 from include.officeflow.correlation import CORRELATION_HEADER, correlation_id_from
 from include.officeflow.store.async_pg import StoreUnavailable
@@ -49,6 +50,18 @@ def error_response(request: HTTPConnection, status_code: int, code: str, message
     )
 
 
+NUL_MESSAGE = "A string literal cannot contain NUL (0x00) characters."  # psycopg2's ValueError
+
+
+def nul_in_url_refusal(scope: Scope) -> JSONResponse | None:
+    """The 422 for a NUL character in the URL's path or query: no OfficeFlow id or filter holds one, and PostgreSQL
+    text cannot (it would fail in the database: a 500)."""
+    if "\x00" not in scope["path"] and b"%00" not in scope["query_string"]:
+        return None
+    return error_response(HTTPConnection(scope), 422, "validation_error",
+                          "the URL holds a NUL character (%00): no parameter may contain one")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -78,5 +91,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, ValueError) and str(exc) == NUL_MESSAGE:
+            # A NUL in a body's text reached the store (the URL's are refused by nul_in_url_refusal): bad input.
+            return error_response(request, 422, "validation_error",
+                                  "the request holds a NUL character (\\u0000): no text field may contain one")
         log.exception("Unhandled error (correlationId=%s)", correlation_id(request))
         return error_response(request, 500, "internal_error", "Internal error; quote the correlationId")

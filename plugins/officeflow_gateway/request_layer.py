@@ -6,7 +6,8 @@
 2. the correlation id and the log context (request_context.py): every answer carries ``X-Correlation-ID``,
    every line logged while serving the request the request's ids;
 3. the server span, continuing the caller's ``traceparent`` (request_tracing.py);
-4. the cross-site request forgery guard's 403 (same_origin.py), else the app;
+4. the cross-site request forgery guard's 403 (same_origin.py), the 422 for a NUL in the URL (errors.py), else
+   the app;
 5. afterwards, by the route's template: the span's name and status, the request metrics (metrics.py; requests
    the guard refused are counted too) and the request's one log line.
 
@@ -27,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from include.officeflow.structured_logs import bound
 from plugins.officeflow_gateway import metrics, request_context, request_tracing
 from plugins.officeflow_gateway.dispatcher import dispatcher
+from plugins.officeflow_gateway.errors import nul_in_url_refusal
 from plugins.officeflow_gateway.response_status import ResponseStatus
 from plugins.officeflow_gateway.route_templates import route_template
 from plugins.officeflow_gateway.same_origin import cross_origin_refusal
@@ -53,7 +55,7 @@ class GatewayRequests:
             try:
                 with request_tracing.request_span(scope) as span:
                     try:
-                        refusal = cross_origin_refusal(scope)
+                        refusal = cross_origin_refusal(scope) or nul_in_url_refusal(scope)
                         await (refusal or self.app)(scope, receive, status)
                     finally:
                         route = route_template(scope, self.routes)

@@ -30,7 +30,9 @@ USAGE = "Try `/officeflow` (what is open for you) or `/officeflow request equipm
 
 @router.post("/slack/commands", summary="Slack slash command /officeflow",
              responses={200: {"description": "Acknowledged (empty), or an ephemeral usage message"},
-                        401: {"description": "Slack signature invalid or stale"}})
+                        400: {"description": "Not Slack's payload"},
+                        401: {"description": "Slack signature invalid or stale"},
+                        413: {"description": "Body too large"}})
 async def commands(request: Request, background: BackgroundTasks) -> Response:
     body = await read_signed(request)
     try:

@@ -24,7 +24,9 @@ router = APIRouter(tags=["Slack"])
 
 @router.post("/slack/events", summary="Slack Events API (App Home)",
              responses={200: {"description": "Acknowledged; `{challenge}` for url_verification"},
-                        401: {"description": "Slack signature invalid or stale"}})
+                        400: {"description": "Not Slack's payload"},
+                        401: {"description": "Slack signature invalid or stale"},
+                        413: {"description": "Body too large"}})
 async def events(request: Request, background: BackgroundTasks) -> JSONResponse:
     body = await read_signed(request)
     try:

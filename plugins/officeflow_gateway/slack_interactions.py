@@ -82,7 +82,10 @@ def _ephemeral(text: str) -> dict[str, Any]:
     return {"response_type": "ephemeral", "replace_original": False, "text": text}
 
 
-@router.post("/slack/interactions", summary="Slack interactivity (approval buttons, the equipment request modal)")
+@router.post("/slack/interactions", summary="Slack interactivity (approval buttons, the equipment request modal)",
+             responses={400: {"description": "Not a Slack interaction payload"},
+                        401: {"description": "Slack signature invalid or stale, or no signing secret configured"},
+                        413: {"description": "Body too large"}})
 async def interactions(request: Request, background: BackgroundTasks) -> JSONResponse:
     body = await read_signed(request)
     try:

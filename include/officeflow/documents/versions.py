@@ -36,7 +36,9 @@ from include.officeflow.store.models import new_id, utcnow
 
 log = logging.getLogger(__name__)
 
-_LOGICAL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*(/[A-Za-z0-9][A-Za-z0-9._\-]*)*$")
+# Segments of at most 255 characters: each is a folder or file name in the local-folder storage (NAME_MAX), so a
+# key is valid on every storage alike (a longer one failed in the file system: a 500).
+_LOGICAL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,254}(/[A-Za-z0-9][A-Za-z0-9._\-]{0,254})*$")
 _ORGANIZATION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
 
 
@@ -77,7 +79,7 @@ def validate_document(organization_id: str, logical_key: str, title: str, owner:
         raise DocumentError(f"organization_id must match {_ORGANIZATION.pattern}, got {organization_id!r}")
     if not logical_key or len(logical_key) > 512 or not _LOGICAL_KEY.match(logical_key) or ".." in logical_key:
         raise DocumentError("logical_key must be 1-512 characters of letters, digits, '.', '_', '-' in "
-                            f"'/'-separated segments (no '..'), got {logical_key!r}")
+                            f"'/'-separated segments of at most 255 (no '..'), got {logical_key!r}")
     if not title or len(title) > 500:
         raise DocumentError("title must be 1-500 characters")
     if not owner or len(owner) > 255:

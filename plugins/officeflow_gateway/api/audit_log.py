@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from include.officeflow import audit
+from plugins.officeflow_gateway.api import MAX_BIGINT
 from plugins.officeflow_gateway.auth import Caller, ReadAudit
 
 router = APIRouter(prefix="/api/v1/audit-log", tags=["audit log"])
@@ -51,7 +52,8 @@ def _query(caller: Caller, limit: int, **filters: Any) -> list[AuditEntry]:
 async def list_entries(caller: ReadAudit, actor: str | None = None, action: str | None = None,
                        resource_type: str | None = None, outcome: str | None = None,
                        since: datetime | None = None, until: datetime | None = None,
-                       limit: int = Query(100, ge=1, le=1000), before_id: int | None = None) -> AuditPage:
+                       limit: int = Query(100, ge=1, le=1000),
+                       before_id: int | None = Query(None, ge=1, le=MAX_BIGINT)) -> AuditPage:
     entries = await run_in_threadpool(_query, caller, limit, actor=actor, action=action, resource_type=resource_type,
                                       outcome=outcome, since=since, until=until, before_id=before_id)
     return AuditPage(entries=entries, next_before_id=entries[-1].id if len(entries) == limit else None)

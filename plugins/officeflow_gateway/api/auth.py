@@ -104,7 +104,8 @@ async def login(payload: LoginIn, request: Request) -> TokensOut:
     return await run_in_threadpool(sign_in)
 
 
-@router.post("/refresh", response_model=TokensOut, summary="New access token for a refresh token (rotated)")
+@router.post("/refresh", response_model=TokensOut, summary="New access token for a refresh token (rotated)",
+             responses={401: {"description": "Unknown, expired or revoked refresh token"}})
 async def refresh(payload: RefreshIn, request: Request) -> TokensOut:
     def renew() -> TokensOut:
         try:
@@ -184,7 +185,8 @@ async def mfa_setup(caller: SignedIn, request: Request) -> MfaSetupOut:
     return await run_in_threadpool(begin)
 
 
-@router.post("/mfa/verify", response_model=MfaVerifyOut, summary="Confirm enrolment with a first code")
+@router.post("/mfa/verify", response_model=MfaVerifyOut, summary="Confirm enrolment with a first code",
+             responses={400: {"description": "Wrong code, or no enrolment started"}})
 async def mfa_verify(payload: MfaVerifyIn, caller: SignedIn, request: Request) -> MfaVerifyOut:
     def confirm() -> MfaVerifyOut:
         try:

@@ -44,6 +44,7 @@ from include.officeflow.documents import retention
 from include.officeflow.documents import upload as uploads
 from include.officeflow.settings import get_settings
 from include.officeflow.store import Document, DocumentVersion, session_scope
+from plugins.officeflow_gateway.api import MAX_BIGINT, MAX_INT
 from plugins.officeflow_gateway.auth import Caller, CreateDocuments, EditDocuments, ReadDocuments, authorized
 from plugins.officeflow_gateway.errors import ApiError, correlation_id
 
@@ -203,7 +204,7 @@ async def list_documents(
     tag: Annotated[list[str], Query(description="name:value; repeat to require several")] = [],  # noqa: B006
     deleted: Annotated[bool, Query(description="Only deleted documents (within retention); document admins.")] = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_BIGINT)] = 0,
 ) -> DocumentList:
     """Documents of the caller's organizations the caller may read, newest first, filtered by owner, tags and
     organization. Deleted documents are hidden; ``?deleted=true`` lists them instead (document admins)."""
@@ -351,7 +352,8 @@ _NEW_DOCUMENT_FIELDS: dict[str, Any] = {
     "title": {"type": "string", "maxLength": 500, "description": "Defaults to the file's name."},
     "organization_id": {"type": "string", "default": "default"},
     "logical_key": {"type": "string", "maxLength": 512,
-                    "description": "Unique per organization, e.g. hires/42/contract; "
+                    "description": "Unique per organization, e.g. hires/42/contract ('/'-separated segments of "
+                                   "at most 255 characters); "
                                    "uploads/<uuid>/<file> if omitted."},
     "tag": {"type": "array", "items": {"type": "string"}, "description": "name:value; repeat for several."},
     "metadata": {"type": "string", "description": "A JSON object (at most 16 KiB)."},
@@ -552,8 +554,9 @@ def _verified(chunks: Iterator[bytes], expected: str, document_id: str, version:
                        403: {"description": "Not the owner, an admin or a reader (audited)"},
                        404: {"description": "No such document or version, or a deleted document"}})
 async def download_document(document_id: str, request: Request, caller: ReadDocuments,
-                            version: Annotated[int | None, Query(ge=1, description="The current one if omitted.")]
-                            = None) -> StreamingResponse:
+                            version: Annotated[int | None, Query(ge=1, le=MAX_INT,
+                                                                 description="The current one if omitted.")] = None,
+                            ) -> StreamingResponse:
     """Download a version (the current one by default), streamed from storage; owner, admins and readers.
     Audited (``document.downloaded``)."""
     cid = correlation_id(request)

@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from include.officeflow import email_tracking as tracking
 from include.officeflow.audit import audit
 from include.officeflow.auth.permissions import EMAIL
+from plugins.officeflow_gateway.api import MAX_BIGINT
 from plugins.officeflow_gateway.auth import Caller, CreateEmail, DeleteEmail, ReadEmail
 from plugins.officeflow_gateway.errors import ApiError, correlation_id
 
@@ -110,7 +111,7 @@ async def list_suppressions(
     caller: ReadEmail,
     prefix: Annotated[str | None, Query(max_length=320)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_BIGINT)] = 0,
 ) -> SuppressionList:
     """Suppressed addresses, newest first (for a caller limited to some organizations: those they mailed)."""
     rows, total = await run_in_threadpool(lambda: tracking.list_suppressions(
@@ -126,7 +127,8 @@ async def get_suppression(address: str, caller: ReadEmail) -> SuppressionOut:
     return SuppressionOut(**row)
 
 
-@router.post("/suppressions", response_model=SuppressionOut, status_code=201)
+@router.post("/suppressions", response_model=SuppressionOut, status_code=201,
+             responses={200: {"model": SuppressionOut, "description": "Already suppressed: the suppression"}})
 async def add_suppression(payload: SuppressionIn, request: Request, caller: AddSuppression) -> Response:
     """Suppress an address for every organization (callers who see every organization only)."""
     cid = correlation_id(request)

@@ -33,6 +33,7 @@ from include.officeflow import email_templates as catalog
 from include.officeflow.auth.permissions import EMAIL
 from include.officeflow.email_rendering import RenderedEmail, TemplateProblem, check_sources
 from include.officeflow.email_templates import OverrideConflict, OverrideNotFound, Sources, UnknownTemplate
+from plugins.officeflow_gateway.api import MAX_INT
 from plugins.officeflow_gateway.auth import Caller, ReadEmail, authorized
 from plugins.officeflow_gateway.errors import CORRELATION_HEADER, ApiError, correlation_id
 
@@ -332,7 +333,7 @@ async def delete_override(name: TemplateName, organization_id: OrganizationId, r
 @router.post("/{name}/overrides/{organization_id}/versions/{version}/restore", response_model=OverrideOut,
              responses=REFUSED)
 async def restore_version(name: TemplateName, organization_id: OrganizationId,
-                          version: Annotated[int, Path(ge=1)], request: Request, caller: EditEmail) -> Any:
+                          version: Annotated[int, Path(ge=1, le=MAX_INT)], request: Request, caller: EditEmail) -> Any:
     """Use an earlier version again: it is checked like a new one and stored as the newest version."""
     caller.visible(organization_id, "override of template", name)
     cid = correlation_id(request)

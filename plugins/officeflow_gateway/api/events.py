@@ -29,6 +29,7 @@ from include.officeflow.inbox import run_id_for
 from include.officeflow.mapping import MappingError, apply_mapping
 from include.officeflow.store import EventStatus, WebhookEndpoint, WebhookEvent, session_scope
 from plugins.officeflow_gateway import endpoints
+from plugins.officeflow_gateway.api import MAX_BIGINT
 from plugins.officeflow_gateway.auth import Caller, ReadEvents, ReplayEvents
 from plugins.officeflow_gateway.dispatcher import dispatcher
 from plugins.officeflow_gateway.errors import ApiError, correlation_id
@@ -205,7 +206,7 @@ async def list_events(
     status: EventStatus | None = None,
     organization_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_BIGINT)] = 0,
 ) -> EventList:
     """Events of the caller's organizations, newest first (without conf and document)."""
 

@@ -133,7 +133,8 @@ async def update_workflow(name: str, request: Request, caller: EditWorkflows,
 
 
 @router.delete("/{name}", status_code=204,
-               responses={409: {"description": "Read-only (file or Python) workflow"},
+               responses={400: {"description": "If-Match is not a version number"},
+                          409: {"description": "Read-only (file or Python) workflow"},
                           412: {"description": "If-Match names another version than the latest"}})
 async def delete_workflow(name: str, request: Request, caller: DeleteWorkflows,
                           if_match: Annotated[str | None, Header()] = None) -> Response:

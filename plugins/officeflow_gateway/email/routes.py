@@ -47,7 +47,10 @@ async def _reject(request: Request, source: str, reason: str) -> ApiError:
 
 
 @router.post("/email/ses", include_in_schema=True, summary="SNS deliveries of SES bounce/complaint/delivery "
-             "notifications (signature-verified)")
+             "notifications (signature-verified)",
+             responses={400: {"description": "Not an SNS message"}, 403: {"description": "Signature invalid"},
+                        413: {"description": "Body too large"}, 502: {"description": "Subscription not confirmed"},
+                        503: {"description": "The SNS signing certificate could not be fetched; retry"}})
 async def ses_events(request: Request) -> JSONResponse:
     body = await _body(request)
     try:
@@ -86,7 +89,10 @@ async def ses_events(request: Request) -> JSONResponse:
                          **counts})
 
 
-@router.post("/email/sendgrid", summary="SendGrid's signed Event Webhook (delivered, bounce, dropped, spamreport)")
+@router.post("/email/sendgrid", summary="SendGrid's signed Event Webhook (delivered, bounce, dropped, spamreport)",
+             responses={400: {"description": "Not SendGrid's event list"}, 403: {"description": "Signature invalid"},
+                        413: {"description": "Body too large"},
+                        503: {"description": "OFFICEFLOW_SENDGRID_WEBHOOK_PUBLIC_KEY is not set"}})
 async def sendgrid_events(request: Request) -> JSONResponse:
     public_key = get_settings().sendgrid_webhook_public_key
     if not public_key:
