@@ -72,9 +72,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    # Stop the background threads before the database they poll goes away.
     dispatcher_module = sys.modules.get("plugins.officeflow_gateway.dispatcher")
-    if dispatcher_module is not None:  # stop its thread before the database it polls goes away
+    if dispatcher_module is not None:
         dispatcher_module.dispatcher.stop()
+    clicks_module = sys.modules.get("plugins.officeflow_gateway.approval_clicks")
+    if clicks_module is not None:
+        clicks_module.applier.stop()
     if _cluster is not None:
         _cluster.stop()
 

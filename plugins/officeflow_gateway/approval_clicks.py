@@ -250,6 +250,8 @@ class Applier(BackgroundLoop):
         while not self._stop.is_set():
             self._wake.wait(get_settings().approval_poll_seconds)
             self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 run_once()
             except Exception:  # keep the loop alive through DB outages; clicks stay pending
