@@ -178,17 +178,20 @@ class Sender:
         self.profile = profile
         self.give_up_after = give_up_after
 
-    async def _send(self, client: httpx.AsyncClient, delivery: Delivery, at: float) -> None:
+    async def _send(self, client: httpx.AsyncClient, slots: asyncio.Semaphore, delivery: Delivery, at: float) -> None:
         await asyncio.sleep(max(0.0, at - time.monotonic()))
         started = time.monotonic()
         pause = 1.0
         while True:
-            try:
-                response = await client.post(self.urls[delivery.target] + delivery.path, content=delivery.body,
-                                             headers=delivery.sign(delivery.body))
-                attempt = Attempt(time.monotonic(), response.status_code)
-            except httpx.HTTPError as exc:
-                attempt = Attempt(time.monotonic(), None, type(exc).__name__)
+            # A slot per request in flight: thousands of deliveries waiting in httpx's own pool would cost the
+            # pool a scan of every waiter per answer (the load generator, not the servers, would be measured).
+            async with slots:
+                try:
+                    response = await client.post(self.urls[delivery.target] + delivery.path, content=delivery.body,
+                                                 headers=delivery.sign(delivery.body))
+                    attempt = Attempt(time.monotonic(), response.status_code)
+                except httpx.HTTPError as exc:
+                    attempt = Attempt(time.monotonic(), None, type(exc).__name__)
             delivery.attempts.append(attempt)
             if attempt.status is not None and attempt.status not in RETRYABLE:
                 return
@@ -201,7 +204,8 @@ class Sender:
         spacing = self.profile.seconds / max(1, len(deliveries))
         limits = httpx.Limits(max_connections=self.profile.senders, max_keepalive_connections=self.profile.senders)
         async with httpx.AsyncClient(timeout=httpx.Timeout(30, connect=5, pool=None), limits=limits) as client:
-            await asyncio.gather(*(self._send(client, d, began + d.index * spacing) for d in deliveries))
+            slots = asyncio.Semaphore(self.profile.senders)
+            await asyncio.gather(*(self._send(client, slots, d, began + d.index * spacing) for d in deliveries))
 
     def run(self, deliveries: list[Delivery], during: Callable[[float], None]) -> float:
         """Send everything over the profile's time while ``during(elapsed)`` injects faults; the seconds taken."""
