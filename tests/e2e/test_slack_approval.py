@@ -196,7 +196,7 @@ def test_a_hundred_clicks_within_100_ms_of_their_requests_fail_nothing_and_apply
     lag: dict[str, float] = {}
     with ThreadPoolExecutor(max_workers=8) as pool:
         while len(answers) < BURST:
-            assert time.monotonic() - started < 900, f"{len(answers)} of {BURST} requests posted\n" + \
+            assert time.monotonic() - started < 1300, f"{len(answers)} of {BURST} requests posted\n" + \
                 platform.task_states(BURST_DAG_ID, run_id)
             for message in sandbox_server.state("slack")["messages"].get(CHANNEL, []):
                 if message["ts"] not in answers and run_id in str(message.get("blocks")):

@@ -281,7 +281,8 @@ def test_workflow_runs_and_approvals_come_from_airflow(client, fresh_airflow_rea
     assert delta(executions, organization_id="default", workflow_id=SMOKE, status="failed") == 1
     assert delta(executions, organization_id="", workflow_id=SMOKE, status="failed") == 1
     assert delta(executions, organization_id="<other>", workflow_id=SMOKE, status="failed") == 3
-    assert {labels["organization_id"] for labels in series_of(after, executions)} <= {"default", "", "<other>"}
+    # Organizations that exist (other tests make some) are their own label; made-up ones never are.
+    assert not any(labels["organization_id"].startswith("org-") for labels in series_of(after, executions))
     assert delta("officeflow_workflow_runs_in_progress", organization_id="default", workflow_id=SMOKE,
                  status="running") == 1
     assert delta("officeflow_approvals_waiting", workflow_id=SMOKE) == 1
