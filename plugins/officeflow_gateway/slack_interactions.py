@@ -29,7 +29,6 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs
 
-import httpx
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import JSONResponse
 from slack_sdk.signature import SignatureVerifier
@@ -41,6 +40,7 @@ from include.officeflow.settings import get_settings
 from plugins.officeflow_auth.fab import user_allowed_to_approve
 from plugins.officeflow_gateway import approval_clicks as applier_module
 from plugins.officeflow_gateway import slack_modals
+from plugins.officeflow_gateway.approval_clicks import ephemeral, post_response_url
 from plugins.officeflow_gateway.errors import ApiError, correlation_id
 from plugins.officeflow_gateway.slack_summary import REQUEST_ACTION_ID
 
@@ -69,17 +69,6 @@ async def read_signed(request: Request) -> bytes:
         raise ApiError(413, "payload_too_large", "body too large")
     verify(body, request.headers.get("X-Slack-Request-Timestamp"), request.headers.get("X-Slack-Signature"))
     return body
-
-
-def _post_response_url(url: str, message: dict[str, Any]) -> None:
-    try:
-        httpx.post(url, json=message, timeout=10).raise_for_status()
-    except httpx.HTTPError as exc:
-        log.warning("Slack response_url post failed: %s", exc)
-
-
-def _ephemeral(text: str) -> dict[str, Any]:
-    return {"response_type": "ephemeral", "replace_original": False, "text": text}
 
 
 @router.post("/slack/interactions", summary="Slack interactivity (approval buttons, the equipment request modal)",
@@ -121,9 +110,9 @@ async def interactions(request: Request, background: BackgroundTasks) -> JSONRes
     slack_user_id = str(user.get("id") or "")
     response_url = str(payload.get("response_url") or "")
     if slack_user_id not in approvers:
-        reply = _ephemeral("Sorry, you are not allowed to decide on this request.")
+        reply = ephemeral("Sorry, you are not allowed to decide on this request.")
         if response_url:
-            background.add_task(_post_response_url, response_url, reply)
+            background.add_task(post_response_url, response_url, reply)
         return JSONResponse(reply)
     option = OPTIONS[str(action["action_id"])]
     email = approvers[slack_user_id]
@@ -134,9 +123,9 @@ async def interactions(request: Request, background: BackgroundTasks) -> JSONRes
             resource_id=str(target.get("dag_id")), outcome="denied", correlation_id=correlation_id(request),
             run_id=str(target.get("run_id")), task_id=str(target.get("task_id")), email=email,
             reason="no Airflow user with this e-mail may answer this workflow's approvals")
-        reply = _ephemeral("Sorry, your Airflow account may not decide on this request.")
+        reply = ephemeral("Sorry, your Airflow account may not decide on this request.")
         if response_url:
-            background.add_task(_post_response_url, response_url, reply)
+            background.add_task(post_response_url, response_url, reply)
         return JSONResponse(reply)
     click = approval_clicks.Click(
         ti_id="", dag_id=str(target.get("dag_id", "")), run_id=str(target.get("run_id", "")),
@@ -145,7 +134,7 @@ async def interactions(request: Request, background: BackgroundTasks) -> JSONRes
         message_blocks=list((payload.get("message") or {}).get("blocks") or []), correlation_id=correlation_id(request))
     reply = await run_in_threadpool(_keep_and_apply, click)
     if response_url:
-        background.add_task(_post_response_url, response_url, reply)
+        background.add_task(post_response_url, response_url, reply)
     return JSONResponse(reply)
 
 
@@ -157,20 +146,20 @@ def _keep_and_apply(click: approval_clicks.Click) -> dict[str, Any]:
     if request is None or not request.has_request:
         log.warning("Slack click for an unknown approval request %s/%s/%s[%s]", click.dag_id, click.run_id,
                     click.task_id, click.map_index)
-        return _ephemeral("Could not record your decision: this approval request is not known "
-                          "(its task instance or human-in-the-loop request was not found).")
+        return ephemeral("Could not record your decision: this approval request is not known "
+                         "(its task instance or human-in-the-loop request was not found).")
     if applier_module.answered(request) or approval_clicks.has_click(request.ti_id):
-        return _ephemeral("This request has already been decided.")
+        return ephemeral("This request has already been decided.")
     if request.state not in applier_module.NOT_PARKED_YET | applier_module.PARKED:
-        return _ephemeral(f"Could not record your decision: this request is no longer waiting (the task is "
-                          f"{request.state}).")
+        return ephemeral(f"Could not record your decision: this request is no longer waiting (the task is "
+                         f"{request.state}).")
     click_id = approval_clicks.keep(dataclasses.replace(click, ti_id=request.ti_id))
     if click_id is None:
-        return _ephemeral("This request has already been decided.")
+        return ephemeral("This request has already been decided.")
     outcome = applier_module.apply(click_id, respond=False)
     if outcome is None or outcome[1] is None:  # pending (or another process is applying it right now)
         applier_module.applier.wake()
         verb = "approval" if click.option == "Approve" else "rejection"
-        return _ephemeral(f"Your {verb} is recorded; it will be applied as soon as the task is ready "
-                          "(usually within seconds).")
+        return ephemeral(f"Your {verb} is recorded; it will be applied as soon as the task is ready "
+                         "(usually within seconds).")
     return outcome[1]
