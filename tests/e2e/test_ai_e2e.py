@@ -29,7 +29,7 @@ def test_free_text_details_reach_the_approver_and_the_usage_is_accounted(
         platform: AirflowPlatform, sandbox_server: SandboxServer, tmp_path: Path):
     wait_for_dag(platform, "equipment_request")
     request, usage = bash_blocks(DOC, "## Try it (dev mode)")
-    run_id = run_doc_block(platform, sandbox_server, request, tmp_path).strip().splitlines()[-1]
+    run_id = run_doc_block(platform, request, tmp_path, sandbox=sandbox_server).strip().splitlines()[-1]
 
     message = approval_message(platform, sandbox_server, "equipment_request", run_id, "equipment.approval")
     details = xcom(platform, "equipment_request", run_id, "read_details")
@@ -45,7 +45,7 @@ def test_free_text_details_reach_the_approver_and_the_usage_is_accounted(
 
     before = platform.api("GET", "/officeflow/api/v1/organizations/default").json()["settings"]
     try:
-        spent, updated = (json.loads(line) for line in run_doc_block(platform, sandbox_server, usage, tmp_path)
+        spent, updated = (json.loads(line) for line in run_doc_block(platform, usage, tmp_path, sandbox=sandbox_server)
                           .strip().splitlines()[-2:])
         assert spent["organization_id"] == "default" and spent["calls"] >= 1 and spent["cost_usd"] > 0, spent
         assert "equipment_request" in {w["dag_id"] for w in spent["by_workflow"]}, spent

@@ -6,26 +6,18 @@ import csv
 import io
 import json
 import os
-import subprocess
 from pathlib import Path
 
 from tests.harness.airflow_platform import AirflowPlatform
 from tests.harness.docs import bash_block_with, bash_blocks
+from tests.harness.e2e_support import run_doc_block
 
 DOC = "docs/auth.md"
 
 
-def run_block(platform: AirflowPlatform, block: str, cwd: Path, **env: str) -> str:
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=cwd, capture_output=True, text=True,
-                            timeout=300, env={**platform.env, "OFFICEFLOW_URL": platform.base_url,
-                                              "OFFICEFLOW_ADMIN_PASSWORD": platform.password, **env})
-    assert result.returncode == 0, f"{block}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout
-
-
 def test_auth_api_session_as_documented(platform: AirflowPlatform, tmp_path: Path):
     [session] = bash_blocks(DOC, "## The auth API")
-    out = run_block(platform, session, tmp_path).strip().splitlines()
+    out = run_doc_block(platform, session, tmp_path).strip().splitlines()
     me = json.loads(out[0])
     assert me["username"] == "admin" and "Admin" in me["roles"] and me["organizations"] is None
     assert "POST" in me["permissions"]["OfficeFlow Webhook Endpoints"]
@@ -34,9 +26,9 @@ def test_auth_api_session_as_documented(platform: AirflowPlatform, tmp_path: Pat
 
 def test_users_and_organizations_from_the_command_line_and_api(platform: AirflowPlatform, tmp_path: Path):
     [cli] = bash_blocks(DOC, "## Users from the command line")
-    run_block(platform, cli, tmp_path)
+    run_doc_block(platform, cli, tmp_path)
     organizations = bash_block_with(DOC, "/organizations")
-    run_block(platform, organizations, tmp_path, ACCESS=platform.token())
+    run_doc_block(platform, organizations, tmp_path, ACCESS=platform.token())
     users = platform.api("GET", "/officeflow/api/v1/access/users").json()["users"]
     [hr] = [u for u in users if u["username"] == "hr.manager"]
     assert hr["roles"] == ["HR Manager"] and hr["organizations"] == ["default"]  # the block's last word
@@ -47,7 +39,7 @@ def test_users_and_organizations_from_the_command_line_and_api(platform: Airflow
 
 def test_audit_log_queries_as_documented(platform: AirflowPlatform, tmp_path: Path):
     audit = bash_block_with(DOC, "audit-log.csv")
-    out = run_block(platform, audit, tmp_path, ACCESS=platform.token())
+    out = run_doc_block(platform, audit, tmp_path, ACCESS=platform.token())
     assert "entries" in json.loads(out)
     rows = list(csv.reader(io.StringIO((tmp_path / "audit.csv").read_text())))
     assert rows[0][:4] == ["id", "at", "actor", "action"]

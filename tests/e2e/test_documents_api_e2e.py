@@ -5,7 +5,6 @@ Manager who is not a reader is refused; an admin deletes and restores it with th
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -14,16 +13,10 @@ from tests.harness import document_samples as samples
 from tests.harness.airflow_platform import AirflowPlatform
 from tests.harness.auth_users import add_user, token_of
 from tests.harness.docs import bash_block_with
+from tests.harness.e2e_support import run_doc_block
 
 DOC = "docs/documents.md"
 API = "/officeflow/api/v1/documents"
-
-
-def run_block(platform: AirflowPlatform, block: str, cwd: Path, **env: str) -> str:
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=cwd, capture_output=True, text=True,
-                            timeout=300, env={**platform.env, "OFFICEFLOW_URL": platform.base_url, **env})
-    assert result.returncode == 0, f"{block}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout
 
 
 def call(platform: AirflowPlatform, token: str, method: str, path: str, **kwargs) -> httpx.Response:
@@ -44,7 +37,7 @@ def test_upload_share_and_download_through_the_api_server(platform: AirflowPlatf
     (tmp_path / "contract-signed.pdf").write_bytes(signed)
 
     hr = token_of(platform.base_url, "hr")
-    out = run_block(platform, bash_block_with(DOC, "-F file=@contract.pdf"), tmp_path, ACCESS=hr).split()
+    out = run_doc_block(platform, bash_block_with(DOC, "-F file=@contract.pdf"), tmp_path, ACCESS=hr).split()
     checksum, document_id = out[0], out[-1]
     assert checksum == hashlib.sha256(contract).hexdigest()
     assert (tmp_path / "shared.pdf").read_bytes() == signed  # the share link, straight from S3
@@ -74,8 +67,8 @@ def test_upload_share_and_download_through_the_api_server(platform: AirflowPlatf
 
     # Delete, as documented, by an admin: gone for the reader; then restored (the block's lines, one at a time).
     delete, *restore = bash_block_with(DOC, "-X DELETE").strip().splitlines()
-    run_block(platform, delete, tmp_path, ACCESS=admin, DOCUMENT_ID=document_id)
+    run_doc_block(platform, delete, tmp_path, ACCESS=admin, DOCUMENT_ID=document_id)
     assert call(platform, auditor, "GET", f"{API}/{document_id}/content").status_code == 404
-    run_block(platform, "\n".join(restore), tmp_path, ACCESS=admin, DOCUMENT_ID=document_id)
+    run_doc_block(platform, "\n".join(restore), tmp_path, ACCESS=admin, DOCUMENT_ID=document_id)
     again = call(platform, auditor, "GET", f"{API}/{document_id}/content")
     assert again.status_code == 200 and again.content == signed

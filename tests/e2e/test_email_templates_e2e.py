@@ -5,7 +5,6 @@ SMTP server; the documented restore and revert leave the shipped template in use
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from sandbox.email.smtp_sink import SmtpSink
 from tests.harness.airflow_platform import AirflowPlatform
 from tests.harness.docs import bash_blocks
+from tests.harness.e2e_support import run_doc_block
 from tests.harness.gateway import hire_body, signed
 from tests.harness.store import truncate
 
@@ -24,14 +24,10 @@ OVERRIDES = "/officeflow/api/v1/email/templates/welcome/overrides/default"
 
 
 def run_block(platform: AirflowPlatform, block: str, cwd: Path) -> list[str]:
-    """A documented block in a reader's shell pointed at the platform (``API`` as the first block sets it); its
-    output lines."""
+    """A documented block in a reader's shell pointed at the platform (``API`` and ``ACCESS`` as the first block
+    and docs/auth.md set them); its output lines."""
     api = f"{platform.base_url}/officeflow/api/v1/email/templates"
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=cwd, capture_output=True, text=True,
-                            timeout=120, env={**platform.env, "OFFICEFLOW_URL": platform.base_url,
-                                              "ACCESS": platform.token(), "API": api})
-    assert result.returncode == 0, f"{block}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout.strip().splitlines()
+    return run_doc_block(platform, block, cwd, ACCESS=platform.token(), API=api).strip().splitlines()
 
 
 def onboard(platform: AirflowPlatform, smtp: SmtpSink) -> tuple[str, list]:

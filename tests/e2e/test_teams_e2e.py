@@ -46,13 +46,13 @@ def test_a_member_added_through_the_api_gets_the_groups_and_the_channel(
     wait_for_dag(platform, "team_membership")
     prepare, add, edit, remove = bash_blocks(DOC, "## Try it (dev mode)")
 
-    run_doc_block(platform, sandbox_server, prepare, tmp_path)
+    run_doc_block(platform, prepare, tmp_path, sandbox=sandbox_server)
     provisioning = json.loads((tmp_path / "provisioning.json").read_text())["dag_run_id"]
     assert platform.wait_for_run("identity_provisioning", provisioning, timeout=240)["state"] == "success", \
         platform.logs_tail()
     assert not any(in_group(sandbox_server, p, g) for p, g in GROUPS.items())  # Sales, not Engineering yet
 
-    run_id = run_doc_block(platform, sandbox_server, add, tmp_path).strip().splitlines()[-1]
+    run_id = run_doc_block(platform, add, tmp_path, sandbox=sandbox_server).strip().splitlines()[-1]
     assert run_id.startswith("team_add__")
     run = platform.wait_for_run("team_membership", run_id, timeout=240)
     assert run["state"] == "success", platform.task_states("team_membership", run_id) + platform.logs_tail()
@@ -64,7 +64,7 @@ def test_a_member_added_through_the_api_gets_the_groups_and_the_channel(
     invites = [r for r in sandbox_server.requests("slack") if r["path"] == "/api/conversations.invite"]
     assert len(invites) == 1
 
-    sync = run_doc_block(platform, sandbox_server, edit, tmp_path).strip().splitlines()[-1]
+    sync = run_doc_block(platform, edit, tmp_path, sandbox=sandbox_server).strip().splitlines()[-1]
     assert sync.startswith("team_sync__")
     run = platform.wait_for_run("team_membership", sync, timeout=240)
     assert run["state"] == "success", platform.task_states("team_membership", sync) + platform.logs_tail()
@@ -73,7 +73,7 @@ def test_a_member_added_through_the_api_gets_the_groups_and_the_channel(
     assert user_id in channel_members(sandbox_server, "team-core")
     assert user_id not in channel_members(sandbox_server, "team-platform")
 
-    listing = json.loads(run_doc_block(platform, sandbox_server, remove, tmp_path).strip().splitlines()[-1])
+    listing = json.loads(run_doc_block(platform, remove, tmp_path, sandbox=sandbox_server).strip().splitlines()[-1])
     [member] = listing["members"]
     assert (member["email"], member["status"]) == (LOGIN, "removed")
     removal = json.loads((tmp_path / "removed.json").read_text())["dag_run_id"]

@@ -9,14 +9,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def bash_blocks(doc: str, heading: str) -> list[str]:
-    """The ```bash blocks of one section (from ``heading`` to the next heading of the same or a higher level)."""
-    text = (ROOT / doc).read_text()
+    """The ```bash blocks of one section (from ``heading`` to the next heading of the same or a higher level; a
+    ``#`` line inside a code block is no heading)."""
     level = len(heading) - len(heading.lstrip("#"))
-    start = text.index(f"\n{heading}\n")
-    rest = text[start + len(heading) + 2:]
-    end = re.search(rf"\n#{{1,{level}}} ", rest)
-    section = rest[: end.start()] if end else rest
-    return re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    lines = (ROOT / doc).read_text().splitlines(keepends=True)
+    start = lines.index(f"{heading}\n") + 1
+    section, fenced = [], False
+    for line in lines[start:]:
+        if not fenced and re.match(rf"#{{1,{level}}} ", line):
+            break
+        fenced ^= line.startswith("```")
+        section.append(line)
+    return re.findall(r"```bash\n(.*?)```", "".join(section), flags=re.S)
 
 
 def bash_block_with(doc: str, fragment: str) -> str:

@@ -93,11 +93,14 @@ def store_rows(store: str, sql: str, **params: str) -> list:
         engine.dispose()
 
 
-def run_doc_block(platform: AirflowPlatform, sandbox: SandboxServer, block: str, cwd: Path) -> str:
-    """A docs bash block run as a reader would, pointed at the e2e platform and sandbox; its stdout."""
+def run_doc_block(platform: AirflowPlatform, block: str, cwd: Path, *, sandbox: SandboxServer | None = None,
+                  **env: str) -> str:
+    """A docs bash block run as a reader would in the repository's folder, pointed at the e2e platform (and
+    sandbox): the admin's password only in ``cwd/.env``, as ``./run.sh dev`` writes it; its stdout."""
+    (cwd / ".env").write_text(f"OFFICEFLOW_PORT=8080\nOFFICEFLOW_ADMIN_PASSWORD={platform.password}\n")
+    shell = {key: value for key, value in platform.env.items() if key != "OFFICEFLOW_ADMIN_PASSWORD"}
+    shell |= {"OFFICEFLOW_URL": platform.base_url, **({"SANDBOX_URL": sandbox.url} if sandbox else {}), **env}
     result = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=cwd, capture_output=True, text=True,
-                            timeout=300, env={**platform.env, "OFFICEFLOW_URL": platform.base_url,
-                                              "OFFICEFLOW_ADMIN_PASSWORD": platform.password,
-                                              "SANDBOX_URL": sandbox.url})
+                            timeout=300, env=shell)
     assert result.returncode == 0, f"{block}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result.stdout

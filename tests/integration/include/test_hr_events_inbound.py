@@ -218,3 +218,20 @@ def test_the_documented_commands_create_the_topic_and_print_the_skips(hr_topic: 
     unset = subprocess.run([*command, "create-topic"], env=without,
                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert unset.returncode != 0 and "OFFICEFLOW_HR_EVENTS_TOPIC is not set" in unset.stderr
+
+
+def test_the_documented_message_starts_an_onboarding(hr_topic: str, kafka_broker):
+    """docs/events.md's example message, published as it stands, fires the watcher and becomes an onboarding."""
+    section = (REPO_ROOT / "docs" / "events.md").read_text().split("**Message format**", 1)[1]
+    documented = section.split("```json\n", 1)[1].split("```", 1)[0]
+    publish(kafka_broker, hr_topic, documented.encode())
+
+    fired = first_trigger_event(hr_topic)
+    assert fired.payload["id"] == "bamboohr-4711-created" and fired.payload["kafka"]["offset"] == 0
+
+    run = inbound.record(fired.payload)
+    assert run is not None and run["trigger_dag_id"] == "employee_onboarding"
+    assert {key: run["conf"][key] for key in ("employee_id", "first_name", "last_name", "email", "start_date",
+                                              "correlation_id")} == {
+        "employee_id": "4711", "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com",
+        "start_date": "2027-01-04", "correlation_id": "req-8f2c"}

@@ -109,3 +109,17 @@ def test_the_documented_bamboohr_connection_reads_the_record_of_the_documented_e
     [(dag_id, _, conf, _)] = dag_runs(event.dag_run_id)
     assert (dag_id, conf["email"], conf["termination_date"]) == (
         "employee_offboarding", "grace@officeflow.test", "2026-11-30")
+
+
+def test_the_documented_stored_endpoints_are_created_with_their_routes(client, admin):
+    """docs/gateway.md's BambooHR and Workday endpoint definitions, sent as they stand to the management API."""
+    definitions = [json.loads(block) for block in _blocks("json", ROOT / "docs" / "gateway.md")
+                   if '"routes"' in block and '"adapter"' in block]
+    assert [d["adapter"] for d in definitions] == ["bamboohr", "workday"]
+    for definition in definitions:
+        created = client.post(API, json=definition, headers=admin)
+        assert created.status_code == 201, created.text
+        endpoint = created.json()
+        assert (endpoint["adapter"], endpoint["organization_id"], endpoint["routes"], endpoint["event_types"]) == (
+            definition["adapter"], "acme", definition["routes"], definition["event_types"])
+    assert endpoint["verification"]["username"] == "ISU_OfficeFlow"
