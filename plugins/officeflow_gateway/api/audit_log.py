@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from include.officeflow import audit
 from plugins.officeflow_gateway.api import MAX_BIGINT
+from plugins.officeflow_gateway.api.types import IsoDateTime
 from plugins.officeflow_gateway.auth import Caller, ReadAudit
 
 router = APIRouter(prefix="/api/v1/audit-log", tags=["audit log"])
@@ -51,7 +52,7 @@ def _query(caller: Caller, limit: int, **filters: Any) -> list[AuditEntry]:
 @router.get("", response_model=AuditPage, summary="Audit entries, newest first")
 async def list_entries(caller: ReadAudit, actor: str | None = None, action: str | None = None,
                        resource_type: str | None = None, outcome: str | None = None,
-                       since: datetime | None = None, until: datetime | None = None,
+                       since: IsoDateTime | None = None, until: IsoDateTime | None = None,
                        limit: int = Query(100, ge=1, le=1000),
                        before_id: int | None = Query(None, ge=1, le=MAX_BIGINT)) -> AuditPage:
     entries = await run_in_threadpool(_query, caller, limit, actor=actor, action=action, resource_type=resource_type,
@@ -63,7 +64,7 @@ async def list_entries(caller: ReadAudit, actor: str | None = None, action: str 
             response_class=Response, responses={200: {"content": {"text/csv": {}}}})
 async def export_csv(caller: ReadAudit, actor: str | None = None, action: str | None = None,
                      resource_type: str | None = None, outcome: str | None = None,
-                     since: datetime | None = None, until: datetime | None = None) -> Response:
+                     since: IsoDateTime | None = None, until: IsoDateTime | None = None) -> Response:
     entries = await run_in_threadpool(_query, caller, 50_000, actor=actor, action=action, resource_type=resource_type,
                                       outcome=outcome, since=since, until=until)
     out = io.StringIO()

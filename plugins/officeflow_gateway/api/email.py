@@ -31,6 +31,7 @@ from include.officeflow import email_tracking as tracking
 from include.officeflow.audit import audit
 from include.officeflow.auth.permissions import EMAIL
 from plugins.officeflow_gateway.api import MAX_BIGINT
+from plugins.officeflow_gateway.api.types import IsoDate
 from plugins.officeflow_gateway.auth import Caller, CreateEmail, DeleteEmail, ReadEmail
 from plugins.officeflow_gateway.errors import ApiError, correlation_id
 
@@ -89,8 +90,8 @@ class SuppressionIn(BaseModel):
 @router.get("/stats", response_model=Stats, response_model_by_alias=True)
 async def email_stats(
     caller: ReadEmail,
-    start: Annotated[date | None, Query(alias="from", description="first UTC day (YYYY-MM-DD)")] = None,
-    end: Annotated[date | None, Query(alias="to", description="last UTC day, inclusive")] = None,
+    start: Annotated[IsoDate | None, Query(alias="from", description="first UTC day (YYYY-MM-DD)")] = None,
+    end: Annotated[IsoDate | None, Query(alias="to", description="last UTC day, inclusive")] = None,
     template: Annotated[str | None, Query(max_length=128)] = None,
     organization_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Stats:

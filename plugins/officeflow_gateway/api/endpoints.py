@@ -23,6 +23,7 @@ from include.officeflow.settings import get_settings
 from include.officeflow.store import WebhookEndpoint, session_scope
 from plugins.officeflow_gateway import endpoints, secret_box
 from plugins.officeflow_gateway.adapters import ADAPTER_NAMES
+from plugins.officeflow_gateway.api.types import JsonBool
 from plugins.officeflow_gateway.auth import Caller, CreateEndpoints, DeleteEndpoints, EditEndpoints, ReadEndpoints
 from plugins.officeflow_gateway.errors import ApiError, correlation_id
 
@@ -86,7 +87,7 @@ class EndpointCreate(BaseModel):
                                     "document; empty = the adapter's default mapping.")
     verification: Verification = Field(default_factory=Verification)
     rate_limit_per_minute: int = Field(default=600, ge=1, le=1_000_000)
-    enabled: bool = True
+    enabled: JsonBool = True
     secret: str | None = Field(default=None, min_length=16, max_length=512, description="A secret the sender "
                                "made, for adapters whose senders do: bamboohr (the private key BambooHR showed "
                                "when the webhook was created) and generic (the whsec_ secret a Standard Webhooks "
@@ -119,7 +120,7 @@ class EndpointUpdate(BaseModel):
     mapping: dict[str, str] | None = None
     verification: Verification | None = None
     rate_limit_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
-    enabled: bool | None = None
+    enabled: JsonBool | None = None
 
     @field_validator("mapping")
     @classmethod

@@ -30,6 +30,7 @@ from include.officeflow.mapping import MappingError, apply_mapping
 from include.officeflow.store import EventStatus, WebhookEndpoint, WebhookEvent, session_scope
 from plugins.officeflow_gateway import endpoints
 from plugins.officeflow_gateway.api import MAX_BIGINT
+from plugins.officeflow_gateway.api.types import IsoDateTime, JsonBool
 from plugins.officeflow_gateway.auth import Caller, ReadEvents, ReplayEvents
 from plugins.officeflow_gateway.dispatcher import dispatcher
 from plugins.officeflow_gateway.errors import ApiError, correlation_id
@@ -240,12 +241,12 @@ class ReplayFilter(BaseModel):
     status: Literal["dead", "rejected", "ignored"] = Field(default="dead", description="dead-lettered by default")
     endpoint: str | None = Field(default=None, max_length=64, description="the endpoint's id")
     organization_id: str | None = Field(default=None, max_length=64)
-    received_after: datetime | None = Field(default=None, description="received at or after (ISO 8601)")
-    received_before: datetime | None = Field(default=None, description="received before (ISO 8601)")
+    received_after: IsoDateTime | None = Field(default=None, description="received at or after (ISO 8601)")
+    received_before: IsoDateTime | None = Field(default=None, description="received before (ISO 8601)")
     reason: str | None = Field(default=None, min_length=1, max_length=200,
                                description="text the event's error contains (case-insensitive)")
     limit: int = Field(default=100, ge=1, le=1000, description="at most this many events, oldest first")
-    dry_run: bool = Field(default=False, description="list what would be replayed, change nothing")
+    dry_run: JsonBool = Field(default=False, description="list what would be replayed, change nothing")
 
     @model_validator(mode="after")
     def _window(self) -> ReplayFilter:

@@ -42,6 +42,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -236,6 +237,7 @@ def error_shape(ctx, response, case) -> None:
 
 
 CONFORMANCE = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
+               negative_data_rejection,
                response_headers_conformance]
 
 
@@ -434,3 +436,30 @@ def test_a_logical_key_segment_longer_than_a_file_name_is_422(gateway):
     fits = gateway.post("/api/v1/documents", data={"logical_key": "hires/" + "a" * 255},
                         files={"file": ("note.txt", b"hello")}, headers=bearer("admin"))
     assert fits.status_code == 201, fits.text
+
+
+@pytest.mark.parametrize(("method", "url", "body"), [
+    ("GET", "/api/v1/audit-log?until=0.5", None),
+    ("GET", "/api/v1/audit-log.csv?since=1796342400", None),
+    ("GET", "/api/v1/email/stats?to=0", None),
+    ("POST", "/api/v1/events/replay", {"received_after": 0}),
+    ("POST", "/api/v1/events/replay", {"received_before": "2000-01-01T00:00:00Z", "dry_run": 0}),
+    ("POST", "/api/v1/webhook-endpoints", {"name": "x", "adapter": "bamboohr", "target_dag_id": "employee_onboarding",
+                                           "enabled": 0}),
+])
+def test_numbers_where_the_document_says_a_date_or_a_boolean_are_422(gateway, method, url, body):
+    """Pydantic's lax mode read them as Unix times (1970) or false and answered 2xx (ST201)."""
+    error = assert_error(gateway.request(method, url, json=body, headers=bearer("admin")), 422, "validation_error")
+    assert "ISO 8601" in error["message"] or "bool" in error["message"], error
+    if "enabled" in (body or {}):  # refused, so nothing stored
+        listed = gateway.get("/api/v1/webhook-endpoints", headers=bearer("admin")).json()["endpoints"]
+        assert [e for e in listed if e["name"] == "x"] == []
+
+
+def test_iso_dates_and_booleans_are_still_taken(gateway):
+    assert gateway.get("/api/v1/audit-log?since=2026-12-01T00:00:00Z&until=2026-12-02", headers=bearer("admin")
+                       ).status_code == 200
+    assert gateway.get("/api/v1/email/stats?from=2026-12-01&to=2026-12-02", headers=bearer("admin")).status_code == 200
+    replay = gateway.post("/api/v1/events/replay", json={"received_after": "2026-12-01T00:00:00Z", "dry_run": True},
+                          headers=bearer("admin"))
+    assert replay.status_code == 200 and replay.json()["dry_run"] is True, replay.text
