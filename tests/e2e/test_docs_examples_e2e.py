@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from tests.harness.airflow_platform import AirflowPlatform
 from tests.harness.docs import ROOT, bash_block_with
 from tests.harness.e2e_support import run_doc_block, wait_for_dag
 from tests.harness.sandbox import SandboxServer
+from tests.harness.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -30,8 +30,7 @@ def test_the_readme_provisions_grace_in_the_identity_providers(
         platform: AirflowPlatform, sandbox_server: SandboxServer, tmp_path: Path):
     sandbox_server.reset()
     wait_for_dag(platform, "identity_provisioning")
-    [block] = [b for b in re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
-               if "identity_provisioning/dagRuns" in b]
+    block = bash_block_with("README.md", "identity_provisioning/dagRuns")
     # The README's dev addresses are this platform's and this sandbox's.
     block = block.replace("localhost:8080", f"127.0.0.1:{platform.port}").replace(
         "localhost:8900", sandbox_server.url.removeprefix("http://"))
@@ -78,9 +77,7 @@ def test_the_workflows_doc_creates_edits_runs_and_deletes_a_workflow(
 def test_the_readme_quick_start_webhook_starts_an_onboarding(platform: AirflowPlatform):
     """``./run.sh webhook`` as the README's quick start runs it, pointed at this platform (its port and webhook key
     in the environment, which run.sh prefers to .env): the answer it prints, and the run it starts."""
-    [block] = [b for b in re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
-               if b.startswith("./run.sh webhook")]
-    command = block.splitlines()[0].split("#", 1)[0].split()
+    command = bash_block_with("README.md", "./run.sh webhook").splitlines()[0].split("#", 1)[0].split()
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
                             env={**platform.env, "OFFICEFLOW_PORT": str(platform.port)})
     assert result.returncode == 0, result.stdout + result.stderr
@@ -90,7 +87,6 @@ def test_the_readme_quick_start_webhook_starts_an_onboarding(platform: AirflowPl
     assert status == "202" and answer["status"] in ("triggered", "pending"), answer
     assert answer["dag_run_id"].startswith("bamboohr__")
     run_url = f"/api/v2/dags/employee_onboarding/dagRuns/{answer['dag_run_id']}"
-    deadline = time.monotonic() + 60
-    while (run := platform.api("GET", run_url)).status_code == 404 and time.monotonic() < deadline:
-        time.sleep(1)
+    run = wait_until(lambda: (r := platform.api("GET", run_url)).status_code != 404 and r, timeout=60,
+                     what="the run", interval=1)
     assert run.status_code == 200 and run.json()["conf"]["event_type"] == "employee.created", run.text

@@ -4,9 +4,7 @@ an entry fails this test: add the test that runs it, then its entry."""
 
 from __future__ import annotations
 
-import re
-
-from tests.harness.docs import ROOT
+from tests.harness.docs import ROOT, code_blocks
 
 LANGUAGES = ("bash", "json", "yaml", "python")
 
@@ -82,9 +80,8 @@ EXAMPLES: dict[tuple[str, str], str] = {
 
 
 def documented_blocks() -> list[tuple[str, str]]:
-    documents = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-    return [(str(path.relative_to(ROOT)), block) for path in documents
-            for block in re.findall(rf"```(?:{'|'.join(LANGUAGES)})\n(.*?)```", path.read_text(), flags=re.S)]
+    documents = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
+    return [(doc, block) for doc in documents for language in LANGUAGES for block in code_blocks(doc, language)]
 
 
 def test_every_documented_example_has_exactly_one_entry():

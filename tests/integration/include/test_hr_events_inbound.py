@@ -22,6 +22,7 @@ from sqlalchemy import select
 from include.officeflow import inbound_events as inbound
 from include.officeflow.inbox import run_id_for
 from include.officeflow.store import AuditLog, OutboxEvent, WebhookEvent, session_scope
+from tests.harness.docs import code_blocks
 from tests.harness.environment import REPO_ROOT
 from tests.harness.kafka import KafkaBroker
 
@@ -222,8 +223,7 @@ def test_the_documented_commands_create_the_topic_and_print_the_skips(hr_topic: 
 
 def test_the_documented_message_starts_an_onboarding(hr_topic: str, kafka_broker):
     """docs/events.md's example message, published as it stands, fires the watcher and becomes an onboarding."""
-    section = (REPO_ROOT / "docs" / "events.md").read_text().split("**Message format**", 1)[1]
-    documented = section.split("```json\n", 1)[1].split("```", 1)[0]
+    [documented] = [block for block in code_blocks("docs/events.md", "json") if '"bamboohr-4711-created"' in block]
     publish(kafka_broker, hr_topic, documented.encode())
 
     fired = first_trigger_event(hr_topic)

@@ -11,29 +11,22 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
 from standardwebhooks import Webhook
 
+from tests.harness.docs import code_blocks
 from tests.harness.endpoints import API
 from tests.harness.gateway import URL, signed, wait_status
 from tests.harness.gateway_checks import dag_runs
 
-ROOT = Path(__file__).resolve().parents[3]
-README = ROOT / "README.md"
-
-
-def _blocks(language: str, document: Path = README) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", document.read_text(), flags=re.S)
-
 
 def readme_endpoint() -> dict:
-    [command] = [block for block in _blocks("bash") if '"name": "HR hires"' in block]
+    [command] = [block for block in code_blocks("README.md", "bash") if '"name": "HR hires"' in block]
     return json.loads(re.search(r"-d '(.*?)'", command, flags=re.S).group(1))
 
 
 def readme_delivery() -> bytes:
-    [body] = [block for block in _blocks("json") if '"person.hired"' in block]
+    [body] = [block for block in code_blocks("README.md", "json") if '"person.hired"' in block]
     return body.encode()
 
 
@@ -75,7 +68,7 @@ def test_the_readme_endpoint_example_starts_a_complete_onboarding_run(client, ad
 
 
 def test_the_documented_bulk_replay_request_is_answered(client, admin):
-    [command] = [block for block in _blocks("bash", ROOT / "docs" / "gateway.md") if "/events/replay" in block]
+    [command] = [block for block in code_blocks("docs/gateway.md", "bash") if "/events/replay" in block]
     selection = json.loads(re.search(r"-d '(.*?)'", command, flags=re.S).group(1))
     response = client.post("/api/v1/events/replay", json=selection, headers=admin)
     assert response.status_code == 200, response.text
@@ -83,8 +76,8 @@ def test_the_documented_bulk_replay_request_is_answered(client, admin):
 
 
 def test_the_documented_bamboohr_connection_reads_the_record_of_the_documented_event(client, sandbox, monkeypatch):
-    gateway_doc = ROOT / "docs" / "gateway.md"
-    [command] = [block for block in _blocks("bash", gateway_doc) if "AIRFLOW_CONN_OFFICEFLOW_BAMBOOHR" in block]
+    [command] = [block for block in code_blocks("docs/gateway.md", "bash")
+                 if "AIRFLOW_CONN_OFFICEFLOW_BAMBOOHR" in block]
     name, value = re.search(r"export (\w+)='(.*?)'", command, flags=re.S).groups()
     documented = json.loads(value)
     assert documented["host"] == "https://api.bamboohr.com/api/gateway.php/acme/v1" and documented["password"] == "x"
@@ -95,7 +88,7 @@ def test_the_documented_bamboohr_connection_reads_the_record_of_the_documented_e
     assert host == ours["host"] and documented["login"] == "<API key>"
     monkeypatch.setenv(name, json.dumps({**documented, "host": host, "login": ours["login"]}))
 
-    [payload] = [block for block in _blocks("json", gateway_doc) if '"employee.updated"' in block]
+    [payload] = [block for block in code_blocks("docs/gateway.md", "json") if '"employee.updated"' in block]
     document = json.loads(payload)
     employee = sandbox.add_bamboohr_employee(firstName="Grace", lastName="Hopper", workEmail="grace@officeflow.test",
                                              status="Inactive", terminationDate="2026-11-30")
@@ -113,7 +106,7 @@ def test_the_documented_bamboohr_connection_reads_the_record_of_the_documented_e
 
 def test_the_documented_stored_endpoints_are_created_with_their_routes(client, admin):
     """docs/gateway.md's BambooHR and Workday endpoint definitions, sent as they stand to the management API."""
-    definitions = [json.loads(block) for block in _blocks("json", ROOT / "docs" / "gateway.md")
+    definitions = [json.loads(block) for block in code_blocks("docs/gateway.md", "json")
                    if '"routes"' in block and '"adapter"' in block]
     assert [d["adapter"] for d in definitions] == ["bamboohr", "workday"]
     for definition in definitions:
