@@ -348,7 +348,7 @@ cmd_dev() {
     Health            http://localhost:$OFFICEFLOW_PORT/officeflow/health
     Sample webhook    ./run.sh webhook          (in another terminal)
     Mailbox (.eml)    $OFFICEFLOW_HOME/mailbox/
-    SaaS sandbox      http://127.0.0.1:$OFFICEFLOW_SANDBOX_PORT/_sandbox/docs   (state: /_sandbox/state/{google,microsoft,okta,slack,openai,bamboohr})
+    SaaS sandbox      http://127.0.0.1:$OFFICEFLOW_SANDBOX_PORT/_sandbox/docs   (state: /_sandbox/state/{google,microsoft,okta,slack,openai,bamboohr,workday})
     Events relay      $RELAY_STATUS
     Logs              $OFFICEFLOW_HOME/logs/
   Ctrl-C stops everything.

@@ -22,14 +22,13 @@ the REST API (`POST /api/v2/assets/events`) still starts this DAG.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Asset, AssetWatcher, task
 
 from include.officeflow import inbound_events as inbound
 from include.officeflow.settings import get_settings
+from operators.inbox_runs import start_recorded_runs
 from operators.workflow_dag import workflow_dag
 
 settings = get_settings()
@@ -45,24 +44,6 @@ if settings.hr_events_topic:
         apply_function="include.officeflow.inbound_events.apply_function",
         poll_interval=settings.hr_events_poll_interval_seconds)))
 hr_events = Asset(name="officeflow_hr_events", watchers=watchers)
-
-
-def _started(context: Any) -> None:
-    """The run exists: its inbox event becomes ``triggered`` (unless the gateway's dispatcher got there first)."""
-    from include.officeflow.store.db import task_store_url
-
-    inbound.mark_triggered(context["task"].trigger_run_id, store_url=task_store_url())
-
-
-def _not_started(context: Any) -> None:
-    """Airflow refused the run (its conf does not match the workflow's params: HTTP 400): the inbox event becomes
-    ``rejected`` with the reason. Other failures (the API server away) leave it pending for the gateway's
-    dispatcher to retry, as a webhook's."""
-    from include.officeflow.store.db import task_store_url
-
-    refusal = inbound.refusal(context.get("exception"))
-    if refusal is not None:
-        inbound.mark_refused(context["task"].trigger_run_id, refusal, store_url=task_store_url())
 
 
 with workflow_dag(
@@ -90,8 +71,4 @@ with workflow_dag(
                 runs.append(run)
         return runs
 
-    TriggerDagRunOperator.partial(
-        task_id="start_workflow", task_display_name="Start the workflow", skip_when_already_exists=True,
-        on_success_callback=_started, on_retry_callback=_not_started, on_failure_callback=_not_started,
-        retries=1, retry_delay=timedelta(seconds=10), retry_exponential_backoff=False,
-    ).expand_kwargs(record_events())
+    start_recorded_runs(record_events())

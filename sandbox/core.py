@@ -65,6 +65,8 @@ class Credentials:
     - ``microsoft_clients``: client_id -> client secret, ``microsoft_tenant``, ``microsoft_domain``;
     - ``okta_tokens``: accepted SSWS API tokens;
     - ``bamboohr_api_keys``: accepted BambooHR API keys, ``bamboohr_company``: the company domain;
+    - ``workday_isu_username`` / ``workday_isu_passwords``: the integration system user and its accepted
+      passwords, ``workday_tenant``: the tenant, ``workday_report``: the workers report's name (RaaS);
     - ``tls_*``: the TLS listener's certificate and key files, the local CA that signed them (what a
       client must trust) and its base URL (``https://127.0.0.1:<tls port>``), when it has one.
     """
@@ -77,6 +79,10 @@ class Credentials:
     okta_tokens: list[str] = field(default_factory=list)
     bamboohr_api_keys: list[str] = field(default_factory=list)
     bamboohr_company: str = "officeflow"
+    workday_isu_username: str = "ISU_OfficeFlow"
+    workday_isu_passwords: list[str] = field(default_factory=list)
+    workday_tenant: str = "officeflow"
+    workday_report: str = "OfficeFlow_Workers"
     tls_base_url: str = ""
     tls_ca_file: str = ""
     tls_cert_file: str = ""

@@ -15,6 +15,7 @@ SERVICE_MODULES: dict[str, str] = {
     "slack": "sandbox.slack",
     "openai": "sandbox.openai",
     "bamboohr": "sandbox.bamboohr",
+    "workday": "sandbox.workday",
 }
 #: Every service, in mounting order.
 SERVICE_NAMES: tuple[str, ...] = tuple(SERVICE_MODULES)

@@ -11,8 +11,8 @@ v2.0/token``, ``/v1.0/…``), the shape of ``login.microsoftonline.com`` and ``g
 
 ``/google`` (OAuth token endpoint, Admin SDK Directory), ``/microsoft`` (identity platform token
 endpoint, Graph), ``/okta`` (Users, lifecycle, Groups), ``/ses``, ``/sendgrid``, ``/slack``, ``/openai``
-(Chat Completions, Models) and ``/_sandbox`` (state, request log, reset, fault injection). See
-sandbox/README.md for what each covers.
+(Chat Completions, Models), ``/bamboohr`` (the employee API), ``/workday`` (the workers report, RaaS) and
+``/_sandbox`` (state, request log, reset, fault injection). See sandbox/README.md for what each covers.
 """
 
 from __future__ import annotations

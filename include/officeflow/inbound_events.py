@@ -218,9 +218,7 @@ def record(payload: Any, *, topic: str | None = None, store_url: str | None = No
     """Record one triggering asset event's payload in the inbox; return the run to start (``trigger_dag_id``,
     ``trigger_run_id``, ``conf``, ``note``) for a new routed event, ``None`` for a duplicate, an ignored type or a
     refused event (logged, stored ``rejected``/``ignored`` as the gateway stores them)."""
-    from include.officeflow import run_notes
-    from include.officeflow.inbox import run_id_for, store
-    from include.officeflow.mapping import HR_DOCUMENT_MAPPING, MappingError, apply_mapping, hr_routes
+    from include.officeflow.inbox import store
     from include.officeflow.store import EventStatus
 
     settings = get_settings()
@@ -238,6 +236,20 @@ def record(payload: Any, *, topic: str | None = None, store_url: str | None = No
               status=EventStatus.REJECTED, dag_id=None, dag_run_id=None, correlation_id=str(uuid.uuid4()),
               error=str(exc), organization_id=organization_id, store_url=store_url)
         return None
+    return record_event(event, endpoint=endpoint, organization_id=organization_id, source=SOURCE, store_url=store_url)
+
+
+def record_event(event: HrEvent, *, endpoint: str, organization_id: str, source: str,
+                 store_url: str | None = None) -> dict[str, Any] | None:
+    """Store a checked HR event in the inbox under ``endpoint`` (routed by ``hr_routes``, mapped with
+    ``HR_DOCUMENT_MAPPING``, the conf's ``source`` and ``organization_id`` given); return the run to start for a new
+    routed event, ``None`` for a duplicate, an ignored type or an event that does not map. The Kafka topic's events
+    and the Workday reconciliation's (include/officeflow/workday_reconciliation.py) are recorded here."""
+    from include.officeflow import run_notes
+    from include.officeflow.inbox import run_id_for, store
+    from include.officeflow.mapping import HR_DOCUMENT_MAPPING, MappingError, apply_mapping, hr_routes
+    from include.officeflow.store import EventStatus
+
     cid = event.correlation_id or str(uuid.uuid4())
     conf: dict[str, Any] | None = None
     error = dag_id = run_id = None
@@ -251,7 +263,7 @@ def record(payload: Any, *, topic: str | None = None, store_url: str | None = No
             status, error = EventStatus.REJECTED, f"{exc.field}: {exc.message}"
         else:
             conf.setdefault("correlation_id", cid)
-            conf.setdefault("source", SOURCE)
+            conf.setdefault("source", source)
             conf["organization_id"] = organization_id  # the tenant is configured, never the message's
             status, dag_id, run_id = EventStatus.PENDING, target, run_id_for(endpoint, event.id)
     outcome = store(endpoint_id=endpoint, provider_event_id=event.id, event_type=event.type,
@@ -266,7 +278,7 @@ def record(payload: Any, *, topic: str | None = None, store_url: str | None = No
         return None
     log.info("HR event %r (%s) -> %s run %s (inbox event %s)", event.id, event.type, dag_id, run_id, outcome.event_id)
     note = run_notes.start_note(conf, correlation_id=cid,
-                                started_by=run_notes.started_by_event(SOURCE, event.type, event.id))
+                                started_by=run_notes.started_by_event(source, event.type, event.id))
     return {"trigger_dag_id": dag_id, "trigger_run_id": run_id, "conf": conf, "note": note}
 
 

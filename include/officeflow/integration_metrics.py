@@ -25,7 +25,8 @@ from opentelemetry import metrics
 
 from include.officeflow import errors
 
-INTEGRATIONS = frozenset({"slack", "google_workspace", "microsoft_graph", "okta", "openai", "bamboohr"})
+INTEGRATIONS = frozenset({"slack", "google_workspace", "microsoft_graph", "okta", "openai", "bamboohr",
+                          "workday"})
 OUTCOMES = ("ok", "rate_limited", "unavailable", "auth_error", "refused")
 
 _meter = metrics.get_meter("officeflow")

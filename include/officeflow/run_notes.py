@@ -21,7 +21,8 @@ from typing import Any
 #: Airflow keeps a run's note in a 1000-character column.
 MAX_NOTE = 1000
 SOURCES = {"bamboohr": "BambooHR", "workday": "Workday", "generic": "webhook", "manual": "a person",
-           "workflows_api": "the workflows API", "kafka": "Kafka"}
+           "workflows_api": "the workflows API", "kafka": "Kafka",
+           "workday-reconciliation": "Workday reconciliation"}
 RESULT_RULE = "\n\n---\n"
 BADGES = {"success": "✔ **Done**", "failed": "✘ **Failed**"}  # in every font (emoji fonts are not)
 OUTCOME_BADGE = re.compile(r"^(?:✔ \*\*Done\*\*|✘ \*\*Failed\*\*|! \*\*[^*]+\*\*) · ")

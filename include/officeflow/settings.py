@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -187,6 +187,26 @@ class Settings(BaseSettings):
     )
     hr_events_poll_interval_seconds: float = Field(
         default=1.0, gt=0, description="How long the watcher waits after a skipped message before polling again.",
+    )
+    workday_conn_id: str = Field(
+        default="officeflow_workday",
+        description="Airflow connection (type http) of Workday's workers report (RaaS) the workday_reconciliation DAG "
+        "reads: host = the report's URL, login/password = the integration system user's.",
+    )
+    workday_reconcile_schedule: str | None = Field(
+        default="@hourly",
+        description="When the workday_reconciliation DAG looks for hires, terminations and job changes Workday's "
+        "notifications missed (a cron expression or preset); empty or `none`: only when someone triggers it.",
+    )
+    workday_reconcile_window_days: int = Field(
+        default=14, ge=1, le=366,
+        description="The reconciliation considers hires, terminations and job changes effective in the last this many "
+        "days (and future ones); older ones are history, not missed events.",
+    )
+    workday_organization_id: str = Field(
+        default="default", min_length=1,
+        description="Organization (tenant) of the runs the Workday reconciliation starts; its Workday endpoints' "
+        "events are the ones it checks against.",
     )
     dispatcher_mode: Literal["embedded", "external"] = Field(
         default="embedded",
@@ -418,6 +438,11 @@ class Settings(BaseSettings):
         description="USD per million input and output tokens, per model (JSON); a model not listed is "
                     "costed at the most expensive listed price.",
     )
+
+    @field_validator("workday_reconcile_schedule", mode="before")
+    @classmethod
+    def _no_schedule(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value
 
     @field_validator("default_time_zone")
     @classmethod

@@ -11,7 +11,8 @@ Two ways to run it (``OFFICEFLOW_DISPATCHER_MODE``):
 
 Either way a periodic scan picks up events whose retry is due and those left by a process that died.
 An event that came without field values has its employee record read first (employee_records.py); a failed read
-is retried like a failed trigger.
+is retried like a failed trigger. A Workday notification of a change the Workday reconciliation already started is
+stored ``ignored`` (include/officeflow/workday_reconciliation.py).
 Several dispatchers may run at once: an event is claimed with ``FOR UPDATE SKIP LOCKED`` and the run id
 is derived from the event, so the worst case of a race is an ``already exists`` that counts as success.
 """
@@ -27,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select
 
-from include.officeflow import run_notes, tracing
+from include.officeflow import run_notes, tracing, workday_reconciliation
 from include.officeflow.audit import audit
 from include.officeflow.inbox import webhook_event
 from include.officeflow.settings import get_settings
@@ -79,6 +80,13 @@ def dispatch_one(event_id: str, trigger: Trigger = trigger_run) -> str | None:
                                      event.event_type)
                             return event.status
                         conf = dict(event.payload.get("conf") or {})
+                    earlier = workday_reconciliation.started_by_reconciliation(session, event)
+                    if earlier is not None:  # a late Workday notification of what the reconciliation started
+                        event.status, event.next_attempt_at = EventStatus.IGNORED.value, None
+                        event.error = (f"already started by the Workday reconciliation (inbox event {earlier.id}, "
+                                       f"run {earlier.dag_run_id})")
+                        log.info("Event %s: %s", event.id, event.error)
+                        return event.status
                     note = run_notes.start_note(conf, correlation_id=event.correlation_id,
                                                 started_by=run_notes.started_by_event(conf.get("source"),
                                                                                       event.event_type,

@@ -27,7 +27,8 @@ API = "/officeflow/api/v1"
 HR_WORKFLOWS = {"employee_onboarding", "employee_offboarding", "employee_role_change", "manager_heads_up",
                 "new_contractor_welcome", "team_membership"}
 IT_WORKFLOWS = {"identity_provisioning", "equipment_request", "officeflow_approval_smoke", "officeflow_approval_burst",
-                "calendar_maintenance", "document_retention", "hr_events_from_kafka", "workflow_insights"}
+                "calendar_maintenance", "document_retention", "hr_events_from_kafka", "workflow_insights",
+                "workday_reconciliation"}
 HR_DAG, IT_DAG = "employee_onboarding", "identity_provisioning"
 CONF = {HR_DAG: {"first_name": "Ada", "last_name": "Lovelace", "email": "ada.rbac@officeflow.test"},
         IT_DAG: {"first_name": "Ada", "last_name": "Lovelace", "email": "ada.rbac@officeflow.test"}}

@@ -1,7 +1,7 @@
 """End to end: the README's and the docs' shell examples that start runs, run as a reader would in the repository's
 folder with the platform running (the admin's password only in ``.env``): the README's identity provisioning
-commands, docs/identity.md's and docs/workflows.md's API session. Each run they start finishes, and what it made
-is where the docs say."""
+commands, docs/identity.md's and docs/workflows.md's API session, docs/gateway.md's Workday reconciliation. Each run
+they start finishes, and what it made is where the docs say."""
 
 from __future__ import annotations
 
@@ -90,3 +90,38 @@ def test_the_readme_quick_start_webhook_starts_an_onboarding(platform: AirflowPl
     run = wait_until(lambda: (r := platform.api("GET", run_url)).status_code != 404 and r, timeout=60,
                      what="the run", interval=1)
     assert run.status_code == 200 and run.json()["conf"]["event_type"] == "employee.created", run.text
+
+
+def test_the_gateway_doc_reconciles_a_hire_workday_never_notified(
+        platform: AirflowPlatform, sandbox_server: SandboxServer, tmp_path: Path):
+    """docs/gateway.md: a hire made in the sandbox's Workday without a notification, then "reconcile now": the
+    workday_reconciliation DAG reads the report, records the hire and starts its onboarding; a second pass starts
+    nothing."""
+    from include.officeflow.inbox import run_id_for
+    from include.officeflow.workday_reconciliation import ENDPOINT
+
+    sandbox_server.reset()
+    wait_for_dag(platform, "workday_reconciliation")
+    hire = bash_block_with("docs/gateway.md", "/workday/sandbox/workers/21100").replace(
+        "http://127.0.0.1:8900", sandbox_server.url)
+    worker = json.loads(run_doc_block(platform, hire, tmp_path))
+    assert (worker["Worker_ID"], worker["Work_Email"]) == ("21100", "mary.jackson@officeflow.test")
+    reconcile = bash_block_with("docs/gateway.md", "workday_reconciliation/dagRuns")
+
+    run_id = run_doc_block(platform, reconcile, tmp_path).strip()
+    run = platform.wait_for_run("workday_reconciliation", run_id, timeout=240)
+    assert run["state"] == "success", platform.task_states("workday_reconciliation", run_id)
+    onboarding_id = run_id_for(ENDPOINT, f"21100:hire:{worker['Hire_Date']}")
+    onboarding = platform.api("GET", f"/api/v2/dags/employee_onboarding/dagRuns/{onboarding_id}")
+    assert onboarding.status_code == 200, onboarding.text
+    conf = onboarding.json()["conf"]
+    assert (conf["first_name"], conf["email"], conf["source"]) == (
+        "Mary", "mary.jackson@officeflow.test", "workday-reconciliation")
+    assert "started by Workday reconciliation event employee.created" in (onboarding.json().get("note") or "")
+
+    again = run_doc_block(platform, reconcile, tmp_path).strip()
+    run = platform.wait_for_run("workday_reconciliation", again, timeout=240)
+    assert run["state"] == "success", platform.task_states("workday_reconciliation", again)
+    runs = platform.api("GET", "/api/v2/dags/employee_onboarding/dagRuns?limit=100").json()["dag_runs"]
+    assert [r["dag_run_id"] for r in runs if r["conf"].get("email") == "mary.jackson@officeflow.test"] == [
+        onboarding_id]

@@ -115,6 +115,30 @@ class SandboxServer:
         """What an admin's Delete in BambooHR's UI does (the API has none): reads answer 404 from now on."""
         self.client.delete(f"/bamboohr/sandbox/employees/{employee_id}").raise_for_status()
 
+    # --- Workday's side: the workers report (RaaS), as an HR admin changes the workers ------------------
+    def workday(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A call to the sandbox's Workday service (``path`` below ``/workday/``); raises on an error status."""
+        response = self.client.request(method, f"/workday/{path.lstrip('/')}", **kwargs)
+        response.raise_for_status()
+        return response
+
+    def workday_workers(self) -> list[dict[str, Any]]:
+        """The workers report's entries (RaaS JSON) read as OfficeFlow's integration system user."""
+        conn = self.connections["officeflow_workday"]
+        response = self.client.get(conn["host"].removeprefix(self.url), params={"format": "json"},
+                                   auth=(conn["login"], conn["password"]))
+        response.raise_for_status()
+        return response.json()["Report_Entry"]  # type: ignore[no-any-return]
+
+    def put_workday_worker(self, worker_id: str, **columns: Any) -> dict[str, Any]:
+        """What an HR admin's change in Workday's UI does: ``columns`` merged into the worker (created if new;
+        ``None`` removes a column); the worker's entry as the report gives it."""
+        return self.workday("PUT", f"sandbox/workers/{worker_id}", json=columns).json()  # type: ignore[no-any-return]
+
+    def delete_workday_worker(self, worker_id: str) -> None:
+        """The worker gone from the report."""
+        self.workday("DELETE", f"sandbox/workers/{worker_id}")
+
     def stop(self) -> None:
         self.client.close()
         stop_process(self.process)

@@ -141,6 +141,7 @@ MUST_FILL = {
     "calendar_maintenance": set(),
     "document_retention": set(),
     "workflow_insights": set(),
+    "workday_reconciliation": set(),
     "manager_heads_up": {"manager_name", "manager_email", "first_name", "start_date"},
     "new_contractor_welcome": {"first_name", "email"},
 }
@@ -196,7 +197,8 @@ def test_every_workflow_explains_itself(dagbag):
               "identity_provisioning": "it-team", "officeflow_approval_smoke": "it-team",
               "officeflow_approval_burst": "it-team",
               "calendar_maintenance": "it-team", "document_retention": "it-team", "workflow_insights": "it-team",
-              "new_contractor_welcome": "people-team", "manager_heads_up": "people-team"}
+              "workday_reconciliation": "it-team", "new_contractor_welcome": "people-team",
+              "manager_heads_up": "people-team"}
     for dag_id, owner in owners.items():
         dag = dagbag.dags[dag_id]
         assert dag.owner == owner, dag_id
@@ -204,7 +206,7 @@ def test_every_workflow_explains_itself(dagbag):
         assert dag.description and len(dag.description) > 40, dag_id
         assert len(dag.tags) >= 2, dag_id
     for dag_id in (*HR_DAGS, "identity_provisioning", "officeflow_approval_smoke", "officeflow_approval_burst",
-                   "calendar_maintenance", "document_retention", "workflow_insights"):
+                   "calendar_maintenance", "document_retention", "workflow_insights", "workday_reconciliation"):
         doc = dagbag.dags[dag_id].doc_md
         assert doc.startswith("# ") and "```text" in doc, f"{dag_id}: doc_md needs a title and the picture"
 

@@ -12,7 +12,8 @@ DEFAULT_ACCESS = {"people": ["HR Manager"], "onboarding": ["HR Manager"], "it": 
 HR_WORKFLOWS = {"employee_onboarding", "employee_offboarding", "employee_role_change", "manager_heads_up",
                 "new_contractor_welcome", "team_membership"}
 IT_WORKFLOWS = {"identity_provisioning", "equipment_request", "officeflow_approval_smoke", "officeflow_approval_burst",
-                "calendar_maintenance", "document_retention", "hr_events_from_kafka", "workflow_insights"}
+                "calendar_maintenance", "document_retention", "hr_events_from_kafka", "workflow_insights",
+                "workday_reconciliation"}
 GRANT = {"DAGs": {"can_read", "can_edit"}, "DAG Runs": {"can_read", "can_create"}}
 
 
