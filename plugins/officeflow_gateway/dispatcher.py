@@ -10,9 +10,10 @@ Two ways to run it (``OFFICEFLOW_DISPATCHER_MODE``):
   process, polling the inbox at most every second.
 
 Either way a periodic scan picks up events whose retry is due and those left by a process that died.
-An event that came without field values has its employee record read first (employee_records.py); a failed read
-is retried like a failed trigger. A Workday notification of a change the Workday reconciliation already started is
-stored ``ignored`` (include/officeflow/workday_reconciliation.py).
+An event that came without field values has its employee record read first (employee_records.py), before the event
+is claimed, so no row lock or transaction waits on the HR system; a failed read is retried like a failed trigger.
+A Workday notification of a change the Workday reconciliation already started is stored ``ignored``
+(include/officeflow/workday_reconciliation.py).
 Several dispatchers may run at once: an event is claimed with ``FOR UPDATE SKIP LOCKED`` and the run id
 is derived from the event, so the worst case of a race is an ``already exists`` that counts as success.
 """
@@ -50,8 +51,19 @@ def backoff_seconds(attempts: int) -> float:
                      settings.dispatch_base_delay_seconds * 2 ** max(0, attempts - 1)))
 
 
+def _read_record(event_id: str) -> employee_records.Read | None:
+    """The employee record a pending event without field values needs, read before the event is claimed."""
+    with session_scope() as session:
+        event = session.get(WebhookEvent, event_id)
+        if event is None or event.status != EventStatus.PENDING.value or not employee_records.needs_record(event):
+            return None
+        session.expunge(event)
+    return employee_records.read(event)
+
+
 def dispatch_one(event_id: str, trigger: Trigger = trigger_run) -> str | None:
     """Try to start the run of one due pending event; return its new status (None if not claimed)."""
+    record = _read_record(event_id)
     with session_scope() as session:
         event = session.scalars(
             select(WebhookEvent)
@@ -73,7 +85,7 @@ def dispatch_one(event_id: str, trigger: Trigger = trigger_run) -> str | None:
                                               "officeflow.correlation_id": event.correlation_id,
                                               "officeflow.attempt": event.attempts}):
                     if employee_records.needs_record(event):  # an event without field values: read them first
-                        employee_records.complete(session, event)
+                        employee_records.complete(session, event, record)
                         if event.dag_id is None:
                             event.status, event.error, event.next_attempt_at = EventStatus.IGNORED.value, None, None
                             log.info("Event %s is %s after its record was read: starts no workflow", event.id,

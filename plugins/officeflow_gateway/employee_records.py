@@ -2,11 +2,14 @@
 
 BambooHR's ``Deleted`` entries and its event-based webhooks (``employee.created|updated|deleted``) name an employee
 but carry none of their fields; the adapter marks such events ``lookup`` (adapters/bamboohr.py). The gateway stores
-and accepts them like any other (a 2xx never waits on BambooHR), and :func:`complete` runs in the dispatcher, inside
-the claim of the event, before the run is created:
+and accepts them like any other (a 2xx never waits on BambooHR). The dispatcher reads the record with :func:`read`
+before it claims the event (no row lock, transaction or pooled connection is held while BambooHR answers), then
+:func:`complete` applies it inside the claim, before the run is created:
 
-1. the record is read through :class:`operators.hooks.bamboohr.BambooHRHook` (``OFFICEFLOW_BAMBOOHR_CONN_ID``), with
-   a short timeout and short in-call retries, so one slow answer holds the dispatcher back seconds at most;
+1. the record is read through :class:`operators.hooks.bamboohr.BambooHRHook` (``OFFICEFLOW_BAMBOOHR_CONN_ID``) once,
+   with a 5 s timeout and no in-call retry: a slow or failing BambooHR holds the dispatcher back 5 s at most per
+   event, and the dispatcher's backoff (at least the ``Retry-After``) does the retrying. A second dispatcher that
+   read the same record meanwhile finds the event claimed or completed and drops its copy (a read changes nothing);
 2. an employee BambooHR no longer knows (404: a deleted employee) gets the fields of the latest earlier event of the
    same endpoint naming them (a field-based post or an earlier read);
 3. the fields go into the event's document, an update is classified again with their values (``status``
@@ -21,6 +24,7 @@ dead-lettered (replayable once the connection is fixed); an employee nobody know
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,15 +44,40 @@ _EMPTY = (None, "", "0000-00-00")
 _HISTORY = 50
 
 
+@dataclass(frozen=True)
+class Read:
+    """What BambooHR answered for an event's employee: their fields, or the error."""
+
+    employee_id: str
+    fields: dict[str, Any] | None = None
+    error: errors.ServiceError | None = None
+
+
 def needs_record(event: WebhookEvent) -> bool:
     """Whether the event still waits for its employee record."""
     payload = event.payload or {}
     return bool((payload.get("document") or {}).get("lookup")) and "record" not in payload
 
 
-def complete(session: Any, event: WebhookEvent) -> None:
-    """Read the record of a ``lookup`` event and set its document, type, workflow and conf (``dag_id`` ``None``:
-    its type starts no workflow). Raises :class:`TriggerError`."""
+def read(event: WebhookEvent) -> Read | None:
+    """Read the record a ``lookup`` event needs from BambooHR (``None`` for an event that needs none, or names a
+    system OfficeFlow cannot read: :func:`complete` refuses that one). Call it holding no claim or transaction."""
+    if not needs_record(event):
+        return None
+    document = event.payload.get("document") or {}
+    if document["lookup"].get("system") != "bamboohr":
+        return None
+    employee_id = str(document["employee_id"])
+    try:
+        return Read(employee_id, fields=_read(employee_id))
+    except errors.ServiceError as exc:
+        return Read(employee_id, error=exc)
+
+
+def complete(session: Any, event: WebhookEvent, answer: Read | None) -> None:
+    """Apply :func:`read`'s ``answer`` to a ``lookup`` event (read now if it was not, or names another employee): set
+    its document, type, workflow and conf (``dag_id`` ``None``: its type starts no workflow). Raises
+    :class:`TriggerError`."""
     document = dict(event.payload.get("document") or {})
     lookup = document["lookup"]
     if lookup.get("system") != "bamboohr":
@@ -57,9 +86,14 @@ def complete(session: Any, event: WebhookEvent) -> None:
     if endpoint is None:
         raise TriggerError(f"endpoint {event.endpoint_id!r} no longer exists", reason="refused")
     employee_id = str(document["employee_id"])
+    if answer is None or answer.employee_id != employee_id:
+        answer = read(event)
+        assert answer is not None  # a bamboohr lookup still waiting for its record
     source = "bamboohr"
     try:
-        fields = _read(employee_id)
+        if answer.error is not None:
+            raise answer.error
+        fields = answer.fields or {}
     except errors.NotFound as exc:
         earlier = _earlier_fields(session, event, employee_id)
         if earlier is None:
@@ -89,9 +123,9 @@ def complete(session: Any, event: WebhookEvent) -> None:
 def _read(employee_id: str) -> dict[str, Any]:
     from operators.hooks.bamboohr import BambooHRHook
 
-    # Short, so a slow BambooHR holds the dispatcher (and the other events) back seconds, not minutes: a longer
-    # Retry-After is waited out by the dispatcher's backoff.
-    hook = BambooHRHook(get_settings().bamboohr_conn_id, timeout=10.0, max_attempts=2, max_wait=5.0)
+    # Short and once, so a slow BambooHR holds the dispatcher (and the other events) back seconds, not minutes: the
+    # dispatcher's backoff retries, never before a Retry-After.
+    hook = BambooHRHook(get_settings().bamboohr_conn_id, timeout=5.0, max_attempts=1)
     record = hook.get_employee(employee_id)
     return {name: value for name, value in record.items() if name != "id" and value not in _EMPTY}
 

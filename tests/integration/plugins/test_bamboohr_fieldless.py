@@ -225,3 +225,31 @@ def test_a_redelivered_fieldless_event_reads_once_and_starts_one_run(client, san
     assert again["events"][0]["duplicate"] is True and again["dag_run_id"] == first["dag_run_id"]
     assert len(dag_runs(first["dag_run_id"])) == 1
     assert len([r for r in sandbox.requests("bamboohr") if r["method"] == "GET"]) == 1
+
+
+def test_no_claim_is_held_while_bamboohr_answers(client, sandbox, monkeypatch):
+    """The record is read before the event is claimed: while a slow BambooHR answers, the event's row is not locked
+    (another dispatcher, an admin's replay could take it) and no transaction is open; the run starts after."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import select
+
+    from include.officeflow.store import WebhookEvent, session_scope
+    from plugins.officeflow_gateway import dispatcher as dispatch
+
+    dispatch.dispatcher.stop()  # this test drives the dispatcher itself
+    monkeypatch.setattr(dispatch.dispatcher, "ensure_started", lambda: None)
+    employee_id, email = employee(sandbox)
+    data = deliver(client, sample_event("employee.created", employee_id))
+    sandbox.fault("bamboohr", path="/employees/", method="GET", latency_ms=2500, count=1)
+    with ThreadPoolExecutor(1) as pool:
+        dispatching = pool.submit(dispatch_one, data["event_id"])
+        time.sleep(1.0)  # the read is in flight
+        assert not dispatching.done()
+        with session_scope() as session:
+            row = session.scalars(select(WebhookEvent).where(WebhookEvent.id == data["event_id"])
+                                  .with_for_update(nowait=True)).one()  # raises if the dispatcher held it
+            assert row.status == "pending"
+        assert dispatching.result(timeout=30) == "triggered"
+    [(_, _, conf, _)] = dag_runs(data["dag_run_id"])
+    assert conf["email"] == email
