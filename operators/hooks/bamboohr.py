@@ -22,8 +22,7 @@ key is never logged or put in a message.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -39,13 +38,8 @@ ERROR_HEADER = "X-BambooHR-Error-Message"
 
 
 class BambooHRHook(HrApiHook):
-    """BambooHR's employee API over an HTTP connection holding an API key.
-
-    :param bamboohr_conn_id: the Airflow connection (host = API base URL with the company domain,
-        login = API key, password = ``x``).
-    :param timeout: seconds for one request (connect and read).
-    :param max_attempts: tries of one call on 429, 503 and other retryable failures.
-    :param max_wait: the longest wait between tries; a ``Retry-After`` beyond it is raised at once.
+    """BambooHR's employee API over an HTTP connection holding an API key (host = API base URL with the company
+    domain, login = API key, password = ``x``); timeouts and retries as :class:`HrApiHook`'s (10 s, 30 s).
 
     Usage::
 
@@ -62,11 +56,6 @@ class BambooHRHook(HrApiHook):
     credentials_name = "API key"
     connection_fix = ("set host = https://api.bamboohr.com/api/gateway.php/<companyDomain>/v1, login = an API key, "
                       "password = x")
-
-    def __init__(self, bamboohr_conn_id: str = DEFAULT_CONN_ID, *, timeout: float = 10.0, max_attempts: int = 3,
-                 max_wait: float = 30.0, sleep: Callable[[float], Any] = time.sleep) -> None:
-        super().__init__(bamboohr_conn_id, timeout=timeout, max_attempts=max_attempts, max_wait=max_wait, sleep=sleep)
-        self.bamboohr_conn_id = bamboohr_conn_id
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -85,4 +74,4 @@ class BambooHRHook(HrApiHook):
 
     def _not_found(self, message: str) -> str:
         return (f"{message} (no employee with this id, or a wrong company domain in the connection "
-                f"{self.bamboohr_conn_id!r})")
+                f"{self.http_conn_id!r})")

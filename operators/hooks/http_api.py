@@ -25,9 +25,14 @@ from include.officeflow.integration_metrics import external_call
 class HrApiHook(HttpHook):
     """GET requests to an HR system, retried and mapped to OfficeFlow's errors.
 
-    Subclasses set ``service`` (its name in messages), ``system`` (its name in the integration metrics),
-    ``error_header`` (where the system puts an error's reason, if anywhere) and ``connection_fix`` (what a
-    working connection holds).
+    Subclasses set Airflow's ``conn_name_attr`` / ``default_conn_name``, ``service`` (its name in messages),
+    ``system`` (its name in the integration metrics), ``error_header`` (where the system puts an error's reason, if
+    anywhere), ``connection_fix`` (what a working connection holds) and their default timeout and longest wait.
+
+    :param conn_id: the Airflow connection (default: ``default_conn_name``).
+    :param timeout: seconds for one request (connect and read).
+    :param max_attempts: tries of one call on 429, 503 and other retryable failures.
+    :param max_wait: the longest wait between tries; a ``Retry-After`` beyond it is raised at once.
     """
 
     service = "HR system"
@@ -35,13 +40,17 @@ class HrApiHook(HttpHook):
     error_header: str | None = None
     connection_fix = "set the connection's host and login"
     credentials_name = "credentials"
+    default_timeout = 10.0
+    default_max_wait = 30.0
 
-    def __init__(self, conn_id: str, *, timeout: float = 10.0, max_attempts: int = 3, max_wait: float = 30.0,
-                 sleep: Callable[[float], Any] = time.sleep) -> None:
+    def __init__(self, conn_id: str | None = None, *, timeout: float | None = None, max_attempts: int = 3,
+                 max_wait: float | None = None, sleep: Callable[[float], Any] = time.sleep) -> None:
+        conn_id = conn_id or self.default_conn_name
         super().__init__(method="GET", http_conn_id=conn_id)
-        self.timeout = timeout
+        setattr(self, self.conn_name_attr, conn_id)  # e.g. ``bamboohr_conn_id``, as Airflow's hooks name it
+        self.timeout = self.default_timeout if timeout is None else timeout
         self.max_attempts = max(1, max_attempts)
-        self.max_wait = max_wait
+        self.max_wait = self.default_max_wait if max_wait is None else max_wait
         self._sleep = sleep
 
     def _call(self, endpoint: str, params: dict[str, str]) -> Response:

@@ -25,8 +25,6 @@ and network errors -> ``Unavailable``.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from include.officeflow import errors
@@ -50,13 +48,10 @@ class WorkdayHook(HrApiHook):
     service = "Workday"
     system = "workday"
     credentials_name = "user name and password"
+    default_timeout = 60.0  # a report of every worker takes Workday a while
+    default_max_wait = 60.0
     connection_fix = ("set host = the workers report's URL (https://<host>/ccx/service/customreport2/<tenant>/<owner>/"
                       "<report>), login and password = the integration system user's")
-
-    def __init__(self, workday_conn_id: str = DEFAULT_CONN_ID, *, timeout: float = 60.0, max_attempts: int = 3,
-                 max_wait: float = 60.0, sleep: Callable[[float], Any] = time.sleep) -> None:
-        super().__init__(workday_conn_id, timeout=timeout, max_attempts=max_attempts, max_wait=max_wait, sleep=sleep)
-        self.workday_conn_id = workday_conn_id
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -76,5 +71,5 @@ class WorkdayHook(HrApiHook):
         return entries
 
     def _not_found(self, message: str) -> str:
-        return (f"{message} (no such report: check the report URL of connection {self.workday_conn_id!r}, and that "
+        return (f"{message} (no such report: check the report URL of connection {self.http_conn_id!r}, and that "
                 "the report is enabled as a web service and shared with the integration system user)")
