@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from functools import lru_cache
 from typing import Any
 
 import jmespath
@@ -84,12 +85,47 @@ def _interpreter() -> TreeInterpreter:
     return interpreter
 
 
+@lru_cache(maxsize=256)
+def _compiled(items: tuple[tuple[str, str], ...]) -> tuple[tuple[str, tuple[str, ...] | None, Any], ...]:
+    """A mapping's expressions, parsed once per process rather than on every delivery (13 for the HR mapping: ~5% of
+    a delivery's CPU, docs/BENCHMARKS.md): ``(param, field path, parsed)``. A plain field path (``a``, ``a.b.c``,
+    what nearly every mapping is) is evaluated as the keys it names (:func:`_walk`), the rest by JMESPath's
+    interpreter."""
+    return tuple((param, _field_path(expression.parsed), expression.parsed)
+                 for param, expression in compile_mapping(dict(items)).items())
+
+
+def _field_path(parsed: dict[str, Any]) -> tuple[str, ...] | None:
+    """The keys of a JMESPath field or chain of fields (``fields.firstName`` → ``("fields", "firstName")``), or None."""
+    nodes = parsed["children"] if parsed["type"] == "subexpression" else [parsed]
+    if all(node["type"] == "field" for node in nodes):
+        return tuple(node["value"] for node in nodes)
+    return None
+
+
+def _walk(keys: tuple[str, ...], document: Any) -> Any:
+    """A field path's value, as JMESPath's interpreter gives it: ``null`` past anything that is not an object."""
+    value = document
+    for key in keys:
+        try:
+            value = value.get(key)
+        except AttributeError:
+            return None
+    return value
+
+
 def apply_mapping(mapping: dict[str, str], document: dict[str, Any]) -> dict[str, Any]:
     """Evaluate the mapping; values that are not JSON scalars, lists or objects are refused."""
     conf: dict[str, Any] = {}
-    for param, expression in compile_mapping(mapping).items():
+    interpreter = _interpreter()
+    try:
+        parsed_items = _compiled(tuple(mapping.items()))
+    except TypeError:  # an expression that is not a string (unhashable): refused by name, as when not cached
+        compile_mapping(mapping)
+        raise
+    for param, keys, parsed in parsed_items:
         try:
-            value = _interpreter().visit(expression.parsed, document)
+            value = _walk(keys, document) if keys is not None else interpreter.visit(parsed, document)
         except JMESPathError as exc:
             raise MappingError(param, f"evaluation failed: {exc}") from None
         if value is None or value == "":
@@ -116,6 +152,7 @@ class ParamsValidator:
         self._cache: dict[str, tuple[float, dict[str, tuple[Any, Check]] | None]] = {}
         self._lock = threading.Lock()
         self._refreshing: set[str] = set()
+        self._loading: dict[str, threading.Lock] = {}
 
     def missing(self, dag_id: str) -> bool:
         """Whether nothing is cached for the DAG yet: :meth:`validate` would read Airflow's metadata DB first."""
@@ -123,8 +160,14 @@ class ParamsValidator:
             return dag_id not in self._cache
 
     def refresh(self, dag_id: str) -> None:
-        """Read the DAG's params now (blocking I/O: an async caller runs it in a worker thread)."""
-        self._cache_params(dag_id)
+        """Read the DAG's params unless cached (blocking I/O: an async caller runs it in a worker thread). One read
+        per DAG at a time: the first burst of deliveries after a start waits for one read instead of each
+        deserialising the DAG (16 at once took ~6 s each on 2 cores, docs/BENCHMARKS.md)."""
+        with self._lock:
+            loading = self._loading.setdefault(dag_id, threading.Lock())
+        with loading:
+            if self.missing(dag_id):
+                self._cache_params(dag_id)
 
     def _compiled(self, dag_id: str) -> dict[str, tuple[Any, Check]] | None:
         """The cached params; read now when none are cached. Stale ones are still used while one background

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -40,9 +41,10 @@ class StoreUnavailable(Exception):
     """The store could not be reached or lost the connection; nothing was committed."""
 
 
+@lru_cache(maxsize=16)
 def asyncpg_dsn(url: str) -> str | None:
     """The asyncpg DSN of a SQLAlchemy PostgreSQL URL (``postgresql+psycopg2://…`` → ``postgresql://…``), or None
-    for any other database."""
+    for any other database. Cached: :func:`pool` asks on every delivery."""
     parts = urlsplit(url)
     scheme = parts.scheme.split("+", 1)[0]
     if scheme not in ("postgresql", "postgres"):
@@ -100,12 +102,19 @@ async def with_connection(work: Callable[[Any], Awaitable[T]], url: str | None =
         raise RuntimeError("the asyncpg path needs a PostgreSQL store")
     for attempt in (1, 2):
         try:
-            async with found.acquire(timeout=CONNECT_TIMEOUT_SECONDS) as conn:
+            async with found.acquire(timeout=_acquire_timeout(found)) as conn:
                 return await work(conn)
         except UNAVAILABLE as exc:
             if attempt == 2:
                 raise StoreUnavailable(f"store unavailable: {type(exc).__name__}: {exc}") from exc
     raise AssertionError("unreachable")
+
+
+def _acquire_timeout(found: asyncpg.Pool) -> float | None:
+    """How long an acquire may wait: no bound when a connection is idle (it is handed over at once, and asyncpg's
+    ``wait_for`` around a bounded acquire costs every delivery a task and a timer: docs/BENCHMARKS.md); else
+    :data:`CONNECT_TIMEOUT_SECONDS`, for a free connection or a new one (asyncpg's connect has the same bound)."""
+    return None if found.get_idle_size() else CONNECT_TIMEOUT_SECONDS
 
 
 async def close_all() -> None:

@@ -70,3 +70,16 @@ def test_a_failed_reread_keeps_the_stale_params_and_tries_again_later():
         time.sleep(0.01)
     assert validator.validate("onboarding", {}) is True  # still the stale params, and a new re-read started
     assert validator.reads == 3
+
+
+def test_a_burst_before_the_first_read_waits_for_one_read():
+    validator = CountingValidator({"onboarding": {}}, ttl_seconds=60)
+    validator.release.clear()  # the first read hangs until released
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        loads = [pool.submit(validator.refresh, "onboarding") for _ in range(16)]
+        time.sleep(0.2)
+        validator.release.set()
+        for load in loads:
+            load.result(timeout=5)
+    assert validator.reads == 1
+    assert not validator.missing("onboarding")
