@@ -120,13 +120,21 @@ class AirflowPlatform:
         headers = {"Authorization": f"Bearer {self.token()}", **kwargs.pop("headers", {})}
         return httpx.request(method, f"{self.base_url}{path}", headers=headers, timeout=30, **kwargs)
 
+    def _poll(self, path: str) -> httpx.Response | None:
+        """One GET of a wait loop; None when the answer took longer than :meth:`api`'s 30 s (a machine loaded by
+        task processes starting): the loop asks again until its own deadline, as for any other not-yet answer."""
+        try:
+            return self.api("GET", path)
+        except httpx.TimeoutException:
+            return None
+
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 180) -> dict[str, Any]:
         """Poll the REST API until the run finishes; return the run."""
         deadline = time.monotonic() + timeout
         run: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            response = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
-            if response.status_code == 200:
+            response = self._poll(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+            if response is not None and response.status_code == 200:
                 run = response.json()
                 if run["state"] in ("success", "failed"):
                     return run
@@ -138,7 +146,8 @@ class AirflowPlatform:
         """Wait until the dag-processor has parsed ``dag_id`` (the REST API knows it)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.api("GET", f"/api/v2/dags/{dag_id}").status_code == 200:
+            response = self._poll(f"/api/v2/dags/{dag_id}")
+            if response is not None and response.status_code == 200:
                 return
             time.sleep(1)
         raise AssertionError(f"{dag_id} not parsed after {timeout}s\n{self.logs_tail()}")
@@ -148,8 +157,8 @@ class AirflowPlatform:
         deadline = time.monotonic() + timeout
         state = None
         while time.monotonic() < deadline:
-            response = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
-            state = response.json().get("state") if response.status_code == 200 else None
+            response = self._poll(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+            state = response.json().get("state") if response is not None and response.status_code == 200 else state
             if state in ("success", "failed", "upstream_failed", "skipped", "awaiting_input"):
                 return state
             time.sleep(0.5)
