@@ -86,7 +86,7 @@ def _interpreter() -> TreeInterpreter:
 
 
 @lru_cache(maxsize=256)
-def _compiled(items: tuple[tuple[str, str], ...]) -> tuple[tuple[str, tuple[str, ...] | None, Any], ...]:
+def _parsed_mapping(items: tuple[tuple[str, str], ...]) -> tuple[tuple[str, tuple[str, ...] | None, Any], ...]:
     """A mapping's expressions, parsed once per process rather than on every delivery (13 for the HR mapping: ~5% of
     a delivery's CPU, docs/BENCHMARKS.md): ``(param, field path, parsed)``. A plain field path (``a``, ``a.b.c``,
     what nearly every mapping is) is evaluated as the keys it names (:func:`_walk`), the rest by JMESPath's
@@ -119,7 +119,7 @@ def apply_mapping(mapping: dict[str, str], document: dict[str, Any]) -> dict[str
     conf: dict[str, Any] = {}
     interpreter = _interpreter()
     try:
-        parsed_items = _compiled(tuple(mapping.items()))
+        parsed_items = _parsed_mapping(tuple(mapping.items()))
     except TypeError:  # an expression that is not a string (unhashable): refused by name, as when not cached
         compile_mapping(mapping)
         raise
