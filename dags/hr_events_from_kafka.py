@@ -7,8 +7,8 @@ asset event (`include.officeflow.inbound_events.apply_function`; malformed and f
 counted in the inbox and skipped). Each asset event schedules a run of this DAG:
 
 ```text
-record_events   each triggering asset event: checked, mapped as the webhooks are, stored in the inbox
-                (unique per event id: a redelivered message starts nothing)
+record_events   the asset's events from the run's first triggering one on: checked, mapped as the webhooks
+                are, stored in the inbox (unique per event id: a redelivered message starts nothing)
 start_workflow  one per new event: the workflow's run, its id derived from the event (Airflow validates the conf;
                 a refused conf makes the inbox event rejected, other failures leave it to the gateway's dispatcher)
 ```
@@ -58,17 +58,19 @@ with workflow_dag(
     with_run_params=False,
 ):
 
-    @task(task_display_name="Record the HR events")
+    @task(task_display_name="Record the HR events", inlets=[hr_events])
     def record_events(**context: Any) -> list[dict[str, Any]]:
-        """The runs to start: one per new, routed event of the triggering asset events."""
+        """The runs to start: one per new, routed event of the asset's events from this run's first triggering one.
+
+        Airflow gives a run the events up to the one that queued it; an event that comes while the scheduler creates
+        the run is given to no run until another event queues the next one (apache/airflow#56050), so the last
+        event of a burst would wait, maybe for ever. Reading the asset's events from the first triggering one on
+        takes those too; the inbox keeps each event once when the next run reads it again."""
         from include.officeflow.store.db import task_store_url
 
-        url = task_store_url()
-        runs = []
-        for event in context["triggering_asset_events"][hr_events]:
-            run = inbound.record((event.extra or {}).get("payload"), store_url=url)
-            if run is not None:
-                runs.append(run)
-        return runs
+        triggering = context["triggering_asset_events"][hr_events]
+        since = min((event.timestamp for event in triggering), default=context["dag_run"].run_after)
+        return inbound.record_asset_events(context["inlet_events"][hr_events].after(since),
+                                           store_url=task_store_url())
 
     start_recorded_runs(record_events())

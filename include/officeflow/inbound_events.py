@@ -7,7 +7,8 @@ The path (docs/events.md, "Events in"):
    ``payload``); a malformed or filtered one is logged, recorded in the inbox as ``rejected`` / ``ignored`` (the
    skip counter, :func:`skipped`) and answered ``None``, so the trigger commits it and keeps polling. Nothing
    raises out of it: a bad message never ends the watcher;
-2. the ``hr_events_from_kafka`` DAG, scheduled on the asset, calls :func:`record` for each triggering asset event:
+2. the ``hr_events_from_kafka`` DAG, scheduled on the asset, calls :func:`record_asset_events` with the asset's
+   events from its run's first triggering one on (the triggering ones and any that came while Airflow created it):
    the same checks again (an asset event may also come from the REST API), the webhook gateway's mapping, and the
    gateway's inbox (``include/officeflow/inbox.py``), unique per (``kafka:<topic>``, CloudEvent ``id``). A
    redelivered message finds its stored event and starts nothing;
@@ -214,10 +215,23 @@ def skipped(topic: str | None = None) -> dict[str, int]:
 # --- the DAG's side --------------------------------------------------------------------------------------------
 
 
-def record(payload: Any, *, topic: str | None = None, store_url: str | None = None) -> dict[str, Any] | None:
-    """Record one triggering asset event's payload in the inbox; return the run to start (``trigger_dag_id``,
+def record_asset_events(events: Any, *, store_url: str | None = None) -> list[dict[str, Any]]:
+    """Record asset events (Airflow's ``AssetEventResult``: ``id``, ``extra``) in the inbox, in order; return the
+    runs to start, one per new routed event. An event read twice (by two runs) is stored and started once."""
+    runs = []
+    for event in events:
+        run = record((event.extra or {}).get("payload"), asset_event_id=event.id, store_url=store_url)
+        if run is not None:
+            runs.append(run)
+    return runs
+
+
+def record(payload: Any, *, topic: str | None = None, store_url: str | None = None,
+           asset_event_id: int | None = None) -> dict[str, Any] | None:
+    """Record one asset event's payload in the inbox; return the run to start (``trigger_dag_id``,
     ``trigger_run_id``, ``conf``, ``note``) for a new routed event, ``None`` for a duplicate, an ignored type or a
-    refused event (logged, stored ``rejected``/``ignored`` as the gateway stores them)."""
+    refused event (logged, stored ``rejected``/``ignored`` as the gateway stores them). A malformed payload is
+    kept once under where Kafka had it (``@partition:offset``), else under its asset event's id."""
     from include.officeflow.inbox import store
     from include.officeflow.store import EventStatus
 
@@ -230,7 +244,7 @@ def record(payload: Any, *, topic: str | None = None, store_url: str | None = No
         log.warning("HR asset event refused: %s", exc)
         where = payload.get("kafka") if isinstance(payload, dict) else None
         key = (f"@{where.get('partition')}:{where.get('offset')}" if isinstance(where, dict)
-               else f"asset-event:{uuid.uuid4()}")
+               else f"asset-event:{asset_event_id if asset_event_id is not None else uuid.uuid4()}")
         store(endpoint_id=endpoint, provider_event_id=key, event_type="malformed",
               document={"preview": json.dumps(payload, default=str)[:500].replace("\x00", "\ufffd")}, conf=None,
               status=EventStatus.REJECTED, dag_id=None, dag_run_id=None, correlation_id=str(uuid.uuid4()),

@@ -12,9 +12,12 @@ import os
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from airflow.sdk.api.datamodels._generated import AssetResponse
+from airflow.sdk.execution_time.comms import AssetEventResult
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from sqlalchemy import select
@@ -147,6 +150,29 @@ def test_recording_refuses_what_the_watcher_would_have_refused(hr_topic: str):
     assert rows[1].provider_event_id.startswith("asset-event:")
     assert (rows[2].provider_event_id, rows[2].status) == ("hr-11", "ignored")
     assert inbound.skipped() == {"rejected": 2, "ignored": 1}
+
+
+def asset_event(event_id: int, payload: Any) -> AssetEventResult:
+    """An asset event as the DAG's task reads it (its inlet events, Airflow's execution API model)."""
+    return AssetEventResult(id=event_id, timestamp=datetime.now(UTC), extra={"payload": payload}, created_dagruns=[],
+                            asset=AssetResponse(name="officeflow_hr_events", uri="officeflow_hr_events",
+                                                group="asset"))
+
+
+def test_asset_events_read_by_two_runs_are_recorded_and_started_once(hr_topic: str):
+    """A run reads the asset's events from its first triggering one on, so the next run may read some again (those
+    that came while Airflow created the first): each is stored once and starts one run; a malformed payload posted
+    through the REST API (no Kafka position) is kept once under its asset event's id."""
+    first = [asset_event(1, event("hr-30")), asset_event(2, {"id": "posted", "data": {}})]
+    second = [*first, asset_event(3, event("hr-31"))]
+
+    started = inbound.record_asset_events(first)
+    again = inbound.record_asset_events(second)
+
+    assert [run["trigger_run_id"] for run in started] == [run_id_for(f"kafka:{hr_topic}", "hr-30")]
+    assert [run["trigger_run_id"] for run in again] == [run_id_for(f"kafka:{hr_topic}", "hr-31")]
+    assert [(row.provider_event_id, row.status) for row in inbox(hr_topic)] == [
+        ("hr-30", "pending"), ("asset-event:2", "rejected"), ("hr-31", "pending")]
 
 
 def test_a_started_run_and_a_refused_one_update_the_inbox(hr_topic: str):
