@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import jmespath
 from jmespath.exceptions import JMESPathError
@@ -136,12 +136,34 @@ def apply_mapping(mapping: dict[str, str], document: dict[str, Any]) -> dict[str
     return conf
 
 
+class CachedParams(NamedTuple):
+    read_at: float  # time.monotonic() of the read
+    dag_hash: str | None  # the serialised version they were read from (None: the DAG is not serialised)
+    params: dict[str, tuple[Any, Check]] | None  # name -> (default, compiled schema check)
+
+
+def latest_dag_hash(dag_id: str, session: Any) -> str | None:
+    """The hash of the DAG's latest serialised version (Airflow's pick of the latest: the highest version number),
+    ``None`` when it is not serialised: a query of one indexed row and one short column, not the DAG's JSON."""
+    from airflow.models.dag_version import DagVersion
+    from airflow.models.serialized_dag import SerializedDagModel
+    from sqlalchemy import select
+
+    return session.scalar(select(SerializedDagModel.dag_hash)
+                          .join(DagVersion, SerializedDagModel.dag_version_id == DagVersion.id)
+                          .where(SerializedDagModel.dag_id == dag_id)
+                          .order_by(DagVersion.version_number.desc()).limit(1))
+
+
 class ParamsValidator:
     """Validates a conf against the latest serialised version of a DAG's params.
 
     Airflow's own ``params.validate()`` re-checks every JSON schema on each call (~10 ms for a dozen
     params); on the delivery path the schemas are compiled once (include/officeflow/param_schema.py) and
-    a DAG's params cached for ``ttl`` seconds. The rules are Airflow's: the conf value (or the param's
+    a DAG's params cached for ``ttl`` seconds, then re-read only when the DAG's latest serialised version changed
+    (its hash: one small query, where deserialising the DAG to read its params took 0.1-1.3 s of CPU in a
+    background thread of the gateway's worker, every ``ttl``, and held the event loop's thread from the GIL for as
+    long: the delivery's p99 tail, docs/BENCHMARKS.md). The rules are Airflow's: the conf value (or the param's
     default) must exist and match the param's schema, with format checks. Airflow validates once more
     when the dispatcher creates the run, so a drift between the two can only turn into a ``rejected``
     event, never a bad run.
@@ -149,7 +171,7 @@ class ParamsValidator:
 
     def __init__(self, ttl_seconds: float = 10.0) -> None:
         self.ttl = ttl_seconds
-        self._cache: dict[str, tuple[float, dict[str, tuple[Any, Check]] | None]] = {}
+        self._cache: dict[str, CachedParams] = {}
         self._lock = threading.Lock()
         self._refreshing: set[str] = set()
         self._loading: dict[str, threading.Lock] = {}
@@ -175,7 +197,7 @@ class ParamsValidator:
         deserialisation of the DAG (bench/gateway_bench.py's profile: 64% of a worker's CPU)."""
         with self._lock:
             cached = self._cache.get(dag_id)
-            stale = cached is not None and time.monotonic() - cached[0] >= self.ttl
+            stale = cached is not None and time.monotonic() - cached.read_at >= self.ttl
             start_refresh = stale and dag_id not in self._refreshing
             if start_refresh:
                 self._refreshing.add(dag_id)
@@ -184,7 +206,7 @@ class ParamsValidator:
         if start_refresh:
             threading.Thread(target=self._refresh_in_background, args=(dag_id,), daemon=True,
                              name="officeflow-params-refresh").start()
-        return cached[1]
+        return cached.params
 
     def _refresh_in_background(self, dag_id: str) -> None:
         try:
@@ -196,18 +218,31 @@ class ParamsValidator:
                 self._refreshing.discard(dag_id)
 
     def _cache_params(self, dag_id: str) -> dict[str, tuple[Any, Check]] | None:
+        """Cache the params of the DAG's latest serialised version: the cached ones while its hash is the one they
+        were read from, else read from the DAG (``None`` for a DAG not serialised)."""
         now = time.monotonic()
-        from airflow.models.dagbag import DBDagBag
         from airflow.utils.session import create_session
 
         with create_session() as session:
-            dag = DBDagBag().get_latest_version_of_dag(dag_id, session=session)
-        compiled = None
-        if dag is not None:
-            compiled = {name: (param.value, compile_check(param.schema)) for name, param in dag.params.items()}
+            dag_hash = latest_dag_hash(dag_id, session)
+            with self._lock:
+                cached = self._cache.get(dag_id)
+            if cached is not None and dag_hash is not None and cached.dag_hash == dag_hash:
+                compiled = cached.params
+            else:
+                compiled = self._read_params(dag_id, session) if dag_hash is not None else None
         with self._lock:
-            self._cache[dag_id] = (now, compiled)
+            self._cache[dag_id] = CachedParams(now, dag_hash, compiled)
         return compiled
+
+    def _read_params(self, dag_id: str, session: Any) -> dict[str, tuple[Any, Check]] | None:
+        """Deserialise the DAG's latest version and compile its params' schemas (the costly read)."""
+        from airflow.models.dagbag import DBDagBag
+
+        dag = DBDagBag().get_latest_version_of_dag(dag_id, session=session)
+        if dag is None:
+            return None
+        return {name: (param.value, compile_check(param.schema)) for name, param in dag.params.items()}
 
     def validate(self, dag_id: str, conf: dict[str, Any]) -> bool:
         """Raise :class:`MappingError` for an invalid conf; return False when the DAG is unknown yet.

@@ -15,6 +15,7 @@ from plugins.officeflow_gateway import (
     admin,
     approval_clicks,
     health,
+    heap,
     metrics,
     openapi_errors,
     slack_commands,
@@ -97,4 +98,5 @@ def create_app() -> FastAPI:
     app.include_router(calendar_notifications_router)
     app.include_router(calendar_api.router)
     app.include_router(admin.router)
+    heap.freeze("start")  # the api-server's worker: its plugins loaded, the gateway's modules imported
     return app

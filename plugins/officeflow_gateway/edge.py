@@ -22,24 +22,39 @@ edge process (``embedded``, which needs Airflow's metadata DB) or ``./run.sh dis
 
 from __future__ import annotations
 
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import airflow  # noqa: F401  (Airflow's settings: logging, the metadata DB for an embedded dispatcher, tracing)
 from fastapi import FastAPI
+from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import get_route_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from include.officeflow.settings import get_settings
-from plugins.officeflow_gateway import health, metrics, webhooks
+from plugins.officeflow_gateway import health, heap, metrics, webhooks
 from plugins.officeflow_gateway.app import close_store_pools, install_gateway_stack
 
 PREFIX = "/officeflow"  # the api-server's mount point of the plugin app: delivery URLs are identical
+
+
+@asynccontextmanager
+async def edge_lifespan(app: Starlette) -> AsyncIterator[None]:
+    """The worker's start: its start-up objects out of the garbage collector's sight (heap.py); its stop: the
+    store's pools closed."""
+    gc.collect()  # the start-up's garbage goes now, not frozen with the rest
+    heap.freeze("start")
+    async with close_store_pools(app):
+        yield
 
 
 def create_delivery_app() -> FastAPI:
     """The delivery routes with the gateway's middlewares and error shapes, as mounted under :data:`PREFIX`."""
     get_settings()  # a bad configuration stops the process at start, as in the api-server
     app = FastAPI(title="OfficeFlow edge gateway", version="0.2.0", docs_url=None, redoc_url=None,
-                  openapi_url=None, lifespan=close_store_pools)
+                  openapi_url=None, lifespan=edge_lifespan)
     install_gateway_stack(app)
     app.include_router(webhooks.router)  # first: the router tries the routes in order, deliveries are most requests
     app.include_router(health.build_router(health.edge_checks))

@@ -9,7 +9,8 @@
 4. the cross-site request forgery guard's 403 (same_origin.py), the 422 for a NUL in the URL (errors.py), else
    the app;
 5. afterwards, by the route's template: the span's name and status, the request metrics (metrics.py; requests
-   the guard refused are counted too) and the request's one log line.
+   the guard refused are counted too) and the request's one log line; the request counted for the warm heap's
+   freeze (heap.py).
 
 One layer rather than one middleware per concern: a coroutine resumed after an ``await`` (a delivery resumes a
 dozen times: the body, the rate limiter, the store's round trips, the answer) walks back through every frame
@@ -26,7 +27,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from include.officeflow.structured_logs import bound
-from plugins.officeflow_gateway import metrics, request_context, request_tracing
+from plugins.officeflow_gateway import heap, metrics, request_context, request_tracing
 from plugins.officeflow_gateway.dispatcher import dispatcher
 from plugins.officeflow_gateway.errors import nul_in_url_refusal
 from plugins.officeflow_gateway.response_status import ResponseStatus
@@ -64,3 +65,4 @@ class GatewayRequests:
                 route = route_template(scope, self.routes)
                 metrics.count_request(scope, route, status.value, started)
                 request_context.log_request(scope, route, status.value, started)
+                heap.count_request()

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import select, update
 
 from include.officeflow.inbox import run_id_for
 from include.officeflow.mapping import MappingError, ParamsValidator, apply_mapping
@@ -224,6 +225,53 @@ def declared_params(dag_id: str) -> dict[str, Any]:
         dag = DBDagBag().get_latest_version_of_dag(dag_id, session=session)
     assert dag is not None, f"{dag_id} is not serialised (is dags/{dag_id}.py there?)"
     return dict(dag.params.items())
+
+
+class CountingReads(ParamsValidator):
+    """Counts the deserialisations of a DAG (the costly read) on Airflow's real metadata DB."""
+
+    def __init__(self) -> None:
+        super().__init__(ttl_seconds=0)
+        self.reads = 0
+
+    def _read_params(self, dag_id: str, session: Any) -> Any:
+        self.reads += 1
+        return super()._read_params(dag_id, session)
+
+
+def test_params_are_read_again_only_from_a_new_version_of_the_dag(airflow_db):
+    """Re-reading a workflow's params every ``ttl`` seconds asks for its latest version's hash; the DAG is
+    deserialised again only when that changed (a new version parsed), and a DAG no longer serialised is unknown."""
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.utils.session import create_session
+
+    from include.officeflow.mapping import latest_dag_hash
+
+    validator = CountingReads()
+    conf = mapped_conf(sample_hire(new_employee()))
+    for _ in range(3):
+        validator._cache_params(ONBOARDING)
+        assert validator.validate(ONBOARDING, conf) is True
+    assert validator.reads == 1
+
+    with create_session() as session:
+        original = latest_dag_hash(ONBOARDING, session)
+        latest = session.scalars(select(SerializedDagModel).where(SerializedDagModel.dag_id == ONBOARDING)
+                                 .where(SerializedDagModel.dag_hash == original)).one()
+        latest.dag_hash = "a-new-version"
+    try:
+        validator._cache_params(ONBOARDING)
+        validator._cache_params(ONBOARDING)
+        assert validator.reads == 2
+        with pytest.raises(MappingError) as refused:
+            validator.validate(ONBOARDING, {**conf, "email": "not an address"})
+        assert refused.value.field == "email"
+    finally:
+        with create_session() as session:
+            session.execute(update(SerializedDagModel).where(SerializedDagModel.dag_hash == "a-new-version")
+                            .values(dag_hash=original))
+    assert validator._cache_params("not_a_dag") is None
+    assert validator.validate("not_a_dag", conf) is False
 
 
 @pytest.mark.parametrize(("make", "dag_id"), [

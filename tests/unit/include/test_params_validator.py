@@ -7,7 +7,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from include.officeflow.mapping import ParamsValidator
+from include.officeflow.mapping import CachedParams, ParamsValidator
 
 
 class CountingValidator(ParamsValidator):
@@ -27,7 +27,7 @@ class CountingValidator(ParamsValidator):
         self.release.wait(5)
         compiled = self.params.get(dag_id)
         with self._lock:
-            self._cache[dag_id] = (time.monotonic(), compiled)
+            self._cache[dag_id] = CachedParams(time.monotonic(), "hash", compiled)
         return compiled
 
 
