@@ -14,7 +14,7 @@ start_workflow  one per new event: the workflow's run, its id derived from the e
 ```
 
 Without `OFFICEFLOW_HR_EVENTS_TOPIC` the asset has no watcher (no Kafka needed); an asset event posted through
-the REST API (`POST /api/v2/assets/events`) still starts this DAG.
+the REST API (`POST /api/v2/assets/events`) still starts this DAG (inbox endpoint `asset:officeflow_hr_events`).
 """
 
 # Airflow parses only the files of dags/ that mention both "airflow" and "dag" (core.dag_discovery_safe_mode)

@@ -68,9 +68,14 @@ class HrEvent:
         return payload
 
 
+ASSET_ENDPOINT = "asset:officeflow_hr_events"  # no topic configured: asset events posted through the REST API
+
+
 def endpoint_id(topic: str | None = None) -> str:
-    """The inbox's endpoint id of the HR events topic: ``kafka:<topic>``."""
-    return f"kafka:{topic or get_settings().hr_events_topic}"
+    """The inbox's endpoint id of the HR events: ``kafka:<topic>``, or :data:`ASSET_ENDPOINT` when no topic is
+    configured (the asset's events then come only from the REST API)."""
+    topic = topic or get_settings().hr_events_topic
+    return f"kafka:{topic}" if topic else ASSET_ENDPOINT
 
 
 def _refuse_constant(name: str) -> Any:

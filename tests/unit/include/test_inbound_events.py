@@ -8,7 +8,14 @@ import re
 
 import pytest
 
-from include.officeflow.inbound_events import HrEvent, MessageError, parse_document, parse_message
+from include.officeflow.inbound_events import (
+    ASSET_ENDPOINT,
+    HrEvent,
+    MessageError,
+    endpoint_id,
+    parse_document,
+    parse_message,
+)
 
 GOOD = {"specversion": "1.0", "id": "hr-1", "source": "/hr/bamboohr", "type": "employee.created",
         "time": "2026-12-02T12:00:00Z", "correlationid": "cid-1",
@@ -26,6 +33,14 @@ def test_a_good_message_becomes_an_event_and_its_payload():
     payload = event.as_payload(topic="hr", partition=0, offset=7, key="1042")
     assert payload == {**GOOD, "kafka": {"topic": "hr", "partition": 0, "offset": 7, "key": "1042"}}
     assert parse_document(payload) == event  # the DAG checks the asset event's payload the same way
+
+
+def test_the_inbox_endpoint_is_the_topic_or_the_asset_without_one(settings_env):
+    settings_env.delenv("OFFICEFLOW_HR_EVENTS_TOPIC", raising=False)
+    assert endpoint_id() == ASSET_ENDPOINT == "asset:officeflow_hr_events"  # events posted through the REST API
+    settings_env.setenv("OFFICEFLOW_HR_EVENTS_TOPIC", "hr.events")
+    assert endpoint_id() == "kafka:hr.events"
+    assert endpoint_id("other") == "kafka:other"
 
 
 def test_optional_attributes_may_be_left_out():
