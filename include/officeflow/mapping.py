@@ -163,7 +163,7 @@ class ParamsValidator:
     a DAG's params cached for ``ttl`` seconds, then re-read only when the DAG's latest serialised version changed
     (its hash: one small query, where deserialising the DAG to read its params took 0.1-1.3 s of CPU in a
     background thread of the gateway's worker, every ``ttl``, and held the event loop's thread from the GIL for as
-    long: the delivery's p99 tail, docs/BENCHMARKS.md). The rules are Airflow's: the conf value (or the param's
+    long, docs/BENCHMARKS.md fourth round). The rules are Airflow's: the conf value (or the param's
     default) must exist and match the param's schema, with format checks. Airflow validates once more
     when the dispatcher creates the run, so a drift between the two can only turn into a ``rejected``
     event, never a bad run.
