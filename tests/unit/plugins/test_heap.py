@@ -26,7 +26,7 @@ def test_the_heap_is_frozen_once_at_start(fresh_process):
 
     more = [[i] for i in range(1000)]
     heap.freeze("start")  # a second app built in the same process
-    assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() <= frozen  # the new objects were not frozen (frozen ones may have been freed)
     assert len(more) == 1000
 
 
@@ -39,6 +39,8 @@ def test_the_warm_heap_is_frozen_at_the_warm_requests_th_request(fresh_process):
     heap.count_request()
     warm = gc.get_freeze_count()
     assert warm >= at_start + len(kept)
+    more = [[i] for i in range(1000)]
     for _ in range(heap.WARM_REQUESTS):
         heap.count_request()
-    assert gc.get_freeze_count() == warm
+    assert gc.get_freeze_count() <= warm  # frozen once warm, not at every WARM_REQUESTS
+    assert len(kept) == len(more) == 1000
