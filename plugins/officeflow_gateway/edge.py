@@ -22,7 +22,6 @@ edge process (``embedded``, which needs Airflow's metadata DB) or ``./run.sh dis
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -44,8 +43,7 @@ PREFIX = "/officeflow"  # the api-server's mount point of the plugin app: delive
 async def edge_lifespan(app: Starlette) -> AsyncIterator[None]:
     """The worker's start: its start-up objects out of the garbage collector's sight (heap.py); its stop: the
     store's pools closed."""
-    gc.collect()  # the start-up's garbage goes now, not frozen with the rest
-    heap.freeze("start")
+    heap.freeze("start", collect_first=True)
     async with close_store_pools(app):
         yield
 
