@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -155,27 +156,40 @@ def store(*, store_url: str | None = None, **event: Any) -> Outcome:
     return Outcome(existing.id, existing.status, existing.dag_run_id, duplicate=True, reason=existing.error)
 
 
-# --- the same on asyncpg: one statement, one round trip, committed on its own --------------------------------------
+# --- the same on asyncpg: a batch of events in one statement, one round trip, committed on its own ---------------
 
-# The event, its domain event when the event is new, and the stored event when it is not, in one statement (a
-# statement is atomic, so the two inserts commit together). The last SELECT reads the snapshot taken when the
-# statement began: an event a concurrent delivery committed while this one waited on its conflict is not in it,
-# and :func:`store_async` reads it again.
+# The events, the domain event of each new one and the stored event of each that is not, in one statement (a
+# statement is atomic: the inserts commit together). The gateway stores the events of the deliveries that arrive
+# while the store is busy together (include/officeflow/store/group_commit.py): one round trip and one commit for
+# many. The last SELECT reads the snapshot taken when the statement began: an event a concurrent delivery
+# committed while this one waited on its conflict is not in it, and :func:`store_many_async` reads it again.
 _STORE_SQL = """
-WITH inserted AS (
+WITH input AS (
+    SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[], $6::text[],
+                         $7::varchar[], $8::varchar[], $9::varchar[], $10::text[], $11::timestamptz[],
+                         $12::varchar[], $13::varchar[], $14::varchar[], $15::varchar[], $16::text[])
+           WITH ORDINALITY AS input(id, endpoint_id, provider_event_id, event_type, status, payload, dag_id, dag_run_id,
+                                    correlation_id, error, received_at, announced_id, area, type, organization_id,
+                                    announced, ord)
+), inserted AS (
     INSERT INTO webhook_events (id, endpoint_id, provider_event_id, event_type, status, payload, dag_id, dag_run_id,
                                 correlation_id, error, attempts, received_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6::json, $7, $8, $9, $10, 0, $11, $11)
+    SELECT id, endpoint_id, provider_event_id, event_type, status, payload::json, dag_id, dag_run_id,
+           correlation_id, error, 0, received_at, received_at FROM input ORDER BY ord
     ON CONFLICT (endpoint_id, provider_event_id) DO NOTHING
-    RETURNING id, status, dag_run_id, error
+    RETURNING id, endpoint_id, provider_event_id, status, dag_run_id, error
 ), announced AS (
     INSERT INTO outbox (event_id, area, type, subject, organization_id, correlation_id, event, created_at, attempts)
-    SELECT $12, $13, $14, inserted.id, $15, $9, $16::json, $11, 0 FROM inserted
+    SELECT input.announced_id, input.area, input.type, inserted.id, input.organization_id, input.correlation_id,
+           input.announced::json, input.received_at, 0
+      FROM inserted JOIN input ON input.id = inserted.id ORDER BY input.ord
 )
-SELECT id, status, dag_run_id, error, TRUE AS new FROM inserted
+SELECT id, endpoint_id, provider_event_id, status, dag_run_id, error, TRUE AS new FROM inserted
 UNION ALL
-SELECT id, status, dag_run_id, error, FALSE FROM webhook_events
- WHERE endpoint_id = $2 AND provider_event_id = $3 AND NOT EXISTS (SELECT 1 FROM inserted)
+SELECT stored.id, stored.endpoint_id, stored.provider_event_id, stored.status, stored.dag_run_id, stored.error, FALSE
+  FROM webhook_events stored JOIN input USING (endpoint_id, provider_event_id)
+ WHERE NOT EXISTS (SELECT 1 FROM inserted WHERE inserted.endpoint_id = input.endpoint_id
+                                            AND inserted.provider_event_id = input.provider_event_id)
 """
 _SELECT_STORED_SQL = ("SELECT id, status, dag_run_id, error, FALSE AS new FROM webhook_events "
                       "WHERE endpoint_id = $1 AND provider_event_id = $2")
@@ -194,14 +208,36 @@ def _json_text(value: Any) -> str:
 async def store_async(conn: Any, new: NewEvent) -> Outcome:
     """:func:`store` on an asyncpg connection of a PostgreSQL store (include/officeflow/store/async_pg.py): the
     same rows, the same domain event, the same answer for a duplicate."""
-    values = new.row()
-    announced = event_row(**new.announcement(values["id"]))
-    rows = await conn.fetch(
-        _STORE_SQL, values["id"], new.endpoint_id, new.provider_event_id, new.event_type, values["status"],
-        _json_text(values["payload"]), new.dag_id, new.dag_run_id, new.correlation_id, new.error,
-        values["received_at"], announced["event_id"], announced["area"], announced["type"],
-        announced["organization_id"], _json_text(announced["event"]))
-    if not rows:  # a concurrent delivery of the same event committed after this statement's snapshot
-        rows = await conn.fetch(_SELECT_STORED_SQL, new.endpoint_id, new.provider_event_id)
-    [row] = rows
-    return Outcome(row["id"], row["status"], row["dag_run_id"], duplicate=not row["new"], reason=row["error"])
+    [outcome] = await store_many_async(conn, [new])
+    return outcome
+
+
+async def store_many_async(conn: Any, news: Sequence[NewEvent]) -> list[Outcome]:
+    """:func:`store_async` for several events in one statement (committed together): an outcome per event, in
+    order. An event given twice is stored once, the second outcome a duplicate of the first."""
+    keys = [(new.endpoint_id, new.provider_event_id) for new in news]
+    first_of: dict[tuple[str, str], NewEvent] = {}
+    for key, new in zip(keys, news, strict=True):
+        first_of.setdefault(key, new)
+    unique = list(first_of.items())
+    columns: list[list[Any]] = [[] for _ in range(16)]
+    for _, new in unique:
+        values = new.row()
+        announced = event_row(**new.announcement(values["id"]))
+        for column, value in zip(columns, (
+                values["id"], new.endpoint_id, new.provider_event_id, new.event_type, values["status"],
+                _json_text(values["payload"]), new.dag_id, new.dag_run_id, new.correlation_id, new.error,
+                values["received_at"], announced["event_id"], announced["area"], announced["type"],
+                announced["organization_id"], _json_text(announced["event"])), strict=True):
+            column.append(value)
+    found = {(row["endpoint_id"], row["provider_event_id"]): row for row in await conn.fetch(_STORE_SQL, *columns)}
+    for key, _ in unique:
+        if key not in found:  # a concurrent delivery of the same event committed after this statement's snapshot
+            found[key] = await conn.fetchrow(_SELECT_STORED_SQL, *key)
+    outcomes, seen = [], set()
+    for key in keys:
+        row = found[key]
+        outcomes.append(Outcome(row["id"], row["status"], row["dag_run_id"], duplicate=not row["new"] or key in seen,
+                                reason=row["error"]))
+        seen.add(key)
+    return outcomes

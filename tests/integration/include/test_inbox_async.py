@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from sqlalchemy import select
 
-from include.officeflow.inbox import NewEvent, store, store_async
+from include.officeflow.inbox import NewEvent, store, store_async, store_many_async
 from include.officeflow.settings import get_settings
 from include.officeflow.store import EventStatus, OutboxEvent, WebhookEvent, async_pg, session_scope
 from tests.harness.ports import free_port
@@ -147,3 +147,24 @@ def test_only_postgresql_has_the_asyncpg_path(tmp_path):
     assert async_pg.asyncpg_dsn("postgres://u@db/x") == "postgresql://u@db/x"
     assert async_pg.asyncpg_dsn(f"sqlite:///{tmp_path}/dev.db") is None
     assert run(async_pg.pool, f"sqlite:///{tmp_path}/dev.db") is None
+
+
+def test_a_batch_stores_new_events_finds_stored_ones_and_keeps_an_event_given_twice_once(clean_store):
+    first = run(store_once, new_event("evt-stored"))
+
+    async def batch() -> list[Any]:
+        news = [new_event("evt-a"), new_event("evt-stored", correlation_id="cid-2"), new_event("evt-b"),
+                new_event("evt-a", correlation_id="cid-3")]
+        return await async_pg.with_connection(lambda conn: store_many_async(conn, news))
+
+    a, stored_again, b, a_again = run(batch)
+    assert (a.duplicate, b.duplicate, stored_again.duplicate, a_again.duplicate) == (False, False, True, True)
+    assert stored_again.event_id == first.event_id and a_again.event_id == a.event_id
+    assert a.dag_run_id == "bamboohr__evt-a"
+    rows = stored()
+    assert [event.provider_event_id for event, _ in rows] == ["evt-a", "evt-b", "evt-stored"]
+    assert all(len(outbox) == 1 for _, outbox in rows)  # one domain event per stored event
+    assert dict((event.provider_event_id, event.correlation_id) for event, _ in rows)["evt-a"] == "cid-1"
+    with session_scope() as session:  # the domain events in the batch's order
+        subjects = list(session.scalars(select(OutboxEvent.subject).order_by(OutboxEvent.seq)))
+    assert subjects == [first.event_id, a.event_id, b.event_id]
