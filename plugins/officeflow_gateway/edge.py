@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import airflow  # noqa: F401  (Airflow's settings: logging, the metadata DB for an embedded dispatcher, tracing)
 from fastapi import FastAPI
@@ -89,15 +90,18 @@ def create_edge_app() -> ASGIApp:
 def main() -> None:
     import uvicorn
 
+    from plugins.officeflow_gateway import edge_workers
+
     settings = get_settings()
-    uvicorn.run("plugins.officeflow_gateway.edge:create_edge_app", factory=True, host=settings.gateway_host,
-                port=settings.gateway_port, workers=settings.gateway_workers,
-                # Client addresses from X-Forwarded-For only from the proxies FORWARDED_ALLOW_IPS names
-                # (uvicorn's default: 127.0.0.1), as the audit of denied deliveries records them.
-                proxy_headers=True, access_log=False, timeout_graceful_shutdown=20,
-                # A worker importing Airflow on a busy node can miss uvicorn's default 5 s health ping and be
-                # killed and restarted over and over before it ever serves.
-                timeout_worker_healthcheck=60)
+    config: dict[str, Any] = {"app": "plugins.officeflow_gateway.edge:create_edge_app", "factory": True,
+              "host": settings.gateway_host, "port": settings.gateway_port,
+              # Client addresses from X-Forwarded-For only from the proxies FORWARDED_ALLOW_IPS names
+              # (uvicorn's default: 127.0.0.1), as the audit of denied deliveries records them.
+              "proxy_headers": True, "access_log": False, "timeout_graceful_shutdown": 20}
+    if settings.gateway_workers == 1:
+        uvicorn.run(**config)
+    else:  # one socket per worker, so that the kernel spreads the connections over them (edge_workers.py)
+        raise SystemExit(edge_workers.serve(config, settings.gateway_workers))
 
 
 if __name__ == "__main__":
