@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hmac
 import time
+from functools import lru_cache
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -31,8 +33,21 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 def count_request(scope: Scope, route: str, status: int, started: float) -> None:
     """Count and time a request by method, route template (``route``) and status code."""
     method = scope["method"] if scope["method"] in METHODS else "OTHER"
-    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    HTTP_REQUEST_DURATION.labels(method, route).observe(time.perf_counter() - started)
+    _requests(method, route, status).inc()
+    _durations(method, route).observe(time.perf_counter() - started)
+
+
+# A metric's labelled series, found once: ``labels()`` checks and joins its values on every call (~1.5% of an edge
+# worker's CPU). The labels are bounded (methods, route templates, status codes), and an evicted series is found
+# again, the same one.
+@lru_cache(maxsize=1024)
+def _requests(method: str, route: str, status: int) -> Any:
+    return HTTP_REQUESTS.labels(method, route, str(status))
+
+
+@lru_cache(maxsize=256)
+def _durations(method: str, route: str) -> Any:
+    return HTTP_REQUEST_DURATION.labels(method, route)
 
 
 def _check_token(request: Request) -> None:
