@@ -9,7 +9,8 @@ quotes, which could forge log lines or headers) is replaced by a new UUID: the r
 from __future__ import annotations
 
 import re
-import uuid
+
+from include.officeflow.ids import random_uuid
 
 CORRELATION_HEADER = "X-Correlation-ID"
 MAX_LENGTH = 64
@@ -22,7 +23,7 @@ def is_valid(value: str | None) -> bool:
 
 
 def new_correlation_id() -> str:
-    return str(uuid.uuid4())
+    return random_uuid()
 
 
 def correlation_id_from(supplied: str | None) -> str:

@@ -20,11 +20,12 @@ An event is a JSON object with the spec's required attributes (``id``, ``source`
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
+
+from include.officeflow.ids import random_uuid
 
 SPECVERSION = "1.0"
 TYPE_PREFIX = "com.officeflow."
@@ -100,7 +101,7 @@ def build(*, area: str, action: str, subject: str, data: Mapping[str, Any], orga
     check_data(dict(data))
     event: dict[str, Any] = {
         "specversion": SPECVERSION,
-        "id": event_id or str(uuid.uuid4()),
+        "id": event_id or random_uuid(),
         "source": source,
         "type": type_,
         "subject": subject,
