@@ -161,8 +161,11 @@ def store(*, store_url: str | None = None, **event: Any) -> Outcome:
 # The events, the domain event of each new one and the stored event of each that is not, in one statement (a
 # statement is atomic: the inserts commit together). The gateway stores the events of the deliveries that arrive
 # while the store is busy together (include/officeflow/store/group_commit.py): one round trip and one commit for
-# many. The last SELECT reads the snapshot taken when the statement began: an event a concurrent delivery
-# committed while this one waited on its conflict is not in it, and :func:`store_many_async` reads it again.
+# many. The events are inserted in the order of their keys, in every batch: two batches with events in common
+# (a redelivery in another worker's batch) wait on each other in the same order, never in a deadlock; the domain
+# events keep the batch's order. The last SELECT reads the snapshot taken when the statement began: an event a
+# concurrent delivery committed while this one waited on its conflict is not in it, and :func:`store_many_async`
+# reads it again.
 _STORE_SQL = """
 WITH input AS (
     SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[], $6::text[],
@@ -175,7 +178,7 @@ WITH input AS (
     INSERT INTO webhook_events (id, endpoint_id, provider_event_id, event_type, status, payload, dag_id, dag_run_id,
                                 correlation_id, error, attempts, received_at, updated_at)
     SELECT id, endpoint_id, provider_event_id, event_type, status, payload::json, dag_id, dag_run_id,
-           correlation_id, error, 0, received_at, received_at FROM input ORDER BY ord
+           correlation_id, error, 0, received_at, received_at FROM input ORDER BY endpoint_id, provider_event_id
     ON CONFLICT (endpoint_id, provider_event_id) DO NOTHING
     RETURNING id, endpoint_id, provider_event_id, status, dag_run_id, error
 ), announced AS (

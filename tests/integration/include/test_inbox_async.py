@@ -168,3 +168,35 @@ def test_a_batch_stores_new_events_finds_stored_ones_and_keeps_an_event_given_tw
     with session_scope() as session:  # the domain events in the batch's order
         subjects = list(session.scalars(select(OutboxEvent.subject).order_by(OutboxEvent.seq)))
     assert subjects == [first.event_id, a.event_id, b.event_id]
+
+
+def test_batches_with_events_in_common_in_opposite_orders_do_not_deadlock(clean_store):
+    """A batch holding k1 and about to insert k2 (here: a transaction that inserted k1, then inserts k2), and a
+    batch of the same events in the opposite order. Inserted in arrival order, the second would take k2 and wait on
+    k1 while the first waited on k2: a deadlock, which PostgreSQL breaks by failing one statement. In key order, the
+    second waits on k1 holding nothing, and both end."""
+
+    async def scenario() -> tuple[list[Any], list[Any], list[Any]]:
+        dsn = async_pg.asyncpg_dsn(get_settings().db_url)
+        first, second = [await asyncpg.connect(dsn) for _ in range(2)]
+        try:
+            transaction = first.transaction()
+            await transaction.start()
+            k1 = await store_many_async(first, [new_event("k1")])  # uncommitted: k1 is locked
+            batch = asyncio.create_task(store_many_async(second, [new_event("k2"), new_event("k1")]))
+            for _ in range(100):  # the second batch waits on k1
+                if await first.fetchval("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
+                                        second.get_server_pid()):
+                    break
+                await asyncio.sleep(0.05)
+            k2 = await asyncio.wait_for(store_many_async(first, [new_event("k2")]), timeout=10)
+            await transaction.commit()
+            return k1, k2, await asyncio.wait_for(batch, timeout=10)
+        finally:
+            for conn in (first, second):
+                await conn.close()
+
+    [k1], [k2], (k2_again, k1_again) = asyncio.run(scenario())
+    assert (k1.duplicate, k2.duplicate, k2_again.duplicate, k1_again.duplicate) == (False, False, True, True)
+    assert (k1_again.event_id, k2_again.event_id) == (k1.event_id, k2.event_id)
+    assert [event.provider_event_id for event, _ in stored()] == ["k1", "k2"]
