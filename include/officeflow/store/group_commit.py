@@ -52,6 +52,8 @@ class GroupCommit(Generic[I, O]):
 
     async def submit(self, items: Sequence[I]) -> list[O]:
         """Each item's outcome, once the batch (or batches) holding them committed."""
+        if not items:
+            return []
         loop = asyncio.get_running_loop()
         state = self._loops.get(loop)
         if state is None:

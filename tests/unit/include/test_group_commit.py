@@ -115,6 +115,12 @@ def test_writers_are_per_event_loop():
     assert asyncio.run(writer.submit(["two"])) == ["TWO"]  # a new loop: its own queue and writer
 
 
+def test_nothing_to_write_is_no_batch():
+    recorder = Recorder()
+    assert asyncio.run(GroupCommit(recorder.write, max_in_flight=1).submit([])) == []
+    assert recorder.batches == []
+
+
 def test_limits_are_checked():
     with pytest.raises(ValueError, match="at least 1"):
         GroupCommit(Recorder().write, max_in_flight=0)
