@@ -21,7 +21,6 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -61,13 +60,12 @@ def run_worker(config_kwargs: dict[str, Any]) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def serve(config_kwargs: dict[str, Any], workers: int,
-          install_signal: Callable[[int, Any], Any] = signal.signal) -> int:
+def serve(config_kwargs: dict[str, Any], workers: int) -> int:
     """Run ``workers`` processes of :func:`run_worker` until SIGTERM/SIGINT or one fails to start; the exit code."""
     context = multiprocessing.get_context("spawn")  # a fresh interpreter each: no state forked from this one
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        install_signal(signum, lambda *_: stopping.set())
+        signal.signal(signum, lambda *_: stopping.set())
 
     def start() -> BaseProcess:
         process = context.Process(target=run_worker, args=(config_kwargs,), name="officeflow-edge-worker")
