@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,8 +60,9 @@ def supervisor(tmp_path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
         except httpx.TransportError:
             return False
 
-    wait_until(both_up, timeout=60, what="the supervisor's workers answering")
-    time.sleep(1.0)  # the second worker listening too
+    wait_until(both_up, timeout=60, what="the supervisor's workers started")
+    # Both listening: 16 new connections reach both (each lands on either socket by its hash).
+    wait_until(lambda: len(set(pids_answering(url, 16))) == 2, timeout=60, what="both workers answering")
     try:
         yield process, url
     finally:
