@@ -104,7 +104,7 @@ def _sender_made(value: str) -> str:
 
 @dataclass(frozen=True)
 class NewEvent:
-    """What a delivery stores for one event (:func:`store`, :func:`store_async`)."""
+    """What a delivery stores for one event (:func:`store`, :func:`store_many_async`)."""
 
     endpoint_id: str
     provider_event_id: str
@@ -208,16 +208,10 @@ def _json_text(value: Any) -> str:
     return _encode(value).decode()
 
 
-async def store_async(conn: Any, new: NewEvent) -> Outcome:
-    """:func:`store` on an asyncpg connection of a PostgreSQL store (include/officeflow/store/async_pg.py): the
-    same rows, the same domain event, the same answer for a duplicate."""
-    [outcome] = await store_many_async(conn, [new])
-    return outcome
-
-
 async def store_many_async(conn: Any, news: Sequence[NewEvent]) -> list[Outcome]:
-    """:func:`store_async` for several events in one statement (committed together): an outcome per event, in
-    order. An event given twice is stored once, the second outcome a duplicate of the first."""
+    """:func:`store` for several events on an asyncpg connection of a PostgreSQL store
+    (include/officeflow/store/async_pg.py), in one statement (committed together): the same rows and domain events,
+    an outcome per event, in order. An event given twice is stored once, the second outcome a duplicate of the first."""
     keys = [(new.endpoint_id, new.provider_event_id) for new in news]
     first_of: dict[tuple[str, str], NewEvent] = {}
     for key, new in zip(keys, news, strict=True):

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from sqlalchemy import select
 
-from include.officeflow.inbox import NewEvent, store, store_async, store_many_async
+from include.officeflow.inbox import NewEvent, store, store_many_async
 from include.officeflow.settings import get_settings
 from include.officeflow.store import EventStatus, OutboxEvent, WebhookEvent, async_pg, session_scope
 from tests.harness.ports import free_port
@@ -38,6 +38,11 @@ def run(coroutine_function, *args: Any) -> Any:
             await async_pg.close_all()
 
     return asyncio.run(main())
+
+
+async def store_async(conn: Any, new: NewEvent) -> Any:
+    [outcome] = await store_many_async(conn, [new])
+    return outcome
 
 
 async def store_once(new: NewEvent):
