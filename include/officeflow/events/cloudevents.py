@@ -37,8 +37,11 @@ _SECRET_KEY = re.compile(r"passw(or)?d|secret|token|api_?key|private_?key|creden
 _PERSONAL_KEY = re.compile(r"(^|_)(e_?mail|phone|mobile|name|address|birth(day|date)?|dob|ssn|national_id|salary"
                            r"|iban)($|_)", re.IGNORECASE)
 _ALLOWED_KEY = re.compile(r"(^|_)ids?$", re.IGNORECASE)  # employee_id, user_ids, ...: ids are fine
-_SECRET_VALUE = re.compile(r"^(bearer|basic)\s+\S+|-----BEGIN [A-Z ]*(PRIVATE )?KEY-----"
-                           r"|^eyJ[\w-]+\.eyJ[\w-]+\.[\w-]*$", re.IGNORECASE)
+# A credential's shape: an Authorization value or a JWT (the whole value), or a PEM key block (anywhere in it).
+# Matched at the start, and the block searched for only where "-----" is: one unanchored search over every position
+# of every value was ~1.5% of an edge worker's CPU (docs/BENCHMARKS.md).
+_SECRET_VALUE = re.compile(r"(bearer|basic)\s+\S+|eyJ[\w-]+\.eyJ[\w-]+\.[\w-]*$", re.IGNORECASE)
+_PEM_KEY = re.compile(r"-----BEGIN [A-Z ]*(PRIVATE )?KEY-----", re.IGNORECASE)
 _EMAIL_VALUE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
@@ -46,6 +49,7 @@ class EventDataError(ValueError):
     """The event cannot be written: a bad area/action/subject, or data holding a secret or personal data."""
 
 
+@lru_cache(maxsize=512)  # a few dozen pairs, from code; checked once each
 def event_type(area: str, action: str) -> str:
     for part, value in (("area", area), ("action", action)):
         if not _NAME.match(value):
@@ -73,7 +77,7 @@ def _key_problem(name: str) -> str | None:
 def check_data(data: Any, path: str = "data") -> None:
     """Raise :class:`EventDataError` naming the first place that holds a secret or personal data."""
     if isinstance(data, str):  # the commonest value first; dict before the Mapping ABC's slower check
-        if _SECRET_VALUE.search(data.strip()):
+        if _SECRET_VALUE.match(data.strip()) or ("-----" in data and _PEM_KEY.search(data)):
             raise EventDataError(f"{path}: the value looks like a credential; events never carry secrets")
         if "@" in data and _EMAIL_VALUE.search(data):  # the pattern backtracks over every '@'-less string
             raise EventDataError(f"{path}: the value is an email address; events carry people's ids")
