@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
@@ -31,10 +31,39 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_DIR_ENV) or None
 
 
+_pid = os.getpid()
+
+
+def _process_id() -> int:
+    """This process's id, read from the kernel once and again after a fork, not on every increment."""
+    return _pid
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def _cache_the_pid(shared_dir: str) -> None:
+    """In multiprocess mode prometheus_client asks ``os.getpid()`` (a system call) on every increment to notice a
+    fork; a request made four, ~4% of an edge worker's CPU (docs/BENCHMARKS.md, sixth round). Its values are made
+    with :func:`_process_id` instead, which notices a fork as well. Only while this process has written no value:
+    values made with the default class keep their own open file, which a second writer of the same file would
+    overwrite."""
+    if values.ValueClass is values.MutexValue or any(
+            name.endswith(f"_{_pid}.db") for name in os.listdir(shared_dir)):
+        return
+    values.ValueClass = values.MultiProcessValue(process_identifier=_process_id)
+
+
 _shared_dir = multiprocess_dir()
 if _shared_dir:
     # prometheus_client writes a worker's first value when a labelled series is first used: the folder must exist.
     os.makedirs(_shared_dir, exist_ok=True)
+    _cache_the_pid(_shared_dir)
 
 # This process's own series (single-process mode); in multiprocess mode the values go to the shared folder.
 REGISTRY = CollectorRegistry()
